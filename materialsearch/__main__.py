@@ -1,0 +1,7 @@
+"""``python -m materialsearch``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

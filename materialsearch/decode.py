@@ -1,0 +1,225 @@
+"""Decode image files into upright RGB pictures, refusing bad input with a one-line reason.
+
+Handles EXIF orientation 1–8 (and HEIC, where pillow-heif already applies the ``irot`` box and resets the EXIF
+orientation, so it must not be applied twice), palette/CMYK/16-bit/alpha modes, animated and multi-image files
+(first/primary image only), JPEG draft decoding, and decompression bombs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+import threading
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+# Background for transparent pixels: white, what a viewer shows behind a transparent picture.
+ALPHA_BACKGROUND = (255, 255, 255)
+EXIF_IFD = 0x8769
+TAG_DATETIME_ORIGINAL = 36867
+TAG_DATETIME_DIGITIZED = 36868
+TAG_DATETIME = 306
+TAG_ORIENTATION = 274
+
+_configured = threading.Lock()
+_registered = False
+
+
+class DecodeError(Exception):
+    """A file is not a usable image; ``str(err)`` is a one-line reason for the user."""
+
+
+@dataclasses.dataclass
+class DecodedImage:
+    """An upright RGB picture (possibly reduced in size) plus facts about the original."""
+
+    image: Image.Image
+    width: int  # of the original, as displayed (orientation applied)
+    height: int
+    taken_at: dt.datetime | None  # EXIF capture time (camera-local, naive), None when absent
+
+
+def configure_pillow() -> None:
+    """Register HEIF/AVIF openers and hand the pixel limit to our own check (call once at start-up)."""
+    global _registered
+    with _configured:
+        if _registered:
+            return
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        try:
+            from PIL import AvifImagePlugin  # noqa: F401 - Pillow ≥ 11.2 decodes AVIF itself
+        except ImportError:  # pragma: no cover - only on Pillow builds without AVIF
+            pillow_heif.register_avif_opener()
+        # decode_image checks the declared size against MS_MAX_IMAGE_PIXELS itself (with a clear reason),
+        # so Pillow's process-wide default (~179 MP, which rejects real 200 MP phone photos) is lifted.
+        Image.MAX_IMAGE_PIXELS = None
+        _registered = True
+
+
+def _parse_exif_datetime(value: object) -> dt.datetime | None:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "ignore")
+    if not isinstance(value, str):
+        return None
+    text = value.strip().rstrip("\x00").strip()
+    for fmt in ("%Y:%m:%d %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y:%m:%d %H:%M", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            parsed = dt.datetime.strptime(text[:19], fmt)
+        except ValueError:
+            continue
+        return parsed if parsed.year >= 1900 else None
+    return None
+
+
+def capture_time(image: Image.Image) -> dt.datetime | None:
+    """EXIF DateTimeOriginal (else DateTimeDigitized, else DateTime), or None."""
+    try:
+        exif = image.getexif()
+    except Exception:  # noqa: BLE001 - malformed EXIF must not sink a readable picture
+        return None
+    try:
+        sub = exif.get_ifd(EXIF_IFD)
+    except Exception:  # noqa: BLE001
+        sub = {}
+    for value in (sub.get(TAG_DATETIME_ORIGINAL), sub.get(TAG_DATETIME_DIGITIZED), exif.get(TAG_DATETIME)):
+        parsed = _parse_exif_datetime(value)
+        if parsed is not None:
+            return parsed
+    return None
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(TAG_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode → 8-bit RGB; transparency is composited on ``ALPHA_BACKGROUND``."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}:
+        # 16-bit / float grey: scale the real range down to 8 bits instead of clipping at 255.
+        array = np.asarray(image, dtype=np.float32)
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
+        if image.mode == "F":
+            peak = max(float(array.max(initial=1.0)), 1.0)
+        grey = np.clip(array * (255.0 / peak), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if image.mode == "CMYK" and image.info.get("icc_profile"):
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(image.info["icc_profile"]))
+            return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a broken profile: fall back to Pillow's plain conversion below
+    if image.mode == "P" or image.mode == "PA":
+        image = image.convert("RGBA")
+    if image.mode in {"RGBA", "LA", "La", "RGBa"}:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, ALPHA_BACKGROUND)
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def decode_image(
+    data: bytes,
+    *,
+    min_side: int,
+    max_pixels: int,
+) -> DecodedImage:
+    """Decode ``data`` (a whole file) into an upright RGB image at least ``min_side`` on each side when possible.
+
+    JPEGs use Pillow's draft mode (DCT scaling) to decode no larger than needed. Raises DecodeError.
+    """
+    configure_pillow()
+    if not data:
+        raise DecodeError("empty file (0 bytes)")
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise DecodeError("not a readable image (unrecognised or unsupported format)") from None
+    except Image.DecompressionBombError as exc:  # pragma: no cover - the limit is lifted in configure_pillow
+        raise DecodeError(f"refused as a decompression bomb: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DecodeError(f"not a readable image ({_short(exc)})") from None
+    try:
+        width, height = image.size
+        if width <= 0 or height <= 0:
+            raise DecodeError(f"invalid image size {width}x{height}")
+        if width * height > max_pixels:
+            raise DecodeError(
+                f"refused as a decompression bomb: declares {width}x{height} "
+                f"({width * height / 1e6:.0f} MP), above MS_MAX_IMAGE_PIXELS ({max_pixels / 1e6:.0f} MP)"
+            )
+        orientation = _orientation(image)
+        if orientation in (5, 6, 7, 8):
+            width, height = height, width
+        taken_at = capture_time(image)
+        if image.format == "JPEG":
+            image.draft("RGB", (min_side, min_side))
+        elif image.format in {"HEIF", "AVIF"}:
+            _check_heif_items(image)
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise DecodeError(f"truncated or corrupt image data ({_short(exc)})") from None
+        if orientation != 1:
+            image = ImageOps.exif_transpose(image)
+        rgb = to_rgb(image)
+        rgb.load()
+    except MemoryError:
+        image.close()
+        raise DecodeError("not enough memory to decode this image") from None
+    except BaseException:
+        image.close()
+        raise
+    if rgb is not image:
+        image.close()
+    return DecodedImage(rgb, width, height, taken_at)
+
+
+# A HEIF holding several top-level images (bursts, edits) is checked beyond its primary image, up to this many
+# items, so a truncated copy is reported instead of indexed; the cap keeps huge sequences cheap.
+HEIF_ITEMS_CHECKED = 4
+
+
+def _check_heif_items(image: Image.Image) -> None:
+    frames = getattr(image, "n_frames", 1)
+    if frames <= 1:
+        return
+    primary = image.tell()
+    try:
+        for index in range(min(frames, HEIF_ITEMS_CHECKED)):
+            if index != primary:
+                image.seek(index)
+                image.load()
+    except (OSError, ValueError, EOFError) as exc:
+        raise DecodeError(f"truncated or corrupt HEIF file (image {index + 1} of {frames}: {_short(exc)})") from None
+    finally:
+        image.seek(primary)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def render(decoded: DecodedImage, max_side: int) -> Image.Image:
+    """A copy of the decoded picture whose longest edge is at most ``max_side`` (for thumbnails and previews)."""
+    image = decoded.image.copy()
+    image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return image
+
+
+def encode_jpeg(image: Image.Image, quality: int = 85) -> bytes:
+    """JPEG bytes of an RGB image."""
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality, optimize=False, progressive=False)
+    return out.getvalue()

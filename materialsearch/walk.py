@@ -1,0 +1,103 @@
+"""Walk the library folders and list the media files in them, with (size, mtime) from one stat each.
+
+Never opens a file. Skips names matching the skip patterns, the data dir (if it sits inside the library),
+folder symlinks, and file symlinks that lead outside the library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+
+log = logging.getLogger(__name__)
+
+KIND_IMAGE = "image"
+
+
+@dataclasses.dataclass(frozen=True)
+class FileEntry:
+    """A media file found in the library."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    kind: str
+
+
+def _inside(path: str, roots: Iterable[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+def walk_library(
+    roots: Iterable[str],
+    image_extensions: Iterable[str],
+    skip_patterns: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    on_error: Callable[[str, str], None] | None = None,
+) -> Iterator[FileEntry]:
+    """Yield every image file under ``roots`` (depth-first, sorted by name for stable order)."""
+    roots = [os.path.realpath(r) for r in roots]
+    extensions = {e.lower().lstrip(".") for e in image_extensions}
+    patterns = tuple(skip_patterns)
+    excluded = {os.path.realpath(e) for e in exclude}
+
+    def skipped(name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+    def report(path: str, reason: str) -> None:
+        log.warning("skipping %s: %s", path, reason)
+        if on_error is not None:
+            on_error(path, reason)
+
+    seen_roots: set[str] = set()
+    for root in roots:
+        if root in seen_roots:
+            continue
+        seen_roots.add(root)
+        if not os.path.isdir(root):
+            report(root, "library folder does not exist or is not a folder")
+            continue
+        stack = [root]
+        while stack:
+            folder = stack.pop()
+            if folder in excluded:
+                continue
+            try:
+                with os.scandir(folder) as it:
+                    entries = sorted(it, key=lambda e: e.name, reverse=True)
+            except OSError as exc:
+                report(folder, f"cannot list folder ({exc.strerror or exc})")
+                continue
+            files: list[FileEntry] = []
+            for entry in entries:
+                name = entry.name
+                if skipped(name):
+                    continue
+                try:
+                    name.encode("utf-8")
+                except UnicodeEncodeError:
+                    report(entry.path, "file name is not valid UTF-8; rename it to index it")
+                    continue
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                        continue
+                    ext = os.path.splitext(name)[1].lower().lstrip(".")
+                    if ext not in extensions:
+                        continue
+                    if entry.is_symlink():
+                        target = os.path.realpath(entry.path)
+                        if not _inside(target, roots) or not os.path.isfile(target):
+                            report(entry.path, "symlink points outside the library; not followed")
+                            continue
+                    elif not entry.is_file(follow_symlinks=False):
+                        continue
+                    stat = entry.stat(follow_symlinks=True)
+                except OSError as exc:
+                    report(entry.path, f"cannot stat ({exc.strerror or exc})")
+                    continue
+                files.append(FileEntry(entry.path, stat.st_size, stat.st_mtime_ns, KIND_IMAGE))
+            yield from reversed(files)
