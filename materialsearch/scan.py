@@ -86,6 +86,11 @@ class Scanner:
         self.encoder = encoder
         self.renditions = renditions
 
+    @property
+    def decode_side(self) -> int:
+        """Smallest side decoded pictures keep: enough for the model input and the thumbnail."""
+        return decode_side(self.settings, self.encoder)
+
     # --- planning ---------------------------------------------------------------------------------------------
     def walk(self) -> Iterator[FileEntry]:
         """The library's current media files."""
@@ -236,9 +241,8 @@ class Scanner:
             record.status, record.error = STATUS_ERROR, f"cannot read file ({exc.strerror or exc})"
             return record, None
         record.content_hash = hashlib.blake2b(data, digest_size=20).hexdigest()
-        min_side = max(self.encoder.input_resolution, settings.thumbnail_size)
         try:
-            decoded = decode_image(data, min_side=min_side, max_pixels=settings.max_image_pixels)
+            decoded = decode_image(data, min_side=self.decode_side, max_pixels=settings.max_image_pixels)
         except DecodeError as exc:
             record.status, record.error = STATUS_ERROR, str(exc)
             return record, None
@@ -282,6 +286,11 @@ class Scanner:
             else:
                 stats.added += 1
         progress.done += len(batch)
+
+
+def decode_side(settings, encoder: Encoder) -> int:
+    """Smallest side a decoded picture keeps (JPEG draft mode decodes no smaller): model input or thumbnail."""
+    return max(encoder.input_resolution, settings.thumbnail_size)
 
 
 def _mtime_datetime(mtime_ns: int):
