@@ -12,5 +12,10 @@ pages = Blueprint("pages", __name__)
 @pages.get("/")
 def index():
     """The single search page."""
-    services = current_app.extensions["materialsearch"]
-    return render_template("index.html", version=__version__, page_size=services.settings.page_size)
+    settings = current_app.extensions["materialsearch"].settings
+    return render_template(
+        "index.html",
+        version=__version__,
+        page_size=settings.page_size,
+        max_upload_bytes=settings.max_upload_bytes,
+    )

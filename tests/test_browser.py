@@ -1,0 +1,401 @@
+"""The search page in a real headless Chromium, against a real server on the real sample media.
+
+One scan (tiny random model) serves every test in this module; each test gets a fresh browser context.
+Set MS_UI_SCREENSHOT=/some/file.png to keep a screenshot of a results page.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+PAGE_SIZE = 12  # smaller than the library, so "Load more" has something to load
+
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+# Every image on the page must be loaded (complete) and have decoded pixels; returns the names that failed.
+VISIBLE_IMAGES_LOADED = """(selector) => {
+  const imgs = [...document.querySelectorAll(selector)].filter((img) => {
+    const r = img.getBoundingClientRect();
+    return r.width > 0 && r.bottom > 0 && r.top < window.innerHeight;
+  });
+  if (!imgs.length || !imgs.every((img) => img.complete)) return null;
+  return imgs.filter((img) => img.naturalWidth === 0).map((img) => img.alt);
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser_model(tmp_path_factory) -> str:
+    """The tiny random CN-CLIP checkpoint (writing it takes milliseconds once torch is imported)."""
+    from materialsearch.model import make_test_model
+
+    return make_test_model(str(tmp_path_factory.mktemp("browser-model") / "tiny.pt"), seed=0)
+
+
+@pytest.fixture(scope="module")
+def server(browser_model, tmp_path_factory):
+    """A waitress server on a free port, serving an app whose library (the sample media) is scanned."""
+    import waitress
+
+    from materialsearch.web import create_app
+
+    if not (MEDIA / "jpg_orient1.jpg").is_file():
+        pytest.fail(f"the shared sample media are missing: expected {MEDIA}")
+    data_dir = tmp_path_factory.mktemp("browser") / "data"
+    app = create_app({"library": str(MEDIA), "data_dir": str(data_dir), "model": browser_model, "page_size": PAGE_SIZE})
+    services = app.extensions["materialsearch"]
+    services.scans.run()
+    status = app.test_client().get("/api/status").get_json()
+    httpd = waitress.create_server(app, host="127.0.0.1", port=0, threads=8)
+    thread = threading.Thread(target=httpd.run, name="waitress", daemon=True)
+    thread.start()
+    yield {"url": f"http://127.0.0.1:{httpd.effective_port}", "app": app, "status": status}
+    httpd.task_dispatcher.shutdown(timeout=2)
+    httpd.close()
+    thread.join(timeout=5)
+    services.close()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+VIEWPORT = {"width": 1280, "height": 900}
+
+
+class Page:
+    """A browser page, with the console errors and uncaught exceptions it produced."""
+
+    def __init__(self, context, base_url: str):
+        self.page = context.new_page()
+        self.page.set_default_timeout(10_000)
+        self.base_url = base_url
+        self.console_errors: list[str] = []
+        self.page_errors: list[str] = []
+        self.page.on("console", lambda m: self.console_errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.page_errors.append(str(e)))
+
+    def open(self, path: str = "/"):
+        self.page.goto(self.base_url + path)
+        self.page.wait_for_function("document.querySelector('#status-text').textContent.length > 0")
+        return self.page
+
+
+@pytest.fixture(scope="module")
+def english_context(browser):
+    """One English context for the tests that never switch language (new contexts are slow to make)."""
+    context = browser.new_context(viewport=VIEWPORT, locale="en-US")
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def make_page(browser, english_context, server):
+    """Pages in the shared English context, or (given a locale) in a fresh context of their own."""
+    pages: list[Page] = []
+    contexts = []
+
+    def build(locale: str | None = None) -> Page:
+        context = english_context
+        if locale:
+            context = browser.new_context(viewport=VIEWPORT, locale=locale)
+            contexts.append(context)
+        page = Page(context, server["url"])
+        pages.append(page)
+        return page
+
+    yield build
+    for page in pages:
+        page.page.close()
+    for context in contexts:
+        context.close()
+    for page in pages:
+        assert page.page_errors == [], f"uncaught JavaScript errors: {page.page_errors}"
+
+
+@pytest.fixture
+def ui(make_page):
+    """An English page, opened."""
+    page = make_page()
+    page.open()
+    return page
+
+
+def search(page, text: str) -> None:
+    page.fill("#query", text)
+    page.press("#query", "Enter")
+    expect(page.locator("#results-heading")).to_contain_text(text)
+    expect(page.locator("#results")).to_have_attribute("aria-busy", "false")
+
+
+def result_names(page) -> list[str]:
+    return page.locator("#results .result .result-name").all_inner_texts()
+
+
+def assert_images_loaded(page, selector: str = "#results img.result-thumb") -> None:
+    broken = page.wait_for_function(VISIBLE_IMAGES_LOADED, arg=selector).json_value()
+    assert broken == [], f"images that did not load: {broken}"
+
+
+def test_page_loads_with_status_and_no_console_errors(ui, server):
+    page = ui.page
+    indexed = server["status"]["counts"]["images"]
+    assert indexed > 20
+    expect(page.locator("#status-text")).to_contain_text(f"{indexed} images indexed")
+    problems = server["status"]["counts"]["errors"] + server["status"]["counts"]["skipped"]
+    expect(page.locator("#errors-button")).to_have_text(f"{problems} not indexed")
+    expect(page.locator("#message")).to_be_visible()
+    expect(page.locator("#footer-text")).to_contain_text("tiny.pt")
+    assert page.evaluate("document.documentElement.lang") == "en"
+    assert ui.console_errors == []
+
+
+def test_text_queries_render_cards_with_loaded_thumbnails(ui):
+    page = ui.page
+    for text in ["火车", "a red car parked on the street"]:
+        search(page, text)
+        cards = page.locator("#results .result")
+        expect(cards).to_have_count(PAGE_SIZE)
+        first = cards.first
+        assert first.get_attribute("data-id").isdigit()
+        assert first.locator("img").get_attribute("loading") == "lazy"
+        assert first.locator("img").get_attribute("alt")
+        score = first.locator(".result-score").inner_text()
+        assert len(score.split(".")[-1]) == 3 and -1 <= float(score) <= 1
+        expect(first.locator(".result-date")).not_to_be_empty()
+        expect(page.locator("#results-count")).to_contain_text(f"{PAGE_SIZE} of ")
+        assert_images_loaded(page)
+    assert "q=" in page.url  # the query is kept in the address, so a reload repeats it
+    if os.environ.get("MS_UI_SCREENSHOT"):
+        page.screenshot(path=os.environ["MS_UI_SCREENSHOT"])
+    assert ui.console_errors == []
+
+
+def test_image_upload_finds_the_same_file_first(ui):
+    page = ui.page
+    page.set_input_files("#image-input", str(MEDIA / "jpg_orient1.jpg"))
+    expect(page.locator("#query-chip")).to_be_visible()
+    expect(page.locator("#query-chip-label")).to_have_text("jpg_orient1.jpg")
+    expect(page.locator("#results-heading")).to_have_text("Results for your picture")
+    expect(page.locator("#results .result .result-name").first).to_have_text("jpg_orient1.jpg")
+    assert float(page.locator("#results .result .result-score").first.inner_text()) > 0.99
+    assert_images_loaded(page)
+
+    # Words refine the picture: both travel in one POST.
+    page.evaluate("""() => {
+        const original = window.fetch;
+        window.fetch = (url, options) => {
+          if (options && options.body instanceof FormData) window.sentForm = Object.fromEntries(options.body);
+          return original(url, options);
+        };
+    }""")  # Playwright does not expose multipart bodies holding files, so look at the form as it is sent
+    page.fill("#query", "waterfall")
+    with page.expect_response(lambda r: r.url.endswith("/api/search") and r.request.method == "POST"):
+        page.click("#search-button")
+    sent = page.evaluate("({q: window.sentForm.q, image: window.sentForm.image.name, limit: window.sentForm.limit})")
+    assert sent == {"q": "waterfall", "image": "jpg_orient1.jpg", "limit": str(PAGE_SIZE)}
+    expect(page.locator("#results-heading")).to_contain_text("waterfall")
+
+    page.click("#clear-image")
+    expect(page.locator("#query-chip")).to_be_hidden()
+    expect(page.locator("#results-heading")).to_have_text("Results for “waterfall”")
+
+
+def test_drop_and_paste_an_image(ui):
+    page = ui.page
+    url = _file_url(ui, "webp_lossy_photo.webp")
+    for event in ["drop", "paste"]:
+        page.evaluate(
+            """async ([event, url]) => {
+                const blob = await (await fetch(url)).blob();
+                const transfer = new DataTransfer();
+                transfer.items.add(new File([blob], "dropped.webp", { type: "image/webp" }));
+                const init = { bubbles: true, cancelable: true };
+                const e = event === "drop"
+                  ? new DragEvent("drop", { ...init, dataTransfer: transfer })
+                  : new ClipboardEvent("paste", { ...init, clipboardData: transfer });
+                document.body.dispatchEvent(e);
+            }""",
+            [event, url],
+        )
+        expect(page.locator("#query-chip-label")).to_have_text("dropped.webp")
+        expect(page.locator("#results .result .result-name").first).to_have_text("webp_lossy_photo.webp")
+        page.click("#clear-image")
+
+
+def _file_url(ui, name: str) -> str:
+    """The /api/items/ID/file address of a library file, found through the API."""
+    page = ui.page
+    return page.evaluate(
+        """async (name) => {
+            for (let offset = 0; ; offset += 50) {
+              const r = await (await fetch(`/api/search?q=photo&limit=50&offset=${offset}`)).json();
+              const hit = r.results.find((item) => item.name === name);
+              if (hit) return hit.file_url;
+              if (!r.results.length) throw new Error(`${name} is not indexed`);
+            }
+        }""",
+        name,
+    )
+
+
+def test_language_toggle_switches_and_is_remembered(make_page):
+    page = make_page("en-US").open()
+    expect(page.locator("#search-button")).to_have_text("Search")
+    expect(page.locator("#lang-toggle")).to_have_text("中文")
+    page.click("#lang-toggle")
+    expect(page.locator("#search-button")).to_have_text("搜索")
+    expect(page.locator("#scan-button")).to_have_text("立即扫描")
+    expect(page.locator("#status-text")).to_contain_text("已索引")
+    expect(page.locator("#lang-toggle")).to_have_text("English")
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"
+    assert page.get_attribute("#query", "placeholder").startswith("描述")
+    page.reload()
+    expect(page.locator("#search-button")).to_have_text("搜索")  # remembered in localStorage
+    page.click("#lang-toggle")
+    expect(page.locator("#search-button")).to_have_text("Search")
+    expect(page.locator("#status-text")).to_contain_text("images indexed")
+
+    chinese = make_page("zh-CN").open()  # a Chinese browser starts in Chinese
+    expect(chinese.locator("#search-button")).to_have_text("搜索")
+    expect(chinese.locator("#message-title")).to_contain_text("图库")
+
+
+def test_load_more_appends_until_everything_is_shown(ui, server):
+    page = ui.page
+    search(page, "风景")
+    total = server["status"]["counts"]["images"]
+    cards = page.locator("#results .result")
+    expect(cards).to_have_count(PAGE_SIZE)
+    first_ids = [cards.nth(i).get_attribute("data-id") for i in range(PAGE_SIZE)]
+    shown = PAGE_SIZE
+    while shown < total:
+        with page.expect_request(lambda r, offset=shown: f"offset={offset}" in r.url):
+            page.click("#load-more")
+        shown = min(shown + PAGE_SIZE, total)
+        expect(cards).to_have_count(shown)
+        expect(page.locator("#results-count")).to_contain_text(f"{shown} of {total}")
+    expect(page.locator("#load-more")).to_be_hidden()
+    ids = [cards.nth(i).get_attribute("data-id") for i in range(total)]
+    assert ids[:PAGE_SIZE] == first_ids and len(set(ids)) == total
+
+
+def test_similar_issues_a_like_query(ui):
+    page = ui.page
+    search(page, "train")
+    first = page.locator("#results .result").first
+    item_id, name = first.get_attribute("data-id"), first.get_attribute("data-name")
+    with page.expect_response(lambda r: f"like={item_id}" in r.url and r.status == 200):
+        first.locator(".result-similar").click()
+    expect(page.locator("#results-heading")).to_have_text(f"Similar to {name}")
+    expect(page.locator("#query-chip-label")).to_have_text(f"Similar to {name}")
+    expect(page.locator("#results .result")).to_have_count(PAGE_SIZE)
+    assert page.locator(f'#results .result[data-id="{item_id}"]').count() == 0
+    assert f"like={item_id}" in page.url
+
+
+def test_large_view_shows_the_image_and_navigates(ui):
+    page = ui.page
+    search(page, "sunset")
+    cards = page.locator("#results .result")
+    names = [cards.nth(i).get_attribute("data-name") for i in range(3)]
+    cards.first.locator(".result-open").click()
+    viewer = page.locator("#viewer")
+    expect(viewer).to_have_attribute("open", "")
+    expect(page.locator("#viewer-title")).to_have_text(names[0])
+    assert_images_loaded(page, "#viewer-image")
+    expect(page.locator("#viewer-details")).to_contain_text("/shared/media/")
+    assert page.get_attribute("#viewer-original", "href").endswith("/file")
+
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#viewer-title")).to_have_text(names[1])
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("#viewer-title")).to_have_text(names[0])
+    page.keyboard.press("Escape")
+    expect(viewer).not_to_have_attribute("open", "")
+
+    # HEIC cannot be shown by browsers: the large view gets the server's JPEG rendition.
+    heic = page.locator('#results .result[data-name$=".heic"]').first
+    heic.locator(".result-open").click()
+    assert page.get_attribute("#viewer-image", "src").endswith("/preview")
+    assert_images_loaded(page, "#viewer-image")
+    page.mouse.click(200, 12)  # beside the picture: closes
+    expect(viewer).not_to_have_attribute("open", "")
+    assert ui.console_errors == []
+
+
+def test_filters_and_error_messages(ui):
+    page = ui.page
+    search(page, "photo")
+    page.click("#filters summary")
+    page.fill("#filter-path", "orient")
+    page.press("#filter-path", "Enter")
+    expect(page.locator("#filters-active")).to_have_text("1 active")
+    matching = sum("orient" in path for path in os.listdir(MEDIA) if not path.startswith("bad_"))
+    expect(page.locator("#results-count")).to_have_text(re.compile(rf"^{matching} of {matching} "))
+    assert all("orient" in name for name in result_names(page))
+
+    page.select_option("#filter-kind", "video")  # no videos are indexed yet
+    expect(page.locator("#message-title")).to_have_text("No matches")
+
+    page.fill("#filter-min-score", "5")  # the API refuses it: its message is shown
+    page.press("#filter-min-score", "Enter")
+    expect(page.locator("#message")).to_have_attribute("data-kind", "error")
+    expect(page.locator("#message-text")).to_contain_text("min_score must be between -1 and 1")
+
+    page.click("#reset-filters")
+    expect(page.locator("#filters-active")).to_be_hidden()
+    expect(page.locator("#results .result")).to_have_count(PAGE_SIZE)
+
+
+def test_errors_panel_and_scan_button(ui, server):
+    page = ui.page
+    page.click("#errors-button")
+    expect(page.locator("#errors-panel")).to_have_attribute("open", "")
+    rows = page.locator("#errors-list .error-row")
+    expect(rows).to_have_count(server["status"]["counts"]["errors"] + server["status"]["counts"]["skipped"])
+    expect(page.locator("#errors-list")).to_contain_text("decompression bomb")
+    expect(page.locator("#errors-list")).to_contain_text("bad_jpg_zero_bytes.jpg")
+    page.keyboard.press("Escape")
+    expect(page.locator("#errors-panel")).not_to_have_attribute("open", "")
+
+    # A real scan: nothing changed on disk, so it finishes quickly and says so.
+    page.click("#scan-button")
+    expect(page.locator("#toast")).to_contain_text("Scan")
+    expect(page.locator("#toast")).to_contain_text("Scan finished", timeout=15_000)
+    expect(page.locator("#status")).to_have_attribute("data-state", "idle")
+
+    # 409 from the server is explained, not shown as a failure.
+    page.route(
+        "**/api/scan",
+        lambda route: route.fulfill(
+            status=409,
+            content_type="application/json",
+            body='{"error": "Conflict", "message": "a scan is already running", "status": 409}',
+        ),
+    )
+    page.click("#scan-button")
+    expect(page.locator("#toast")).to_have_text("A scan is already running — its progress is shown above.")
