@@ -1,0 +1,185 @@
+"""The REST API through Flask's test client, on a real scan of real files with the tiny cn_clip model."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from materialsearch.web import create_app
+from tests.conftest import MEDIA
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    from config import Settings
+    from materialsearch.model import make_test_model
+
+    root = tmp_path_factory.mktemp("api")
+    model = make_test_model(str(root / "tiny.pt"))
+    settings = Settings.from_env(environ={}, library=str(MEDIA), data_dir=str(root / "data"), model=model)
+    app = create_app(settings)
+    app.extensions["materialsearch"].scans.run()
+    yield app.test_client()
+    app.extensions["materialsearch"].close()
+
+
+def search(client, **params):
+    response = client.get("/api/search", query_string=params)
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def test_text_search_returns_cosine_scores_and_urls(client):
+    body = search(client, q="海边的日落", limit=5)
+    assert len(body["results"]) == 5 and body["total"] >= 25
+    scores = [r["score"] for r in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(-1.0 <= s <= 1.0 for s in scores)
+    first = body["results"][0]
+    assert set(first) >= {"id", "path", "kind", "score", "taken_at", "width", "height", "thumbnail_url", "file_url"}
+    assert first["path"].startswith(str(MEDIA))
+    assert client.get(first["thumbnail_url"]).status_code == 200
+    assert isinstance(body["took_ms"], float)
+
+
+def test_score_is_the_cosine_with_the_query_vector(client):
+    services = client.application.extensions["materialsearch"]
+    body = search(client, q="a red car in the snow", limit=3)
+    query = services.search.text_vector("a red car in the snow")
+    for result in body["results"]:
+        stored = services.store.item_vectors(result["id"])[0]
+        assert result["score"] == pytest.approx(float(stored @ query), abs=1e-5)
+
+
+def test_pagination_is_consistent(client):
+    whole = search(client, q="photo", limit=20)["results"]
+    first = search(client, q="photo", limit=10)["results"]
+    second = search(client, q="photo", limit=10, offset=10)["results"]
+    assert [r["id"] for r in first + second] == [r["id"] for r in whole]
+
+
+def test_filters(client):
+    by_path = search(client, q="photo", path="orient", limit=50)
+    assert by_path["results"] and all("orient" in r["path"] for r in by_path["results"])
+    assert by_path["total"] == len(by_path["results"])
+    dated = search(client, q="photo", date_from="2021-01-01", date_to="2021-12-31", limit=50)["results"]
+    assert dated and all(r["taken_at"].startswith("2021") for r in dated)
+    assert search(client, q="photo", kind="video")["total"] == 0
+    high = search(client, q="photo", min_score=0.0, limit=50)
+    assert all(r["score"] >= 0.0 for r in high["results"]) and high["total"] == len(high["results"])
+
+
+def test_image_upload_finds_itself_first(client):
+    data = (MEDIA / "jpg_orient6.jpg").read_bytes()
+    response = client.post("/api/search", data={"image": (io.BytesIO(data), "query.jpg")})
+    assert response.status_code == 200
+    first = response.json["results"][0]
+    assert first["name"] == "jpg_orient6.jpg" and first["score"] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_heic_upload_and_combined_text(client):
+    data = (MEDIA / "heic_iphone12pro_orient6_irot_gps.heic").read_bytes()
+    response = client.post("/api/search", data={"image": (io.BytesIO(data), "q.heic"), "q": "汽车", "limit": "3"})
+    assert response.status_code == 200 and len(response.json["results"]) == 3
+
+
+def test_like_returns_similar_items_without_itself(client):
+    first = search(client, q="photo", limit=1)["results"][0]
+    similar = search(client, like=first["id"], limit=5)["results"]
+    assert len(similar) == 5 and first["id"] not in [r["id"] for r in similar]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"q": "  "}, {"q": "x", "limit": "0"}, {"q": "x", "limit": "100000"}, {"q": "x", "limit": "ten"},
+     {"q": "x", "offset": "-1"}, {"q": "x", "date_from": "yesterday"}, {"q": "x", "kind": "audio"},
+     {"q": "x", "min_score": "2"}, {"q": "x", "min_score": "nan-ish"}, {"like": "abc"}, {"q": "x", "like": "1"},
+     {"q": "x", "date_from": "2022-01-01", "date_to": "2021-01-01"}],
+)
+def test_bad_search_requests_are_400_with_a_message(client, params):
+    response = client.get("/api/search", query_string=params)
+    assert response.status_code == 400, response.json
+    assert response.json["message"]
+
+
+def test_bad_uploads_are_4xx(client):
+    assert client.post("/api/search", data={}).status_code == 400
+    text = client.post("/api/search", data={"image": (io.BytesIO(b"hello"), "x.jpg")})
+    assert text.status_code == 400 and "not a usable image" in text.json["message"]
+    bomb = (MEDIA / "bomb_jpg_lottapixel.jpg").read_bytes()
+    refused = client.post("/api/search", data={"image": (io.BytesIO(bomb), "x.jpg")})
+    assert refused.status_code == 400 and "bomb" in refused.json["message"]
+    big = client.post("/api/search", data={"image": (io.BytesIO(b"0" * (33 * 1024 * 1024)), "x.jpg")})
+    assert big.status_code == 413 and big.is_json
+
+
+def test_items_files_and_missing_ids(client):
+    first = search(client, q="photo", limit=1)["results"][0]
+    detail = client.get(f"/api/items/{first['id']}")
+    assert detail.status_code == 200 and detail.json["path"] == first["path"]
+    original = client.get(first["file_url"])
+    assert original.status_code == 200 and original.data == open(first["path"], "rb").read()
+    ranged = client.get(first["file_url"], headers={"Range": "bytes=0-9"})
+    assert ranged.status_code == 206 and len(ranged.data) == 10
+    for url in ["/api/items/999999", "/api/items/999999/file", "/api/items/999999/thumbnail", "/api/items/x/file"]:
+        response = client.get(url)
+        assert response.status_code == 404 and response.is_json
+
+
+def test_errored_items_are_not_served(client):
+    errors = client.get("/api/errors").json["errors"]
+    assert errors and all(e["reason"] for e in errors)
+    assert client.get(f"/api/items/{errors[0]['id']}/file").status_code == 404
+
+
+def test_heic_gets_a_jpeg_preview_and_thumbnail(client):
+    results = search(client, q="car", path="iphone12pro", limit=1)["results"]
+    item = results[0]
+    assert item["view_url"].endswith("/preview")
+    preview = client.get(item["view_url"])
+    assert preview.status_code == 200 and preview.mimetype == "image/jpeg"
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(preview.data))
+    assert image.height > image.width  # upright portrait, rotated exactly once
+
+
+def test_status_errors_and_health(client):
+    status = client.get("/api/status").json
+    assert status["counts"]["images"] >= 25 and status["counts"]["errors"] == 6
+    assert status["model"]["dim"] == 64 and status["index"]["vectors"] == status["counts"]["images"]
+    assert status["scan"]["state"] == "idle" and status["scan"]["last"]["summary"]
+    assert client.get("/healthz").status_code == 200
+    errors = client.get("/api/errors?limit=2")
+    assert errors.json["total"] == 6 and len(errors.json["errors"]) == 2
+
+
+def test_scan_endpoint_starts_once(client, monkeypatch):
+    import threading
+
+    services = client.application.extensions["materialsearch"]
+    release, entered = threading.Event(), threading.Event()
+    real_scan = services.scanner.scan
+
+    def held_scan(*args, **kwargs):
+        entered.set()
+        release.wait(10)  # hold the real scan open so a second request arrives while it runs
+        return real_scan(*args, **kwargs)
+
+    monkeypatch.setattr(services.scanner, "scan", held_scan)
+    first = client.post("/api/scan")
+    assert first.status_code == 202 and entered.wait(5)
+    assert client.get("/api/status").json["scan"]["state"] == "scanning"
+    second = client.post("/api/scan")
+    release.set()
+    services.scans.wait(30)
+    assert second.status_code == 409 and "already running" in second.json["message"]
+    assert client.get("/api/status").json["scan"]["last"]["stats"]["unchanged"] >= 30
+
+
+def test_unknown_api_route_is_json_404(client):
+    response = client.get("/api/nope")
+    assert response.status_code == 404 and json.loads(response.data)["status"] == 404
+    assert client.delete("/api/search").status_code == 405
