@@ -68,9 +68,7 @@ def cmd_search(settings: Settings, args) -> int:
 
     services = _services(settings)
     try:
-        result = services.search.search(
-            services.search.text_vector(args.text), Filters(), Page(limit=args.limit)
-        )
+        result = services.search.search(services.search.text_vector(args.text), Filters(), Page(limit=args.limit))
         for hit in result.hits:
             print(json.dumps({"score": round(hit.score, 4), "path": hit.item.path}, ensure_ascii=False))
     finally:

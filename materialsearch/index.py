@@ -6,6 +6,7 @@ what it holds; at start-up a stamp that disagrees with the database (crash, copy
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -88,10 +89,8 @@ class VectorIndex:
             stamp = {"identity": self.identity, "dim": self.dim, "count": self.ntotal, "id_sum": self._id_sum}
             # Drop the old stamp first: a crash between the two renames must not pair a new index with an old
             # stamp (or the reverse) — a missing stamp simply means "rebuild".
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.remove(self.stamp_path)
-            except FileNotFoundError:
-                pass
             _atomic_write(self.path, faiss.serialize_index(self._index).tobytes())
             _atomic_write(self.stamp_path, json.dumps(stamp).encode())
             self._dirty = False

@@ -134,8 +134,7 @@ def resolve_weights(
 
 def _download_named(model: str, models_dir: str, path: str, offline: bool) -> None:
     where = (
-        f"Put the weights file there by hand: copy {os.path.basename(path)} (from the Chinese-CLIP release) to "
-        f"{path}"
+        f"Put the weights file there by hand: copy {os.path.basename(path)} (from the Chinese-CLIP release) to {path}"
     )
     if offline or not _hub_reachable():
         reason = "MS_OFFLINE is set" if offline else "the model hub cannot be reached"
@@ -144,7 +143,7 @@ def _download_named(model: str, models_dir: str, path: str, offline: bool) -> No
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             _cn_clip_utils()._download(model, models_dir)
-    except Exception as exc:  # noqa: BLE001 - any download failure gets the same actionable message
+    except Exception as exc:
         raise ModelError(f"downloading {model} failed ({type(exc).__name__}: {exc}). {where}") from exc
 
 
@@ -154,7 +153,7 @@ def _read_checkpoint(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as handle:
             checkpoint = torch.load(handle, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+    except Exception as exc:
         raise ModelError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ModelError(f"{path} is not a cn_clip checkpoint (expected a dict with a 'state_dict')")

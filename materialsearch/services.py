@@ -129,7 +129,8 @@ class Services:
         self.encoder.load()
         self.model_change: str | None = None
         self._check_model()
-        self.index = VectorIndex(os.path.join(settings.data_dir, "index.faiss"), self.encoder.dim, self.encoder.identity)
+        index_path = os.path.join(settings.data_dir, "index.faiss")
+        self.index = VectorIndex(index_path, self.encoder.dim, self.encoder.identity)
         self._open_index()
         self.renditions = Renditions(
             os.path.join(settings.data_dir, "thumbnails"),
@@ -161,8 +162,11 @@ class Services:
             started = time.monotonic()
             self.index.rebuild(self.store.iter_vectors())
             self.index.save()
-            log.info("rebuilt the vector index from the database: %d vectors in %.1fs",
-                     self.index.ntotal, time.monotonic() - started)
+            log.info(
+                "rebuilt the vector index from the database: %d vectors in %.1fs",
+                self.index.ntotal,
+                time.monotonic() - started,
+            )
 
     def close(self) -> None:
         """Stop a running scan, save the index and release the database."""

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 from sqlalchemy import (
-    bindparam,
     DateTime,
     ForeignKey,
     Index,
@@ -21,6 +20,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,

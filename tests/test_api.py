@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -93,10 +94,21 @@ def test_like_returns_similar_items_without_itself(client):
 
 @pytest.mark.parametrize(
     "params",
-    [{}, {"q": "  "}, {"q": "x", "limit": "0"}, {"q": "x", "limit": "100000"}, {"q": "x", "limit": "ten"},
-     {"q": "x", "offset": "-1"}, {"q": "x", "date_from": "yesterday"}, {"q": "x", "kind": "audio"},
-     {"q": "x", "min_score": "2"}, {"q": "x", "min_score": "nan-ish"}, {"like": "abc"}, {"q": "x", "like": "1"},
-     {"q": "x", "date_from": "2022-01-01", "date_to": "2021-01-01"}],
+    [
+        {},
+        {"q": "  "},
+        {"q": "x", "limit": "0"},
+        {"q": "x", "limit": "100000"},
+        {"q": "x", "limit": "ten"},
+        {"q": "x", "offset": "-1"},
+        {"q": "x", "date_from": "yesterday"},
+        {"q": "x", "kind": "audio"},
+        {"q": "x", "min_score": "2"},
+        {"q": "x", "min_score": "nan-ish"},
+        {"like": "abc"},
+        {"q": "x", "like": "1"},
+        {"q": "x", "date_from": "2022-01-01", "date_to": "2021-01-01"},
+    ],
 )
 def test_bad_search_requests_are_400_with_a_message(client, params):
     response = client.get("/api/search", query_string=params)
@@ -120,7 +132,7 @@ def test_items_files_and_missing_ids(client):
     detail = client.get(f"/api/items/{first['id']}")
     assert detail.status_code == 200 and detail.json["path"] == first["path"]
     original = client.get(first["file_url"])
-    assert original.status_code == 200 and original.data == open(first["path"], "rb").read()
+    assert original.status_code == 200 and original.data == Path(first["path"]).read_bytes()
     ranged = client.get(first["file_url"], headers={"Range": "bytes=0-9"})
     assert ranged.status_code == 206 and len(ranged.data) == 10
     for url in ["/api/items/999999", "/api/items/999999/file", "/api/items/999999/thumbnail", "/api/items/x/file"]:
@@ -137,7 +149,7 @@ def test_errored_items_are_not_served(client):
 def test_heic_gets_a_jpeg_preview_and_thumbnail(client):
     results = search(client, q="car", path="iphone12pro", limit=1)["results"]
     item = results[0]
-    assert item["view_url"].endswith("/preview")
+    assert "/preview" in item["view_url"]
     preview = client.get(item["view_url"])
     assert preview.status_code == 200 and preview.mimetype == "image/jpeg"
     from PIL import Image

@@ -16,7 +16,14 @@ from materialsearch.embed import CnClipEncoder, normalise
 from materialsearch.model import TEST_MODEL_INFO, ModelError, make_test_model, resolve_weights
 from tests.conftest import MEDIA
 
-VISION_KEYS = {"embed_dim", "image_resolution", "vision_layers", "vision_width", "vision_patch_size", "vision_head_width"}
+VISION_KEYS = {
+    "embed_dim",
+    "image_resolution",
+    "vision_layers",
+    "vision_width",
+    "vision_patch_size",
+    "vision_head_width",
+}
 
 
 @pytest.fixture

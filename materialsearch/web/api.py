@@ -11,6 +11,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, sen
 from ..decode import DecodeError
 from ..search import NotFound, Page, SearchError
 from ..store import STATUS_OK, Filters, Item
+from ..thumbnails import rendition_key
 
 api = Blueprint("api", __name__)
 
@@ -101,6 +102,8 @@ def item_json(item: Item) -> dict:
     """The public view of an item."""
     ext = os.path.splitext(item.path)[1].lower().lstrip(".")
     file_url = url_for("api.item_file", item_id=item.id)
+    # Renditions are cached by browsers for a day; the version changes when the file does.
+    version = rendition_key(item.path, item.size, item.mtime_ns)[:12]
     return {
         "id": item.id,
         "path": item.path,
@@ -110,9 +113,11 @@ def item_json(item: Item) -> dict:
         "width": item.width,
         "height": item.height,
         "size": item.size,
-        "thumbnail_url": url_for("api.item_thumbnail", item_id=item.id),
+        "thumbnail_url": url_for("api.item_thumbnail", item_id=item.id, v=version),
         "file_url": file_url,
-        "view_url": file_url if ext in BROWSER_IMAGE_EXTENSIONS else url_for("api.item_preview", item_id=item.id),
+        "view_url": file_url
+        if ext in BROWSER_IMAGE_EXTENSIONS
+        else url_for("api.item_preview", item_id=item.id, v=version),
     }
 
 
@@ -183,8 +188,6 @@ def item_thumbnail(item_id: int):
     """A small upright JPEG of the item (cached)."""
     item = _indexed_item(item_id)
     services = _services()
-    from ..thumbnails import rendition_key
-
     key = item.thumbnail or rendition_key(item.path, item.size, item.mtime_ns)
     try:
         path = services.renditions.thumbnail(key, item.path)
@@ -197,8 +200,6 @@ def item_thumbnail(item_id: int):
 def item_preview(item_id: int):
     """A large upright JPEG rendition (for formats browsers cannot display)."""
     item = _indexed_item(item_id)
-    from ..thumbnails import rendition_key
-
     key = rendition_key(item.path, item.size, item.mtime_ns)
     try:
         path = _services().renditions.preview(key, item.path)
@@ -253,8 +254,9 @@ def status():
         counts={"images": images, "errors": errors_count, "skipped": skipped, "pending": pending},
         scan=services.scans.status(),
         model={
-            "name": services.settings.model if os.path.sep not in services.settings.model else
-            os.path.basename(services.settings.model),
+            "name": services.settings.model
+            if os.path.sep not in services.settings.model
+            else os.path.basename(services.settings.model),
             "arch": encoder.spec.arch,
             "dim": encoder.dim,
             "device": encoder.device,
