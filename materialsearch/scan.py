@@ -10,6 +10,7 @@ import collections
 import dataclasses
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -45,6 +46,7 @@ class ScanStats:
     decoded: int = 0
     cancelled: bool = False
     seconds: float = 0.0
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     def summary(self) -> str:
         """One line for people."""
@@ -53,7 +55,8 @@ class ScanStats:
             f"{self.removed} removed, {self.unchanged} unchanged, {self.errors} errors, {self.skipped} skipped "
             f"in {self.seconds:.1f}s"
         )
-        return text + (" (cancelled)" if self.cancelled else "")
+        text += " (cancelled)" if self.cancelled else ""
+        return text + "".join(f"; warning: {w}" for w in self.warnings)
 
 
 @dataclasses.dataclass
@@ -128,7 +131,7 @@ class Scanner:
                 progress.total = stats.found
                 if on_progress:
                     on_progress(progress)
-        vanished = {path: state for path, state in known.items() if path not in seen}
+        vanished = self._vanished(known, seen, stats)
 
         progress.phase = "matching moved files"
         new_entries = self._match_moves(new_entries, vanished, stats)
@@ -149,6 +152,30 @@ class Scanner:
         stats.seconds = time.monotonic() - started
         progress.phase = "done"
         return stats
+
+    def _vanished(self, known: dict[str, FileState], seen: set[str], stats: ScanStats) -> dict[str, FileState]:
+        """Known paths that are gone — except under a library folder that looks unmounted.
+
+        A missing library folder, or one that yields no file at all while the database holds files from it, is
+        what an unmounted NAS share looks like: sweeping it would throw away the whole index, so it is kept
+        (with a warning) until the folder is back. Paths outside every configured folder are swept.
+        """
+        roots = [os.path.realpath(r) for r in self.settings.library]
+        found_under = dict.fromkeys(roots, False)
+        for path in seen:
+            root = _root_of(path, roots)
+            if root is not None:
+                found_under[root] = True
+        held = {
+            root
+            for root in roots
+            if not os.path.isdir(root) or (not found_under[root] and any(_root_of(p, [root]) for p in known))
+        }
+        for root in held:
+            message = f"library folder {root} is missing or empty; keeping its indexed items until it is back"
+            log.warning(message)
+            stats.warnings.append(message)
+        return {path: state for path, state in known.items() if path not in seen and _root_of(path, roots) not in held}
 
     def _match_moves(
         self, new_entries: list[FileEntry], vanished: dict[str, FileState], stats: ScanStats
@@ -286,6 +313,14 @@ class Scanner:
             else:
                 stats.added += 1
         progress.done += len(batch)
+
+
+def _root_of(path: str, roots: list[str]) -> str | None:
+    """The library folder ``path`` lies in, or None."""
+    for root in roots:
+        if path.startswith(root.rstrip(os.sep) + os.sep):
+            return root
+    return None
 
 
 def decode_side(settings, encoder: Encoder) -> int:

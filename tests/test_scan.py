@@ -175,3 +175,33 @@ def test_changing_the_model_re_embeds_and_says_so(open_services, library, tmp_pa
     assert changed.index.ntotal == 0
     stats = changed.scans.run()
     assert stats.updated == 5 and changed.index.ntotal == 5
+
+
+def test_unmounted_library_folder_keeps_the_index(open_services, library, tmp_path):
+    services = open_services(library=str(library))
+    services.scans.run()
+    indexed = services.index.ntotal
+    mount_point = library.rename(tmp_path / "elsewhere")
+    library.mkdir()  # the empty mount point an unmounted NAS share leaves behind
+    stats = services.scans.run()
+    assert stats.removed == 0 and services.index.ntotal == indexed
+    assert "missing or empty" in stats.summary()
+    library.rmdir()  # the folder itself gone
+    assert services.scans.run().removed == 0
+    mount_point.rename(library)
+    back = services.scans.run()
+    assert (back.removed, back.decoded, back.unchanged) == (0, 0, 6)
+
+
+def test_folder_dropped_from_the_settings_is_swept(open_services, make_settings, library):
+    from materialsearch.services import Services
+
+    services = open_services(library=str(library))
+    services.scans.run()
+    services.close()
+    narrowed = Services(make_settings(library=str(library / "trip")))
+    try:
+        stats = narrowed.scans.run()
+        assert stats.removed == 3 and all("/trip/" in p for p in narrowed.store.file_states())
+    finally:
+        narrowed.close()
