@@ -254,9 +254,7 @@ def status():
         counts={"images": images, "errors": errors_count, "skipped": skipped, "pending": pending},
         scan=services.scans.status(),
         model={
-            "name": services.settings.model
-            if os.path.sep not in services.settings.model
-            else os.path.basename(services.settings.model),
+            "name": os.path.basename(services.settings.model),  # a cn_clip name, or a checkpoint's file name
             "arch": encoder.spec.arch,
             "dim": encoder.dim,
             "device": encoder.device,
