@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-MEDIA = REPO.parent / "shared" / "media"
+# Resolved: the scanner records real paths, and shared/ may be reached through a symlink.
+MEDIA = (REPO.parent / "shared" / "media").resolve()
 VIDEO_EXTENSIONS = {".mov", ".mp4", ".m4v", ".mkv", ".webm", ".avi"}
 
 
