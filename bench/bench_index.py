@@ -487,9 +487,10 @@ def measure_stages(paths: list[str], services) -> tuple[dict, list]:
     Returns per-stage totals and the preprocessed inputs (for the model-alone measurement).
     """
     from materialsearch.decode import decode_image, encode_jpeg, render
+    from materialsearch.scan import decode_sizes
 
     settings, encoder = services.settings, services.encoder
-    min_side = max(encoder.input_resolution, settings.thumbnail_size)  # == scan.decode_side(settings, encoder)
+    sizes = decode_sizes(settings, encoder)  # exactly what the scanner asks for
     totals = {"read": 0.0, "hash": 0.0, "decode": 0.0, "thumbnail": 0.0, "preprocess": 0.0}
     pixels, decoded_sizes = [], []
     for path in paths:
@@ -499,7 +500,7 @@ def measure_stages(paths: list[str], services) -> tuple[dict, list]:
         t1 = time.perf_counter()
         hashlib.blake2b(data, digest_size=20).hexdigest()
         t2 = time.perf_counter()
-        decoded = decode_image(data, min_side=min_side, max_pixels=settings.max_image_pixels)
+        decoded = decode_image(data, max_pixels=settings.max_image_pixels, **sizes)
         t3 = time.perf_counter()
         encode_jpeg(render(decoded, settings.thumbnail_size))
         t4 = time.perf_counter()
@@ -508,7 +509,7 @@ def measure_stages(paths: list[str], services) -> tuple[dict, list]:
         for key, seconds in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
             totals[key] += seconds
         decoded_sizes.append(decoded.image.size)
-    return {"totals_s": totals, "decoded_size_example": list(decoded_sizes[0]), "min_side": min_side}, pixels
+    return {"totals_s": totals, "decoded_size_example": list(decoded_sizes[0]), "min_side": sizes["min_side"]}, pixels
 
 
 def measure_decode_pool(paths: list[str], services, threads: int) -> float:
@@ -516,14 +517,15 @@ def measure_decode_pool(paths: list[str], services, threads: int) -> float:
     from concurrent.futures import ThreadPoolExecutor
 
     from materialsearch.decode import decode_image
+    from materialsearch.scan import decode_sizes
 
     settings, encoder = services.settings, services.encoder
-    min_side = max(encoder.input_resolution, settings.thumbnail_size)
+    sizes = decode_sizes(settings, encoder)
 
     def one(path: str) -> None:
         with open(path, "rb") as handle:
             data = handle.read()
-        decode_image(data, min_side=min_side, max_pixels=settings.max_image_pixels)
+        decode_image(data, max_pixels=settings.max_image_pixels, **sizes)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:

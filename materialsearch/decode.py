@@ -133,10 +133,13 @@ def decode_image(
     *,
     min_side: int,
     max_pixels: int,
+    min_long_side: int = 0,
 ) -> DecodedImage:
-    """Decode ``data`` (a whole file) into an upright RGB image at least ``min_side`` on each side when possible.
+    """Decode ``data`` (a whole file) into an upright RGB image.
 
-    JPEGs use Pillow's draft mode (DCT scaling) to decode no larger than needed. Raises DecodeError.
+    The result keeps at least ``min_side`` pixels on its short side and ``min_long_side`` on its long side when
+    the original has them: JPEGs use Pillow's draft mode (DCT scaling) to decode no larger than that.
+    Raises DecodeError.
     """
     configure_pillow()
     if not data:
@@ -163,7 +166,10 @@ def decode_image(
             width, height = height, width
         taken_at = capture_time(image)
         if image.format == "JPEG":
-            image.draft("RGB", (min_side, min_side))
+            stored_w, stored_h = image.size
+            long_side = max(min_side, min_long_side)
+            request = (long_side, min_side) if stored_w >= stored_h else (min_side, long_side)
+            image.draft("RGB", request)
         elif image.format in {"HEIF", "AVIF"}:
             _check_heif_items(image)
         try:

@@ -90,9 +90,9 @@ class Scanner:
         self.renditions = renditions
 
     @property
-    def decode_side(self) -> int:
-        """Smallest side decoded pictures keep: enough for the model input and the thumbnail."""
-        return decode_side(self.settings, self.encoder)
+    def decode_sizes(self) -> dict[str, int]:
+        """How large decoded pictures stay: enough for the model input and the thumbnail."""
+        return decode_sizes(self.settings, self.encoder)
 
     # --- planning ---------------------------------------------------------------------------------------------
     def walk(self) -> Iterator[FileEntry]:
@@ -269,7 +269,7 @@ class Scanner:
             return record, None
         record.content_hash = hashlib.blake2b(data, digest_size=20).hexdigest()
         try:
-            decoded = decode_image(data, min_side=self.decode_side, max_pixels=settings.max_image_pixels)
+            decoded = decode_image(data, max_pixels=settings.max_image_pixels, **self.decode_sizes)
         except DecodeError as exc:
             record.status, record.error = STATUS_ERROR, str(exc)
             return record, None
@@ -323,9 +323,9 @@ def _root_of(path: str, roots: list[str]) -> str | None:
     return None
 
 
-def decode_side(settings, encoder: Encoder) -> int:
-    """Smallest side a decoded picture keeps (JPEG draft mode decodes no smaller): model input or thumbnail."""
-    return max(encoder.input_resolution, settings.thumbnail_size)
+def decode_sizes(settings, encoder: Encoder) -> dict[str, int]:
+    """``decode_image`` size arguments: the model squashes to its square input, the thumbnail needs its long side."""
+    return {"min_side": encoder.input_resolution, "min_long_side": settings.thumbnail_size}
 
 
 def _mtime_datetime(mtime_ns: int):

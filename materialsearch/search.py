@@ -53,13 +53,15 @@ class SearchResult:
 class SearchService:
     """Answers text, image and similar-item queries."""
 
-    def __init__(self, store: Store, index: VectorIndex, encoder: Encoder, max_image_pixels: int, decode_side: int):
+    def __init__(
+        self, store: Store, index: VectorIndex, encoder: Encoder, max_image_pixels: int, decode_sizes: dict[str, int]
+    ):
         self.store = store
         self.index = index
         self.encoder = encoder
         self.max_image_pixels = max_image_pixels
         # Decode query pictures exactly as the scanner decodes library pictures, so a photo finds itself.
-        self.decode_side = decode_side
+        self.decode_sizes = decode_sizes
 
     # --- query vectors ----------------------------------------------------------------------------------------
     def text_vector(self, text: str) -> np.ndarray:
@@ -71,7 +73,7 @@ class SearchService:
 
     def image_vector(self, data: bytes) -> np.ndarray:
         """The normalised vector of an uploaded picture, decoded exactly as indexing decodes. Raises DecodeError."""
-        decoded = decode_image(data, min_side=self.decode_side, max_pixels=self.max_image_pixels)
+        decoded = decode_image(data, max_pixels=self.max_image_pixels, **self.decode_sizes)
         return self.encoder.encode_images([self.encoder.preprocess(decoded.image)])[0]
 
     def item_vector(self, item_id: int) -> np.ndarray:

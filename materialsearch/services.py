@@ -11,7 +11,7 @@ import time
 from .decode import configure_pillow
 from .embed import CnClipEncoder, Encoder
 from .index import VectorIndex
-from .scan import Progress, Scanner, ScanStats, decode_side
+from .scan import Progress, Scanner, ScanStats, decode_sizes
 from .search import SearchService
 from .store import Store
 from .thumbnails import Renditions
@@ -139,7 +139,7 @@ class Services:
             settings.max_image_pixels,
         )
         self.search = SearchService(
-            self.store, self.index, self.encoder, settings.max_image_pixels, decode_side(settings, self.encoder)
+            self.store, self.index, self.encoder, settings.max_image_pixels, decode_sizes(settings, self.encoder)
         )
         self.scanner = Scanner(settings, self.store, self.index, self.encoder, self.renditions)
         self.scans = ScanManager(self.scanner)

@@ -56,7 +56,7 @@ class Renditions:
     def _decode(self, source: str, side: int) -> DecodedImage:
         with open(source, "rb") as handle:
             data = handle.read()
-        return decode_image(data, min_side=side, max_pixels=self.max_pixels)
+        return decode_image(data, min_side=1, min_long_side=side, max_pixels=self.max_pixels)
 
 
 def _write_atomic(path: str, data: bytes) -> None:
