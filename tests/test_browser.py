@@ -28,7 +28,10 @@ MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 PAGE_SIZE = 12  # smaller than the library, so "Load more" has something to load
 
 if not os.path.exists(CHROMIUM):
-    pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
+    # CI installs Chromium (.ci/run), so there a missing browser is a failure, not a quiet skip.
+    if os.environ.get("CI"):
+        raise RuntimeError(f"CI must have Chromium at {CHROMIUM} (apt-get install chromium)")
+    pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
