@@ -51,6 +51,13 @@ def _non_negative_int(raw: str) -> int:
     return value
 
 
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError(f"must be more than 0, got {value}")
+    return value
+
+
 def _device(raw: str) -> str:
     value = raw.strip().lower()
     if value not in {"auto", "cpu", "cuda"} and not value.startswith("cuda:"):
@@ -204,6 +211,38 @@ REGISTRY: tuple[Setting, ...] = (
         str(32 * 1024 * 1024),
         "Largest query image (or request body) accepted, in bytes.",
     ),
+    # --- videos, Live Photos and motion photos ---
+    Setting(
+        "video_extensions",
+        "MS_VIDEO_EXTENSIONS",
+        _parse_extensions,
+        "mov,mp4,m4v,mkv,webm,avi,3gp,mts,m2ts",
+        "Comma-separated file extensions indexed as videos (case-insensitive). A video with the same name as a "
+        "photo in the same folder is treated as that photo's Live Photo motion.",
+    ),
+    Setting(
+        "frame_interval",
+        "MS_FRAME_INTERVAL",
+        _positive_float,
+        "2",
+        "Seconds between the video frames that are embedded, by presentation time. 2 s finds scenes that last "
+        "a couple of seconds while a 1-hour video costs 1800 frames; lower is finer and slower.",
+    ),
+    Setting(
+        "max_clip_seconds",
+        "MS_MAX_CLIP_SECONDS",
+        _positive_int,
+        "600",
+        "Longest span `/api/items/ID/clip` cuts, in seconds (each clip is re-encoded, which costs CPU).",
+    ),
+    Setting(
+        "transcode_cache_mb",
+        "MS_TRANSCODE_CACHE_MB",
+        _positive_int,
+        "2048",
+        "Disk space for cached video clips and browser-playable (H.264) renditions, in MiB; least recently "
+        "used files are deleted beyond it.",
+    ),
 )
 
 _BY_FIELD = {s.field: s for s in REGISTRY}
@@ -233,6 +272,10 @@ class Settings:
     page_size: int
     max_page_size: int
     max_upload_bytes: int
+    video_extensions: tuple[str, ...]
+    frame_interval: float
+    max_clip_seconds: int
+    transcode_cache_mb: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -11,22 +11,31 @@ import dataclasses
 import hashlib
 import logging
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .decode import DecodeError, decode_image
 from .embed import Encoder
 from .index import VectorIndex
-from .store import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED, FileState, ItemRecord, Store
+from .motion import LIVE_PHOTO_MAX_UNVERIFIED_MS, embedded_motion_offset, still_content_identifier
+from .store import STATUS_ERROR, STATUS_MOTION, STATUS_OK, STATUS_SKIPPED, FileState, ItemRecord, Store
 from .thumbnails import Renditions, rendition_key
-from .walk import FileEntry, walk_library
+from .video import VideoError, probe, sample_frames
+from .walk import KIND_VIDEO, FileEntry, walk_library
 
 log = logging.getLogger(__name__)
 
 HASH_CHUNK = 1 << 20
+# Videos can be gigabytes: they are fingerprinted (for move detection) by their size, head and tail.
+VIDEO_HASH_SPAN = 1 << 20
+# A video poster should not be a black fade-in: skip up to this many dark leading samples.
+POSTER_MAX_SKIPPED = 3
+POSTER_MIN_BRIGHTNESS = 24
 # Save the index at least this often during a long scan, so a restart rarely has to rebuild it.
 INDEX_SAVE_INTERVAL_S = 60.0
 
@@ -70,13 +79,48 @@ class Progress:
     errors: int = 0
 
 
-def file_hash(path: str) -> str:
-    """blake2b of the whole file."""
+def file_hash(path: str, kind: str = "image") -> str:
+    """blake2b of the whole file; for videos, of its size, first and last MiB (reading GBs would be too slow)."""
     digest = hashlib.blake2b(digest_size=20)
     with open(path, "rb") as handle:
+        if kind == KIND_VIDEO:
+            size = os.fstat(handle.fileno()).st_size
+            digest.update(f"video:{size}:".encode())
+            digest.update(handle.read(VIDEO_HASH_SPAN))
+            if size > 2 * VIDEO_HASH_SPAN:
+                handle.seek(size - VIDEO_HASH_SPAN)
+            digest.update(handle.read(VIDEO_HASH_SPAN))
+            return digest.hexdigest()
         while chunk := handle.read(HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class _Stopped(Exception):
+    """The scan stopped while a decode thread was waiting to hand over a frame."""
+
+
+_END = object()
+
+
+class _Work:
+    """One file being prepared in a decode thread; the model loop takes its frames in order.
+
+    The frame queue is bounded, so a long video never holds more than a few decoded frames in memory.
+    """
+
+    def __init__(self, entry: FileEntry, frame_buffer: int):
+        self.entry = entry
+        self.frames: queue.Queue = queue.Queue(maxsize=frame_buffer)
+        self.record: ItemRecord | None = None
+        self.vectors: list[tuple[int | None, np.ndarray]] = []
+        self.in_batch = 0
+        self.ended = False
+
+    @property
+    def complete(self) -> bool:
+        """All frames are read and embedded."""
+        return self.ended and self.in_batch == 0
 
 
 class Scanner:
@@ -98,7 +142,9 @@ class Scanner:
     def walk(self) -> Iterator[FileEntry]:
         """The library's current media files."""
         s = self.settings
-        return walk_library(s.library, s.image_extensions, s.skip_patterns, exclude=[s.data_dir])
+        return walk_library(
+            s.library, s.image_extensions, s.skip_patterns, exclude=[s.data_dir], video_extensions=s.video_extensions
+        )
 
     def scan(
         self,
@@ -123,7 +169,12 @@ class Scanner:
             state = known.get(entry.path)
             if state is None:
                 new_entries.append(entry)
-            elif state.size == entry.size and state.mtime_ns == entry.mtime_ns and state.status != "pending":
+            elif (
+                state.size == entry.size
+                and state.mtime_ns == entry.mtime_ns
+                and state.status != "pending"
+                and (entry.kind != KIND_VIDEO or state.pair_path == entry.still)
+            ):
                 stats.unchanged += 1
             else:
                 to_embed.append(entry)
@@ -194,7 +245,7 @@ class Scanner:
                 remaining.append(entry)
                 continue
             try:
-                digest = file_hash(entry.path)
+                digest = file_hash(entry.path, entry.kind)
             except OSError:
                 remaining.append(entry)
                 continue
@@ -205,7 +256,10 @@ class Scanner:
             old_path, state = match
             candidates.remove(match)
             del vanished[old_path]
-            self.store.move_item(state.id, entry.path, entry.size, entry.mtime_ns)
+            if entry.kind == KIND_VIDEO and state.pair_path is not None and entry.still is None:
+                remaining.append(entry)  # a Live Photo movie moved away from its still: rescan it as a video
+                continue
+            self.store.move_item(state.id, entry.path, entry.size, entry.mtime_ns, entry.still)
             stats.moved += 1
             log.info("moved: %s -> %s", old_path, entry.path)
         return remaining
@@ -215,19 +269,42 @@ class Scanner:
         settings = self.settings
         batch_size = settings.batch_size
         look_ahead = batch_size * 2 + settings.decode_threads
-        pending: collections.deque[tuple[FileEntry, Future]] = collections.deque()
-        queue = iter(jobs)
-        batch: list[tuple[ItemRecord, np.ndarray | None]] = []
+        pending: collections.deque[_Work] = collections.deque()
+        queue_of_entries = iter(jobs)
+        stop = threading.Event()
+        batch: list[tuple[_Work, int | None, np.ndarray]] = []
+        waiting: list[_Work] = []  # read to the end, vectors still in the batch or not yet written
         last_save = time.monotonic()
+
+        def encode_batch() -> None:
+            if not batch:
+                return
+            vectors = self.encoder.encode_images([pixels for _work, _time, pixels in batch])
+            for (work, time_ms, _pixels), vector in zip(batch, vectors, strict=True):
+                work.vectors.append((time_ms, vector))
+                work.in_batch -= 1
+            batch.clear()
+
+        def write_complete() -> None:
+            nonlocal waiting
+            done = [work for work in waiting if work.complete]
+            if not done:
+                return
+            waiting = [work for work in waiting if not work.complete]
+            self._flush(done, known, stats, progress)
+            if on_progress:
+                on_progress(progress)
 
         with ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode") as pool:
 
             def refill() -> None:
                 while len(pending) < look_ahead:
-                    entry = next(queue, None)
+                    entry = next(queue_of_entries, None)
                     if entry is None:
                         return
-                    pending.append((entry, pool.submit(self._prepare, entry)))
+                    work = _Work(entry, frame_buffer=batch_size * 2)
+                    pool.submit(self._produce, work, stop)
+                    pending.append(work)
 
             refill()
             try:
@@ -235,30 +312,69 @@ class Scanner:
                     if should_stop():
                         stats.cancelled = True
                         break
-                    entry, future = pending.popleft()
-                    refill()
-                    record, pixels = future.result()
-                    stats.decoded += 1
-                    progress.current = entry.path
-                    batch.append((record, pixels))
-                    if record.status == STATUS_ERROR:
-                        log.warning("skipping %s: %s", entry.path, record.error)
-                    if len(batch) >= batch_size or not pending:
-                        self._flush(batch, known, stats, progress)
-                        batch = []
-                        if on_progress:
-                            on_progress(progress)
-                        if time.monotonic() - last_save > INDEX_SAVE_INTERVAL_S:
-                            self.index.save()
-                            last_save = time.monotonic()
+                    work = pending[0]
+                    message = work.frames.get()
+                    if message is _END:
+                        pending.popleft()
+                        refill()
+                        work.ended = True
+                        stats.decoded += 1
+                        progress.current = work.entry.path
+                        waiting.append(work)
+                        if work.record.status == STATUS_ERROR:
+                            log.warning("skipping %s: %s", work.entry.path, work.record.error)
+                    elif isinstance(message, BaseException):
+                        raise message
+                    else:
+                        time_ms, pixels = message
+                        work.in_batch += 1
+                        batch.append((work, time_ms, pixels))
+                    if len(batch) >= batch_size or (not pending and batch):
+                        encode_batch()
+                    if len(batch) == 0 or len(waiting) >= batch_size:
+                        write_complete()
+                    if time.monotonic() - last_save > INDEX_SAVE_INTERVAL_S:
+                        self.index.save()
+                        last_save = time.monotonic()
             finally:
-                for _entry, future in pending:
-                    future.cancel()
-        if batch:  # work already decoded is kept, also when cancelled
-            self._flush(batch, known, stats, progress)
+                stop.set()
+        # Work already decoded is kept, also when cancelled; a video cut off mid-way is rescanned next time.
+        encode_batch()
+        write_complete()
+
+    def _produce(self, work: _Work, stop: threading.Event) -> None:
+        """Runs in a decode thread: prepare one file and hand its frames to the model loop."""
+
+        def emit(message) -> None:
+            while True:
+                if stop.is_set():
+                    raise _Stopped
+                try:
+                    work.frames.put(message, timeout=0.2)
+                    return
+                except queue.Full:
+                    continue
+
+        try:
+            if work.entry.kind == KIND_VIDEO:
+                work.record = self._prepare_video(work.entry, emit)
+            else:
+                record, pixels = self._prepare(work.entry)
+                if pixels is not None:
+                    emit((None, pixels))
+                work.record = record
+            emit(_END)
+        except _Stopped:
+            return
+        # A bug, not a bad file: hand it to the scan loop, which re-raises it (else the loop would wait forever).
+        except BaseException as exc:  # noqa: BLE001
+            try:
+                emit(exc)
+            except _Stopped:
+                raise exc from None
 
     def _prepare(self, entry: FileEntry) -> tuple[ItemRecord, np.ndarray | None]:
-        """Runs in a decode thread: read once, hash, decode, thumbnail, preprocess."""
+        """Read once, hash, decode, thumbnail, preprocess a photo."""
         record = ItemRecord(entry.path, entry.kind, entry.size, entry.mtime_ns, STATUS_OK)
         settings = self.settings
         try:
@@ -273,6 +389,7 @@ class Scanner:
         except DecodeError as exc:
             record.status, record.error = STATUS_ERROR, str(exc)
             return record, None
+        record.motion_offset = _playable_motion_offset(data)
         del data
         record.width, record.height, record.taken_at = decoded.width, decoded.height, decoded.taken_at
         if min(decoded.width, decoded.height) < settings.min_image_size:
@@ -292,13 +409,71 @@ class Scanner:
         pixels = self.encoder.preprocess(decoded.image)
         return record, pixels
 
-    def _flush(self, batch, known, stats: ScanStats, progress: Progress) -> None:
-        to_encode = [(i, pixels) for i, (_record, pixels) in enumerate(batch) if pixels is not None]
-        if to_encode:
-            vectors = self.encoder.encode_images([pixels for _i, pixels in to_encode])
-            for (i, _pixels), vector in zip(to_encode, vectors, strict=True):
-                batch[i][0].vector = vector
-        records = [record for record, _pixels in batch]
+    def _prepare_video(self, entry: FileEntry, emit: Callable) -> ItemRecord:
+        """Probe a video, decide whether it is a Live Photo's motion, else sample, thumbnail and emit its frames."""
+        record = ItemRecord(entry.path, KIND_VIDEO, entry.size, entry.mtime_ns, STATUS_OK, pair_path=entry.still)
+        try:
+            record.content_hash = file_hash(entry.path, KIND_VIDEO)
+            info = probe(entry.path)
+        except OSError as exc:
+            record.status, record.error = STATUS_ERROR, f"cannot read file ({exc.strerror or exc})"
+            return record
+        except VideoError as exc:
+            record.status, record.error = STATUS_ERROR, str(exc)
+            return record
+        record.width, record.height = info.width, info.height
+        record.duration_ms, record.playable = info.duration_ms, info.browser_playable
+        record.taken_at = info.created_at or _mtime_datetime(entry.mtime_ns)
+        if entry.still is not None and self._is_live_motion(info, entry.still):
+            record.status = STATUS_MOTION
+            return record
+        key = rendition_key(entry.path, entry.size, entry.mtime_ns)
+        interval_ms = max(1, round(self.settings.frame_interval * 1000))
+        poster = None
+        skipped_dark = 0
+        try:
+            for frame in sample_frames(entry.path, interval_ms, **self.decode_sizes):
+                if poster is None or (skipped_dark < POSTER_MAX_SKIPPED and _is_dark(poster)):
+                    if poster is not None:
+                        skipped_dark += 1
+                    poster = frame.image
+                emit((frame.time_ms, self.encoder.preprocess(frame.image)))
+        except VideoError as exc:
+            record.status, record.error = STATUS_ERROR, str(exc)
+            return record
+        except OSError as exc:
+            record.status, record.error = STATUS_ERROR, f"cannot read file ({exc.strerror or exc})"
+            return record
+        try:
+            self.renditions.write_image_thumbnail(self.renditions.thumbnail_path(key), poster)
+            record.thumbnail = key
+        except OSError as exc:
+            log.warning("cannot write thumbnail for %s: %s", entry.path, exc)
+        return record
+
+    @staticmethod
+    def _is_live_motion(info, still_path: str) -> bool:
+        """A same-name video is the still's Live Photo motion if their Apple content identifiers match, or — when
+        either has none — if it is as short as Live Photo movies are."""
+        still_identifier = None
+        if info.content_identifier:
+            try:
+                with open(still_path, "rb") as handle:
+                    still_identifier = still_content_identifier(handle.read())
+            except OSError:
+                still_identifier = None  # the still vanished meanwhile: judge by length alone
+        if info.content_identifier and still_identifier:
+            return info.content_identifier == still_identifier
+        return info.duration_ms is not None and info.duration_ms <= LIVE_PHOTO_MAX_UNVERIFIED_MS
+
+    def _flush(self, done: list[_Work], known, stats: ScanStats, progress: Progress) -> None:
+        records = []
+        for work in done:
+            record = work.record
+            record.vectors = sorted(work.vectors, key=lambda pair: -1 if pair[0] is None else pair[0])
+            if record.status == STATUS_OK and not record.vectors:
+                record.status, record.error = STATUS_ERROR, "nothing could be embedded"
+            records.append(record)
         new_ids, new_vectors, replaced = self.store.write_batch(records)
         self.index.remove(replaced)
         self.index.add(new_ids, new_vectors)
@@ -312,7 +487,23 @@ class Scanner:
                 stats.updated += 1
             else:
                 stats.added += 1
-        progress.done += len(batch)
+        progress.done += len(records)
+
+
+def _is_dark(image) -> bool:
+    return max(image.convert("L").resize((16, 16)).getextrema()) < POSTER_MIN_BRIGHTNESS
+
+
+def _playable_motion_offset(data: bytes) -> int | None:
+    """Where an Android motion photo's video starts, if it holds one with a decodable frame."""
+    offset = embedded_motion_offset(data)
+    if offset is None:
+        return None
+    try:
+        next(iter(sample_frames(data[offset:], 10_000, min_side=1)))
+    except (VideoError, StopIteration):
+        return None
+    return offset
 
 
 def _root_of(path: str, roots: list[str]) -> str | None:

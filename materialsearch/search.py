@@ -1,6 +1,12 @@
-"""Search: a query vector (from text, an image, or an indexed item) → ranked, filtered, paginated items.
+"""Search: a query vector (from text, an image, or an indexed item) → ranked, filtered, paginated hits.
 
-``score`` is the cosine similarity between the query vector and the item's vector, in [-1, 1].
+A hit is a photo, or a *moment* of a video: a run of neighbouring sampled frames that match. ``score`` is the
+cosine similarity between the query vector and the photo's vector (or the moment's best frame), in [-1, 1].
+
+Which frames match: the index returns the best ``CANDIDATE_POOL`` vectors; a frame counts when it scores at least
+as well as the last of those (the pool's cut-off) *and* lies in the upper part of its own video's score range
+(``MOMENT_RELATIVE_CUT``), so a video that matches all the way through still yields its best stretches rather
+than one moment as long as the video.
 """
 
 from __future__ import annotations
@@ -14,6 +20,13 @@ from .decode import decode_image
 from .embed import Encoder, normalise
 from .index import VectorIndex
 from .store import Filters, Item, Store
+
+# How many vectors each query considers before grouping them into photos and moments (grows for deep pages).
+CANDIDATE_POOL = 1000
+# A frame joins a moment when its score is in the top half between its video's median and best frame score.
+MOMENT_RELATIVE_CUT = 0.5
+# Matching frames this many samples apart still join one moment (1 = a single non-matching frame in between).
+MOMENT_MAX_GAP = 1
 
 
 class SearchError(ValueError):
@@ -33,12 +46,22 @@ class Page:
     min_score: float | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class Moment:
+    """A matching stretch of a video: [start_ms, end_ms) and its best frame's time."""
+
+    start_ms: int
+    end_ms: int
+    time_ms: int
+
+
 @dataclasses.dataclass
 class Hit:
-    """One result: an item and how well it matches."""
+    """One result: an item (and for videos, the moment) and how well it matches."""
 
     item: Item
     score: float
+    moment: Moment | None = None
 
 
 @dataclasses.dataclass
@@ -76,8 +99,13 @@ class SearchService:
         decoded = decode_image(data, max_pixels=self.max_image_pixels, **self.decode_sizes)
         return self.encoder.encode_images([self.encoder.preprocess(decoded.image)])[0]
 
-    def item_vector(self, item_id: int) -> np.ndarray:
-        """The (mean, normalised) vector of an indexed item."""
+    def item_vector(self, item_id: int, time_ms: int | None = None) -> np.ndarray:
+        """The vector of an indexed item: a photo's, a video's mean, or one video frame's (``time_ms``)."""
+        if time_ms is not None:
+            vector = self.store.frame_vector(item_id, time_ms)
+            if vector is None:
+                raise NotFound(f"item {item_id} has no indexed frame at {time_ms} ms")
+            return vector
         vectors = self.store.item_vectors(item_id)
         if vectors.size == 0:
             raise NotFound(f"item {item_id} does not exist or is not indexed")
@@ -92,44 +120,99 @@ class SearchService:
     def search(
         self, vector: np.ndarray, filters: Filters, page: Page, exclude: frozenset[int] = frozenset()
     ) -> SearchResult:
-        """Rank indexed items by cosine similarity to ``vector``."""
+        """Rank photos and video moments by cosine similarity to ``vector``."""
         started = time.perf_counter()
+        vector = np.asarray(vector, dtype=np.float32)
         allowed = self.store.filtered_vector_ids(filters) if filters.active else None
         if allowed is not None and allowed.size == 0:
             return SearchResult([], 0, _ms(started))
         if page.min_score is not None:
             scores, ids = self.index.range_search(vector, page.min_score, allowed)
-            ranked = self._best_per_item(scores, ids, exclude)
+            ranked = self._rank(vector, scores, ids, exclude, page.min_score, wanted=None)
             total = len(ranked)
         else:
-            ranked = self._top_items(vector, page.offset + page.limit, allowed, exclude)
-            total = self.store.count_searchable(filters, exclude)
+            wanted = page.offset + page.limit
+            ranked = self._top(vector, wanted, allowed, exclude)
+            total = max(self.store.count_searchable(filters, exclude), len(ranked))
         window = ranked[page.offset : page.offset + page.limit]
-        items = self.store.get_items([item_id for item_id, _ in window])
-        hits = [Hit(items[item_id], score) for item_id, score in window if item_id in items]
+        items = self.store.get_items([item_id for item_id, _score, _moment in window])
+        hits = [Hit(items[item_id], score, moment) for item_id, score, moment in window if item_id in items]
         return SearchResult(hits, total, _ms(started))
 
-    def _top_items(self, vector, wanted: int, allowed, exclude) -> list[tuple[int, float]]:
-        # Items may own several vectors (video frames) and some may be excluded: widen k until enough distinct
-        # items are found or the index is exhausted.
-        k = wanted + len(exclude)
+    def _top(self, vector, wanted: int, allowed, exclude) -> list[tuple[int, float, Moment | None]]:
+        # Items may own many vectors (video frames) and some may be excluded: widen the pool until enough hits
+        # are found or the index is exhausted.
+        k = max(CANDIDATE_POOL, wanted + len(exclude))
+        limit = self.index.ntotal if allowed is None else len(allowed)
         while True:
             scores, ids = self.index.search(vector, k, allowed)
-            ranked = self._best_per_item(scores, ids, exclude)
-            limit = self.index.ntotal if allowed is None else len(allowed)
-            if len(ranked) >= wanted or len(ids) < k or k >= limit:
+            exhausted = len(ids) < k or k >= limit
+            cutoff = float(scores[-1]) if len(scores) and not exhausted else -1.0
+            ranked = self._rank(vector, scores, ids, exclude, cutoff, wanted)
+            if len(ranked) >= wanted or exhausted:
                 return ranked
             k *= 2
 
-    def _best_per_item(self, scores, ids, exclude) -> list[tuple[int, float]]:
-        owners = self.store.vector_owners(ids.tolist())
-        best: dict[int, float] = {}
+    def _rank(self, vector, scores, ids, exclude, cutoff: float, wanted: int | None):
+        """Photos by their score and videos by their moments, best first (enough for the first ``wanted``)."""
+        frames = self.store.vector_frames(ids.tolist())
+        photos: dict[int, float] = {}
+        videos: dict[int, float] = {}
         for vector_id, score in zip(ids.tolist(), scores.tolist(), strict=True):
-            item_id = owners.get(vector_id)
-            if item_id is None or item_id in exclude or item_id in best:
-                continue  # ids arrive best first, so the first score seen per item is its best
-            best[item_id] = float(min(max(score, -1.0), 1.0))
-        return list(best.items())
+            owner = frames.get(vector_id)
+            if owner is None or owner[0] in exclude:
+                continue  # removed meanwhile, or left out on purpose
+            item_id, time_ms = owner
+            target = photos if time_ms is None else videos
+            if item_id not in target:  # ids arrive best first: the first score seen is the item's best
+                target[item_id] = _clamp(score)
+        ranked = [(item_id, score, None) for item_id, score in photos.items()]
+        for item_id, best in sorted(videos.items(), key=lambda pair: -pair[1]):
+            if wanted is not None and len(ranked) >= wanted:
+                ranked.sort(key=lambda hit: -hit[1])
+                if ranked[wanted - 1][1] >= best:
+                    break  # no moment of this or a later video can reach the wanted hits
+            times, vectors = self.store.frames(item_id)
+            if len(times) == 0:
+                continue
+            frame_scores = vectors @ vector
+            for moment, score in _moments(times, frame_scores, cutoff, self._duration(item_id, times)):
+                ranked.append((item_id, _clamp(score), moment))
+        ranked.sort(key=lambda hit: -hit[1])
+        return ranked
+
+    def _duration(self, item_id: int, times: np.ndarray) -> int:
+        item = self.store.get_item(item_id)
+        if item is not None and item.duration_ms:
+            return max(int(item.duration_ms), int(times[-1]))
+        return int(times[-1])
+
+
+def _moments(times: np.ndarray, scores: np.ndarray, cutoff: float, duration_ms: int):
+    """Group a video's matching frames into moments: (Moment, best score) pairs."""
+    best, median = float(scores.max()), float(np.median(scores))
+    cut = max(cutoff, best - MOMENT_RELATIVE_CUT * (best - median))
+    matching = np.flatnonzero(scores >= cut)
+    if matching.size == 0:
+        return []
+    runs: list[list[int]] = [[int(matching[0])]]
+    for index in matching[1:].tolist():
+        if index - runs[-1][-1] <= MOMENT_MAX_GAP + 1:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    result = []
+    for run in runs:
+        first, last = run[0], run[-1]
+        # A sample stands for the stretch up to the next sample (or the end of the video).
+        end = int(times[last + 1]) if last + 1 < len(times) else max(duration_ms, int(times[last]))
+        top = max(run, key=lambda i: scores[i])
+        result.append((Moment(int(times[first]), end, int(times[top])), float(scores[top])))
+    return result
+
+
+def _clamp(score: float) -> float:
+    return float(min(max(score, -1.0), 1.0))
 
 
 def _ms(started: float) -> float:

@@ -15,6 +15,7 @@ from .scan import Progress, Scanner, ScanStats, decode_sizes
 from .search import SearchService
 from .store import Store
 from .thumbnails import Renditions
+from .transcode import Transcoder
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,11 @@ class Services:
         )
         self.search = SearchService(
             self.store, self.index, self.encoder, settings.max_image_pixels, decode_sizes(settings, self.encoder)
+        )
+        self.transcoder = Transcoder(
+            os.path.join(settings.data_dir, "transcodes"),
+            settings.transcode_cache_mb * 1024 * 1024,
+            threads=settings.decode_threads,
         )
         self.scanner = Scanner(settings, self.store, self.index, self.encoder, self.renditions)
         self.scans = ScanManager(self.scanner)

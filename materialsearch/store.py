@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 from sqlalchemy import (
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -37,6 +38,8 @@ STATUS_ERROR = "error"
 STATUS_SKIPPED = "skipped"
 # An item whose vector must be (re)computed on the next scan, e.g. after the model changed.
 STATUS_PENDING = "pending"
+# A Live Photo's movie: part of its still's item (played as its motion), never a result of its own.
+STATUS_MOTION = "motion"
 
 PAGE_SIZE_BYTES = 16384  # 4 KiB pages waste about half the file on 2 KB vector blobs
 
@@ -46,7 +49,7 @@ class Base(DeclarativeBase):
 
 
 class Item(Base):
-    """One file of the library (a photo; videos later), indexed or not, with why not."""
+    """One file of the library (a photo or a video), indexed or not, with why not."""
 
     __tablename__ = "items"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -62,6 +65,13 @@ class Item(Base):
     height: Mapped[int | None] = mapped_column(Integer)
     thumbnail: Mapped[str | None] = mapped_column(String(64))
     indexed_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    # Videos: length in ms; whether browsers play the file as it is.
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    playable: Mapped[bool | None] = mapped_column(Boolean)
+    # Videos: the same-name photo that was considered as its Live Photo still when the video was scanned.
+    pair_path: Mapped[str | None] = mapped_column(Text, index=True)
+    # Photos: byte offset of the MP4 embedded in an Android motion photo.
+    motion_offset: Mapped[int | None] = mapped_column(Integer)
 
 
 class Vector(Base):
@@ -92,11 +102,15 @@ class FileState:
     mtime_ns: int
     status: str
     content_hash: str | None
+    pair_path: str | None = None
 
 
 @dataclasses.dataclass
 class ItemRecord:
-    """A scanned file's outcome, ready to be written (``vector`` is None for errors and skips)."""
+    """A scanned file's outcome, ready to be written (``vectors`` is empty for errors and skips).
+
+    ``vectors`` holds (time_ms, vector) pairs: time_ms is None for a still, the frame's time for a video.
+    """
 
     path: str
     kind: str
@@ -109,7 +123,11 @@ class ItemRecord:
     width: int | None = None
     height: int | None = None
     thumbnail: str | None = None
-    vector: np.ndarray | None = None
+    vectors: list[tuple[int | None, np.ndarray]] = dataclasses.field(default_factory=list)
+    duration_ms: int | None = None
+    playable: bool | None = None
+    pair_path: str | None = None
+    motion_offset: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +181,20 @@ class Store:
         )
         event.listen(self.engine, "connect", _pragmas)
         Base.metadata.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Bring a database made by an older version up to date (new nullable columns only)."""
+        with self.engine.begin() as conn:
+            for table in Base.metadata.sorted_tables:
+                present = {row[1] for row in conn.exec_driver_sql(f"PRAGMA table_info({table.name})")}
+                for column in table.columns:
+                    if column.name not in present and column.nullable:
+                        kind = column.type.compile(self.engine.dialect)
+                        conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
+                        if column.index:
+                            name = f"ix_{table.name}_{column.name}"
+                            conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {table.name} ({column.name})")
 
     def close(self) -> None:
         """Release connections."""
@@ -183,7 +215,7 @@ class Store:
     # --- scanning ---------------------------------------------------------------------------------------------
     def file_states(self) -> dict[str, FileState]:
         """Every known path with its (size, mtime) and status."""
-        query = select(Item.path, Item.id, Item.size, Item.mtime_ns, Item.status, Item.content_hash)
+        query = select(Item.path, Item.id, Item.size, Item.mtime_ns, Item.status, Item.content_hash, Item.pair_path)
         with self.engine.connect() as conn:
             return {row[0]: FileState(*row[1:]) for row in conn.execute(query)}
 
@@ -221,9 +253,9 @@ class Store:
                     rows_update,
                 )
             vector_rows = [
-                {"item_id": existing[r.path], "time_ms": None, "embedding": vector_to_blob(r.vector)}
+                {"item_id": existing[r.path], "time_ms": time_ms, "embedding": vector_to_blob(vector)}
                 for r in records
-                if r.vector is not None
+                for time_ms, vector in r.vectors
             ]
             for row in vector_rows:
                 vector_id = conn.execute(insert(Vector).values(**row)).inserted_primary_key[0]
@@ -246,12 +278,20 @@ class Store:
             "height": record.height,
             "thumbnail": record.thumbnail,
             "indexed_at": now,
+            "duration_ms": record.duration_ms,
+            "playable": record.playable,
+            "pair_path": record.pair_path,
+            "motion_offset": record.motion_offset,
         }
 
-    def move_item(self, item_id: int, path: str, size: int, mtime_ns: int) -> None:
+    def move_item(self, item_id: int, path: str, size: int, mtime_ns: int, pair_path: str | None = None) -> None:
         """A file moved or renamed inside the library: keep its row (and vectors) under the new path."""
         with self.engine.begin() as conn:
-            conn.execute(update(Item).where(Item.id == item_id).values(path=path, size=size, mtime_ns=mtime_ns))
+            conn.execute(
+                update(Item)
+                .where(Item.id == item_id)
+                .values(path=path, size=size, mtime_ns=mtime_ns, pair_path=pair_path)
+            )
 
     def delete_items(self, item_ids: Iterable[int]) -> list[int]:
         """Remove items and their vectors; returns the removed vector ids."""
@@ -299,6 +339,47 @@ class Store:
         with self.engine.connect() as conn:
             blobs = conn.execute(select(Vector.embedding).where(Vector.item_id == item_id)).scalars().all()
         return np.vstack([blob_to_vector(b) for b in blobs]) if blobs else np.empty((0, 0), np.float32)
+
+    def vector_frames(self, vector_ids: Sequence[int]) -> dict[int, tuple[int, int | None]]:
+        """vector id → (item id, frame time in ms or None) for the given ids."""
+        found: dict[int, tuple[int, int | None]] = {}
+        ids = [int(v) for v in vector_ids]
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 900):
+                chunk = ids[start : start + 900]
+                rows = conn.execute(select(Vector.id, Vector.item_id, Vector.time_ms).where(Vector.id.in_(chunk)))
+                found.update((vector_id, (item_id, time_ms)) for vector_id, item_id, time_ms in rows)
+        return found
+
+    def frames(self, item_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """A video's frame times (ms, ascending) and their vectors."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(Vector.time_ms, Vector.embedding).where(Vector.item_id == item_id).order_by(Vector.time_ms)
+            ).all()
+        times = np.array([r[0] if r[0] is not None else 0 for r in rows], dtype=np.int64)
+        vectors = np.vstack([blob_to_vector(r[1]) for r in rows]) if rows else np.empty((0, 0), np.float32)
+        return times, vectors
+
+    def frame_vector(self, item_id: int, time_ms: int) -> np.ndarray | None:
+        """The vector of one video frame, or None."""
+        with self.engine.connect() as conn:
+            blob = conn.execute(
+                select(Vector.embedding).where(Vector.item_id == item_id, Vector.time_ms == time_ms).limit(1)
+            ).scalar()
+        return blob_to_vector(blob) if blob is not None else None
+
+    def motions_for(self, still_paths: Sequence[str]) -> dict[str, Item]:
+        """Live Photo movies by the path of their still."""
+        found: dict[str, Item] = {}
+        paths = list(still_paths)
+        with self.engine.connect() as conn:
+            for start in range(0, len(paths), 900):
+                rows = conn.execute(
+                    select(Item).where(Item.pair_path.in_(paths[start : start + 900]), Item.status == STATUS_MOTION)
+                ).all()
+                found.update((row.pair_path, _row_to_item(row)) for row in rows)
+        return found
 
     def vector_owners(self, vector_ids: Sequence[int]) -> dict[int, int]:
         """vector id → item id for the given ids."""

@@ -53,6 +53,28 @@ class Renditions:
             _write_atomic(path, encode_jpeg(render(decoded, self.preview_size), quality=90))
         return path
 
+    def frame_thumbnail_path(self, key: str, time_ms: int) -> str:
+        """Where the thumbnail of one video frame lives."""
+        return self._path(f"{key}-{int(time_ms)}", "thumb")
+
+    def write_image_thumbnail(self, path: str, image) -> None:
+        """Render and store a thumbnail of an upright RGB picture (a video frame) at ``path``."""
+        decoded = DecodedImage(image, image.width, image.height, None)
+        _write_atomic(path, encode_jpeg(render(decoded, self.thumbnail_size)))
+
+    def video_thumbnail(self, key: str, source: str, time_ms: int | None) -> str:
+        """The thumbnail of a video's poster (``time_ms`` None) or of the frame at ``time_ms``, made if missing.
+
+        Raises VideoError when the video cannot be read any more.
+        """
+        from .video import frame_at
+
+        path = self.thumbnail_path(key) if time_ms is None else self.frame_thumbnail_path(key, time_ms)
+        if not os.path.isfile(path):
+            image = frame_at(source, time_ms or 0, min_side=1, min_long_side=self.thumbnail_size)
+            self.write_image_thumbnail(path, image)
+        return path
+
     def _decode(self, source: str, side: int) -> DecodedImage:
         with open(source, "rb") as handle:
             data = handle.read()

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 log = logging.getLogger(__name__)
 
 KIND_IMAGE = "image"
+KIND_VIDEO = "video"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +26,8 @@ class FileEntry:
     size: int
     mtime_ns: int
     kind: str
+    # For a video: the photo with the same name in the same folder (a Live Photo's still), if there is one.
+    still: str | None = None
 
 
 def _inside(path: str, roots: Iterable[str]) -> bool:
@@ -37,10 +40,13 @@ def walk_library(
     skip_patterns: Iterable[str] = (),
     exclude: Iterable[str] = (),
     on_error: Callable[[str, str], None] | None = None,
+    video_extensions: Iterable[str] = (),
 ) -> Iterator[FileEntry]:
-    """Yield every image file under ``roots`` (depth-first, sorted by name for stable order)."""
+    """Yield every image and video file under ``roots`` (depth-first, sorted by name for stable order)."""
     roots = [os.path.realpath(r) for r in roots]
-    extensions = {e.lower().lstrip(".") for e in image_extensions}
+    image_exts = {e.lower().lstrip(".") for e in image_extensions}
+    video_exts = {e.lower().lstrip(".") for e in video_extensions} - image_exts
+    extensions = image_exts | video_exts
     patterns = tuple(skip_patterns)
     excluded = {os.path.realpath(e) for e in exclude}
 
@@ -99,5 +105,22 @@ def walk_library(
                 except OSError as exc:
                     report(entry.path, f"cannot stat ({exc.strerror or exc})")
                     continue
-                files.append(FileEntry(entry.path, stat.st_size, stat.st_mtime_ns, KIND_IMAGE))
-            yield from reversed(files)
+                kind = KIND_VIDEO if ext in video_exts else KIND_IMAGE
+                files.append(FileEntry(entry.path, stat.st_size, stat.st_mtime_ns, kind))
+            yield from reversed(_pair_live_photos(files))
+
+
+def _pair_live_photos(files: list[FileEntry]) -> list[FileEntry]:
+    """Give each video of a folder the photo that shares its name (IMG_0001.HEIC + IMG_0001.MOV), if any."""
+    stills = {}
+    for entry in files:
+        if entry.kind == KIND_IMAGE:
+            stills.setdefault(os.path.splitext(entry.path)[0].lower(), entry.path)
+    if not stills:
+        return files
+    return [
+        dataclasses.replace(entry, still=stills.get(os.path.splitext(entry.path)[0].lower()))
+        if entry.kind == KIND_VIDEO
+        else entry
+        for entry in files
+    ]

@@ -58,7 +58,11 @@ def test_pagination_is_consistent(client):
     whole = search(client, q="photo", limit=20)["results"]
     first = search(client, q="photo", limit=10)["results"]
     second = search(client, q="photo", limit=10, offset=10)["results"]
-    assert [r["id"] for r in first + second] == [r["id"] for r in whole]
+
+    def key(r):
+        return r["id"], r.get("start")  # a video can give several moments
+
+    assert [key(r) for r in first + second] == [key(r) for r in whole]
 
 
 def test_filters(client):
@@ -67,7 +71,10 @@ def test_filters(client):
     assert by_path["total"] == len(by_path["results"])
     dated = search(client, q="photo", date_from="2021-01-01", date_to="2021-12-31", limit=50)["results"]
     assert dated and all(r["taken_at"].startswith("2021") for r in dated)
-    assert search(client, q="photo", kind="video")["total"] == 0
+    videos = search(client, q="photo", kind="video", limit=50)["results"]
+    assert videos and all(r["kind"] == "video" and r["start"] <= r["time"] <= r["end"] for r in videos)
+    images = search(client, q="photo", kind="image", limit=100)["results"]
+    assert images and all(r["kind"] == "image" and "start" not in r for r in images)
     high = search(client, q="photo", min_score=0.0, limit=50)
     assert all(r["score"] >= 0.0 for r in high["results"]) and high["total"] == len(high["results"])
 
@@ -161,7 +168,9 @@ def test_heic_gets_a_jpeg_preview_and_thumbnail(client):
 def test_status_errors_and_health(client):
     status = client.get("/api/status").json
     assert status["counts"]["images"] >= 25 and status["counts"]["errors"] == 6
-    assert status["model"]["dim"] == 64 and status["index"]["vectors"] == status["counts"]["images"]
+    assert status["counts"]["videos"] == 6 and status["counts"]["live_photos"] == 1
+    frames = status["index"]["vectors"] - status["counts"]["images"]
+    assert status["model"]["dim"] == 64 and frames >= status["counts"]["videos"]  # one vector or more per video
     assert status["scan"]["state"] == "idle" and status["scan"]["last"]["summary"]
     assert client.get("/healthz").status_code == 200
     errors = client.get("/api/errors?limit=2")

@@ -10,8 +10,10 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, sen
 
 from ..decode import DecodeError
 from ..search import NotFound, Page, SearchError
-from ..store import STATUS_OK, Filters, Item
+from ..store import STATUS_MOTION, STATUS_OK, Filters, Item
 from ..thumbnails import rendition_key
+from ..transcode import TranscodeError
+from ..video import VideoError
 
 api = Blueprint("api", __name__)
 
@@ -98,12 +100,30 @@ def _page(source) -> Page:
 
 
 # --- shaping ----------------------------------------------------------------------------------------------------
-def item_json(item: Item) -> dict:
-    """The public view of an item."""
+def _version(item: Item) -> str:
+    # Renditions are cached by browsers for a day; the version changes when the file does.
+    return rendition_key(item.path, item.size, item.mtime_ns)[:12]
+
+
+def item_json(item: Item, motion: Item | None = None) -> dict:
+    """The public view of an item (``motion``: its Live Photo movie, if it has one)."""
     ext = os.path.splitext(item.path)[1].lower().lstrip(".")
     file_url = url_for("api.item_file", item_id=item.id)
-    # Renditions are cached by browsers for a day; the version changes when the file does.
-    version = rendition_key(item.path, item.size, item.mtime_ns)[:12]
+    version = _version(item)
+    extra: dict = {}
+    if item.kind == "video":
+        extra = {
+            "duration": item.duration_ms / 1000 if item.duration_ms is not None else None,
+            "playable": bool(item.playable),
+            "play_url": file_url if item.playable else url_for("api.item_stream", item_id=item.id, v=version),
+        }
+    else:
+        has_motion = motion is not None or item.motion_offset is not None
+        extra = {
+            "live": motion is not None,
+            "motion_photo": item.motion_offset is not None,
+            "motion_url": url_for("api.item_motion", item_id=item.id, v=version) if has_motion else None,
+        }
     return {
         "id": item.id,
         "path": item.path,
@@ -116,14 +136,34 @@ def item_json(item: Item) -> dict:
         "thumbnail_url": url_for("api.item_thumbnail", item_id=item.id, v=version),
         "file_url": file_url,
         "view_url": file_url
-        if ext in BROWSER_IMAGE_EXTENSIONS
+        if ext in BROWSER_IMAGE_EXTENSIONS or item.kind == "video"
         else url_for("api.item_preview", item_id=item.id, v=version),
+        **extra,
     }
 
 
+def hit_json(hit, motion: Item | None = None) -> dict:
+    """A search result: the item, its score and, for a video, the moment that matched."""
+    data = {**item_json(hit.item, motion), "score": round(hit.score, 6)}
+    moment = hit.moment
+    if moment is not None:
+        item = hit.item
+        data.update(
+            start=moment.start_ms / 1000,
+            end=moment.end_ms / 1000,
+            time=moment.time_ms / 1000,
+            thumbnail_url=url_for("api.item_thumbnail", item_id=item.id, t=moment.time_ms, v=_version(item)),
+            clip_url=url_for(
+                "api.item_clip", item_id=item.id, start=f"{moment.start_ms / 1000:g}", end=f"{moment.end_ms / 1000:g}"
+            ),
+        )
+    return data
+
+
 def _result_json(result) -> Response:
+    motions = _services().store.motions_for([hit.item.path for hit in result.hits if hit.item.kind == "image"])
     return jsonify(
-        results=[{**item_json(hit.item), "score": round(hit.score, 6)} for hit in result.hits],
+        results=[hit_json(hit, motions.get(hit.item.path)) for hit in result.hits],
         total=result.total,
         took_ms=result.took_ms,
     )
@@ -144,7 +184,8 @@ def search_get():
     search = _services().search
     if like:
         item_id = _int_param(args, "like", 0, 1)
-        vector = search.item_vector(item_id)
+        time_ms = _time_ms_param(args, "t")
+        vector = search.item_vector(item_id, time_ms)
         return _result_json(search.search(vector, filters, page, exclude=frozenset({item_id})))
     return _result_json(search.search(search.text_vector(text), filters, page))
 
@@ -177,23 +218,128 @@ def _indexed_item(item_id: int) -> Item:
     return item
 
 
+def _time_ms_param(source, name: str) -> int | None:
+    """A time in milliseconds (an integer ≥ 0), or None when absent."""
+    raw = source.get(name)
+    if raw is None or raw == "":
+        return None
+    return _int_param(source, name, 0, 0)
+
+
+def _seconds_param(source, name: str) -> float:
+    raw = (source.get(name) or "").strip()
+    if not raw:
+        raise BadRequest(f"{name} is required (seconds from the start of the video)")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise BadRequest(f"{name} must be 0 or more seconds, got {raw!r}")
+    return value
+
+
+def _video_item(item_id: int) -> Item:
+    item = _indexed_item(item_id)
+    if item.kind != "video":
+        raise BadRequest(f"item {item_id} is not a video")
+    return item
+
+
 @api.get("/api/items/<int:item_id>")
 def item_detail(item_id: int):
     """One indexed item."""
-    return jsonify(item_json(_indexed_item(item_id)))
+    item = _indexed_item(item_id)
+    motion = _services().store.motions_for([item.path]).get(item.path) if item.kind == "image" else None
+    return jsonify(item_json(item, motion))
 
 
 @api.get("/api/items/<int:item_id>/thumbnail")
 def item_thumbnail(item_id: int):
-    """A small upright JPEG of the item (cached)."""
+    """A small upright JPEG of the item (cached); for a video, ``t`` (ms) picks one of its indexed frames."""
     item = _indexed_item(item_id)
     services = _services()
     key = item.thumbnail or rendition_key(item.path, item.size, item.mtime_ns)
+    time_ms = _time_ms_param(request.args, "t")
     try:
-        path = services.renditions.thumbnail(key, item.path)
-    except (OSError, DecodeError) as exc:
+        if item.kind == "video":
+            if time_ms is not None and services.store.frame_vector(item_id, time_ms) is None:
+                raise NotFound(f"item {item_id} has no indexed frame at {time_ms} ms")
+            path = services.renditions.video_thumbnail(key, item.path, time_ms)
+        else:
+            path = services.renditions.thumbnail(key, item.path)
+    except (OSError, DecodeError, VideoError) as exc:
         abort(404, description=f"the original of item {item_id} cannot be read any more: {exc}")
     return _cached_file(path, "image/jpeg")
+
+
+@api.get("/api/items/<int:item_id>/clip")
+def item_clip(item_id: int):
+    """An H.264/AAC MP4 of exactly [start, end) seconds of a video (re-encoded, frame-accurate, cached)."""
+    item = _video_item(item_id)
+    settings = _services().settings
+    start, end = _seconds_param(request.args, "start"), _seconds_param(request.args, "end")
+    duration = (item.duration_ms or 0) / 1000
+    if duration and start >= duration:
+        raise BadRequest(f"start ({start:g} s) is past the end of the video ({duration:g} s)")
+    end = min(end, duration) if duration else end
+    if end <= start:
+        raise BadRequest("end must be after start")
+    if end - start > settings.max_clip_seconds:
+        raise BadRequest(f"a clip may last at most {settings.max_clip_seconds} s (MS_MAX_CLIP_SECONDS)")
+    start_ms, end_ms = round(start * 1000), round(end * 1000)
+    try:
+        path = _services().transcoder.clip(item.path, item.size, item.mtime_ns, start_ms, end_ms)
+    except TranscodeError as exc:
+        abort(422, description=f"cannot cut this video: {exc}")
+    stem = os.path.splitext(os.path.basename(item.path))[0]
+    name = f"{stem}_{start_ms / 1000:g}-{end_ms / 1000:g}s.mp4"
+    return send_file(path, mimetype="video/mp4", conditional=True, max_age=86400, download_name=name)
+
+
+@api.get("/api/items/<int:item_id>/stream")
+def item_stream(item_id: int):
+    """The video in a form browsers play: the original when they can, else an H.264 rendition.
+
+    Making a rendition takes a while: until it is ready the answer is 202 (with Retry-After); then the MP4.
+    """
+    item = _video_item(item_id)
+    if item.playable:
+        return item_file(item_id)
+    state, detail = _services().transcoder.start_rendition(item.path, item.size, item.mtime_ns)
+    if state == "ready":
+        return _cached_file(detail, "video/mp4")
+    if state == "failed":
+        abort(422, description=f"cannot convert this video: {detail}")
+    response = jsonify(state="working", message="a browser-playable version is being made; try again shortly")
+    response.status_code = 202
+    response.headers["Retry-After"] = "2"
+    return response
+
+
+@api.get("/api/items/<int:item_id>/motion")
+def item_motion(item_id: int):
+    """The motion of a Live Photo or Android motion photo, as a video browsers play."""
+    item = _indexed_item(item_id)
+    services = _services()
+    movie = services.store.motions_for([item.path]).get(item.path) if item.kind == "image" else None
+    try:
+        if movie is not None:
+            if not os.path.isfile(movie.path):
+                abort(404, description=f"the motion of item {item_id} is gone from the library")
+            if movie.playable:
+                mimetype = mimetypes.guess_type(movie.path)[0] or "video/quicktime"
+                if mimetype == "video/quicktime":
+                    mimetype = "video/mp4"  # same ISO media format; browsers refuse the QuickTime type
+                return send_file(movie.path, mimetype=mimetype, conditional=True, max_age=86400)
+            path = services.transcoder.rendition(movie.path, movie.size, movie.mtime_ns)
+        elif item.motion_offset is not None:
+            path = services.transcoder.rendition(item.path, item.size, item.mtime_ns, item.motion_offset)
+        else:
+            raise NotFound(f"item {item_id} has no motion (not a Live Photo or motion photo)")
+    except TranscodeError as exc:
+        abort(422, description=f"cannot play this motion: {exc}")
+    return _cached_file(path, "video/mp4")
 
 
 @api.get("/api/items/<int:item_id>/preview")
@@ -215,6 +361,8 @@ def item_file(item_id: int):
     if not os.path.isfile(item.path):
         abort(404, description=f"the original of item {item_id} is gone from the library")
     mimetype = mimetypes.guess_type(item.path)[0] or "application/octet-stream"
+    if mimetype == "video/quicktime" and item.playable:
+        mimetype = "video/mp4"  # the same ISO media format; browsers only play it under this type
     return send_file(item.path, mimetype=mimetype, conditional=True, download_name=os.path.basename(item.path))
 
 
@@ -246,12 +394,21 @@ def status():
     services = _services()
     counts = services.store.counts()
     images = counts.get("image:ok", 0)
+    videos = counts.get("video:ok", 0)
+    live = counts.get(f"video:{STATUS_MOTION}", 0)
     errors_count = sum(v for k, v in counts.items() if k.endswith(":error"))
     skipped = sum(v for k, v in counts.items() if k.endswith(":skipped"))
     pending = sum(v for k, v in counts.items() if k.endswith(":pending"))
     encoder = services.encoder
     return jsonify(
-        counts={"images": images, "errors": errors_count, "skipped": skipped, "pending": pending},
+        counts={
+            "images": images,
+            "videos": videos,
+            "live_photos": live,
+            "errors": errors_count,
+            "skipped": skipped,
+            "pending": pending,
+        },
         scan=services.scans.status(),
         model={
             "name": os.path.basename(services.settings.model),  # a cn_clip name, or a checkpoint's file name

@@ -1,0 +1,354 @@
+"""Video decoding with PyAV: probe a file, and sample upright frames every N milliseconds by presentation time.
+
+Sampling is driven by each frame's presentation timestamp (PTS), never by frame counts or the declared frame
+rate: both lie in real files (a 30-frame MKV declaring 1072 frames at 1000 fps; frames that never decode).
+Only the frames that are sampled are converted to RGB, and packets of a GOP that holds no sample are never
+decoded at all: the demuxer tells keyframes apart, so the decoder starts at the keyframe before each sample.
+Memory stays bounded for hours-long files: at most one GOP of compressed packets is held.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+import logging
+import math
+from collections.abc import Iterator
+
+import av
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+# Containers and codecs a browser's <video> plays as they are; everything else gets an H.264 rendition.
+BROWSER_CONTAINERS = {"mp4", "mov", "m4v", "webm"}
+BROWSER_CODECS = {"h264", "vp8", "vp9", "av1"}
+BROWSER_PIXEL_FORMATS = {"yuv420p", "yuvj420p"}
+
+
+class VideoError(ValueError):
+    """A video that cannot be read; the message says why, for the errors list."""
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoInfo:
+    """What a video file is: its upright size, duration, codec and the metadata we use."""
+
+    width: int
+    height: int
+    duration_ms: int | None
+    codec: str
+    pixel_format: str | None
+    container: str
+    rotation: int
+    has_audio: bool
+    created_at: dt.datetime | None
+    content_identifier: str | None
+
+    @property
+    def browser_playable(self) -> bool:
+        """Whether browsers play the original as it is (H.264 8-bit in MP4/MOV, VP8/VP9/AV1 in WebM)."""
+        if self.codec not in BROWSER_CODECS:
+            return False
+        if self.codec == "h264" and self.pixel_format not in BROWSER_PIXEL_FORMATS:
+            return False  # 10-bit or 4:2:2 H.264 does not play in browsers
+        return self.container in BROWSER_CONTAINERS
+
+
+@dataclasses.dataclass
+class Frame:
+    """A sampled frame: its presentation time and the upright RGB picture."""
+
+    time_ms: int
+    image: Image.Image
+
+
+def _open(source: str | bytes):
+    """Open a path or in-memory bytes with PyAV; VideoError with the reason if it is not a video."""
+    try:
+        container = av.open(io.BytesIO(source) if isinstance(source, bytes) else source, metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        raise VideoError(f"not a readable video ({_reason(exc)})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError("the file holds no video stream")
+    return container
+
+
+def _reason(exc: Exception) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.rstrip(".").lower() if text else type(exc).__name__
+
+
+def _container_name(container) -> str:
+    names = container.format.name.split(",")
+    # PyAV names ISO media "mov,mp4,m4a,3gp,3g2,mj2"; the file's major brand tells MP4 from QuickTime.
+    if "mov" in names:
+        brand = container.metadata.get("major_brand", "").strip()
+        return "mov" if brand == "qt" else "mp4"
+    if "matroska" in names:
+        return "webm" if "webm" in names and container.streams.video[0].codec_context.name in BROWSER_CODECS else "mkv"
+    return names[0]
+
+
+def _created_at(metadata: dict[str, str]) -> dt.datetime | None:
+    """Capture time as local wall-clock: Apple's local creation date, else the container's UTC time made local."""
+    apple = metadata.get("com.apple.quicktime.creationdate")
+    if apple:
+        try:
+            return dt.datetime.fromisoformat(apple).replace(tzinfo=None)
+        except ValueError:
+            pass  # fall back to the container's creation_time
+    raw = metadata.get("creation_time")
+    if not raw:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if value.year < 1971:  # an unset QuickTime date (1904/1970 epochs)
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone().replace(tzinfo=None)
+    return value.replace(microsecond=0)
+
+
+def _display_rotation(stream, first_frame=None) -> int:
+    """Degrees the picture must be turned counter-clockwise for display (0, 90, 180, 270)."""
+    rotation = getattr(first_frame, "rotation", 0) if first_frame is not None else 0
+    return round(rotation) % 360
+
+
+def probe(source: str | bytes) -> VideoInfo:
+    """Read a video's upright size, duration, codec and capture metadata (decodes one frame for the rotation)."""
+    with _open(source) as container:
+        stream = container.streams.video[0]
+        metadata = {**container.metadata, **stream.metadata}
+        try:
+            first = next(iter(container.decode(stream)), None)
+        except (av.FFmpegError, EOFError):
+            first = None
+        rotation = _display_rotation(stream, first)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if first is not None:
+            width, height = first.width, first.height
+        if rotation in (90, 270):
+            width, height = height, width
+        duration_ms = _duration_ms(container, stream)
+        codec_format = stream.codec_context.format
+        return VideoInfo(
+            width=width,
+            height=height,
+            duration_ms=duration_ms,
+            codec=stream.codec_context.name,
+            pixel_format=codec_format.name if codec_format is not None else None,
+            container=_container_name(container),
+            rotation=rotation,
+            has_audio=bool(container.streams.audio),
+            created_at=_created_at(metadata),
+            content_identifier=metadata.get("com.apple.quicktime.content.identifier"),
+        )
+
+
+def _duration_ms(container, stream) -> int | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return round(float(stream.duration * stream.time_base) * 1000)
+    if container.duration is not None:
+        return round(container.duration / 1000)  # microseconds
+    return None
+
+
+def _scaled_size(width: int, height: int, min_side: int, min_long_side: int) -> tuple[int, int]:
+    """The smallest size (same aspect) whose short side ≥ min_side and long side ≥ min_long_side; never upscales."""
+    short, long = min(width, height), max(width, height)
+    scale = max(min_side / short, min_long_side / long)
+    if scale >= 1:
+        return width, height
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _upright(image: Image.Image, rotation: int) -> Image.Image:
+    # ``rotation`` is counter-clockwise, as PIL's rotate; transpose is exact and cheap on a small frame.
+    if rotation == 90:
+        return image.transpose(Image.Transpose.ROTATE_90)
+    if rotation == 180:
+        return image.transpose(Image.Transpose.ROTATE_180)
+    if rotation == 270:
+        return image.transpose(Image.Transpose.ROTATE_270)
+    return image
+
+
+def _to_image(frame, min_side: int, min_long_side: int) -> Image.Image:
+    rotation = _display_rotation(None, frame)
+    width, height = frame.width, frame.height
+    if rotation in (90, 270):  # the size limits are about the upright picture
+        w, h = _scaled_size(height, width, min_side, min_long_side)
+        w, h = h, w
+    else:
+        w, h = _scaled_size(width, height, min_side, min_long_side)
+    image = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_image()
+    return _upright(image, rotation)
+
+
+def _pts_ms(pts, time_base) -> int | None:
+    if pts is None or time_base is None:
+        return None
+    return math.floor(float(pts * time_base) * 1000 + 0.5)
+
+
+def sample_frames(
+    source: str | bytes, interval_ms: int, min_side: int = 224, min_long_side: int = 0
+) -> Iterator[Frame]:
+    """Yield one upright frame at or after every multiple of ``interval_ms`` (by PTS); at least one frame.
+
+    Frames are scaled down (never up) to the smallest size with short side ≥ ``min_side`` and long side ≥
+    ``min_long_side``. Undecodable packets are skipped; VideoError if no frame decodes at all.
+    """
+    if interval_ms <= 0:
+        raise ValueError("interval_ms must be positive")
+    with _open(source) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        time_base = stream.time_base
+        sampler = _GopSampler(stream.codec_context, time_base, interval_ms)
+        yielded = 0
+        errors = 0
+        last_error = ""
+        try:
+            packets = container.demux(stream)
+            while True:
+                try:
+                    packet = next(packets)
+                except StopIteration:
+                    break
+                except (av.FFmpegError, EOFError) as exc:  # a damaged container: keep what decoded so far
+                    last_error = _reason(exc)
+                    errors += 1
+                    break
+                for frame in sampler.feed(packet):
+                    yielded += 1
+                    yield Frame(sampler.last_time_ms, _to_image(frame, min_side, min_long_side))
+            for frame in sampler.finish():
+                yielded += 1
+                yield Frame(sampler.last_time_ms, _to_image(frame, min_side, min_long_side))
+        finally:
+            errors += sampler.errors
+            last_error = sampler.last_error or last_error
+        if yielded == 0:
+            detail = f" ({last_error})" if last_error else ""
+            raise VideoError(f"no decodable video frame{detail}")
+        if errors:
+            name = source if isinstance(source, str) else "embedded video"
+            log.info("%s: %d undecodable packets skipped (%s)", name, errors, last_error)
+
+
+class _GopSampler:
+    """Decides which packets to decode: only those from the keyframe before a sample up to the sampled frame.
+
+    Packets after a sample are held (not decoded) until either a keyframe arrives — then they can never be
+    needed and are dropped — or a packet reaches the next sample time, when the held run is decoded. When the
+    timestamps are missing, every packet is decoded and sampling falls back to decoded-frame times.
+    """
+
+    def __init__(self, codec_context, time_base, interval_ms: int):
+        self.codec = codec_context
+        self.time_base = time_base
+        self.interval_ms = interval_ms
+        self.next_ms = 0
+        self.held: list = []
+        self.in_sync = True  # the decoder has seen every packet since the last keyframe that was held
+        self.active = True  # decoding until a frame reaches next_ms
+        self.last_time_ms = 0
+        self.errors = 0
+        self.last_error = ""
+
+    def _decode(self, packet) -> list:
+        try:
+            return self.codec.decode(packet)
+        except (av.FFmpegError, EOFError, ValueError) as exc:
+            self.errors += 1
+            self.last_error = _reason(exc)
+            return []
+
+    def _take(self, frames) -> list:
+        """The frames among ``frames`` that are samples (advancing the next sample time)."""
+        taken = []
+        for frame in frames:
+            time_ms = _pts_ms(frame.pts, self.time_base)
+            if time_ms is None:
+                time_ms = _pts_ms(getattr(frame, "dts", None), self.time_base)
+            if time_ms is None:
+                continue
+            if time_ms >= self.next_ms:
+                self.last_time_ms = max(time_ms, 0)
+                self.next_ms = (max(time_ms, 0) // self.interval_ms + 1) * self.interval_ms
+                self.active = False
+                taken.append(frame)
+                # One sample per call: the caller converts it before the next one is decided.
+                break
+        return taken
+
+    def feed(self, packet) -> Iterator:
+        """Yield the sample frames this packet completes."""
+        if packet.size == 0:
+            return
+        packet_ms = _pts_ms(packet.pts, self.time_base)
+        if packet_ms is None:
+            packet_ms = _pts_ms(packet.dts, self.time_base)
+        if not self.active:
+            if packet.is_keyframe:
+                self.held = [packet]
+                self.in_sync = False
+            else:
+                self.held.append(packet)
+            if packet_ms is None or packet_ms >= self.next_ms:
+                self.active = True
+                if not self.in_sync:
+                    self.codec.flush_buffers()
+                to_decode, self.held = self.held, []
+                self.in_sync = True
+                for held_packet in to_decode:
+                    yield from self._emit(held_packet)
+            return
+        yield from self._emit(packet)
+
+    def _emit(self, packet) -> Iterator:
+        frames = self._decode(packet)
+        for frame in frames:
+            if self.active:
+                yield from self._take([frame])
+
+    def finish(self) -> Iterator:
+        """Drain the decoder at the end of the stream."""
+        if not self.active and self.held:
+            # The tail after the last sample: only decode it if no sample was ever taken in it (nothing to do).
+            return
+        for frame in self._decode(None):
+            if self.active:
+                yield from self._take([frame])
+
+
+def frame_at(source: str | bytes, time_ms: int, min_side: int = 224, min_long_side: int = 0) -> Image.Image:
+    """The upright frame shown at ``time_ms`` (the first frame whose PTS is ≥ it), by seeking to the keyframe before."""
+    with _open(source) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        time_base = stream.time_base
+        try:
+            container.seek(int(time_ms / 1000 / time_base), stream=stream, backward=True, any_frame=False)
+        except av.FFmpegError:
+            container.seek(0)
+        last = None
+        try:
+            for frame in container.decode(stream):
+                last = frame
+                frame_ms = _pts_ms(frame.pts, time_base)
+                if frame_ms is not None and frame_ms >= time_ms:
+                    break
+        except (av.FFmpegError, EOFError) as exc:
+            if last is None:
+                raise VideoError(f"no decodable frame at {time_ms} ms ({_reason(exc)})") from None
+        if last is None:
+            raise VideoError(f"no decodable frame at {time_ms} ms")
+        return _to_image(last, min_side, min_long_side)
