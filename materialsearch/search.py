@@ -128,18 +128,20 @@ class SearchService:
             return SearchResult([], 0, _ms(started))
         if page.min_score is not None:
             scores, ids = self.index.range_search(vector, page.min_score, allowed)
-            ranked = self._rank(vector, scores, ids, exclude, page.min_score, wanted=None)
+            ranked, _complete = self._rank(vector, scores, ids, exclude, page.min_score, wanted=None)
             total = len(ranked)
         else:
             wanted = page.offset + page.limit
-            ranked = self._top(vector, wanted, allowed, exclude)
-            total = max(self.store.count_searchable(filters, exclude), len(ranked))
+            ranked, exact = self._top(vector, wanted, allowed, exclude)
+            # Every searchable item gives at least one hit (a video may give several moments): once the whole
+            # index was ranked the count is exact, else the item count is the best cheap estimate.
+            total = len(ranked) if exact else max(self.store.count_searchable(filters, exclude), len(ranked))
         window = ranked[page.offset : page.offset + page.limit]
         items = self.store.get_items([item_id for item_id, _score, _moment in window])
         hits = [Hit(items[item_id], score, moment) for item_id, score, moment in window if item_id in items]
         return SearchResult(hits, total, _ms(started))
 
-    def _top(self, vector, wanted: int, allowed, exclude) -> list[tuple[int, float, Moment | None]]:
+    def _top(self, vector, wanted: int, allowed, exclude) -> tuple[list[tuple[int, float, Moment | None]], bool]:
         # Items may own many vectors (video frames) and some may be excluded: widen the pool until enough hits
         # are found or the index is exhausted.
         k = max(CANDIDATE_POOL, wanted + len(exclude))
@@ -148,13 +150,14 @@ class SearchService:
             scores, ids = self.index.search(vector, k, allowed)
             exhausted = len(ids) < k or k >= limit
             cutoff = float(scores[-1]) if len(scores) and not exhausted else -1.0
-            ranked = self._rank(vector, scores, ids, exclude, cutoff, wanted)
+            ranked, complete = self._rank(vector, scores, ids, exclude, cutoff, wanted)
             if len(ranked) >= wanted or exhausted:
-                return ranked
+                return ranked, exhausted and complete
             k *= 2
 
     def _rank(self, vector, scores, ids, exclude, cutoff: float, wanted: int | None):
-        """Photos by their score and videos by their moments, best first (enough for the first ``wanted``)."""
+        """Photos by their score and videos by their moments, best first, and whether that is all of them (it
+        stops once the first ``wanted`` hits are certain)."""
         frames = self.store.vector_frames(ids.tolist())
         photos: dict[int, float] = {}
         videos: dict[int, float] = {}
@@ -167,10 +170,12 @@ class SearchService:
             if item_id not in target:  # ids arrive best first: the first score seen is the item's best
                 target[item_id] = _clamp(score)
         ranked = [(item_id, score, None) for item_id, score in photos.items()]
+        complete = True
         for item_id, best in sorted(videos.items(), key=lambda pair: -pair[1]):
             if wanted is not None and len(ranked) >= wanted:
                 ranked.sort(key=lambda hit: -hit[1])
                 if ranked[wanted - 1][1] >= best:
+                    complete = False
                     break  # no moment of this or a later video can reach the wanted hits
             times, vectors = self.store.frames(item_id)
             if len(times) == 0:
@@ -179,7 +184,7 @@ class SearchService:
             for moment, score in _moments(times, frame_scores, cutoff, self._duration(item_id, times)):
                 ranked.append((item_id, _clamp(score), moment))
         ranked.sort(key=lambda hit: -hit[1])
-        return ranked
+        return ranked, complete
 
     def _duration(self, item_id: int, times: np.ndarray) -> int:
         item = self.store.get_item(item_id)

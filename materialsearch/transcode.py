@@ -63,7 +63,9 @@ class Transcoder:
     def clip(self, source: str, size: int, mtime_ns: int, start_ms: int, end_ms: int) -> str:
         """The cached clip, made now if needed (blocks)."""
         target = self.clip_path(source, size, mtime_ns, start_ms, end_ms)
-        args = ["-ss", _seconds(start_ms), "-i", source, "-t", _seconds(end_ms - start_ms)]
+        # Both bounds as input options: they then refer to the source's own timeline, so the clip holds exactly
+        # the frames shown in [start, end).
+        args = ["-ss", _seconds(start_ms), "-to", _seconds(end_ms), "-i", source]
         return self._make(target, args)
 
     def rendition(self, source: str, size: int, mtime_ns: int, offset: int = 0) -> str:

@@ -88,7 +88,8 @@ def _container_name(container) -> str:
         brand = container.metadata.get("major_brand", "").strip()
         return "mov" if brand == "qt" else "mp4"
     if "matroska" in names:
-        return "webm" if "webm" in names and container.streams.video[0].codec_context.name in BROWSER_CODECS else "mkv"
+        # Matroska and WebM share a demuxer; only VP8/VP9/AV1 in it is WebM (what browsers play).
+        return "webm" if container.streams.video[0].codec_context.name in {"vp8", "vp9", "av1"} else "mkv"
     return names[0]
 
 
@@ -198,12 +199,13 @@ def _pts_ms(pts, time_base) -> int | None:
 
 
 def sample_frames(
-    source: str | bytes, interval_ms: int, min_side: int = 224, min_long_side: int = 0
+    source: str | bytes, interval_ms: int, min_side: int = 224, min_long_side: int = 0, stats: dict | None = None
 ) -> Iterator[Frame]:
     """Yield one upright frame at or after every multiple of ``interval_ms`` (by PTS); at least one frame.
 
     Frames are scaled down (never up) to the smallest size with short side ≥ ``min_side`` and long side ≥
-    ``min_long_side``. Undecodable packets are skipped; VideoError if no frame decodes at all.
+    ``min_long_side``. Undecodable packets are skipped; VideoError if no frame decodes at all. ``stats``, if
+    given, receives how many packets were read and how many frames were decoded (for benchmarks and tests).
     """
     if interval_ms <= 0:
         raise ValueError("interval_ms must be positive")
@@ -235,6 +237,8 @@ def sample_frames(
         finally:
             errors += sampler.errors
             last_error = sampler.last_error or last_error
+            if stats is not None:
+                stats.update(packets=sampler.packets, decoded=sampler.decoded, sampled=yielded)
         if yielded == 0:
             detail = f" ({last_error})" if last_error else ""
             raise VideoError(f"no decodable video frame{detail}")
@@ -262,10 +266,14 @@ class _GopSampler:
         self.last_time_ms = 0
         self.errors = 0
         self.last_error = ""
+        self.packets = 0
+        self.decoded = 0
 
     def _decode(self, packet) -> list:
         try:
-            return self.codec.decode(packet)
+            frames = self.codec.decode(packet)
+            self.decoded += len(frames)
+            return frames
         except (av.FFmpegError, EOFError, ValueError) as exc:
             self.errors += 1
             self.last_error = _reason(exc)
@@ -293,6 +301,7 @@ class _GopSampler:
         """Yield the sample frames this packet completes."""
         if packet.size == 0:
             return
+        self.packets += 1
         packet_ms = _pts_ms(packet.pts, self.time_base)
         if packet_ms is None:
             packet_ms = _pts_ms(packet.dts, self.time_base)

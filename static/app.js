@@ -43,6 +43,13 @@
       open_item: "Open {name}",
       score_title: "Similarity score (cosine, from −1 to 1)",
       video_badge: "Video",
+      live_badge: "LIVE",
+      motion_badge: "Motion",
+      play_live: "Play motion",
+      download_clip: "Download clip",
+      detail_moment: "Moment",
+      detail_duration: "Duration",
+      preparing_video: "Making a version your browser can play… showing the matching moment meanwhile.",
       no_date: "No date",
       welcome_title: "Find any photo in your library",
       welcome_text:
@@ -62,6 +69,7 @@
       status_loading: "Loading status…",
       status_unavailable: "Status unavailable: {message}",
       status_indexed: "{n} images indexed",
+      status_videos: "{n} videos",
       status_pending: "{n} waiting",
       status_last_scan: "last scan {when}",
       status_scanning: "Scanning: {phase}",
@@ -143,6 +151,13 @@
       open_item: "打开 {name}",
       score_title: "相似度（余弦相似度，−1 到 1）",
       video_badge: "视频",
+      live_badge: "实况",
+      motion_badge: "动态",
+      play_live: "播放动态",
+      download_clip: "下载片段",
+      detail_moment: "片段",
+      detail_duration: "时长",
+      preparing_video: "正在生成浏览器可播放的版本…… 先播放匹配的片段。",
       no_date: "无日期",
       welcome_title: "在图库中找到任何一张照片",
       welcome_text: "用中文或英文描述你想找的照片，或者拖入、粘贴、选择一张图片来查找相似的照片。",
@@ -161,6 +176,7 @@
       status_loading: "正在读取状态…",
       status_unavailable: "无法获取状态：{message}",
       status_indexed: "已索引 {n} 张图片",
+      status_videos: "{n} 个视频",
       status_pending: "{n} 个等待中",
       status_last_scan: "上次扫描于 {when}",
       status_scanning: "正在扫描：{phase}",
@@ -254,6 +270,9 @@
     viewerTitle: $("viewer-title"),
     viewerDetails: $("viewer-details"),
     viewerOriginal: $("viewer-original"),
+    viewerClip: $("viewer-clip"),
+    viewerLive: $("viewer-live"),
+    viewerNote: $("viewer-note"),
     viewerSimilar: $("viewer-similar"),
     viewerPosition: $("viewer-position"),
     viewerPrev: $("viewer-prev"),
@@ -292,6 +311,7 @@
     pollTimer: null,
     wasScanning: false,
     viewerIndex: -1,
+    viewerToken: 0,
     errorRows: [],
     errorTotal: 0,
     errorsLoading: false,
@@ -385,6 +405,20 @@
   }
 
   const formatScore = (score) => (typeof score === "number" ? score.toFixed(3) : "—");
+
+  // 75.3 → "1:15"; 3725 → "1:02:05"
+  function formatClock(seconds) {
+    const whole = Math.max(0, Math.floor(seconds || 0));
+    const h = Math.floor(whole / 3600);
+    const m = Math.floor((whole % 3600) / 60);
+    const sec = String(whole % 60).padStart(2, "0");
+    return h ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
+  }
+
+  const indexedCount = (counts) => (counts.images || 0) + (counts.videos || 0);
+  const isMoment = (item) => item.kind === "video" && typeof item.start === "number";
+  // A video can match at several moments: a result is an item plus, for videos, where it matched.
+  const resultKey = (item) => (isMoment(item) ? `${item.id}@${item.start}` : String(item.id));
 
   // --- HTTP -----------------------------------------------------------------------------------------------------
   class ApiError extends Error {
@@ -504,8 +538,10 @@
         for (const [key, value] of params) form.append(key, value);
         data = await fetchJson("/api/search", { method: "POST", body: form, signal: controller.signal });
       } else {
-        if (query.mode === "like") params.set("like", String(query.like.id));
-        else params.set("q", query.q);
+        if (query.mode === "like") {
+          params.set("like", String(query.like.id));
+          if (query.like.t != null) params.set("t", String(query.like.t));
+        } else params.set("q", query.q);
         data = await fetchJson(`/api/search?${params}`, { signal: controller.signal });
       }
       if (seq !== state.seq) return;
@@ -513,9 +549,9 @@
       state.loading = false;
       state.tookMs = data.took_ms;
       if (append) {
-        const known = new Set(state.results.map((item) => item.id));
+        const known = new Set(state.results.map(resultKey));
         const start = state.results.length;
-        state.results = state.results.concat(incoming.filter((item) => !known.has(item.id)));
+        state.results = state.results.concat(incoming.filter((item) => !known.has(resultKey(item))));
         state.total = Math.max(data.total || 0, state.results.length);
         renderResults(false, start);
       } else {
@@ -604,7 +640,9 @@
     releaseImageUrl();
     state.imageFile = null;
     el.imageInput.value = "";
-    state.like = { id: item.id, name: item.name, thumb: item.thumbnail_url };
+    // For a video moment, "similar" means similar to the matched frame.
+    const t = isMoment(item) ? Math.round(item.time * 1000) : null;
+    state.like = { id: item.id, name: item.name, thumb: item.thumbnail_url, t };
     el.query.value = "";
     renderChip();
     state.query = { mode: "like", like: state.like };
@@ -669,12 +707,12 @@
     if (state.error) {
       showMessage(t("search_failed"), state.error, "error");
     } else if (!state.query) {
-      if (counts && counts.images === 0 && !scanning) showMessage(t("empty_index_title"), t("empty_index_text"));
+      if (counts && indexedCount(counts) === 0 && !scanning) showMessage(t("empty_index_title"), t("empty_index_text"));
       else showMessage(t("welcome_title"), t("welcome_text"), "welcome");
     } else if (state.loading && state.results.length === 0) {
       showMessage(t("searching"), "", "loading");
     } else if (!state.loading && state.results.length === 0) {
-      if (counts && counts.images === 0) showMessage(t("empty_index_title"), t("empty_index_text"));
+      if (counts && indexedCount(counts) === 0) showMessage(t("empty_index_title"), t("empty_index_text"));
       else showMessage(t("no_results_title"), t("no_results_text"));
     } else {
       el.message.hidden = true;
@@ -727,6 +765,7 @@
     const li = document.createElement("li");
     li.className = "result";
     li.dataset.id = String(item.id);
+    li.dataset.key = resultKey(item);
     li.dataset.index = String(index);
     li.dataset.name = item.name;
     li.dataset.kind = item.kind;
@@ -755,8 +794,35 @@
     if (item.kind === "video") {
       const badge = document.createElement("span");
       badge.className = "result-badge";
-      badge.textContent = t("video_badge");
+      badge.textContent = isMoment(item)
+        ? `${t("video_badge")} ${formatClock(item.start)}–${formatClock(item.end)}`
+        : t("video_badge");
+      if (isMoment(item)) badge.classList.add("result-moment");
       open.append(badge);
+    } else if (item.motion_url) {
+      const badge = document.createElement("span");
+      badge.className = "result-badge result-live";
+      badge.textContent = item.live ? t("live_badge") : t("motion_badge");
+      open.append(badge);
+      // Like Photos.app: the motion plays while the pointer rests on the picture.
+      let motion = null;
+      open.addEventListener("mouseenter", () => {
+        if (motion) return;
+        motion = document.createElement("video");
+        motion.className = "result-motion";
+        motion.muted = true;
+        motion.loop = true;
+        motion.playsInline = true;
+        motion.autoplay = true;
+        motion.src = item.motion_url;
+        open.append(motion);
+      });
+      open.addEventListener("mouseleave", () => {
+        if (!motion) return;
+        motion.pause();
+        motion.remove();
+        motion = null;
+      });
     }
 
     const meta = document.createElement("div");
@@ -803,12 +869,18 @@
     const isVideo = item.kind === "video";
     el.viewerVideo.hidden = !isVideo;
     el.viewerImage.hidden = isVideo;
+    el.viewerNote.hidden = true;
+    el.viewerLive.hidden = isVideo || !item.motion_url;
+    el.viewerClip.hidden = !isMoment(item);
+    if (isMoment(item)) {
+      el.viewerClip.href = item.clip_url;
+      el.viewerClip.setAttribute("download", "");
+    }
+    state.viewerToken += 1;
     if (isVideo) {
       el.viewerImage.removeAttribute("src");
-      if (el.viewerVideo.getAttribute("src") !== item.file_url) {
-        el.viewerVideo.poster = item.view_url;
-        el.viewerVideo.src = item.file_url;
-      }
+      el.viewerVideo.poster = item.thumbnail_url;
+      playVideo(item, state.viewerToken);
     } else {
       el.viewerVideo.pause();
       el.viewerVideo.removeAttribute("src");
@@ -824,6 +896,8 @@
     if (item.width && item.height) detailRow(t("detail_dimensions"), `${item.width} × ${item.height}`);
     detailRow(t("detail_score"), formatScore(item.score));
     if (isVideo) detailRow(t("detail_kind"), t("kind_video"));
+    if (isVideo && typeof item.duration === "number") detailRow(t("detail_duration"), formatClock(item.duration));
+    if (isMoment(item)) detailRow(t("detail_moment"), `${formatClock(item.start)}–${formatClock(item.end)}`);
     el.viewerOriginal.href = item.file_url;
     el.viewerPosition.textContent = t("position", {
       n: formatNumber(state.viewerIndex + 1),
@@ -833,6 +907,68 @@
     const lastLoaded = state.viewerIndex >= state.results.length - 1;
     const canLoadMore = state.results.length < state.total && !state.loading;
     el.viewerNext.disabled = state.viewerIndex >= state.total - 1 || (lastLoaded && !canLoadMore);
+  }
+
+  // Play a video result in place from its moment. Browsers play H.264/VP9 originals directly; for others (HEVC,
+  // AVI…) the server makes an H.264 rendition on demand (202 until ready) and the moment's clip plays meanwhile.
+  async function playVideo(item, token) {
+    const video = el.viewerVideo;
+    const from = isMoment(item) ? item.start : 0;
+    const startAt = (offset) => {
+      video.addEventListener(
+        "loadedmetadata",
+        () => {
+          if (offset > 0) video.currentTime = offset;
+        },
+        { once: true },
+      );
+    };
+    if (item.playable) {
+      startAt(from);
+      video.src = item.play_url;
+      return;
+    }
+    if (isMoment(item)) {
+      startAt(0);
+      video.src = item.clip_url;
+    }
+    for (;;) {
+      let response;
+      try {
+        response = await fetch(item.play_url, { method: "HEAD", credentials: "same-origin" });
+      } catch (error) {
+        return;
+      }
+      if (token !== state.viewerToken) return;
+      if (response.status !== 202) break;
+      el.viewerNote.hidden = false;
+      el.viewerNote.textContent = t("preparing_video");
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      if (token !== state.viewerToken) return;
+    }
+    el.viewerNote.hidden = true;
+    if (isMoment(item) && video.getAttribute("src") === item.clip_url && !video.paused) return; // keep watching
+    startAt(from);
+    video.src = item.play_url;
+  }
+
+  function playLive() {
+    const item = state.results[state.viewerIndex];
+    if (!item || !item.motion_url) return;
+    el.viewerImage.hidden = true;
+    el.viewerVideo.hidden = false;
+    el.viewerVideo.poster = item.view_url;
+    el.viewerVideo.src = item.motion_url;
+    el.viewerVideo.addEventListener(
+      "ended",
+      () => {
+        if (state.results[state.viewerIndex] !== item) return;
+        el.viewerVideo.hidden = true;
+        el.viewerImage.hidden = false;
+      },
+      { once: true },
+    );
+    el.viewerVideo.play().catch(() => {});
   }
 
   function openViewer(index) {
@@ -860,6 +996,7 @@
   }
 
   function onViewerClosed() {
+    state.viewerToken += 1;
     el.viewerVideo.pause();
     el.viewerVideo.removeAttribute("src");
     el.viewerVideo.load();
@@ -909,6 +1046,7 @@
     const counts = status.counts || {};
     const scan = status.scan || {};
     const parts = [t("status_indexed", { n: formatNumber(counts.images || 0) })];
+    if (counts.videos) parts.push(t("status_videos", { n: formatNumber(counts.videos) }));
     const progress = scan.progress;
     if (scan.state === "scanning" && progress) {
       const phaseKey = `phase_${progress.phase}`;
@@ -1143,6 +1281,7 @@
     el.viewerClose.addEventListener("click", closeViewer);
     el.viewerPrev.addEventListener("click", () => stepViewer(-1));
     el.viewerNext.addEventListener("click", () => stepViewer(1));
+    el.viewerLive.addEventListener("click", playLive);
     el.viewerSimilar.addEventListener("click", () => {
       const item = state.results[state.viewerIndex];
       closeViewer();

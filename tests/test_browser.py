@@ -290,10 +290,11 @@ def test_language_toggle_switches_and_is_remembered(make_page):
 def test_load_more_appends_until_everything_is_shown(ui, server):
     page = ui.page
     search(page, "风景")
-    total = server["status"]["counts"]["images"]
+    total = server["app"].test_client().get("/api/search?q=风景&limit=1").get_json()["total"]
+    assert total >= server["status"]["counts"]["images"] + server["status"]["counts"]["videos"]
     cards = page.locator("#results .result")
     expect(cards).to_have_count(PAGE_SIZE)
-    first_ids = [cards.nth(i).get_attribute("data-id") for i in range(PAGE_SIZE)]
+    first_ids = [cards.nth(i).get_attribute("data-key") for i in range(PAGE_SIZE)]
     shown = PAGE_SIZE
     while shown < total:
         with page.expect_request(lambda r, offset=shown: f"offset={offset}" in r.url):
@@ -302,7 +303,7 @@ def test_load_more_appends_until_everything_is_shown(ui, server):
         expect(cards).to_have_count(shown)
         expect(page.locator("#results-count")).to_contain_text(f"{shown} of {total}")
     expect(page.locator("#load-more")).to_be_hidden()
-    ids = [cards.nth(i).get_attribute("data-id") for i in range(total)]
+    ids = [cards.nth(i).get_attribute("data-key") for i in range(total)]  # a video may give several moments
     assert ids[:PAGE_SIZE] == first_ids and len(set(ids)) == total
 
 
@@ -323,6 +324,10 @@ def test_similar_issues_a_like_query(ui):
 def test_large_view_shows_the_image_and_navigates(ui):
     page = ui.page
     search(page, "sunset")
+    page.click("#filters summary")
+    page.select_option("#filter-kind", "image")
+    expect(page.locator('#results .result[data-kind="video"]')).to_have_count(0)
+    expect(page.locator("#results")).to_have_attribute("aria-busy", "false")
     cards = page.locator("#results .result")
     names = [cards.nth(i).get_attribute("data-name") for i in range(3)]
     cards.first.locator(".result-open").click()
@@ -361,7 +366,7 @@ def test_filters_and_error_messages(ui):
     expect(page.locator("#results-count")).to_have_text(re.compile(rf"^{matching} of {matching} "))
     assert all("orient" in name for name in result_names(page))
 
-    page.select_option("#filter-kind", "video")  # no videos are indexed yet
+    page.select_option("#filter-kind", "video")  # no video's path contains "orient"
     expect(page.locator("#message-title")).to_have_text("No matches")
 
     page.fill("#filter-min-score", "5")  # the API refuses it: its message is shown
@@ -402,3 +407,68 @@ def test_errors_panel_and_scan_button(ui, server):
     )
     page.click("#scan-button")
     expect(page.locator("#toast")).to_have_text("A scan is already running — its progress is shown above.")
+
+
+VIDEO_STATE = """() => {
+  const v = document.querySelector('#viewer-video');
+  return {src: v.getAttribute('src'), time: v.currentTime, ready: v.readyState, error: v.error && v.error.code,
+          hidden: v.hidden};
+}"""
+
+
+def test_video_moments_play_in_place_from_their_start(ui):
+    page = ui.page
+    search(page, "bear")
+    page.click("#filters summary")
+    page.select_option("#filter-kind", "video")
+    expect(page.locator('#results .result[data-kind="image"]')).to_have_count(0)
+    expect(page.locator("#results")).to_have_attribute("aria-busy", "false")
+    expect(page.locator(".result-moment").first).to_have_text(re.compile(r"^Video \d+:\d\d–\d+:\d\d$"))
+    assert_images_loaded(page)  # the moments' frame thumbnails
+
+    # A VP9 WebM plays as it is, from the moment's start.
+    webm = page.locator('#results .result[data-name="webm_vp9_noaudio.webm"]').first
+    webm.locator(".result-open").click()
+    expect(page.locator("#viewer")).to_have_attribute("open", "")
+    page.wait_for_function("document.querySelector('#viewer-video').readyState >= 1")
+    state = page.evaluate(VIDEO_STATE)
+    assert state["error"] is None and not state["hidden"] and state["src"].endswith("/file")
+    expect(page.locator("#viewer-details")).to_contain_text("Moment")
+    clip = page.locator("#viewer-clip")
+    expect(clip).to_be_visible()
+    assert "/clip?start=" in clip.get_attribute("href")
+    page.keyboard.press("Escape")
+
+    # MPEG-4 AVI does not play in browsers: the moment's clip plays while an H.264 version is made.
+    avi = page.locator('#results .result[data-name="avi_mpeg4_mp3.avi"]').first
+    avi.locator(".result-open").click()
+    page.wait_for_function(
+        "(() => { const v = document.querySelector('#viewer-video'); return v.readyState >= 1 && !v.error; })()"
+    )
+    assert "/clip?" in page.evaluate(VIDEO_STATE)["src"] or "/stream" in page.evaluate(VIDEO_STATE)["src"]
+    page.keyboard.press("Escape")
+    assert ui.console_errors == []
+
+
+def test_live_photo_shows_once_with_its_motion(ui):
+    page = ui.page
+    search(page, "train")
+    page.click("#filters summary")
+    page.fill("#filter-path", "livephoto_iphone6s")  # matches both halves of the pair
+    page.press("#filter-path", "Enter")
+    expect(page.locator("#results-count")).to_have_text(re.compile(r"^1 of 1 "))  # one item, not two
+    live = page.locator('#results .result[data-name="livephoto_iphone6s_train.jpg"]')
+    expect(live).to_have_count(1)
+    expect(live.locator(".result-live")).to_have_text("LIVE")
+    live.locator(".result-open").hover()
+    page.wait_for_function(
+        "(() => { const v = document.querySelector('.result-motion'); return v && v.readyState >= 2 && !v.error; })()"
+    )
+    live.locator(".result-open").click()
+    expect(page.locator("#viewer-live")).to_be_visible()
+    page.click("#viewer-live")
+    page.wait_for_function("document.querySelector('#viewer-video').readyState >= 1")
+    state = page.evaluate(VIDEO_STATE)
+    assert "/motion" in state["src"] and state["error"] is None and not state["hidden"]
+    page.keyboard.press("Escape")
+    assert ui.console_errors == []
