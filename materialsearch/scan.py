@@ -355,6 +355,8 @@ class Scanner:
                 except queue.Full:
                     continue
 
+        if stop.is_set():
+            return  # the scan ended before this file's turn came
         try:
             if work.entry.kind == KIND_VIDEO:
                 work.record = self._prepare_video(work.entry, emit)

@@ -1,0 +1,211 @@
+"""Video indexing benchmark: real-time factor of sampling, decoding and end-to-end scanning, in one process.
+
+    .venv/bin/python bench/bench_video.py                  # 1080p H.264 (60 s) + HEVC (30 s), ViT-B-16 random weights
+    .venv/bin/python bench/bench_video.py --smoke          # 180p, 3 s each, tiny model (seconds)
+    .venv/bin/python bench/bench_video.py --model tiny --interval 1
+
+For each input it measures, in order, on the same file:
+  sample     ``sample_frames`` at the frame interval (what the scanner does: decodes only the GOPs it samples and
+             converts only the sampled frames)
+  decode-all every frame decoded, none converted (the cheapest way that looks at every frame)
+  convert-all every frame decoded and converted to RGB (what frame-count-based samplers that grab every frame pay)
+  scan       ``services.scans.run()`` on a library holding only that video: probe, sample, thumbnail, preprocess,
+             embed, SQLite, FAISS
+  model      ``encode_images`` alone on as many frames as the scan embedded
+Real-time factor = video seconds / wall seconds (higher is faster). Inputs are generated once (a slow pan over a
+real 12 MP photo, phone-like GOP of 1 s) and cached under ``--cache``; results go to ``<out>/bench_video.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(ROOT), str(HERE)]
+
+from bench_index import ensure_model, log, rss_mb  # noqa: E402
+
+
+def make_video(path: Path, codec: str, seconds: float, size: tuple[int, int], fps: int, source: Path) -> None:
+    """A phone-like clip: a slow pan and zoom over a real photo, keyframes every second."""
+    import av
+    from PIL import Image
+
+    picture = Image.open(source).convert("RGB")
+    width, height = size
+    tmp = path.with_suffix(f".{os.getpid()}.tmp{path.suffix}")
+    frames = int(seconds * fps)
+    with av.open(str(tmp), "w") as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.time_base = Fraction(1, fps)
+        stream.codec_context.gop_size = fps
+        stream.options = {"preset": "ultrafast"} if codec in {"libx264", "libx265"} else {}
+        if codec == "libx265":
+            stream.options["x265-params"] = f"keyint={fps}:log-level=error"
+        for i in range(frames):
+            progress = i / max(frames - 1, 1)
+            zoom = 1.0 - 0.3 * progress
+            crop_w, crop_h = picture.width * zoom, picture.width * zoom * height / width
+            left = (picture.width - crop_w) * progress
+            top = (picture.height - crop_h) * (0.5 + 0.4 * (progress - 0.5))
+            box = (left, max(0.0, top), left + crop_w, max(0.0, top) + crop_h)
+            frame = av.VideoFrame.from_image(picture.resize(size, Image.Resampling.BILINEAR, box=box))
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    os.replace(tmp, path)
+
+
+def timed(fn):
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
+
+
+def decode_all(path: str, convert: bool) -> int:
+    import av
+
+    count = 0
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            if convert:
+                frame.to_ndarray(format="rgb24")
+            count += 1
+    return count
+
+
+def measure(video: Path, label: str, args, checkpoint: Path) -> dict:
+    from config import Settings
+    from materialsearch.services import Services
+    from materialsearch.video import probe, sample_frames
+
+    info = probe(str(video))
+    seconds = info.duration_ms / 1000
+    interval_ms = round(args.interval * 1000)
+    stats: dict = {}
+    sample_s, frames = timed(lambda: list(sample_frames(str(video), interval_ms, 224, 384, stats=stats)))
+    decode_s, decoded = timed(lambda: decode_all(str(video), convert=False))
+    convert_s, _ = timed(lambda: decode_all(str(video), convert=True))
+
+    with tempfile.TemporaryDirectory(prefix="ms-bench-video-") as tmp:
+        library = Path(tmp) / "library"
+        library.mkdir()
+        os.link(video, library / video.name) if _same_fs(video, library) else shutil.copy2(video, library)
+        settings = Settings.from_env(
+            environ={},
+            library=str(library),
+            data_dir=str(Path(tmp) / "data"),
+            model=str(checkpoint),
+            frame_interval=args.interval,
+        )
+        services = Services(settings)
+        try:
+            scan = services.scans.run()
+            embedded = services.index.ntotal
+            pixels = [services.encoder.preprocess(f.image) for f in frames[: max(embedded, 1)]]
+            services.encoder.encode_images(pixels[: settings.batch_size])  # warm-up
+            model_s, _ = timed(
+                lambda: [
+                    services.encoder.encode_images(pixels[i : i + settings.batch_size])
+                    for i in range(0, len(pixels), settings.batch_size)
+                ]
+            )
+        finally:
+            services.close()
+    return {
+        "input": label,
+        "file": video.name,
+        "codec": info.codec,
+        "size": f"{info.width}x{info.height}",
+        "video_s": round(seconds, 2),
+        "frames_in_file": decoded,
+        "sampled": len(frames),
+        "decoded_by_sampler": stats["decoded"],
+        "sample_s": round(sample_s, 3),
+        "decode_all_s": round(decode_s, 3),
+        "convert_all_s": round(convert_s, 3),
+        "scan_s": round(scan.seconds, 3),
+        "embedded_frames": embedded,
+        "model_alone_s": round(model_s, 3),
+        "rtf_sample": round(seconds / sample_s, 1),
+        "rtf_decode_all": round(seconds / decode_s, 1),
+        "rtf_convert_all": round(seconds / convert_s, 1),
+        "rtf_scan": round(seconds / scan.seconds, 2),
+        "rtf_model_alone": round(seconds / model_s, 2),
+        "scan_vs_model": round(model_s / scan.seconds, 2),
+    }
+
+
+def _same_fs(a: Path, b: Path) -> bool:
+    return os.stat(a).st_dev == os.stat(b).st_dev
+
+
+def render(rows: list[dict], interval: float) -> str:
+    lines = [
+        f"video indexing at MS_FRAME_INTERVAL={interval:g} s (real-time factor = video s / wall s; higher is faster)",
+        "| input | video s | frames (file / sampled / decoded to sample) | sample | decode every frame | "
+        "decode+convert every frame | end-to-end scan | model alone | scan / model |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['input']} ({r['codec']} {r['size']}) | {r['video_s']} | {r['frames_in_file']} / {r['sampled']} / "
+            f"{r['decoded_by_sampler']} | {r['rtf_sample']}x ({r['sample_s']} s) | {r['rtf_decode_all']}x "
+            f"({r['decode_all_s']} s) | {r['rtf_convert_all']}x ({r['convert_all_s']} s) | {r['rtf_scan']}x "
+            f"({r['scan_s']} s) | {r['rtf_model_alone']}x ({r['model_alone_s']} s) | {r['scan_vs_model']} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="small inputs and the tiny model: checks it runs")
+    parser.add_argument("--model", default=None, help="vit-b-16 (default), tiny, or a checkpoint path")
+    parser.add_argument("--interval", type=float, default=2.0, help="frame interval in seconds (default 2)")
+    parser.add_argument("--cache", default=os.environ.get("MS_BENCH_CACHE", "/tmp/ms-bench-cache"))
+    parser.add_argument("--out", default=str(HERE / "results"))
+    parser.add_argument("--media", default=str(ROOT.parent / "shared" / "media"))
+    args = parser.parse_args(argv)
+    cache = Path(args.cache)
+    model = args.model or ("tiny" if args.smoke else "vit-b-16")
+    checkpoint, described = ensure_model(cache, model)
+    source = Path(args.media) / "livephoto_iphone6s_train.jpg"
+    if args.smoke:
+        specs = [("H.264 180p", "libx264", 3, (320, 180)), ("HEVC 180p", "libx265", 3, (320, 180))]
+    else:
+        specs = [("H.264 1080p", "libx264", 60, (1920, 1080)), ("HEVC 1080p", "libx265", 30, (1920, 1080))]
+    rows = []
+    for label, codec, seconds, size in specs:
+        path = cache / "video" / f"{codec}-{size[0]}x{size[1]}-{seconds}s-30fps-gop30.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.is_file():
+            log(f"making {path.name} ...")
+            make_video(path, codec, seconds, size, 30, source)
+        log(f"measuring {label} ...")
+        rows.append(measure(path, label, args, checkpoint))
+    current, peak = rss_mb()
+    table = render(rows, args.interval)
+    print(f"model: {described}\n{table}\nRSS now {current:.0f} MB, peak {peak:.0f} MB")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"model": described, "interval_s": args.interval, "rows": rows, "rss_mb": current, "peak_rss_mb": peak}
+    (out / "bench_video.json").write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
