@@ -144,7 +144,9 @@ class SearchService:
     def _top(self, vector, wanted: int, allowed, exclude) -> tuple[list[tuple[int, float, Moment | None]], bool]:
         # Items may own many vectors (video frames) and some may be excluded: widen the pool until enough hits
         # are found or the index is exhausted.
-        k = max(CANDIDATE_POOL, wanted + len(exclude))
+        # The wide pool is only needed to cut video moments; a photo-only library asks for just what it shows.
+        pool = CANDIDATE_POOL if self.store.has_videos() else 0
+        k = max(pool, wanted + len(exclude))
         limit = self.index.ntotal if allowed is None else len(allowed)
         while True:
             scores, ids = self.index.search(vector, k, allowed)

@@ -72,6 +72,7 @@ class Item(Base):
     pair_path: Mapped[str | None] = mapped_column(Text, index=True)
     # Photos: byte offset of the MP4 embedded in an Android motion photo.
     motion_offset: Mapped[int | None] = mapped_column(Integer)
+    __table_args__ = (Index("ix_items_kind_status", "kind", "status"),)
 
 
 class Vector(Base):
@@ -184,7 +185,7 @@ class Store:
         self._add_missing_columns()
 
     def _add_missing_columns(self) -> None:
-        """Bring a database made by an older version up to date (new nullable columns only)."""
+        """Bring a database made by an older version up to date (new nullable columns and indexes only)."""
         with self.engine.begin() as conn:
             for table in Base.metadata.sorted_tables:
                 present = {row[1] for row in conn.exec_driver_sql(f"PRAGMA table_info({table.name})")}
@@ -192,9 +193,8 @@ class Store:
                     if column.name not in present and column.nullable:
                         kind = column.type.compile(self.engine.dialect)
                         conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
-                        if column.index:
-                            name = f"ix_{table.name}_{column.name}"
-                            conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {table.name} ({column.name})")
+                for index in table.indexes:
+                    index.create(conn, checkfirst=True)
 
     def close(self) -> None:
         """Release connections."""
@@ -380,6 +380,14 @@ class Store:
                 ).all()
                 found.update((row.pair_path, _row_to_item(row)) for row in rows)
         return found
+
+    def has_videos(self) -> bool:
+        """Whether any video is indexed."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(Item.id).where(Item.status == STATUS_OK, Item.kind == "video").limit(1)
+            ).scalar()
+        return found is not None
 
     def vector_owners(self, vector_ids: Sequence[int]) -> dict[int, int]:
         """vector id → item id for the given ids."""
