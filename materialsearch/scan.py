@@ -98,7 +98,9 @@ class Scanner:
     def walk(self) -> Iterator[FileEntry]:
         """The library's current media files."""
         s = self.settings
-        return walk_library(s.library, s.image_extensions, s.skip_patterns, exclude=[s.data_dir])
+        return walk_library(
+            s.library, s.image_extensions, s.skip_patterns, exclude=[s.data_dir], follow_symlinks=s.follow_symlinks
+        )
 
     def scan(
         self,

@@ -12,6 +12,7 @@ from ..decode import DecodeError
 from ..search import NotFound, Page, SearchError
 from ..store import STATUS_OK, Filters, Item
 from ..thumbnails import rendition_key
+from ..walk import servable_path
 
 api = Blueprint("api", __name__)
 
@@ -177,6 +178,15 @@ def _indexed_item(item_id: int) -> Item:
     return item
 
 
+def _source_path(item: Item) -> str:
+    """The real path of an item's file; 404 when it now resolves outside the library (a re-pointed symlink)."""
+    settings = _services().settings
+    path = servable_path(item.path, settings.library, settings.follow_symlinks, exclude=[settings.data_dir])
+    if path is None:
+        abort(404, description=f"the original of item {item.id} is not inside the library any more")
+    return path
+
+
 @api.get("/api/items/<int:item_id>")
 def item_detail(item_id: int):
     """One indexed item."""
@@ -189,8 +199,9 @@ def item_thumbnail(item_id: int):
     item = _indexed_item(item_id)
     services = _services()
     key = item.thumbnail or rendition_key(item.path, item.size, item.mtime_ns)
+    source = _source_path(item)
     try:
-        path = services.renditions.thumbnail(key, item.path)
+        path = services.renditions.thumbnail(key, source)
     except (OSError, DecodeError) as exc:
         abort(404, description=f"the original of item {item_id} cannot be read any more: {exc}")
     return _cached_file(path, "image/jpeg")
@@ -201,8 +212,9 @@ def item_preview(item_id: int):
     """A large upright JPEG rendition (for formats browsers cannot display)."""
     item = _indexed_item(item_id)
     key = rendition_key(item.path, item.size, item.mtime_ns)
+    source = _source_path(item)
     try:
-        path = _services().renditions.preview(key, item.path)
+        path = _services().renditions.preview(key, source)
     except (OSError, DecodeError) as exc:
         abort(404, description=f"the original of item {item_id} cannot be read any more: {exc}")
     return _cached_file(path, "image/jpeg")
@@ -212,10 +224,11 @@ def item_preview(item_id: int):
 def item_file(item_id: int):
     """The original file, only for indexed items (supports HTTP Range)."""
     item = _indexed_item(item_id)
-    if not os.path.isfile(item.path):
+    source = _source_path(item)
+    if not os.path.isfile(source):
         abort(404, description=f"the original of item {item_id} is gone from the library")
     mimetype = mimetypes.guess_type(item.path)[0] or "application/octet-stream"
-    return send_file(item.path, mimetype=mimetype, conditional=True, download_name=os.path.basename(item.path))
+    return send_file(source, mimetype=mimetype, conditional=True, download_name=os.path.basename(item.path))
 
 
 def _cached_file(path: str, mimetype: str) -> Response:
