@@ -9,7 +9,6 @@ import threading
 
 from config import Settings, SettingsError
 
-
 # Request bodies beyond the upload limit are refused by waitress before they are read; multipart framing and
 # form fields around the picture get this much room on top.
 BODY_OVERHEAD_BYTES = 1024 * 1024
