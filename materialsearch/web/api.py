@@ -19,6 +19,8 @@ api = Blueprint("api", __name__)
 # Formats a browser shows directly; others (HEIC, TIFF) get a JPEG rendition for the large view.
 BROWSER_IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp", "gif", "bmp", "avif"}
 KINDS = {"image", "video", "all"}
+# Ids and offsets beyond SQLite's integer range cannot name anything: refuse them as bad input, not a 500.
+MAX_INT = 2**63 - 1
 
 
 def _services():
@@ -85,7 +87,7 @@ def _filters(source) -> Filters:
 def _page(source) -> Page:
     settings = _services().settings
     limit = _int_param(source, "limit", settings.page_size, 1, settings.max_page_size)
-    offset = _int_param(source, "offset", 0, 0)
+    offset = _int_param(source, "offset", 0, 0, MAX_INT)
     raw = (source.get("min_score") or "").strip()
     min_score = None
     if raw:
@@ -144,7 +146,7 @@ def search_get():
     filters, page = _filters(args), _page(args)
     search = _services().search
     if like:
-        item_id = _int_param(args, "like", 0, 1)
+        item_id = _int_param(args, "like", 0, 1, MAX_INT)
         vector = search.item_vector(item_id)
         return _result_json(search.search(vector, filters, page, exclude=frozenset({item_id})))
     return _result_json(search.search(search.text_vector(text), filters, page))
@@ -172,7 +174,7 @@ def search_post():
 
 # --- items ------------------------------------------------------------------------------------------------------
 def _indexed_item(item_id: int) -> Item:
-    item = _services().store.get_item(item_id)
+    item = _services().store.get_item(item_id) if item_id <= MAX_INT else None
     if item is None or item.status != STATUS_OK:
         raise NotFound(f"item {item_id} does not exist or is not indexed")
     return item
@@ -241,7 +243,7 @@ def errors():
     """Files that could not be indexed (or were skipped), each with its reason."""
     settings = _services().settings
     limit = _int_param(request.args, "limit", settings.page_size, 1, settings.max_page_size)
-    offset = _int_param(request.args, "offset", 0, 0)
+    offset = _int_param(request.args, "offset", 0, 0, MAX_INT)
     rows, total = _services().store.problems(limit, offset)
     return jsonify(
         errors=[

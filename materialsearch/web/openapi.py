@@ -18,6 +18,7 @@ from .. import __version__
 openapi = Blueprint("openapi", __name__)
 
 JSON = "application/json"
+MAX_INT = 2**63 - 1  # ids and offsets: SQLite's integer range
 
 
 def ref(name: str) -> dict:
@@ -228,7 +229,7 @@ FILTER_PARAMS: list[dict] = [
         "name": "offset",
         "in": "query",
         "description": "How many results to skip.",
-        "schema": {"type": "integer", "minimum": 0, "default": 0},
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INT, "default": 0},
     },
     {
         "name": "path",
@@ -267,7 +268,7 @@ ITEM_ID = {
     "in": "path",
     "required": True,
     "description": "An item id from a search result.",
-    "schema": {"type": "integer", "minimum": 1},
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
 }
 VERSION_PARAM = {
     "name": "v",
@@ -292,7 +293,7 @@ PATHS: dict[str, dict] = {
                     "name": "like",
                     "in": "query",
                     "description": "Find items similar to this indexed item.",
-                    "schema": {"type": "integer", "minimum": 1},
+                    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
                 },
                 *FILTER_PARAMS,
             ],
