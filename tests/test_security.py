@@ -415,3 +415,75 @@ def test_a_read_only_library_is_scanned_served_and_never_written(model, tmp_path
     finally:
         for folder, _dirs, _files in os.walk(library):
             os.chmod(folder, 0o755)
+
+
+# --- the production server's limits and the reverse-proxy setting --------------------------------------------------
+def test_server_limits_and_trusted_proxy(model, tmp_path, media_dir):
+    """Through real waitress with app.py's options: bodies over the limit are refused before the app reads them;
+    behind a trusted proxy the login limit counts the real client and the cookie is Secure for HTTPS."""
+    import re as regex
+
+    import waitress
+
+    from app import server_options
+    from config import Settings
+
+    settings = Settings.from_env(
+        environ={},
+        data_dir=str(tmp_path / "data"),
+        model=model,
+        password="pw",
+        login_attempts=1,
+        max_upload_bytes=50_000,
+        request_timeout=7,
+        trusted_proxy="127.0.0.1",
+    )
+    options = server_options(settings)
+    assert options["channel_timeout"] == 7 and options["threads"] == 8
+    assert options["max_request_body_size"] == 50_000 + 1024 * 1024
+    app = create_app(settings)
+    server = waitress.create_server(app, host="127.0.0.1", port=0, **options)
+    thread = threading.Thread(target=server.run, name="waitress-limits", daemon=True)
+    thread.start()
+
+    def request(method, path, body=b"", headers=None):
+        connection = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=10)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return response, response.read()
+        finally:
+            connection.close()
+
+    try:
+        huge, _ = request("POST", "/api/search", b"x" * (options["max_request_body_size"] + 1))
+        assert huge.status == 413
+
+        def login(password, client_ip, proto="http"):
+            page, html = request("GET", "/login", headers={"X-Forwarded-For": client_ip, "X-Forwarded-Proto": proto})
+            cookie = page.getheader("Set-Cookie").split(";")[0]
+            token = regex.search(rb'name="csrf_token" value="([^"]+)"', html).group(1).decode()
+            form = f"password={password}&csrf_token={token}".encode()
+            headers = {
+                "Cookie": cookie,
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Forwarded-For": client_ip,
+                "X-Forwarded-Proto": proto,
+            }
+            return request("POST", "/login", form, headers)[0]
+
+        assert login("wrong", "203.0.113.9").status == 401
+        assert login("pw", "203.0.113.9").status == 429  # that client is now limited ...
+        ok = login("pw", "198.51.100.4", proto="https")  # ... another one behind the same proxy is not
+        assert ok.status == 302 and "Secure" in ok.getheader("Set-Cookie")
+    finally:
+        server.task_dispatcher.shutdown(timeout=2)
+        server.close()
+        thread.join(timeout=5)
+        app.extensions["materialsearch"].close()
+
+
+def test_unsupported_methods_answer_405_with_allow(app):
+    response = app.test_client().delete("/api/status")
+    assert response.status_code == 405 and response.get_json()["status"] == 405
+    assert "GET" in response.headers["Allow"]
