@@ -456,8 +456,15 @@ def test_server_limits_and_trusted_proxy(model, tmp_path, media_dir):
             connection.close()
 
     try:
-        huge, _ = request("POST", "/api/search", b"x" * (options["max_request_body_size"] + 1))
-        assert huge.status == 413
+        # Declared too large: refused on the headers alone, before any of the body is read.
+        connection = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=10)
+        try:
+            connection.putrequest("POST", "/api/search")
+            connection.putheader("Content-Length", str(options["max_request_body_size"] + 1))
+            connection.endheaders()
+            assert connection.getresponse().status == 413
+        finally:
+            connection.close()
 
         def login(password, client_ip, proto="http"):
             page, html = request("GET", "/login", headers={"X-Forwarded-For": client_ip, "X-Forwarded-Proto": proto})

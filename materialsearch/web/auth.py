@@ -16,7 +16,6 @@ from flask import (
     Blueprint,
     Flask,
     current_app,
-    g,
     jsonify,
     redirect,
     render_template,
@@ -111,7 +110,6 @@ def _guard():
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or authn.verify_token(token.strip()) is None:
             return _unauthorized("the API token is missing, malformed or revoked")
-        g.auth_via = "token"
         return None
     if not authn.session_valid(session.get("stamp")):
         return _unauthorized("log in first (or send an API token: Authorization: Bearer …)")
@@ -120,7 +118,6 @@ def _guard():
         sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD)
         if not _csrf_ok(sent):
             return _error(403, "Forbidden", f"missing or wrong CSRF token (send the {CSRF_HEADER} header)")
-    g.auth_via = "session"
     return None
 
 
