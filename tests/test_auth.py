@@ -265,14 +265,13 @@ def test_password_hash_setting(make_app):
     assert client.get("/api/status").status_code == 200
 
 
-def test_plain_password_check():
-    class Settings:
-        password, password_hash, data_dir = "pässwörd", "", None
-
-    authn = core.Authenticator.__new__(core.Authenticator)
-    authn.settings, authn.enabled = Settings, True
-    assert authn.check_password("pässwörd")
+def test_plain_password_check(make_settings):
+    settings = make_settings(password="pässwörd")
+    authn = core.Authenticator(settings, store=None)  # the store is only for tokens
+    assert authn.enabled and authn.check_password("pässwörd")
     assert not authn.check_password("pässwörd ") and not authn.check_password("") and not authn.check_password("p")
+    off = core.Authenticator(make_settings(), store=None)
+    assert not off.enabled and not off.check_password("")
 
 
 # --- rate limit -------------------------------------------------------------------------------------------------
