@@ -1,14 +1,75 @@
-# Minimal image: the README's install step, then app.py. (Hardening, CPU-only wheels, PUID/PGID and a health
-# check come with the deployment work.)
-FROM python:3.11-slim
+# syntax=docker/dockerfile:1
+# materialsearch for a NAS: CPU-only PyTorch by default, a non-root user that follows PUID/PGID, tini as init,
+# everything written in /data, the photo library mounted read-only at /photos. README "Docker" has the how-to.
+#
+#   docker build -t materialsearch .                                  # CPU (default)
+#   docker build -t materialsearch --build-arg TORCH_VARIANT=cu128 .  # CUDA 12.8 wheels (run with --gpus all)
+#   docker build -t materialsearch --build-arg BAKE_MODEL=ViT-B-16 .  # weights inside the image (offline NAS)
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# --- build: one virtualenv holding exactly what requirements.txt pins -------------------------------------------
+FROM ${PYTHON_IMAGE} AS build
+# PyTorch wheel index variant: cpu (default) or a CUDA one such as cu126 / cu128.
+ARG TORCH_VARIANT=cpu
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+# cn-clip pulls lmdb, which compiles: a C compiler is needed here, never in the final image.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+COPY requirements.txt /tmp/requirements.txt
+# requirements.txt is the one list of pins. PyTorch's index is an extra index: its local builds (2.14.1+cpu)
+# satisfy the ==2.14.1 pins and rank above PyPI's CUDA build of the same version, so torch/torchvision come
+# CPU-only (or in the CUDA variant asked for) while every other package comes from PyPI as pinned.
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --extra-index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" \
+        -r /tmp/requirements.txt
+
+# --- weights: optionally bake model weights into the image --------------------------------------------------------
+FROM build AS weights
+# A cn_clip model name (e.g. ViT-B-16) to download at build time; empty (default): weights come at run time.
+ARG BAKE_MODEL=""
+WORKDIR /src
+COPY config.py ./
+COPY materialsearch/ materialsearch/
+RUN mkdir -p /opt/models \
+    && if [ -n "${BAKE_MODEL}" ]; then \
+        MS_DATA_DIR=/tmp/bake MS_MODEL="${BAKE_MODEL}" /opt/venv/bin/python -m materialsearch download-model \
+        && mv /tmp/bake/models/* /opt/models/ && rm -rf /tmp/bake; \
+    fi
+
+# --- runtime ----------------------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="materialsearch" \
+      org.opencontainers.image.description="Search your own photos by a sentence or an example picture (Chinese-CLIP)"
+# tini reaps zombies and passes `docker stop`'s SIGTERM on; setpriv (util-linux, already in the base) drops root.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /opt/venv /opt/venv
+# Baked weights (if any) wait here; the entrypoint copies those missing into /data/models on start.
+COPY --from=weights /opt/models /opt/materialsearch/models
 WORKDIR /app
-COPY requirements.txt .
-RUN python3 -m venv .venv && .venv/bin/pip install --no-cache-dir -r requirements.txt
 COPY app.py config.py ./
 COPY materialsearch/ materialsearch/
 COPY templates/ templates/
 COPY static/ static/
-ENV MS_HOST=0.0.0.0 MS_PORT=5000 MS_DATA_DIR=/data MS_LIBRARY=/photos
+COPY --chmod=0755 docker/entrypoint.sh docker/healthcheck.py docker/
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/tmp \
+    PUID=1000 \
+    PGID=1000 \
+    MS_HOST=0.0.0.0 \
+    MS_PORT=5000 \
+    MS_DATA_DIR=/data \
+    MS_LIBRARY=/photos
 VOLUME /data
 EXPOSE 5000
-CMD [".venv/bin/python", "app.py"]
+# Model loading takes a while on a small NAS: failures only count after the start period.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=180s --retries=3 CMD ["python", "/app/docker/healthcheck.py"]
+ENTRYPOINT ["/usr/bin/tini", "--", "/app/docker/entrypoint.sh"]
+CMD ["python", "app.py"]

@@ -243,6 +243,68 @@ REGISTRY: tuple[Setting, ...] = (
         "Disk space for cached video clips and browser-playable (H.264) renditions, in MiB; least recently "
         "used files are deleted beyond it.",
     ),
+    # --- deployment and security (login, API tokens, symlinks, serving) ---------------------------------------
+    Setting(
+        "password",
+        "MS_PASSWORD",
+        str,
+        "",
+        "Password for the web page and the API. Empty (default, with MS_PASSWORD_HASH empty): no login at all, "
+        "which is only safe on 127.0.0.1. Set this or MS_PASSWORD_HASH, not both.",
+    ),
+    Setting(
+        "password_hash",
+        "MS_PASSWORD_HASH",
+        str.strip,
+        "",
+        "The password as a hash made by `python -m materialsearch hash-password` (so the password itself is not "
+        "kept in your compose file); write each `$` as `$$` in docker-compose.yml.",
+    ),
+    Setting(
+        "session_days",
+        "MS_SESSION_DAYS",
+        _positive_int,
+        "30",
+        "Days a login lasts without being used; every visit extends it. Changing the password logs everyone out.",
+    ),
+    Setting(
+        "login_attempts",
+        "MS_LOGIN_ATTEMPTS",
+        _positive_int,
+        "5",
+        "Failed logins allowed from one client address within MS_LOGIN_WINDOW seconds; further tries get 429 "
+        "until the window has passed.",
+    ),
+    Setting(
+        "login_window",
+        "MS_LOGIN_WINDOW",
+        _positive_int,
+        "300",
+        "Seconds over which failed logins are counted (see MS_LOGIN_ATTEMPTS).",
+    ),
+    Setting(
+        "trusted_proxy",
+        "MS_TRUSTED_PROXY",
+        str.strip,
+        "",
+        "Address of your reverse proxy (or `*`), whose X-Forwarded-For/-Proto/-Host headers are then believed: "
+        "login limits apply per real client and cookies are marked Secure behind HTTPS. Empty: headers ignored.",
+    ),
+    Setting(
+        "request_timeout",
+        "MS_REQUEST_TIMEOUT",
+        _positive_int,
+        "120",
+        "Seconds a connection may stay idle (slow client, stalled upload) before the server closes it.",
+    ),
+    Setting(
+        "follow_symlinks",
+        "MS_FOLLOW_SYMLINKS",
+        _parse_bool,
+        "false",
+        "Index files and folders reached through symlinks that point outside the library (and serve them). "
+        "Off by default: such links are skipped and never served.",
+    ),
 )
 
 _BY_FIELD = {s.field: s for s in REGISTRY}
@@ -276,6 +338,14 @@ class Settings:
     frame_interval: float
     max_clip_seconds: int
     transcode_cache_mb: int
+    password: str = dataclasses.field(repr=False)
+    password_hash: str = dataclasses.field(repr=False)
+    session_days: int
+    login_attempts: int
+    login_window: int
+    trusted_proxy: str
+    request_timeout: int
+    follow_symlinks: bool
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

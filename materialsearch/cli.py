@@ -1,10 +1,13 @@
-"""Command line: ``python -m materialsearch scan | serve | search | make-test-model``."""
+"""Command line: ``python -m materialsearch scan | serve | search | token | hash-password | download-model |
+make-test-model``."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
+import os
 import sys
 
 from config import Settings, SettingsError
@@ -76,6 +79,72 @@ def cmd_search(settings: Settings, args) -> int:
     return 0
 
 
+def _token_store(settings: Settings):
+    # Only the database: token commands must not load the model (seconds, GBs) and work while the server runs.
+    from .store import DB_FILENAME, Store
+
+    return Store(os.path.join(settings.data_dir, DB_FILENAME))
+
+
+def cmd_token(settings: Settings, args) -> int:
+    """Create, list or revoke API tokens (stored hashed in the database the server reads)."""
+    from . import auth
+
+    store = _token_store(settings)
+    try:
+        if args.action == "create":
+            try:
+                token = auth.create_token(store, args.name)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            print(token)
+            print(
+                f"token {args.name!r} created; it is shown only this once. Send it as: Authorization: Bearer <token>",
+                file=sys.stderr,
+            )
+            return 0
+        if args.action == "revoke":
+            if not auth.revoke_token(store, args.name):
+                print(f"error: no token named {args.name!r}", file=sys.stderr)
+                return 1
+            print(f"token {args.name!r} revoked", file=sys.stderr)
+            return 0
+        for info in auth.list_tokens(store):
+            used = info.last_used_at.isoformat() if info.last_used_at else "never"
+            print(f"{info.name}\tcreated {info.created_at.isoformat()}\tlast used {used}")
+        return 0
+    finally:
+        store.close()
+
+
+def cmd_hash_password(_settings, args) -> int:
+    """Print a hash of a password for MS_PASSWORD_HASH (read from the terminal, or stdin when piped)."""
+    from .auth import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("error: the passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("error: the password is empty", file=sys.stderr)
+        return 1
+    print(hash_password(password))
+    return 0
+
+
+def cmd_download_model(settings: Settings, _args) -> int:
+    """Fetch MS_MODEL's weights into $MS_DATA_DIR/models (to prepare an offline machine or a Docker image)."""
+    from .model import resolve_weights
+
+    spec, _checkpoint = resolve_weights(settings.model, settings.models_dir, settings.model_arch, settings.offline)
+    print(spec.path)
+    return 0
+
+
 def cmd_make_test_model(_settings, args) -> int:
     """Write the tiny, seeded, random CN-CLIP checkpoint used by the tests."""
     from .model import make_test_model
@@ -94,15 +163,30 @@ def main(argv: list[str] | None = None) -> int:
     search = sub.add_parser("search", help="print the best matches for a sentence")
     search.add_argument("text")
     search.add_argument("--limit", type=int, default=10)
+    token = sub.add_parser("token", help="API tokens for scripts: create NAME (printed once) | list | revoke NAME")
+    actions = token.add_subparsers(dest="action", required=True)
+    actions.add_parser("create", help="make a token and print it (only this once)").add_argument("name")
+    actions.add_parser("list", help="list token names and when they were created and last used")
+    actions.add_parser("revoke", help="delete a token: it stops working at once").add_argument("name")
+    sub.add_parser("hash-password", help="print a hash of a password for MS_PASSWORD_HASH")
+    sub.add_parser("download-model", help="download MS_MODEL's weights into $MS_DATA_DIR/models and exit")
     make = sub.add_parser("make-test-model", help="write a tiny random CN-CLIP checkpoint for tests")
     make.add_argument("file")
     make.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    handlers = {"scan": cmd_scan, "serve": cmd_serve, "search": cmd_search, "make-test-model": cmd_make_test_model}
+    handlers = {
+        "scan": cmd_scan,
+        "serve": cmd_serve,
+        "search": cmd_search,
+        "token": cmd_token,
+        "hash-password": cmd_hash_password,
+        "download-model": cmd_download_model,
+        "make-test-model": cmd_make_test_model,
+    }
     try:
-        settings = Settings.from_env() if args.command != "make-test-model" else None
+        settings = Settings.from_env() if args.command not in {"make-test-model", "hash-password"} else None
         return handlers[args.command](settings, args)
     except (SettingsError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -143,7 +143,12 @@ class Scanner:
         """The library's current media files."""
         s = self.settings
         return walk_library(
-            s.library, s.image_extensions, s.skip_patterns, exclude=[s.data_dir], video_extensions=s.video_extensions
+            s.library,
+            s.image_extensions,
+            s.skip_patterns,
+            exclude=[s.data_dir],
+            video_extensions=s.video_extensions,
+            follow_symlinks=s.follow_symlinks,
         )
 
     def scan(

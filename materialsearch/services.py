@@ -13,7 +13,7 @@ from .embed import CnClipEncoder, Encoder
 from .index import VectorIndex
 from .scan import Progress, Scanner, ScanStats, decode_sizes
 from .search import SearchService
-from .store import Store
+from .store import DB_FILENAME, Store
 from .thumbnails import Renditions
 from .transcode import Transcoder
 
@@ -125,7 +125,7 @@ class Services:
         self.settings = settings
         configure_pillow()
         os.makedirs(settings.data_dir, exist_ok=True)
-        self.store = Store(os.path.join(settings.data_dir, "materialsearch.db"))
+        self.store = Store(os.path.join(settings.data_dir, DB_FILENAME))
         self.encoder = encoder or CnClipEncoder(settings)
         self.encoder.load()
         self.model_change: str | None = None

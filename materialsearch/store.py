@@ -41,6 +41,7 @@ STATUS_PENDING = "pending"
 # A Live Photo's movie: part of its still's item (played as its motion), never a result of its own.
 STATUS_MOTION = "motion"
 
+DB_FILENAME = "materialsearch.db"  # inside MS_DATA_DIR
 PAGE_SIZE_BYTES = 16384  # 4 KiB pages waste about half the file on 2 KB vector blobs
 
 
@@ -92,6 +93,28 @@ class Meta(Base):
     __tablename__ = "meta"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class ApiToken(Base):
+    """An API token for scripts: only the SHA-256 of the token is stored, never the token itself."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenInfo:
+    """What is shown about a token: never its secret."""
+
+    id: int
+    name: str
+    token_hash: str
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -464,6 +487,34 @@ class Store:
             for kind, status, count in rows:
                 result[f"{kind}:{status}"] = int(count)
         return result
+
+    # --- API tokens -------------------------------------------------------------------------------------------
+    def add_token(self, name: str, token_hash: str) -> None:
+        """Record a new token's hash under a unique name; ValueError if the name is taken."""
+        with self.engine.begin() as conn:
+            if conn.execute(select(ApiToken.id).where(ApiToken.name == name)).first() is not None:
+                raise ValueError(f"a token named {name!r} already exists")
+            conn.execute(insert(ApiToken).values(name=name, token_hash=token_hash, created_at=_now()))
+
+    def tokens(self) -> list[TokenInfo]:
+        """Every token, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    ApiToken.id, ApiToken.name, ApiToken.token_hash, ApiToken.created_at, ApiToken.last_used_at
+                ).order_by(ApiToken.id)
+            ).all()
+        return [TokenInfo(*row) for row in rows]
+
+    def delete_token(self, name: str) -> bool:
+        """Revoke a token by name; False when there is none."""
+        with self.engine.begin() as conn:
+            return conn.execute(delete(ApiToken).where(ApiToken.name == name)).rowcount > 0
+
+    def touch_token(self, token_id: int, when: dt.datetime) -> None:
+        """Record when a token was last used."""
+        with self.engine.begin() as conn:
+            conn.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=when))
 
 
 def _row_to_item(row) -> Item:

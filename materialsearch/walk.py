@@ -1,7 +1,9 @@
 """Walk the library folders and list the media files in them, with (size, mtime) from one stat each.
 
-Never opens a file. Skips names matching the skip patterns, the data dir (if it sits inside the library),
-folder symlinks, and file symlinks that lead outside the library.
+Never opens a file. Skips names matching the skip patterns, the data dir (if it sits inside the library), and
+symlinks (to files or folders) that lead outside the library, unless ``follow_symlinks`` (MS_FOLLOW_SYMLINKS)
+says to follow them. ``servable_path`` applies the same rule again when a file is served, because a link can be
+re-pointed after it was indexed.
 """
 
 from __future__ import annotations
@@ -34,6 +36,20 @@ def _inside(path: str, roots: Iterable[str]) -> bool:
     return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
+def servable_path(path: str, roots: Iterable[str], follow_symlinks: bool, exclude: Iterable[str] = ()) -> str | None:
+    """The real path to open for an indexed ``path``, or None when it must not be served.
+
+    It must resolve inside a library root (unless ``follow_symlinks``) and never inside ``exclude`` (the data
+    dir, which holds the database and the session secret).
+    """
+    real = os.path.realpath(path)
+    if _inside(real, [os.path.realpath(e) for e in exclude]):
+        return None
+    if not follow_symlinks and not _inside(real, [os.path.realpath(r) for r in roots]):
+        return None
+    return real
+
+
 def walk_library(
     roots: Iterable[str],
     image_extensions: Iterable[str],
@@ -41,6 +57,7 @@ def walk_library(
     exclude: Iterable[str] = (),
     on_error: Callable[[str, str], None] | None = None,
     video_extensions: Iterable[str] = (),
+    follow_symlinks: bool = False,
 ) -> Iterator[FileEntry]:
     """Yield every image and video file under ``roots`` (depth-first, sorted by name for stable order)."""
     roots = [os.path.realpath(r) for r in roots]
@@ -67,10 +84,13 @@ def walk_library(
             report(root, "library folder does not exist or is not a folder")
             continue
         stack = [root]
+        visited: set[str] = set()  # real paths of folders listed, so followed folder links cannot loop
         while stack:
             folder = stack.pop()
-            if folder in excluded:
+            real_folder = os.path.realpath(folder)
+            if folder in excluded or real_folder in excluded or real_folder in visited:
                 continue
+            visited.add(real_folder)
             try:
                 with os.scandir(folder) as it:
                     entries = sorted(it, key=lambda e: e.name, reverse=True)
@@ -91,12 +111,22 @@ def walk_library(
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(entry.path)
                         continue
+                    if entry.is_symlink() and entry.is_dir(follow_symlinks=True):
+                        # A folder link: followed only when allowed; one inside the library would list its
+                        # files twice, so those are left to their real place.
+                        if follow_symlinks and not _inside(os.path.realpath(entry.path), roots):
+                            stack.append(entry.path)
+                        elif not follow_symlinks and not _inside(os.path.realpath(entry.path), roots):
+                            report(entry.path, "symlink points outside the library; not followed")
+                        continue
                     ext = os.path.splitext(name)[1].lower().lstrip(".")
                     if ext not in extensions:
                         continue
                     if entry.is_symlink():
                         target = os.path.realpath(entry.path)
-                        if not _inside(target, roots) or not os.path.isfile(target):
+                        if not os.path.isfile(target) or _inside(target, excluded):
+                            continue
+                        if not follow_symlinks and not _inside(target, roots):
                             report(entry.path, "symlink points outside the library; not followed")
                             continue
                     elif not entry.is_file(follow_symlinks=False):

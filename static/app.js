@@ -110,6 +110,7 @@
       footer_plain: "materialsearch {version}",
       lang_toggle: "中文",
       lang_toggle_label: "切换到中文 (Switch to Chinese)",
+      logout: "Log out",
       bytes: ["B", "KB", "MB", "GB"],
     },
     zh: {
@@ -217,6 +218,7 @@
       footer_plain: "materialsearch {version}",
       lang_toggle: "English",
       lang_toggle_label: "Switch to English（切换到英文）",
+      logout: "退出登录",
       bytes: ["B", "KB", "MB", "GB"],
     },
   };
@@ -444,10 +446,27 @@
     return data;
   }
 
+  // When login is on, the page carries a CSRF token that state-changing API calls must echo in a header.
+  const CSRF_TOKEN = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+
+  // fetch() for this server's API: adds the CSRF header, and sends the browser to the login page when the
+  // session has expired (401), coming back to this page afterwards.
+  async function apiFetch(url, options = {}) {
+    const method = (options.method || "GET").toUpperCase();
+    const headers = new Headers(options.headers || {});
+    if (CSRF_TOKEN && method !== "GET" && method !== "HEAD") headers.set("X-CSRF-Token", CSRF_TOKEN);
+    const response = await fetch(url, { ...options, headers, credentials: "same-origin" });
+    if (response.status === 401) {
+      const here = window.location.pathname + window.location.search;
+      window.location.assign(`/login?next=${encodeURIComponent(here)}`);
+    }
+    return response;
+  }
+
   async function fetchJson(url, options) {
     let response;
     try {
-      response = await fetch(url, options);
+      response = await apiFetch(url, options);
     } catch (error) {
       if (error && error.name === "AbortError") throw error;
       throw new ApiError(t("network_error"), 0);
@@ -1092,7 +1111,7 @@
   async function startScan() {
     el.scanButton.disabled = true;
     try {
-      const response = await fetch("/api/scan", { method: "POST" });
+      const response = await apiFetch("/api/scan", { method: "POST" });
       if (response.status === 202) {
         toast(t("scan_started"));
         state.wasScanning = true;

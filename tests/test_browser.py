@@ -430,7 +430,7 @@ def test_video_moments_play_in_place_from_their_start(ui):
     webm = page.locator('#results .result[data-name="webm_vp9_noaudio.webm"]').first
     webm.locator(".result-open").click()
     expect(page.locator("#viewer")).to_have_attribute("open", "")
-    page.wait_for_function("document.querySelector('#viewer-video').readyState >= 1")
+    page.wait_for_function("() => document.querySelector('#viewer-video').readyState >= 1")
     state = page.evaluate(VIDEO_STATE)
     assert state["error"] is None and not state["hidden"] and state["src"].endswith("/file")
     expect(page.locator("#viewer-details")).to_contain_text("Moment")
@@ -443,7 +443,7 @@ def test_video_moments_play_in_place_from_their_start(ui):
     avi = page.locator('#results .result[data-name="avi_mpeg4_mp3.avi"]').first
     avi.locator(".result-open").click()
     page.wait_for_function(
-        "(() => { const v = document.querySelector('#viewer-video'); return v.readyState >= 1 && !v.error; })()"
+        "() => { const v = document.querySelector('#viewer-video'); return v.readyState >= 1 && !v.error; }"
     )
     assert "/clip?" in page.evaluate(VIDEO_STATE)["src"] or "/stream" in page.evaluate(VIDEO_STATE)["src"]
     page.keyboard.press("Escape")
@@ -462,12 +462,12 @@ def test_live_photo_shows_once_with_its_motion(ui):
     expect(live.locator(".result-live")).to_have_text("LIVE")
     live.locator(".result-open").hover()
     page.wait_for_function(
-        "(() => { const v = document.querySelector('.result-motion'); return v && v.readyState >= 2 && !v.error; })()"
+        "() => { const v = document.querySelector('.result-motion'); return v && v.readyState >= 2 && !v.error; }"
     )
     live.locator(".result-open").click()
     expect(page.locator("#viewer-live")).to_be_visible()
     page.click("#viewer-live")
-    page.wait_for_function("document.querySelector('#viewer-video').readyState >= 1")
+    page.wait_for_function("() => document.querySelector('#viewer-video').readyState >= 1")
     state = page.evaluate(VIDEO_STATE)
     assert "/motion" in state["src"] and state["error"] is None and not state["hidden"]
     page.keyboard.press("Escape")

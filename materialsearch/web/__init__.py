@@ -2,20 +2,56 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, Request, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from config import Settings
 
+from ..auth import Authenticator
 from ..services import Services
 
 log = logging.getLogger(__name__)
 EXTENSION_KEY = "materialsearch"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# The page loads only its own script, styles and API; pictures may also be blob: (a chosen query picture)
+# or data: (the favicon). Nothing may frame it.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' blob: data:",
+        "media-src 'self' blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+}
+
+
+class InMemoryRequest(Request):
+    """Uploads (query pictures) are kept in memory, never spooled to a file: they are bounded by
+    MAX_CONTENT_LENGTH, decoded from bytes and dropped with the request."""
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        return io.BytesIO()
 
 
 def create_app(settings: Settings | dict[str, Any] | None = None, services: Services | None = None) -> Flask:
@@ -29,21 +65,43 @@ def create_app(settings: Settings | dict[str, Any] | None = None, services: Serv
         template_folder=os.path.join(ROOT, "templates"),
         static_folder=os.path.join(ROOT, "static"),
     )
+    app.request_class = InMemoryRequest
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.config["JSON_SORT_KEYS"] = False
     app.json.ensure_ascii = False
-    app.extensions[EXTENSION_KEY] = services or Services(settings)
+    built = services is None
+    services = services or Services(settings)
+    app.extensions[EXTENSION_KEY] = services
 
+    from . import auth
     from .api import api
+    from .openapi import openapi
     from .pages import pages
 
+    try:
+        authn = Authenticator(settings, services.store)
+    except Exception:
+        if built:
+            services.close()  # bad password settings: do not leave the database open behind the error
+        raise
+    auth.init_app(app, authn)
     app.register_blueprint(api)
     app.register_blueprint(pages)
+    app.register_blueprint(openapi)
+
+    @app.after_request
+    def security_headers(response):
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if request.path.startswith("/api/") or request.path == "/healthz":
-            return jsonify(error=exc.name, message=exc.description, status=exc.code), exc.code
+            response = jsonify(error=exc.name, message=exc.description, status=exc.code)
+            # Keep the exception's own headers (Allow on 405, Retry-After …), not its HTML content type.
+            headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+            return response, exc.code, headers
         return exc
 
     @app.errorhandler(Exception)

@@ -14,12 +14,15 @@ from ..store import STATUS_MOTION, STATUS_OK, Filters, Item
 from ..thumbnails import rendition_key
 from ..transcode import TranscodeError
 from ..video import VideoError
+from ..walk import servable_path
 
 api = Blueprint("api", __name__)
 
 # Formats a browser shows directly; others (HEIC, TIFF) get a JPEG rendition for the large view.
 BROWSER_IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp", "gif", "bmp", "avif"}
 KINDS = {"image", "video", "all"}
+# Ids and offsets beyond SQLite's integer range cannot name anything: refuse them as bad input, not a 500.
+MAX_INT = 2**63 - 1
 
 
 def _services():
@@ -86,7 +89,7 @@ def _filters(source) -> Filters:
 def _page(source) -> Page:
     settings = _services().settings
     limit = _int_param(source, "limit", settings.page_size, 1, settings.max_page_size)
-    offset = _int_param(source, "offset", 0, 0)
+    offset = _int_param(source, "offset", 0, 0, MAX_INT)
     raw = (source.get("min_score") or "").strip()
     min_score = None
     if raw:
@@ -183,7 +186,7 @@ def search_get():
     filters, page = _filters(args), _page(args)
     search = _services().search
     if like:
-        item_id = _int_param(args, "like", 0, 1)
+        item_id = _int_param(args, "like", 0, 1, MAX_INT)
         time_ms = _time_ms_param(args, "t")
         vector = search.item_vector(item_id, time_ms)
         return _result_json(search.search(vector, filters, page, exclude=frozenset({item_id})))
@@ -212,7 +215,7 @@ def search_post():
 
 # --- items ------------------------------------------------------------------------------------------------------
 def _indexed_item(item_id: int) -> Item:
-    item = _services().store.get_item(item_id)
+    item = _services().store.get_item(item_id) if item_id <= MAX_INT else None
     if item is None or item.status != STATUS_OK:
         raise NotFound(f"item {item_id} does not exist or is not indexed")
     return item
@@ -223,7 +226,7 @@ def _time_ms_param(source, name: str) -> int | None:
     raw = source.get(name)
     if raw is None or raw == "":
         return None
-    return _int_param(source, name, 0, 0)
+    return _int_param(source, name, 0, 0, MAX_INT)
 
 
 def _seconds_param(source, name: str) -> float:
@@ -246,6 +249,15 @@ def _video_item(item_id: int) -> Item:
     return item
 
 
+def _source_path(item: Item) -> str:
+    """The real path of an item's file; 404 when it now resolves outside the library (a re-pointed symlink)."""
+    settings = _services().settings
+    path = servable_path(item.path, settings.library, settings.follow_symlinks, exclude=[settings.data_dir])
+    if path is None:
+        abort(404, description=f"the original of item {item.id} is not inside the library any more")
+    return path
+
+
 @api.get("/api/items/<int:item_id>")
 def item_detail(item_id: int):
     """One indexed item."""
@@ -261,13 +273,14 @@ def item_thumbnail(item_id: int):
     services = _services()
     key = item.thumbnail or rendition_key(item.path, item.size, item.mtime_ns)
     time_ms = _time_ms_param(request.args, "t")
+    source = _source_path(item)
     try:
         if item.kind == "video":
             if time_ms is not None and services.store.frame_vector(item_id, time_ms) is None:
                 raise NotFound(f"item {item_id} has no indexed frame at {time_ms} ms")
-            path = services.renditions.video_thumbnail(key, item.path, time_ms)
+            path = services.renditions.video_thumbnail(key, source, time_ms)
         else:
-            path = services.renditions.thumbnail(key, item.path)
+            path = services.renditions.thumbnail(key, source)
     except (OSError, DecodeError, VideoError) as exc:
         abort(404, description=f"the original of item {item_id} cannot be read any more: {exc}")
     return _cached_file(path, "image/jpeg")
@@ -289,7 +302,7 @@ def item_clip(item_id: int):
         raise BadRequest(f"a clip may last at most {settings.max_clip_seconds} s (MS_MAX_CLIP_SECONDS)")
     start_ms, end_ms = round(start * 1000), round(end * 1000)
     try:
-        path = _services().transcoder.clip(item.path, item.size, item.mtime_ns, start_ms, end_ms)
+        path = _services().transcoder.clip(_source_path(item), item.size, item.mtime_ns, start_ms, end_ms)
     except TranscodeError as exc:
         abort(422, description=f"cannot cut this video: {exc}")
     stem = os.path.splitext(os.path.basename(item.path))[0]
@@ -306,7 +319,7 @@ def item_stream(item_id: int):
     item = _video_item(item_id)
     if item.playable:
         return item_file(item_id)
-    state, detail = _services().transcoder.start_rendition(item.path, item.size, item.mtime_ns)
+    state, detail = _services().transcoder.start_rendition(_source_path(item), item.size, item.mtime_ns)
     if state == "ready":
         return _cached_file(detail, "video/mp4")
     if state == "failed":
@@ -325,16 +338,17 @@ def item_motion(item_id: int):
     movie = services.store.motions_for([item.path]).get(item.path) if item.kind == "image" else None
     try:
         if movie is not None:
-            if not os.path.isfile(movie.path):
+            source = _source_path(movie)
+            if not os.path.isfile(source):
                 abort(404, description=f"the motion of item {item_id} is gone from the library")
             if movie.playable:
                 mimetype = mimetypes.guess_type(movie.path)[0] or "video/quicktime"
                 if mimetype == "video/quicktime":
                     mimetype = "video/mp4"  # same ISO media format; browsers refuse the QuickTime type
-                return send_file(movie.path, mimetype=mimetype, conditional=True, max_age=86400)
-            path = services.transcoder.rendition(movie.path, movie.size, movie.mtime_ns)
+                return send_file(source, mimetype=mimetype, conditional=True, max_age=86400)
+            path = services.transcoder.rendition(source, movie.size, movie.mtime_ns)
         elif item.motion_offset is not None:
-            path = services.transcoder.rendition(item.path, item.size, item.mtime_ns, item.motion_offset)
+            path = services.transcoder.rendition(_source_path(item), item.size, item.mtime_ns, item.motion_offset)
         else:
             raise NotFound(f"item {item_id} has no motion (not a Live Photo or motion photo)")
     except TranscodeError as exc:
@@ -347,8 +361,9 @@ def item_preview(item_id: int):
     """A large upright JPEG rendition (for formats browsers cannot display)."""
     item = _indexed_item(item_id)
     key = rendition_key(item.path, item.size, item.mtime_ns)
+    source = _source_path(item)
     try:
-        path = _services().renditions.preview(key, item.path)
+        path = _services().renditions.preview(key, source)
     except (OSError, DecodeError) as exc:
         abort(404, description=f"the original of item {item_id} cannot be read any more: {exc}")
     return _cached_file(path, "image/jpeg")
@@ -358,12 +373,13 @@ def item_preview(item_id: int):
 def item_file(item_id: int):
     """The original file, only for indexed items (supports HTTP Range)."""
     item = _indexed_item(item_id)
-    if not os.path.isfile(item.path):
+    source = _source_path(item)
+    if not os.path.isfile(source):
         abort(404, description=f"the original of item {item_id} is gone from the library")
     mimetype = mimetypes.guess_type(item.path)[0] or "application/octet-stream"
     if mimetype == "video/quicktime" and item.playable:
         mimetype = "video/mp4"  # the same ISO media format; browsers only play it under this type
-    return send_file(item.path, mimetype=mimetype, conditional=True, download_name=os.path.basename(item.path))
+    return send_file(source, mimetype=mimetype, conditional=True, download_name=os.path.basename(item.path))
 
 
 def _cached_file(path: str, mimetype: str) -> Response:
@@ -376,7 +392,7 @@ def errors():
     """Files that could not be indexed (or were skipped), each with its reason."""
     settings = _services().settings
     limit = _int_param(request.args, "limit", settings.page_size, 1, settings.max_page_size)
-    offset = _int_param(request.args, "offset", 0, 0)
+    offset = _int_param(request.args, "offset", 0, 0, MAX_INT)
     rows, total = _services().store.problems(limit, offset)
     return jsonify(
         errors=[

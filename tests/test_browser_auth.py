@@ -1,0 +1,97 @@
+"""Login in a real headless Chromium: the page sends you to the login form, you log in, search, see thumbnails
+(loaded by <img> with the session cookie), and an expired session sends you back to the login form."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+
+import pytest
+
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, VISIBLE_IMAGES_LOADED
+
+pytestmark = pytest.mark.browser
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+PASSWORD = "a long passphrase"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, media_dir):
+    """A waitress server with a password set, over a small scanned library."""
+    import waitress
+
+    from materialsearch.model import make_test_model
+    from materialsearch.web import create_app
+
+    root = tmp_path_factory.mktemp("browser-auth")
+    library = root / "library"
+    library.mkdir()
+    for name in ["jpg_orient1.jpg", "jpg_orient6.jpg", "png_rgba_transparent.png", "heic_iphoneXS_2images.heic"]:
+        shutil.copy2(media_dir / name, library / name)
+    model = make_test_model(str(root / "tiny.pt"))
+    app = create_app({"library": str(library), "data_dir": str(root / "data"), "model": model, "password": PASSWORD})
+    services = app.extensions["materialsearch"]
+    services.scans.run()
+    httpd = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=httpd.run, name="waitress-auth", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.effective_port}"
+    httpd.task_dispatcher.shutdown(timeout=2)
+    httpd.close()
+    thread.join(timeout=5)
+    services.close()
+
+
+@pytest.fixture
+def page(server):
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.problems = problems
+        yield page
+        context.close()
+        browser.close()
+
+
+def test_log_in_search_and_get_sent_back_when_the_session_ends(page, server):
+    page.goto(f"{server}/?q=train")
+    expect(page).to_have_url(f"{server}/login?next=/?q%3Dtrain")
+    page.fill("#password", "not it")
+    page.click("#login-button")
+    expect(page.locator("#login-error")).to_contain_text("Wrong password")
+
+    page.fill("#password", PASSWORD)
+    page.click("#login-button")
+    expect(page).to_have_url(f"{server}/?q=train")  # back where we wanted to go, and the search ran
+    expect(page.locator("#results .result")).to_have_count(4)
+    broken = page.wait_for_function(VISIBLE_IMAGES_LOADED, arg="#results img.result-thumb").json_value()
+    assert broken == [], f"thumbnails that did not load with the session cookie: {broken}"
+
+    # A state-changing call from the page carries its CSRF token.
+    page.click("#scan-button")
+    expect(page.locator("#toast")).to_contain_text("Scan")
+
+    # The session ends (cookie gone): the next API call sends the browser to the login page.
+    page.context.clear_cookies()
+    page.fill("#query", "sunset")
+    page.press("#query", "Enter")
+    expect(page).to_have_url(f"{server}/login?next=%2F%3Fq%3Dsunset")
+    page.fill("#password", PASSWORD)
+    page.click("#login-button")
+    expect(page.locator("#results .result")).to_have_count(4)
+
+    page.click("#logout-button")
+    expect(page).to_have_url(f"{server}/login")
+    page.goto(f"{server}/")
+    expect(page).to_have_url(f"{server}/login?next=/")
+    # No CSP violation or script error on any of these pages.
+    csp = [p for p in page.problems if "Content Security Policy" in p or "Refused to" in p]
+    assert csp == [] and not [p for p in page.problems if "401" not in p], page.problems
