@@ -954,7 +954,7 @@
     for (;;) {
       let response;
       try {
-        response = await fetch(item.play_url, { method: "HEAD", credentials: "same-origin" });
+        response = await apiFetch(item.play_url, { method: "HEAD" });
       } catch (error) {
         return;
       }
