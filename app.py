@@ -1,16 +1,36 @@
-"""Entry point: ``python app.py`` builds the app, starts a first scan in the background and serves it."""
+"""Entry point: ``python app.py`` builds the app, starts scheduled and start-up scans, and serves it.
+
+SIGTERM (what ``docker stop`` sends) and Ctrl-C stop it gracefully: the running scan finishes its current batch,
+the index is saved, the database closed, and the process exits 0. A second signal stops it at once (a scan is
+crash-safe anyway).
+"""
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 
 from config import Settings, SettingsError
 
+log = logging.getLogger("materialsearch.app")
+
+
+class _Stop(SystemExit):
+    """Raised in the main thread by the signal handler to leave the server loop (waitress re-raises SystemExit)."""
+
+
+def _on_signal(signum, _frame) -> None:
+    # Later signals get the default behaviour: a second Ctrl-C or SIGTERM ends the process at once.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    raise _Stop(0)
+
 
 def serve(settings: Settings | None = None) -> int:
-    """Serve the app with waitress (one process, so there is one scanner and one database writer)."""
-    from waitress import serve as waitress_serve
+    """Serve the app with waitress until SIGTERM/SIGINT, then shut down cleanly."""
+    import waitress
 
     from materialsearch.model import ModelError
     from materialsearch.web import create_app, services_of
@@ -23,15 +43,25 @@ def serve(settings: Settings | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     services = services_of(app)
-    if settings.library:
-        services.scans.start()
-    else:
-        logging.warning("MS_LIBRARY is not set: nothing will be indexed until it is")
-    print(f"materialsearch: http://{settings.host}:{settings.port}", flush=True)
+    server = None
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
+        previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        waitress_serve(app, host=settings.host, port=settings.port, threads=8, channel_timeout=120)
+        server = waitress.create_server(app, host=settings.host, port=settings.port, threads=8, channel_timeout=120)
+        services.start_background()
+        print(f"materialsearch: http://{settings.host}:{settings.port}", flush=True)
+        server.run()
+    except _Stop:
+        log.info("stopping: finishing the current scan batch and saving the index")
     finally:
+        if server is not None:
+            server.close()
+            server.task_dispatcher.shutdown(timeout=5)  # let requests in flight finish
         services.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("stopped")
     return 0
 
 

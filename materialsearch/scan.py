@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 HASH_CHUNK = 1 << 20
 # Save the index at least this often during a long scan, so a restart rarely has to rebuild it.
 INDEX_SAVE_INTERVAL_S = 60.0
+# During the walk, report progress and honour pause/stop every this many files.
+WALK_CHECK_EVERY = 500
 
 
 @dataclasses.dataclass
@@ -68,6 +70,7 @@ class Progress:
     total: int = 0
     current: str = ""
     errors: int = 0
+    found: int = 0  # files seen by the walk so far
 
 
 def file_hash(path: str) -> str:
@@ -105,13 +108,21 @@ class Scanner:
         progress: Progress | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         on_progress: Callable[[Progress], None] | None = None,
+        pause_point: Callable[[], None] | None = None,
     ) -> ScanStats:
-        """Bring the database and index in line with the library."""
+        """Bring the database and index in line with the library.
+
+        ``should_stop`` is polled between files; ``pause_point`` is called where pausing is safe (before the walk,
+        every ``WALK_CHECK_EVERY`` files of it, and between committed batches) and blocks for as long as the scan
+        is paused. Stopping during the walk changes nothing (an incomplete walk must not sweep anything).
+        """
         started = time.monotonic()
         progress = progress or Progress()
         stats = ScanStats()
+        pause = pause_point or (lambda: None)
         self.encoder.load()
 
+        pause()
         progress.phase = "walking"
         known = self.store.file_states()
         seen: set[str] = set()
@@ -127,10 +138,19 @@ class Scanner:
                 stats.unchanged += 1
             else:
                 to_embed.append(entry)
-            if stats.found % 1000 == 0:
-                progress.total = stats.found
+            if stats.found % WALK_CHECK_EVERY == 0:
+                progress.found = stats.found
                 if on_progress:
                     on_progress(progress)
+                pause()
+                if should_stop():
+                    stats.cancelled = True
+                    break
+        progress.found = stats.found
+        if stats.cancelled:
+            stats.seconds = time.monotonic() - started
+            progress.phase = "done"
+            return stats
         vanished = self._vanished(known, seen, stats)
 
         progress.phase = "matching moved files"
@@ -147,7 +167,8 @@ class Scanner:
         progress.done = 0
         if on_progress:
             on_progress(progress)
-        self._embed_all(jobs, known, stats, progress, should_stop, on_progress)
+        self._embed_all(jobs, known, stats, progress, should_stop, on_progress, pause)
+        progress.phase = "saving"
         self.index.save()
         stats.seconds = time.monotonic() - started
         progress.phase = "done"
@@ -211,7 +232,7 @@ class Scanner:
         return remaining
 
     # --- embedding --------------------------------------------------------------------------------------------
-    def _embed_all(self, jobs, known, stats, progress, should_stop, on_progress) -> None:
+    def _embed_all(self, jobs, known, stats, progress, should_stop, on_progress, pause) -> None:
         settings = self.settings
         batch_size = settings.batch_size
         look_ahead = batch_size * 2 + settings.decode_threads
@@ -232,6 +253,8 @@ class Scanner:
             refill()
             try:
                 while pending:
+                    if not batch:  # between batches: everything so far is committed, a pause can last hours
+                        pause()
                     if should_stop():
                         stats.cancelled = True
                         break
