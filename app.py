@@ -21,11 +21,15 @@ class _Stop(SystemExit):
     """Raised in the main thread by the signal handler to leave the server loop (waitress re-raises SystemExit)."""
 
 
-def _on_signal(signum, _frame) -> None:
-    # Later signals get the default behaviour: a second Ctrl-C or SIGTERM ends the process at once.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    raise _Stop(0)
+def _stop_on(stopping: list[int]):
+    def handler(signum, _frame) -> None:
+        stopping.append(signum)
+        # Later signals get the default behaviour: a second Ctrl-C or SIGTERM ends the process at once.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise _Stop(0)  # waitress's loop ends on SystemExit; anywhere else it unwinds to serve()'s finally
+
+    return handler
 
 
 def serve(settings: Settings | None = None) -> int:
@@ -45,16 +49,20 @@ def serve(settings: Settings | None = None) -> int:
     services = services_of(app)
     server = None
     previous = {}
+    stopping: list[int] = []
     if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
-        previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous = {sig: signal.signal(sig, _stop_on(stopping)) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         server = waitress.create_server(app, host=settings.host, port=settings.port, threads=8, channel_timeout=120)
         services.start_background()
         print(f"materialsearch: http://{settings.host}:{settings.port}", flush=True)
         server.run()
     except _Stop:
-        log.info("stopping: finishing the current scan batch and saving the index")
+        pass  # the signal came outside waitress's loop (which ends quietly on it)
     finally:
+        if stopping:
+            name = signal.Signals(stopping[0]).name
+            log.info("%s: stopping: finishing the current scan batch and saving the index", name)
         if server is not None:
             server.close()
             server.task_dispatcher.shutdown(timeout=5)  # let requests in flight finish

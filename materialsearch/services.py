@@ -58,7 +58,7 @@ class ScanManager:
         self.refusal = refusal  # why this process may not scan (another one holds the data dir)
         self.window = window
         self.scheduler: ScanScheduler | None = None
-        self._clock = clock
+        self.clock = clock  # local wall-clock time, for the window (tests give a fake one)
         self._lock = threading.Lock()
         self._pause_cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -72,6 +72,7 @@ class ScanManager:
         self.started_at: dt.datetime | None = None
         self.trigger: str | None = None
         self.last: dict | None = self._load_last()
+        self.finished = 0  # scans finished by this process (lets callers tell that something may have changed)
 
     @property
     def running(self) -> bool:
@@ -166,7 +167,7 @@ class ScanManager:
 
     # --- pausing ----------------------------------------------------------------------------------------------
     def _outside_window(self) -> bool:
-        return self.window is not None and not self.window.contains(self._clock())
+        return self.window is not None and not self.window.contains(self.clock())
 
     def pause_reason(self) -> str | None:
         """Why the running scan is (or is about to be) paused, or None."""
@@ -191,7 +192,7 @@ class ScanManager:
                 self._blocked = True
                 timeout = 60.0  # look at the clock now and then: the window opens by itself
                 if self.window is not None and not self._user_paused:
-                    timeout = min(timeout, max(1.0, self.window.seconds_until_open(self._clock())))
+                    timeout = min(timeout, max(1.0, self.window.seconds_until_open(self.clock())))
                 self._pause_cond.wait(timeout)
             self._blocked = False
         with self._samples_lock:
@@ -238,6 +239,7 @@ class ScanManager:
         finally:
             with self._lock:
                 self.progress = None
+                self.finished += 1
 
     def _finish(self, outcome: dict) -> None:
         self.last = {
@@ -335,7 +337,7 @@ class Services:
         self.lock = DataDirLock(settings.data_dir)
         self.owner = claim and self.lock.acquire()
         self._closed = False
-        self._pending_cache: tuple[float, int] | None = None
+        self._pending_cache: tuple[float, int, tuple[bool, int]] | None = None
         try:
             self._open(settings, encoder, claim)
         except BaseException:
@@ -425,17 +427,31 @@ class Services:
             self.scans.start("start-up")
 
     def pending_count(self, fresh: bool = False) -> int:
-        """Items waiting to be (re-)embedded with the current model; cached for a second unless ``fresh``."""
+        """Items waiting to be (re-)embedded with the current model.
+
+        Only scans change it: the count is re-read when a scan starts or ends, and at most once a second while one
+        runs (or always, in a process that does not own the data dir and cannot see the owner's scans).
+        """
         cached = self._pending_cache
         now = time.monotonic()
-        if fresh or cached is None or now - cached[0] > PENDING_CACHE_S:
-            cached = (now, sum(v for k, v in self.store.counts().items() if k.endswith(":pending")))
+        generation = (self.scans.running, self.scans.finished)
+        if (
+            fresh
+            or cached is None
+            or cached[2] != generation
+            or ((generation[0] or not self.owner) and now - cached[0] > PENDING_CACHE_S)
+        ):
+            count = sum(v for k, v in self.store.counts().items() if k.endswith(":pending"))
+            cached = (now, count, generation)
             self._pending_cache = cached
         return cached[1]
 
-    def reindexing(self) -> dict | None:
-        """While items still wait for the current model (after a model change): how many, and a sentence."""
-        pending = self.pending_count()
+    def reindexing(self, pending: int | None = None) -> dict | None:
+        """While items still wait for the current model (after a model change): how many, and a sentence.
+
+        ``pending`` is the count when the caller has just read it; otherwise a count at most a second old is used.
+        """
+        pending = self.pending_count() if pending is None else pending
         if not pending:
             return None
         running = self.scans.running

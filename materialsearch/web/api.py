@@ -254,7 +254,7 @@ def status():
     skipped = sum(v for k, v in counts.items() if k.endswith(":skipped"))
     pending = sum(v for k, v in counts.items() if k.endswith(":pending"))
     encoder = services.encoder
-    reindexing = services.reindexing()
+    reindexing = services.reindexing(pending)
     return jsonify(
         counts={"images": images, "errors": errors_count, "skipped": skipped, "pending": pending},
         scan=services.scans.status(),
