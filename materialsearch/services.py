@@ -65,7 +65,6 @@ class ScanManager:
         self._cancel = threading.Event()
         self._user_paused = False
         self._ignore_window = False
-        self._blocked = False
         self._samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=512)  # (time, done)
         self._samples_lock = threading.Lock()
         self.progress: Progress | None = None
@@ -188,13 +187,11 @@ class ScanManager:
         self.scanner.index.save()
         log.info("scan paused (%s)", reason)
         with self._pause_cond:
-            while (reason := self.pause_reason()) is not None:
-                self._blocked = True
+            while self.pause_reason() is not None:
                 timeout = 60.0  # look at the clock now and then: the window opens by itself
                 if self.window is not None and not self._user_paused:
                     timeout = min(timeout, max(1.0, self.window.seconds_until_open(self.clock())))
                 self._pause_cond.wait(timeout)
-            self._blocked = False
         with self._samples_lock:
             self._samples.clear()  # the rate is of working time, not of the pause
         log.info("scan resumed" if not self._cancel.is_set() else "paused scan cancelled")

@@ -63,7 +63,6 @@
       status_unavailable: "Status unavailable: {message}",
       status_indexed: "{n} images indexed",
       status_pending: "{n} waiting",
-      status_last_scan: "last scan {when}",
       status_scanning: "Scanning: {phase}",
       status_scanning_count: "Scanning: {phase} {done} / {total}",
       phase_starting: "starting",
@@ -182,7 +181,6 @@
       status_unavailable: "无法获取状态：{message}",
       status_indexed: "已索引 {n} 张图片",
       status_pending: "{n} 个等待中",
-      status_last_scan: "上次扫描于 {when}",
       status_scanning: "正在扫描：{phase}",
       status_scanning_count: "正在扫描：{phase} {done} / {total}",
       phase_starting: "正在开始",
@@ -1020,9 +1018,6 @@
       el.scanProgress.hidden = true;
       el.statusText.title = scan.last ? scan.last.summary || "" : "";
       if (counts.pending) parts.push(t("status_pending", { n: formatNumber(counts.pending) }));
-      if (scan.last && scan.last.finished_at) {
-        parts.push(t("status_last_scan", { when: formatDate(scan.last.finished_at, true) }));
-      }
     }
     if (state.statusError) parts.push(t("status_unavailable", { message: state.statusError }));
     el.statusText.textContent = parts.join(" · ");
