@@ -344,8 +344,8 @@ class Services:
     def _open(self, settings, encoder: Encoder | None, claim: bool) -> None:
         if claim and not self.owner:
             refusal = (
-                f"{self.lock.holder()} is already scanning {settings.data_dir} (one scanner per data dir): "
-                "use its web page or API to scan, or stop it first"
+                f"{self.lock.holder()} owns {settings.data_dir} and does its scanning (one scanner per data dir): "
+                "scan through its web page or API, or stop it first"
             )
             log.warning("%s; this process only searches", refusal)
         else:
