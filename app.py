@@ -1,4 +1,9 @@
-"""Entry point: ``python app.py`` builds the app, starts a first scan in the background and serves it."""
+"""Entry point: ``python app.py`` builds the app, starts scheduled and start-up scans, and serves it.
+
+SIGTERM (what ``docker stop`` sends) and Ctrl-C stop it gracefully: the running scan finishes its current batch,
+the index is saved, the database closed, and the process exits 0. A second signal stops it at once (a scan is
+crash-safe anyway).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ import sys
 import threading
 
 from config import Settings, SettingsError
+
+log = logging.getLogger("materialsearch.app")
 
 # Request bodies beyond the upload limit are refused by waitress before they are read; multipart framing and
 # form fields around the picture get this much room on top.
@@ -34,12 +41,23 @@ def server_options(settings: Settings) -> dict:
     return options
 
 
-def _interrupt(_signum, _frame) -> None:
-    raise KeyboardInterrupt
+class _Stop(SystemExit):
+    """Raised in the main thread by the signal handler to leave the server loop (waitress re-raises SystemExit)."""
+
+
+def _stop_on(stopping: list[int]):
+    def handler(signum, _frame) -> None:
+        stopping.append(signum)
+        # Later signals get the default behaviour: a second Ctrl-C or SIGTERM ends the process at once.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise _Stop(0)  # waitress's loop ends on SystemExit; anywhere else it unwinds to serve()'s finally
+
+    return handler
 
 
 def serve(settings: Settings | None = None) -> int:
-    """Serve the app with waitress (one process, so there is one scanner and one database writer)."""
+    """Serve the app with waitress until SIGTERM/SIGINT, then shut down cleanly."""
     from waitress import create_server
 
     from materialsearch.auth import exposure_warning
@@ -55,7 +73,7 @@ def serve(settings: Settings | None = None) -> int:
         return 2
     warning = exposure_warning(settings)
     if warning:
-        logging.warning(warning)
+        log.warning(warning)
     services = services_of(app)
     try:
         server = create_server(app, host=settings.host, port=settings.port, **server_options(settings))
@@ -63,22 +81,27 @@ def serve(settings: Settings | None = None) -> int:
         services.close()
         print(f"error: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         return 2
-    if settings.library:
-        services.scans.start()
-    else:
-        logging.warning("MS_LIBRARY is not set: nothing will be indexed until it is")
-    if threading.current_thread() is threading.main_thread():
-        # `docker stop` sends SIGTERM: stop like Ctrl+C, so the scan stops after its batch and the index is saved.
-        signal.signal(signal.SIGTERM, _interrupt)
-    # The port actually bound (MS_PORT=0 picks a free one).
-    print(f"materialsearch: http://{settings.host}:{server.effective_port}", flush=True)
+    previous = {}
+    stopping: list[int] = []
+    if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
+        previous = {sig: signal.signal(sig, _stop_on(stopping)) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        services.start_background()
+        # The port actually bound (MS_PORT=0 picks a free one).
+        print(f"materialsearch: http://{settings.host}:{server.effective_port}", flush=True)
         server.run()
-    except KeyboardInterrupt:
-        pass
+    except _Stop:
+        pass  # the signal came outside waitress's loop (which ends quietly on it)
     finally:
+        if stopping:
+            name = signal.Signals(stopping[0]).name
+            log.info("%s: stopping: finishing the current scan batch and saving the index", name)
         server.close()
+        server.task_dispatcher.shutdown(timeout=5)  # let requests in flight finish
         services.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("stopped")
     return 0
 
 

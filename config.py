@@ -72,6 +72,52 @@ def _port(raw: str) -> int:
     return value
 
 
+def _cron(raw: str) -> str:
+    value = " ".join(raw.split())
+    if value:
+        # Imported here: parsing settings must stay light, and only a non-empty value needs the parser.
+        from materialsearch.schedule import cron_trigger
+
+        cron_trigger(value)  # raises ValueError with the reason
+    return value
+
+
+def _duration(raw: str) -> int:
+    """Seconds from ``90``, ``90s``, ``30m``, ``6h`` or ``1d``; 0 (or empty) means off."""
+    value = raw.strip().lower()
+    if not value:
+        return 0
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    factor = units.get(value[-1], 1)
+    number = value[:-1] if value[-1] in units else value
+    try:
+        seconds = int(float(number) * factor)
+    except ValueError:
+        raise ValueError(f"expected a duration such as 90m, 6h or 1d (or seconds), got {raw!r}") from None
+    if seconds < 0 or (0 < seconds < 60):
+        raise ValueError(f"must be 0 (off) or at least one minute, got {raw!r}")
+    return seconds
+
+
+def _window(raw: str) -> tuple[int, int] | None:
+    """``HH:MM-HH:MM`` → (start, end) in minutes after midnight; empty → None (any time)."""
+    value = raw.strip()
+    if not value:
+        return None
+    parts = value.split("-")
+    if len(parts) != 2:
+        raise ValueError(f"expected HH:MM-HH:MM, e.g. 22:30-07:00, got {raw!r}")
+    minutes = []
+    for part in parts:
+        hours, _, mins = part.strip().partition(":")
+        if not (hours.isdigit() and mins.isdigit() and int(hours) < 24 and int(mins) < 60):
+            raise ValueError(f"expected HH:MM-HH:MM with times 00:00-23:59, e.g. 22:30-07:00, got {raw!r}")
+        minutes.append(int(hours) * 60 + int(mins))
+    if minutes[0] == minutes[1]:
+        raise ValueError(f"the window starts and ends at the same time ({raw!r}); leave it empty for any time")
+    return minutes[0], minutes[1]
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     """One entry of the registry: field name, environment variable, parser, default and help."""
@@ -305,6 +351,38 @@ REGISTRY: tuple[Setting, ...] = (
         "Index files and folders reached through symlinks that point outside the library (and serve them). "
         "Off by default: such links are skipped and never served.",
     ),
+    # --- scheduling (issue 4) ---
+    Setting(
+        "scan_cron",
+        "MS_SCAN_CRON",
+        _cron,
+        "0 3 * * *",
+        "When scheduled scans run: a 5-field cron expression (minute hour day month weekday, 0 or 7 = Sunday) "
+        "in the server's local time zone (`TZ`); the default scans daily at 03:00. Empty = no cron schedule.",
+    ),
+    Setting(
+        "scan_interval",
+        "MS_SCAN_INTERVAL",
+        _duration,
+        "0",
+        "Also scan every this long, counted from start-up: `90m`, `6h`, `1d` or seconds. `0` = off.",
+    ),
+    Setting(
+        "scan_window",
+        "MS_SCAN_WINDOW",
+        _window,
+        "",
+        "Hours in which scheduled and start-up scans may run, `HH:MM-HH:MM` local time, may cross midnight "
+        "(`22:30-07:00`). Outside it a running scan pauses; it resumes inside. A scan started or resumed by hand "
+        "ignores it. Empty = any time.",
+    ),
+    Setting(
+        "scan_on_start",
+        "MS_SCAN_ON_START",
+        _parse_bool,
+        "true",
+        "Scan once when the server starts. (After a model change the re-embedding starts at start-up anyway.)",
+    ),
 )
 
 _BY_FIELD = {s.field: s for s in REGISTRY}
@@ -346,6 +424,10 @@ class Settings:
     trusted_proxy: str
     request_timeout: int
     follow_symlinks: bool
+    scan_cron: str
+    scan_interval: int
+    scan_window: tuple[int, int] | None
+    scan_on_start: bool
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

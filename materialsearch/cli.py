@@ -8,6 +8,7 @@ import getpass
 import json
 import logging
 import os
+import signal
 import sys
 
 from config import Settings, SettingsError
@@ -15,27 +16,34 @@ from config import Settings, SettingsError
 from .model import ModelError
 
 
-def _services(settings: Settings):
+def _services(settings: Settings, claim: bool = True):
     from .services import Services
 
-    return Services(settings)
+    return Services(settings, claim=claim)
 
 
-def cmd_scan(settings: Settings, _args) -> int:
-    """One scan pass with a progress bar, then a summary."""
-    if not settings.library:
-        print("error: set MS_LIBRARY to the folder(s) to index", file=sys.stderr)
-        return 2
-    from tqdm import tqdm
+class ScanBar:
+    """A tqdm bar that follows a scan: files found while walking, then items embedded with rate and ETA."""
 
-    services = _services(settings)
-    bar = tqdm(total=0, unit="file", dynamic_ncols=True, desc="walking")
-    last_phase = [None]
+    def __init__(self, file=None):
+        from tqdm import tqdm
 
-    def on_progress(progress) -> None:
-        if progress.phase != last_phase[0]:
+        self.bar = tqdm(total=0, unit="file", dynamic_ncols=True, desc="walking", file=file)
+        self.phase: str | None = None
+
+    def __call__(self, progress) -> None:
+        """The scan's ``on_progress`` callback."""
+        bar = self.bar
+        if progress.phase != self.phase:
+            self.phase = progress.phase
+            if progress.phase == "embedding":
+                # A fresh bar for the real work, so rate and ETA are of embedding, not of the walk.
+                bar.reset(total=progress.total)
             bar.set_description(progress.phase)
-            last_phase[0] = progress.phase
+        if progress.phase == "walking":
+            bar.set_postfix(found=progress.found, refresh=False)
+            bar.refresh()
+            return
         if bar.total != progress.total:
             bar.total = progress.total
             bar.refresh()
@@ -43,17 +51,48 @@ def cmd_scan(settings: Settings, _args) -> int:
         if progress.errors:
             bar.set_postfix(errors=progress.errors, refresh=False)
 
-    try:
-        stats = services.scans.run(on_progress)
-    except KeyboardInterrupt:
+    def close(self) -> None:
+        """Finish the bar's line."""
+        self.bar.close()
+
+
+def cmd_scan(settings: Settings, _args) -> int:
+    """One scan pass with a progress bar, then a summary. SIGINT/SIGTERM stop it after the current batch."""
+    if not settings.library:
+        print("error: set MS_LIBRARY to the folder(s) to index", file=sys.stderr)
+        return 2
+    from .services import ScanRefused
+
+    services = _services(settings)
+    if not services.owner:
+        print(f"error: {services.scans.refusal}", file=sys.stderr)
+        services.close()
+        return 1
+    bar = ScanBar()
+    stopped = []
+
+    def stop(signum, _frame) -> None:
+        # Finish the batch in hand (it is committed), save the index, then exit; a second signal ends it at once.
+        stopped.append(signum)
         services.scans.cancel()
-        bar.close()
-        print("interrupted; work committed so far is kept", file=sys.stderr)
-        return 130
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stats = services.scans.run(bar)
+    except ScanRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         bar.close()
         services.close()
     print(stats.summary())
+    if stopped:
+        print("interrupted; work committed so far is kept", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -69,7 +108,7 @@ def cmd_search(settings: Settings, args) -> int:
     from .search import Page
     from .store import Filters
 
-    services = _services(settings)
+    services = _services(settings, claim=False)  # searching never takes the scanner's place
     try:
         result = services.search.search(services.search.text_vector(args.text), Filters(), Page(limit=args.limit))
         for hit in result.hits:

@@ -27,6 +27,7 @@ class VectorIndex:
         self.dim = dim
         self.identity = identity
         self._lock = threading.RLock()
+        self._save_lock = threading.Lock()  # one writer of the files at a time
         self._index = self._empty()
         self._id_sum = 0
         self._dirty = False
@@ -83,17 +84,25 @@ class VectorIndex:
 
     def save(self) -> None:
         """Write the index and its stamp atomically; a crash leaves the previous pair (or none) in place."""
-        with self._lock:
-            if not self._dirty and os.path.exists(self.path) and os.path.exists(self.stamp_path):
-                return
-            stamp = {"identity": self.identity, "dim": self.dim, "count": self.ntotal, "id_sum": self._id_sum}
-            # Drop the old stamp first: a crash between the two renames must not pair a new index with an old
-            # stamp (or the reverse) — a missing stamp simply means "rebuild".
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self.stamp_path)
-            _atomic_write(self.path, faiss.serialize_index(self._index).tobytes())
-            _atomic_write(self.stamp_path, json.dumps(stamp).encode())
-            self._dirty = False
+        with self._save_lock:
+            with self._lock:
+                if not self._dirty and os.path.exists(self.path) and os.path.exists(self.stamp_path):
+                    return
+                stamp = {"identity": self.identity, "dim": self.dim, "count": self.ntotal, "id_sum": self._id_sum}
+                data = faiss.serialize_index(self._index)
+                self._dirty = False
+            # The bytes reach the disk outside the lock, so searches and adds go on during the (fsync-bound) write.
+            try:
+                # Drop the old stamp first: a crash between the two renames must not pair a new index with an old
+                # stamp (or the reverse) — a missing stamp simply means "rebuild".
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(self.stamp_path)
+                _atomic_write(self.path, memoryview(data))
+                _atomic_write(self.stamp_path, json.dumps(stamp).encode())
+            except BaseException:
+                with self._lock:
+                    self._dirty = True  # not saved after all: the next save must write
+                raise
 
     # --- changes ----------------------------------------------------------------------------------------------
     def add(self, ids, vectors: np.ndarray) -> None:
@@ -161,7 +170,7 @@ class VectorIndex:
         return faiss.SearchParameters(sel=selector)
 
 
-def _atomic_write(path: str, data: bytes) -> None:
+def _atomic_write(path: str, data: bytes | memoryview) -> None:
     tmp = f"{path}.tmp"
     with open(tmp, "wb") as handle:
         handle.write(data)

@@ -38,6 +38,8 @@ POSTER_MAX_SKIPPED = 3
 POSTER_MIN_BRIGHTNESS = 24
 # Save the index at least this often during a long scan, so a restart rarely has to rebuild it.
 INDEX_SAVE_INTERVAL_S = 60.0
+# During the walk, report progress and honour pause/stop every this many files.
+WALK_CHECK_EVERY = 500
 
 
 @dataclasses.dataclass
@@ -77,6 +79,7 @@ class Progress:
     total: int = 0
     current: str = ""
     errors: int = 0
+    found: int = 0  # files seen by the walk so far
 
 
 def file_hash(path: str, kind: str = "image") -> str:
@@ -100,6 +103,7 @@ class _Stopped(Exception):
     """The scan stopped while a decode thread was waiting to hand over a frame."""
 
 
+# The last message about a file (after its frames); a photo's single frame message says it is the last instead.
 _END = object()
 
 
@@ -156,13 +160,21 @@ class Scanner:
         progress: Progress | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         on_progress: Callable[[Progress], None] | None = None,
+        pause_point: Callable[[], None] | None = None,
     ) -> ScanStats:
-        """Bring the database and index in line with the library."""
+        """Bring the database and index in line with the library.
+
+        ``should_stop`` is polled between files; ``pause_point`` is called where pausing is safe (before the walk,
+        every ``WALK_CHECK_EVERY`` files of it, and between committed batches) and blocks for as long as the scan
+        is paused. Stopping during the walk changes nothing (an incomplete walk must not sweep anything).
+        """
         started = time.monotonic()
         progress = progress or Progress()
         stats = ScanStats()
+        pause = pause_point or (lambda: None)
         self.encoder.load()
 
+        pause()
         progress.phase = "walking"
         known = self.store.file_states()
         seen: set[str] = set()
@@ -183,10 +195,19 @@ class Scanner:
                 stats.unchanged += 1
             else:
                 to_embed.append(entry)
-            if stats.found % 1000 == 0:
-                progress.total = stats.found
+            if stats.found % WALK_CHECK_EVERY == 0:
+                progress.found = stats.found
                 if on_progress:
                     on_progress(progress)
+                pause()
+                if should_stop():
+                    stats.cancelled = True
+                    break
+        progress.found = stats.found
+        if stats.cancelled:
+            stats.seconds = time.monotonic() - started
+            progress.phase = "done"
+            return stats
         vanished = self._vanished(known, seen, stats)
 
         progress.phase = "matching moved files"
@@ -203,7 +224,8 @@ class Scanner:
         progress.done = 0
         if on_progress:
             on_progress(progress)
-        self._embed_all(jobs, known, stats, progress, should_stop, on_progress)
+        self._embed_all(jobs, known, stats, progress, should_stop, on_progress, pause)
+        progress.phase = "saving"
         self.index.save()
         stats.seconds = time.monotonic() - started
         progress.phase = "done"
@@ -270,7 +292,7 @@ class Scanner:
         return remaining
 
     # --- embedding --------------------------------------------------------------------------------------------
-    def _embed_all(self, jobs, known, stats, progress, should_stop, on_progress) -> None:
+    def _embed_all(self, jobs, known, stats, progress, should_stop, on_progress, pause) -> None:
         settings = self.settings
         batch_size = settings.batch_size
         look_ahead = batch_size * 2 + settings.decode_threads
@@ -314,12 +336,20 @@ class Scanner:
             refill()
             try:
                 while pending:
+                    if not batch:  # between batches: everything so far is committed, a pause can last hours
+                        pause()
                     if should_stop():
                         stats.cancelled = True
                         break
                     work = pending[0]
                     message = work.frames.get()
-                    if message is _END:
+                    if isinstance(message, BaseException):
+                        raise message
+                    if message is not _END:
+                        time_ms, pixels, last = message
+                        work.in_batch += 1
+                        batch.append((work, time_ms, pixels))
+                    if message is _END or last:
                         pending.popleft()
                         refill()
                         work.ended = True
@@ -328,12 +358,6 @@ class Scanner:
                         waiting.append(work)
                         if work.record.status == STATUS_ERROR:
                             log.warning("skipping %s: %s", work.entry.path, work.record.error)
-                    elif isinstance(message, BaseException):
-                        raise message
-                    else:
-                        time_ms, pixels = message
-                        work.in_batch += 1
-                        batch.append((work, time_ms, pixels))
                     if len(batch) >= batch_size or (not pending and batch):
                         encode_batch()
                     if len(batch) == 0 or len(waiting) >= batch_size:
@@ -367,9 +391,10 @@ class Scanner:
                 work.record = self._prepare_video(work.entry, emit)
             else:
                 record, pixels = self._prepare(work.entry)
-                if pixels is not None:
-                    emit((None, pixels))
                 work.record = record
+                # A photo's one frame is also its end: its item can be written with the batch that embeds it.
+                emit(_END if pixels is None else (None, pixels, True))
+                return
             emit(_END)
         except _Stopped:
             return
@@ -444,7 +469,7 @@ class Scanner:
                     if poster is not None:
                         skipped_dark += 1
                     poster = frame.image
-                emit((frame.time_ms, self.encoder.preprocess(frame.image)))
+                emit((frame.time_ms, self.encoder.preprocess(frame.image), False))
         except VideoError as exc:
             record.status, record.error = STATUS_ERROR, str(exc)
             return record

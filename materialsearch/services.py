@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import json
 import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 
 from .decode import configure_pillow
 from .embed import CnClipEncoder, Encoder
 from .index import VectorIndex
+from .model import ModelError
 from .scan import Progress, Scanner, ScanStats, decode_sizes
+from .schedule import DataDirLock, ScanScheduler, ScanWindow, window_of
 from .search import SearchService
 from .store import DB_FILENAME, Store
 from .thumbnails import Renditions
@@ -20,111 +25,332 @@ from .transcode import Transcoder
 log = logging.getLogger(__name__)
 
 MODEL_IDENTITY_KEY = "model_identity"
+LAST_SCAN_KEY = "last_scan"
+PENDING_CACHE_S = 1.0  # searches report re-indexing progress; counting pending items once a second is plenty
+
+
+class ScanRefused(RuntimeError):
+    """A scan cannot start: one is running, or another process scans this data dir."""
+
+
+# Scans someone asked for explicitly run at once, whatever MS_SCAN_WINDOW says; the others keep to the window.
+EXPLICIT_TRIGGERS = frozenset({"manual", "command line"})
+RATE_WINDOW_S = 60.0  # items/s is measured over the last minute of embedding
 
 
 class ScanManager:
-    """Runs at most one scan at a time, in the background or in the caller's thread, and reports on it."""
+    """Runs at most one scan at a time, in the background or in the caller's thread; pauses, resumes, reports.
 
-    def __init__(self, scanner: Scanner):
+    Pausing blocks the scan thread between committed batches (no CPU used) until resumed or cancelled. It is
+    paused when someone asks, and (for scheduled and start-up scans) while outside the scan window.
+    """
+
+    def __init__(
+        self,
+        scanner: Scanner,
+        *,
+        owner: bool = True,
+        refusal: str | None = None,
+        window: ScanWindow | None = None,
+        clock: Callable[[], dt.datetime] = dt.datetime.now,
+    ):
         self.scanner = scanner
+        self.owner = owner
+        self.refusal = refusal  # why this process may not scan (another one holds the data dir)
+        self.window = window
+        self.scheduler: ScanScheduler | None = None
+        self.clock = clock  # local wall-clock time, for the window (tests give a fake one)
         self._lock = threading.Lock()
+        self._pause_cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
+        self._user_paused = False
+        self._ignore_window = False
+        self._samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=512)  # (time, done)
+        self._samples_lock = threading.Lock()
         self.progress: Progress | None = None
         self.started_at: dt.datetime | None = None
-        self.last: dict | None = None
+        self.trigger: str | None = None
+        self.last: dict | None = self._load_last()
+        self.finished = 0  # scans finished by this process (lets callers tell that something may have changed)
 
     @property
     def running(self) -> bool:
         """Whether a scan is in progress."""
         return self.progress is not None
 
-    def start(self) -> bool:
-        """Start a scan in a background thread; False if one is already running."""
+    # --- control ----------------------------------------------------------------------------------------------
+    def try_start(self, trigger: str = "manual") -> str | None:
+        """Start a scan in a background thread; None when started, else why not."""
         with self._lock:
-            if self.running:
-                return False
-            self._begin()
+            refusal = self._refusal()
+            if refusal:
+                return refusal
+            self._begin(trigger)
             self._thread = threading.Thread(target=self._run_claimed, name="scan", daemon=True)
             self._thread.start()
-            return True
+            return None
 
-    def run(self, on_progress=None) -> ScanStats:
-        """Scan in this thread (the CLI); raises RuntimeError if another scan is running."""
+    def start(self, trigger: str = "manual") -> bool:
+        """Start a scan in a background thread; False if one is running or this process may not scan."""
+        return self.try_start(trigger) is None
+
+    def run(self, on_progress=None, trigger: str = "command line") -> ScanStats:
+        """Scan in this thread (the CLI); raises ScanRefused if a scan runs or another process owns the data dir."""
         with self._lock:
-            if self.running:
-                raise RuntimeError("a scan is already running")
-            self._begin()
+            refusal = self._refusal()
+            if refusal:
+                raise ScanRefused(refusal)
+            self._begin(trigger)
         return self._run_claimed(on_progress)
 
+    def pause(self) -> bool:
+        """Pause the running scan after its current batch; False when no scan runs."""
+        with self._pause_cond:
+            if not self.running:
+                return False
+            self._user_paused = True
+            self._pause_cond.notify_all()
+        log.info("scan paused by user")
+        return True
+
+    def resume(self) -> bool:
+        """Resume a paused scan (also outside the scan window: asked by hand); False when no scan runs."""
+        with self._pause_cond:
+            if not self.running:
+                return False
+            self._user_paused = False
+            if self._outside_window():
+                self._ignore_window = True
+            self._pause_cond.notify_all()
+        log.info("scan resumed")
+        return True
+
     def cancel(self) -> bool:
-        """Ask a running scan to stop after its current batch."""
+        """Ask a running scan to stop after its current batch (also when paused)."""
         if not self.running:
             return False
         self._cancel.set()
+        with self._pause_cond:
+            self._pause_cond.notify_all()
         return True
 
-    def wait(self, timeout: float | None = None) -> None:
-        """Block until the background scan (if any) finishes."""
+    def poke(self) -> None:
+        """Make a paused scan look at the clock again now (the window may have opened)."""
+        with self._pause_cond:
+            self._pause_cond.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the background scan (if any) finishes; True if none is running any more."""
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
+            return not thread.is_alive()
+        return True
 
-    def _begin(self) -> None:
+    def _refusal(self) -> str | None:
+        if not self.owner:
+            return self.refusal or "this process may not scan this data dir"
+        if self.running:
+            return "a scan is already running"
+        return None
+
+    def _begin(self, trigger: str) -> None:
         self._cancel.clear()
+        self._user_paused = False
+        self._ignore_window = trigger in EXPLICIT_TRIGGERS
+        with self._samples_lock:
+            self._samples.clear()
+        self.trigger = trigger
         self.progress = Progress()
         self.started_at = dt.datetime.now().replace(microsecond=0)
 
+    # --- pausing ----------------------------------------------------------------------------------------------
+    def _outside_window(self) -> bool:
+        return self.window is not None and not self.window.contains(self.clock())
+
+    def pause_reason(self) -> str | None:
+        """Why the running scan is (or is about to be) paused, or None."""
+        if not self.running or self._cancel.is_set():
+            return None
+        if self._user_paused:
+            return "paused by user"
+        if not self._ignore_window and self._outside_window():
+            return f"outside scan window {self.window}"
+        return None
+
+    def _pause_point(self) -> None:
+        """Called by the scan thread where pausing is safe; blocks while the scan should stay paused."""
+        reason = self.pause_reason()
+        if reason is None:
+            return
+        # A pause may last all day: save the index first, so a crash meanwhile does not mean a rebuild.
+        self.scanner.index.save()
+        log.info("scan paused (%s)", reason)
+        with self._pause_cond:
+            while self.pause_reason() is not None:
+                timeout = 60.0  # look at the clock now and then: the window opens by itself
+                if self.window is not None and not self._user_paused:
+                    timeout = min(timeout, max(1.0, self.window.seconds_until_open(self.clock())))
+                self._pause_cond.wait(timeout)
+        with self._samples_lock:
+            self._samples.clear()  # the rate is of working time, not of the pause
+        log.info("scan resumed" if not self._cancel.is_set() else "paused scan cancelled")
+
+    # --- running ----------------------------------------------------------------------------------------------
     def _run_claimed(self, on_progress=None) -> ScanStats:
         started = time.monotonic()
+        progress = self.progress
+
+        def report(progress: Progress) -> None:
+            if progress.phase == "embedding":
+                with self._samples_lock:
+                    self._samples.append((time.monotonic(), progress.done))
+            if on_progress:
+                on_progress(progress)
+
         try:
-            stats = self.scanner.scan(self.progress, self._cancel.is_set, on_progress)
+            stats = self.scanner.scan(progress, self._cancel.is_set, report, self._pause_point)
             log.info("scan finished: %s", stats.summary())
-            self.last = {
-                "finished_at": dt.datetime.now().replace(microsecond=0).isoformat(),
-                "seconds": round(stats.seconds, 2),
-                "summary": stats.summary(),
-                "stats": stats.__dict__.copy(),
-                "error": None,
-            }
+            self._finish(
+                {
+                    "seconds": round(stats.seconds, 2),
+                    "summary": stats.summary(),
+                    "stats": stats.__dict__.copy(),
+                    "cancelled": stats.cancelled,
+                    "error": None,
+                }
+            )
             return stats
         except Exception as exc:
             log.exception("scan failed")
-            self.last = {
-                "finished_at": dt.datetime.now().replace(microsecond=0).isoformat(),
-                "seconds": round(time.monotonic() - started, 2),
-                "summary": f"failed: {type(exc).__name__}: {exc}",
-                "stats": None,
-                "error": f"{type(exc).__name__}: {exc}",
-            }
+            self._finish(
+                {
+                    "seconds": round(time.monotonic() - started, 2),
+                    "summary": f"failed: {type(exc).__name__}: {exc}",
+                    "stats": None,
+                    "cancelled": False,
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
+            )
             raise
         finally:
             with self._lock:
                 self.progress = None
+                self.finished += 1
+
+    def _finish(self, outcome: dict) -> None:
+        self.last = {
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": dt.datetime.now().replace(microsecond=0).isoformat(),
+            "trigger": self.trigger,
+            **outcome,
+        }
+        try:
+            self.scanner.store.set_meta(LAST_SCAN_KEY, json.dumps(self.last, default=str))
+        except Exception:
+            # Remembering the last scan across restarts is a nicety; it must not turn a finished scan into a failed one.
+            log.exception("cannot record the last scan in the database")
+
+    def _load_last(self) -> dict | None:
+        raw = self.scanner.store.get_meta(LAST_SCAN_KEY)
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            log.warning("ignoring an unreadable record of the last scan")
+            return None
+
+    # --- reporting --------------------------------------------------------------------------------------------
+    def _rate(self) -> float | None:
+        """Items embedded per second over about the last minute of work, or None before there is enough to tell."""
+        with self._samples_lock:
+            samples = list(self._samples)
+        if len(samples) < 2:
+            return None
+        now = time.monotonic()
+        base = samples[0]  # the newest sample at least a minute old, so the rate covers a full minute when it can
+        for sample in samples:
+            if now - sample[0] <= RATE_WINDOW_S:
+                break
+            base = sample
+        elapsed = now - base[0]
+        if elapsed < 1.0:
+            return None
+        return max(samples[-1][1] - base[1], 0) / elapsed
 
     def status(self) -> dict:
-        """State of the current scan and the last finished one."""
+        """State of the current scan (idle|scanning|paused), its progress, the last finished one, the schedule."""
         progress = self.progress
         current = None
+        reason = self.pause_reason() if progress is not None else None
         if progress is not None:
+            rate = None if reason else self._rate()
+            remaining = max(progress.total - progress.done, 0)
+            eta = round(remaining / rate, 1) if rate and progress.phase == "embedding" else None
             current = {
                 "phase": progress.phase,
                 "done": progress.done,
                 "total": progress.total,
+                "found": progress.found,
+                "rate": round(rate, 2) if rate is not None else None,
+                "eta_s": eta,
                 "current": progress.current,
                 "errors": progress.errors,
                 "started_at": self.started_at.isoformat() if self.started_at else None,
+                "trigger": self.trigger,
             }
-        return {"state": "scanning" if progress is not None else "idle", "progress": current, "last": self.last}
+        state = "idle" if progress is None else ("paused" if reason else "scanning")
+        scheduler = self.scheduler
+        next_run = scheduler.next_run() if scheduler is not None else None
+        return {
+            "state": state,
+            "paused_reason": reason,
+            "progress": current,
+            "last": self.last,
+            "next_run": next_run.isoformat() if next_run else None,
+            "schedule": {
+                "active": bool(scheduler and scheduler.active),
+                "cron": self.scanner.settings.scan_cron or None,
+                "interval_s": self.scanner.settings.scan_interval or None,
+                "window": str(self.window) if self.window else None,
+            },
+            "can_scan": self.owner,
+            "refusal": None if self.owner else self.refusal,
+        }
 
 
 class Services:
-    """Everything a request or a command needs, wired together."""
+    """Everything a request or a command needs, wired together.
 
-    def __init__(self, settings, encoder: Encoder | None = None):
+    The process that gets the data dir's lock (``claim=True``, the default) owns it: it alone scans, schedules,
+    and writes the index file. Any other opening of the same data dir serves searches read-only.
+    """
+
+    def __init__(self, settings, encoder: Encoder | None = None, claim: bool = True):
         self.settings = settings
         configure_pillow()
         os.makedirs(settings.data_dir, exist_ok=True)
+        self.lock = DataDirLock(settings.data_dir)
+        self.owner = claim and self.lock.acquire()
+        self._closed = False
+        self._pending_cache: tuple[float, int, tuple[bool, int]] | None = None
+        try:
+            self._open(settings, encoder, claim)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _open(self, settings, encoder: Encoder | None, claim: bool) -> None:
+        if claim and not self.owner:
+            refusal = (
+                f"{self.lock.holder()} owns {settings.data_dir} and does its scanning (one scanner per data dir): "
+                "scan through its web page or API, or stop it first"
+            )
+            log.warning("%s; this process only searches", refusal)
+        else:
+            refusal = None if self.owner else "opened read-only: this process does not scan"
         self.store = Store(os.path.join(settings.data_dir, DB_FILENAME))
         self.encoder = encoder or CnClipEncoder(settings)
         self.encoder.load()
@@ -148,35 +374,110 @@ class Services:
             threads=settings.decode_threads,
         )
         self.scanner = Scanner(settings, self.store, self.index, self.encoder, self.renditions)
-        self.scans = ScanManager(self.scanner)
+        self.scans = ScanManager(self.scanner, owner=self.owner, refusal=refusal, window=window_of(settings))
+        self.scheduler: ScanScheduler | None = None
 
     def _check_model(self) -> None:
         identity = self.encoder.identity
         previous = self.store.get_meta(MODEL_IDENTITY_KEY)
         if previous is not None and previous != identity:
+            if not self.owner:
+                raise ModelError(
+                    f"{self.settings.data_dir} holds vectors of another model ({previous.split('|')[0]}); only the "
+                    "process that owns the data dir re-embeds them: use the same MS_MODEL here, or stop the server "
+                    "and start it (or a scan) with the new one"
+                )
             count = self.store.mark_all_pending()
             self.model_change = (
                 f"the model changed ({previous.split('|')[0]} → {identity.split('|')[0]}): "
-                f"{count} items will be re-embedded by the next scan"
+                f"{count} items will be re-embedded in the background"
             )
             log.warning(self.model_change)
-        self.store.set_meta(MODEL_IDENTITY_KEY, identity)
+        if self.owner and previous != identity:
+            self.store.set_meta(MODEL_IDENTITY_KEY, identity)
 
     def _open_index(self) -> None:
+        # The database is the truth: an index whose stamp disagrees with it (crash, copy, model change) or that
+        # cannot be read is rebuilt from it. Only the owner writes the file; others keep the rebuild in memory.
         expected = self.store.vector_checksum()
         if not self.index.load(expected):
             started = time.monotonic()
             self.index.rebuild(self.store.iter_vectors())
-            self.index.save()
+            if self.owner:
+                self.index.save()
             log.info(
                 "rebuilt the vector index from the database: %d vectors in %.1fs",
                 self.index.ntotal,
                 time.monotonic() - started,
             )
 
+    # --- running by itself ------------------------------------------------------------------------------------
+    def start_background(self) -> None:
+        """In the serving process: start the scan schedule, and the start-up scan or model re-embedding."""
+        if not self.owner:
+            log.warning("not scanning or scheduling: %s", self.scans.refusal)
+            return
+        if not self.settings.library:
+            log.warning("MS_LIBRARY is not set: nothing will be indexed until it is")
+            return
+        if self.scheduler is None:
+            self.scheduler = ScanScheduler(self.settings, self.scans.try_start)
+            self.scheduler.start()
+            self.scans.scheduler = self.scheduler
+        if self.pending_count(fresh=True):
+            self.scans.start("model change")  # re-embed now (keeping to the window), whatever MS_SCAN_ON_START says
+        elif self.settings.scan_on_start:
+            self.scans.start("start-up")
+
+    def pending_count(self, fresh: bool = False) -> int:
+        """Items waiting to be (re-)embedded with the current model.
+
+        Only scans change it: the count is re-read when a scan starts or ends, and at most once a second while one
+        runs (or always, in a process that does not own the data dir and cannot see the owner's scans).
+        """
+        cached = self._pending_cache
+        now = time.monotonic()
+        generation = (self.scans.running, self.scans.finished)
+        if (
+            fresh
+            or cached is None
+            or cached[2] != generation
+            or ((generation[0] or not self.owner) and now - cached[0] > PENDING_CACHE_S)
+        ):
+            count = sum(v for k, v in self.store.counts().items() if k.endswith(":pending"))
+            cached = (now, count, generation)
+            self._pending_cache = cached
+        return cached[1]
+
+    def reindexing(self, pending: int | None = None) -> dict | None:
+        """While items still wait for the current model (after a model change): how many, and a sentence.
+
+        ``pending`` is the count when the caller has just read it; otherwise a count at most a second old is used.
+        """
+        pending = self.pending_count() if pending is None else pending
+        if not pending:
+            return None
+        running = self.scans.running
+        return {
+            "pending": pending,
+            "running": running,
+            "message": (
+                f"Re-indexing for the model {os.path.basename(self.settings.model)} "
+                f"{'is in progress' if running else 'has not finished'}: {pending} items still to embed; "
+                f"results come from the {self.index.ntotal} already embedded with it."
+            ),
+        }
+
     def close(self) -> None:
-        """Stop a running scan, save the index and release the database."""
+        """Stop the schedule and a running scan (after its current batch), save the index, release everything."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
         self.scans.cancel()
         self.scans.wait()
-        self.index.save()
+        if self.owner:
+            self.index.save()
         self.store.close()
+        self.lock.release()

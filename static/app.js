@@ -71,7 +71,6 @@
       status_indexed: "{n} images indexed",
       status_videos: "{n} videos",
       status_pending: "{n} waiting",
-      status_last_scan: "last scan {when}",
       status_scanning: "Scanning: {phase}",
       status_scanning_count: "Scanning: {phase} {done} / {total}",
       phase_starting: "starting",
@@ -80,6 +79,26 @@
       phase_removing: "removing deleted files",
       phase_embedding: "indexing",
       phase_done: "finishing",
+      phase_saving: "saving the index",
+      status_walking_found: "Scanning: {phase} ({found} found)",
+      status_paused: "Paused: {reason}",
+      paused_user: "paused by you",
+      paused_window: "outside the scan window {window}",
+      scan_rate: "{rate}/s",
+      scan_eta: "about {eta} left",
+      pause_scan: "Pause",
+      resume_scan: "Resume",
+      cancel_scan: "Cancel",
+      scan_paused: "Scan paused after the current batch.",
+      scan_resumed: "Scan resumed.",
+      scan_cancelled: "Scan stopping after the current batch; what is indexed so far is kept.",
+      scan_control_failed: "Could not do that: {message}",
+      last_scan_info: "Last scan {when}, took {duration}: {changes}",
+      last_scan_changes: "{added} added, {updated} updated, {moved} moved, {removed} removed",
+      last_scan_cancelled: "cancelled",
+      next_scan: "next scan {when}",
+      scan_elsewhere: "Scanning is done by another process: {message}",
+      duration_units: ["h", "min", "s"],
       errors_link: "{n} not indexed",
       scan_now: "Scan now",
       scanning: "Scanning…",
@@ -179,7 +198,6 @@
       status_indexed: "已索引 {n} 张图片",
       status_videos: "{n} 个视频",
       status_pending: "{n} 个等待中",
-      status_last_scan: "上次扫描于 {when}",
       status_scanning: "正在扫描：{phase}",
       status_scanning_count: "正在扫描：{phase} {done} / {total}",
       phase_starting: "正在开始",
@@ -188,6 +206,26 @@
       phase_removing: "移除已删除的文件",
       phase_embedding: "建立索引",
       phase_done: "即将完成",
+      phase_saving: "保存索引",
+      status_walking_found: "正在扫描：{phase}（已找到 {found} 个）",
+      status_paused: "已暂停：{reason}",
+      paused_user: "由你暂停",
+      paused_window: "不在扫描时段 {window} 内",
+      scan_rate: "{rate} 个/秒",
+      scan_eta: "约剩 {eta}",
+      pause_scan: "暂停",
+      resume_scan: "继续",
+      cancel_scan: "取消",
+      scan_paused: "当前批次完成后暂停扫描。",
+      scan_resumed: "已继续扫描。",
+      scan_cancelled: "当前批次完成后停止扫描，已索引的内容会保留。",
+      scan_control_failed: "操作失败：{message}",
+      last_scan_info: "上次扫描 {when}，用时 {duration}：{changes}",
+      last_scan_changes: "新增 {added}，更新 {updated}，移动 {moved}，移除 {removed}",
+      last_scan_cancelled: "已取消",
+      next_scan: "下次扫描 {when}",
+      scan_elsewhere: "扫描由另一个进程负责：{message}",
+      duration_units: ["小时", "分", "秒"],
       errors_link: "{n} 个未索引",
       scan_now: "立即扫描",
       scanning: "扫描中…",
@@ -255,6 +293,11 @@
     statusText: $("status-text"),
     scanProgress: $("scan-progress"),
     scanButton: $("scan-button"),
+    scanEta: $("scan-eta"),
+    scanInfo: $("scan-info"),
+    pauseButton: $("pause-button"),
+    resumeButton: $("resume-button"),
+    cancelButton: $("cancel-button"),
     errorsButton: $("errors-button"),
     modelNotice: $("model-notice"),
     resultsTitle: $("results-heading"),
@@ -391,6 +434,17 @@
 
   function formatNumber(value) {
     return new Intl.NumberFormat(locale()).format(value);
+  }
+
+  // 3725 → "1 h 2 min", 75 → "1 min 15 s", 8 → "8 s" (two units at most).
+  function formatDuration(seconds) {
+    const [h, m, s] = t("duration_units");
+    const total = Math.max(0, Math.round(seconds));
+    const parts = [[Math.floor(total / 3600), h], [Math.floor((total % 3600) / 60), m], [total % 60, s]];
+    const first = parts.findIndex(([value]) => value > 0);
+    if (first < 0) return `0 ${s}`;
+    return parts.slice(first, first + 2).filter(([value]) => value > 0).map(([value, unit]) => `${value} ${unit}`)
+      .join(" ");
   }
 
   function formatBytes(bytes) {
@@ -722,7 +776,7 @@
 
   function renderMessage() {
     const counts = state.status && state.status.counts;
-    const scanning = state.status && state.status.scan && state.status.scan.state === "scanning";
+    const scanning = state.status && state.status.scan && state.status.scan.state !== "idle"; // or paused
     if (state.error) {
       showMessage(t("search_failed"), state.error, "error");
     } else if (!state.query) {
@@ -1036,18 +1090,44 @@
       state.statusError = error.message;
     }
     const scan = state.status && state.status.scan;
-    const scanning = Boolean(scan && scan.state === "scanning");
-    if (state.wasScanning && !scanning && !state.statusError && scan && scan.last) {
+    const active = Boolean(scan && scan.state !== "idle"); // scanning or paused
+    if (state.wasScanning && !active && !state.statusError && scan && scan.last) {
       if (scan.last.error) toast(t("scan_failed", { message: scan.last.error }), "error");
       else toast(t("scan_finished", { summary: scan.last.summary }));
     }
-    if (!state.statusError) state.wasScanning = scanning;
+    if (!state.statusError) state.wasScanning = active;
     renderStatus();
     renderMessage();
-    let delay = scanning ? POLL_SCANNING_MS : POLL_IDLE_MS;
+    let delay = active ? POLL_SCANNING_MS : POLL_IDLE_MS;
     if (state.statusError) delay = POLL_FAILED_MS;
-    else if (document.hidden && !scanning) delay = POLL_HIDDEN_MS;
+    else if (document.hidden && !active) delay = POLL_HIDDEN_MS;
     state.pollTimer = setTimeout(refreshStatus, delay);
+  }
+
+  function pausedReason(reason) {
+    if (!reason) return "";
+    if (reason === "paused by user") return t("paused_user");
+    const window = /^outside scan window (\S+)$/.exec(reason);
+    return window ? t("paused_window", { window: window[1] }) : reason; // a reason this page does not know yet
+  }
+
+  function lastScanText(last) {
+    const stats = last.stats;
+    const changes = last.error
+      ? t("scan_failed", { message: last.error })
+      : stats
+        ? t("last_scan_changes", {
+          added: formatNumber(stats.added || 0),
+          updated: formatNumber(stats.updated || 0),
+          moved: formatNumber(stats.moved || 0),
+          removed: formatNumber(stats.removed || 0),
+        }) + (last.cancelled ? ` (${t("last_scan_cancelled")})` : "")
+        : last.summary || "";
+    return t("last_scan_info", {
+      when: formatDate(last.finished_at, true),
+      duration: formatDuration(last.seconds || 0),
+      changes,
+    });
   }
 
   function renderStatus() {
@@ -1058,43 +1138,68 @@
         ? t("status_unavailable", { message: state.statusError })
         : t("status_loading");
       el.scanProgress.hidden = true;
+      el.scanEta.hidden = true;
+      el.scanInfo.hidden = true;
       el.errorsButton.hidden = true;
+      for (const button of [el.pauseButton, el.resumeButton, el.cancelButton]) button.hidden = true;
       el.footer.textContent = t("footer_plain", { version: VERSION });
       return;
     }
     const counts = status.counts || {};
     const scan = status.scan || {};
+    const active = scan.state === "scanning" || scan.state === "paused";
     const parts = [t("status_indexed", { n: formatNumber(counts.images || 0) })];
     if (counts.videos) parts.push(t("status_videos", { n: formatNumber(counts.videos) }));
     const progress = scan.progress;
-    if (scan.state === "scanning" && progress) {
+    let eta = "";
+    if (active && progress) {
       const phaseKey = `phase_${progress.phase}`;
       const phase = phaseKey in I18N.en ? t(phaseKey) : progress.phase; // a phase this page does not know yet
-      parts.push(progress.total
-        ? t("status_scanning_count", { phase, done: formatNumber(progress.done), total: formatNumber(progress.total) })
-        : t("status_scanning", { phase }));
-      el.scanProgress.hidden = !(progress.total > 0);
+      if (scan.state === "paused") parts.push(t("status_paused", { reason: pausedReason(scan.paused_reason) }));
+      if (progress.phase === "walking") {
+        parts.push(t("status_walking_found", { phase, found: formatNumber(progress.found || 0) }));
+      } else {
+        parts.push(progress.total
+          ? t("status_scanning_count", { phase, done: formatNumber(progress.done), total: formatNumber(progress.total) })
+          : t("status_scanning", { phase }));
+      }
+      el.scanProgress.hidden = !(progress.total > 0) || progress.phase === "walking";
       el.scanProgress.max = Math.max(progress.total, 1);
       el.scanProgress.value = progress.done;
       el.statusText.title = progress.current || "";
+      if (scan.state === "scanning" && progress.rate) {
+        eta = t("scan_rate", { rate: formatNumber(Math.round(progress.rate * 10) / 10) });
+        if (progress.eta_s != null) eta += ` · ${t("scan_eta", { eta: formatDuration(progress.eta_s) })}`;
+      }
     } else {
       el.scanProgress.hidden = true;
       el.statusText.title = scan.last ? scan.last.summary || "" : "";
       if (counts.pending) parts.push(t("status_pending", { n: formatNumber(counts.pending) }));
-      if (scan.last && scan.last.finished_at) {
-        parts.push(t("status_last_scan", { when: formatDate(scan.last.finished_at, true) }));
-      }
     }
     if (state.statusError) parts.push(t("status_unavailable", { message: state.statusError }));
     el.statusText.textContent = parts.join(" · ");
+    el.scanEta.textContent = eta;
+    el.scanEta.hidden = !eta;
+
+    const info = [];
+    if (scan.last && scan.last.finished_at) info.push(lastScanText(scan.last));
+    if (scan.next_run) info.push(t("next_scan", { when: formatDate(scan.next_run, true) }));
+    if (scan.can_scan === false && scan.refusal) info.push(t("scan_elsewhere", { message: scan.refusal }));
+    el.scanInfo.textContent = info.join(" · ");
+    el.scanInfo.hidden = info.length === 0;
 
     const problems = (counts.errors || 0) + (counts.skipped || 0);
     el.errorsButton.hidden = problems === 0;
     el.errorsButton.textContent = t("errors_link", { n: formatNumber(problems) });
 
-    const scanning = scan.state === "scanning";
-    el.scanButton.disabled = scanning;
-    el.scanButton.textContent = scanning ? t("scanning") : t("scan_now");
+    el.pauseButton.hidden = scan.state !== "scanning";
+    el.resumeButton.hidden = scan.state !== "paused";
+    el.cancelButton.hidden = !active;
+    for (const button of [el.pauseButton, el.resumeButton, el.cancelButton]) button.disabled = false;
+    el.scanButton.hidden = active;
+    el.scanButton.disabled = active || scan.can_scan === false;
+    el.scanButton.title = scan.can_scan === false && scan.refusal ? scan.refusal : "";
+    el.scanButton.textContent = active ? t("scanning") : t("scan_now");
 
     el.modelNotice.hidden = !(status.model && status.model.notice);
     el.modelNotice.textContent = status.model && status.model.notice ? status.model.notice : "";
@@ -1116,7 +1221,14 @@
         toast(t("scan_started"));
         state.wasScanning = true;
       } else if (response.status === 409) {
-        toast(t("scan_already_running"));
+        let message = "";
+        try {
+          message = (await response.json()).message || "";
+        } catch (_) {
+          message = "";
+        }
+        // Another process owning the data dir is a different conflict from "already running" here.
+        toast(/already running/.test(message) || !message ? t("scan_already_running") : message);
       } else {
         try {
           await readJson(response);
@@ -1126,6 +1238,18 @@
       }
     } catch (_) {
       toast(t("scan_not_started", { message: t("network_error") }), "error");
+    }
+    refreshStatus();
+  }
+
+  // Pause, resume or cancel the running scan; the server answers with the new scan status.
+  async function controlScan(action, button, doneKey) {
+    button.disabled = true;
+    try {
+      await fetchJson(`/api/scan/${action}`, { method: "POST" });
+      toast(t(doneKey));
+    } catch (error) {
+      toast(t("scan_control_failed", { message: error.message }), "error");
     }
     refreshStatus();
   }
@@ -1332,6 +1456,9 @@
     });
 
     el.scanButton.addEventListener("click", startScan);
+    el.pauseButton.addEventListener("click", () => controlScan("pause", el.pauseButton, "scan_paused"));
+    el.resumeButton.addEventListener("click", () => controlScan("resume", el.resumeButton, "scan_resumed"));
+    el.cancelButton.addEventListener("click", () => controlScan("cancel", el.cancelButton, "scan_cancelled"));
     el.langToggle.addEventListener("click", () => setLanguage(state.lang === "zh" ? "en" : "zh", true));
 
     document.addEventListener("keydown", (event) => {

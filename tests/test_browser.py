@@ -472,3 +472,72 @@ def test_live_photo_shows_once_with_its_motion(ui):
     assert "/motion" in state["src"] and state["error"] is None and not state["hidden"]
     page.keyboard.press("Escape")
     assert ui.console_errors == []
+
+
+def test_scan_panel_shows_progress_rate_eta_and_controls(make_page, server):
+    """A scan in progress shows its bar, rate and time left, and Pause / Cancel; paused, it says why and offers
+    Resume. The scan states are served by a route (the API itself is tested in test_control.py)."""
+    import json
+
+    real = server["app"].test_client().get("/api/status").get_json()
+    progress = {
+        "phase": "embedding",
+        "done": 120,
+        "total": 480,
+        "found": 480,
+        "rate": 12.5,
+        "eta_s": 29,
+        "current": "/photos/2024/IMG_0001.jpg",
+        "errors": 0,
+        "started_at": "2024-01-01T03:00:00",
+        "trigger": "scheduled",
+    }
+    scan = {**real["scan"], "progress": progress, "next_run": "2030-01-02T03:00:00+00:00"}
+    states = {
+        "scanning": {**real, "scan": {**scan, "state": "scanning", "paused_reason": None}},
+        "paused": {**real, "scan": {**scan, "state": "paused", "paused_reason": "outside scan window 22:30-07:00"}},
+    }
+    current = ["scanning"]
+    posted: list[str] = []
+
+    def status_route(route):
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(states[current[0]]))
+
+    def control_route(route):
+        posted.append(route.request.url.rsplit("/", 1)[1])
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(states[current[0]]["scan"]))
+
+    ui = make_page()
+    page = ui.page
+    page.route("**/api/status", status_route)
+    page.route("**/api/scan/*", control_route)
+    ui.open()
+    expect(page.locator("#status")).to_have_attribute("data-state", "scanning")
+    expect(page.locator("#status-text")).to_contain_text("Scanning: indexing 120 / 480")
+    expect(page.locator("#scan-eta")).to_have_text("12.5/s · about 29 s left")
+    expect(page.locator("#scan-progress")).to_be_visible()
+    assert page.locator("#scan-progress").evaluate("(el) => [el.value, el.max]") == [120, 480]
+    expect(page.locator("#pause-button")).to_be_visible()
+    expect(page.locator("#cancel-button")).to_be_visible()
+    expect(page.locator("#resume-button")).to_be_hidden()
+    expect(page.locator("#scan-button")).to_be_hidden()
+    expect(page.locator("#scan-info")).to_contain_text("Last scan")
+    expect(page.locator("#scan-info")).to_contain_text("next scan")
+
+    current[0] = "paused"
+    page.click("#pause-button")
+    expect(page.locator("#toast")).to_have_text("Scan paused after the current batch.")
+    expect(page.locator("#status")).to_have_attribute("data-state", "paused")
+    expect(page.locator("#status-text")).to_contain_text("Paused: outside the scan window 22:30-07:00")
+    expect(page.locator("#scan-eta")).to_be_hidden()
+    expect(page.locator("#resume-button")).to_be_visible()
+    expect(page.locator("#pause-button")).to_be_hidden()
+
+    current[0] = "scanning"
+    page.click("#resume-button")
+    expect(page.locator("#toast")).to_have_text("Scan resumed.")
+    expect(page.locator("#pause-button")).to_be_visible()
+    page.click("#cancel-button")
+    expect(page.locator("#toast")).to_contain_text("Scan stopping after the current batch")
+    assert posted == ["pause", "resume", "cancel"]
+    assert ui.console_errors == []

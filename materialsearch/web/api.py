@@ -164,12 +164,17 @@ def hit_json(hit, motion: Item | None = None) -> dict:
 
 
 def _result_json(result) -> Response:
-    motions = _services().store.motions_for([hit.item.path for hit in result.hits if hit.item.kind == "image"])
-    return jsonify(
-        results=[hit_json(hit, motions.get(hit.item.path)) for hit in result.hits],
-        total=result.total,
-        took_ms=result.took_ms,
-    )
+    services = _services()
+    motions = services.store.motions_for([hit.item.path for hit in result.hits if hit.item.kind == "image"])
+    body = {
+        "results": [hit_json(hit, motions.get(hit.item.path)) for hit in result.hits],
+        "total": result.total,
+        "took_ms": result.took_ms,
+    }
+    reindexing = services.reindexing()
+    if reindexing:  # after a model change: say that results come only from what is re-embedded so far
+        body["reindexing"] = reindexing
+    return jsonify(body)
 
 
 # --- search -----------------------------------------------------------------------------------------------------
@@ -406,7 +411,7 @@ def errors():
 # --- status and control -----------------------------------------------------------------------------------------
 @api.get("/api/status")
 def status():
-    """Counts, scan state, model and index size."""
+    """Counts, scan state and progress, last and next scan, model and index size."""
     services = _services()
     counts = services.store.counts()
     images = counts.get("image:ok", 0)
@@ -416,6 +421,7 @@ def status():
     skipped = sum(v for k, v in counts.items() if k.endswith(":skipped"))
     pending = sum(v for k, v in counts.items() if k.endswith(":pending"))
     encoder = services.encoder
+    reindexing = services.reindexing(pending)
     return jsonify(
         counts={
             "images": images,
@@ -431,22 +437,55 @@ def status():
             "arch": encoder.spec.arch,
             "dim": encoder.dim,
             "device": encoder.device,
-            "notice": services.model_change,
+            "notice": reindexing["message"] if reindexing else None,
         },
+        reindexing=reindexing,
         index={"vectors": services.index.ntotal},
         library=list(services.settings.library),
     )
 
 
+def _conflict(message: str):
+    return jsonify(error="Conflict", message=message, status=409), 409
+
+
 @api.post("/api/scan")
 def start_scan():
-    """Start a background scan: 202, or 409 while one runs."""
+    """Start a background scan: 202, or 409 while one runs (or while another process owns the data dir)."""
     services = _services()
     if not services.settings.library:
         raise BadRequest("no library configured: set MS_LIBRARY to the folder(s) to index")
-    if not services.scans.start():
-        return jsonify(error="Conflict", message="a scan is already running", status=409), 409
+    refusal = services.scans.try_start("manual")
+    if refusal:
+        return _conflict(refusal)
     return jsonify(started=True, status=services.scans.status()), 202
+
+
+@api.post("/api/scan/pause")
+def pause_scan():
+    """Pause the running scan after its current batch: 200, or 409 when none runs."""
+    scans = _services().scans
+    if not scans.pause():
+        return _conflict("no scan is running")
+    return jsonify(scans.status())
+
+
+@api.post("/api/scan/resume")
+def resume_scan():
+    """Resume a paused scan (even outside the scan window): 200, or 409 when none runs."""
+    scans = _services().scans
+    if not scans.resume():
+        return _conflict("no scan is running")
+    return jsonify(scans.status())
+
+
+@api.post("/api/scan/cancel")
+def cancel_scan():
+    """Stop the running scan after its current batch (work done so far is kept): 202, or 409 when none runs."""
+    scans = _services().scans
+    if not scans.cancel():
+        return _conflict("no scan is running")
+    return jsonify(scans.status()), 202
 
 
 @api.get("/healthz")

@@ -142,6 +142,7 @@ SCHEMAS: dict[str, dict] = {
                 "ranking was needed, the number of matching items (a lower bound).",
             },
             "took_ms": {"type": "number", "minimum": 0},
+            "reindexing": ref("Reindexing"),
         },
     },
     "ProblemFile": {
@@ -164,11 +165,36 @@ SCHEMAS: dict[str, dict] = {
             "total": {"type": "integer", "minimum": 0},
         },
     },
+    "Reindexing": {
+        "type": "object",
+        "description": "After a model change, while items still wait to be embedded with the new model.",
+        "required": ["pending", "running", "message"],
+        "properties": {
+            "pending": {"type": "integer", "minimum": 1},
+            "running": {"type": "boolean", "description": "Whether the re-embedding scan is running now."},
+            "message": {"type": "string"},
+        },
+    },
     "ScanStatus": {
         "type": "object",
         "required": ["state", "progress", "last"],
         "properties": {
-            "state": {"type": "string", "description": "`idle` or `scanning`."},
+            "state": {"type": "string", "enum": ["idle", "scanning", "paused"]},
+            "paused_reason": nullable(
+                {"type": "string", "description": "Why it is paused (by a user, outside MS_SCAN_WINDOW)."}
+            ),
+            "next_run": nullable({"type": "string", "description": "Next scheduled scan (ISO 8601)."}),
+            "schedule": {
+                "type": "object",
+                "properties": {
+                    "active": {"type": "boolean"},
+                    "cron": nullable({"type": "string"}),
+                    "interval_s": nullable({"type": "integer", "minimum": 1}),
+                    "window": nullable({"type": "string"}),
+                },
+            },
+            "can_scan": {"type": "boolean", "description": "False in a process that does not own the data dir."},
+            "refusal": nullable({"type": "string", "description": "Why this process cannot scan."}),
             "progress": nullable(
                 {
                     "type": "object",
@@ -181,6 +207,10 @@ SCHEMAS: dict[str, dict] = {
                         "current": {"type": "string", "description": "File being worked on."},
                         "errors": {"type": "integer", "minimum": 0},
                         "started_at": nullable({"type": "string"}),
+                        "found": {"type": "integer", "minimum": 0, "description": "Files seen by the walk."},
+                        "rate": nullable({"type": "number", "minimum": 0, "description": "Items/s, last minute."}),
+                        "eta_s": nullable({"type": "number", "minimum": 0, "description": "Seconds left."}),
+                        "trigger": nullable({"type": "string", "description": "manual, scheduled, startup…"}),
                     },
                 }
             ),
@@ -213,6 +243,7 @@ SCHEMAS: dict[str, dict] = {
                 },
             },
             "scan": ref("ScanStatus"),
+            "reindexing": nullable(ref("Reindexing")),
             "model": {
                 "type": "object",
                 "required": ["name", "arch", "dim", "device", "notice"],
@@ -523,7 +554,43 @@ PATHS: dict[str, dict] = {
             "responses": {
                 "202": json_response("The scan started.", ref("ScanStarted")),
                 "400": error("No library is configured (MS_LIBRARY is empty)."),
-                "409": error("A scan is already running."),
+                "409": error("A scan is already running, or another process owns the data dir."),
+                **AUTH_ERRORS,
+            },
+        }
+    },
+    "/api/scan/pause": {
+        "post": {
+            "operationId": "pauseScan",
+            "summary": "Pause the running scan after its current batch (the index is saved first)",
+            "tags": ["library"],
+            "responses": {
+                "200": json_response("The scan status, now paused.", ref("ScanStatus")),
+                "409": error("No scan is running."),
+                **AUTH_ERRORS,
+            },
+        }
+    },
+    "/api/scan/resume": {
+        "post": {
+            "operationId": "resumeScan",
+            "summary": "Resume a paused scan (also outside the scan window)",
+            "tags": ["library"],
+            "responses": {
+                "200": json_response("The scan status, now scanning.", ref("ScanStatus")),
+                "409": error("No scan is running."),
+                **AUTH_ERRORS,
+            },
+        }
+    },
+    "/api/scan/cancel": {
+        "post": {
+            "operationId": "cancelScan",
+            "summary": "Stop the running scan after its current batch, keeping what is done",
+            "tags": ["library"],
+            "responses": {
+                "202": json_response("The scan is stopping.", ref("ScanStatus")),
+                "409": error("No scan is running."),
                 **AUTH_ERRORS,
             },
         }
