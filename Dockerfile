@@ -44,9 +44,11 @@ FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="materialsearch" \
       org.opencontainers.image.description="Search your own photos by a sentence or an example picture (Chinese-CLIP)"
 # tini reaps zombies and passes `docker stop`'s SIGTERM on; setpriv (util-linux, already in the base) drops root.
+# tzdata: `TZ=Europe/Berlin` makes MS_SCAN_CRON and MS_SCAN_WINDOW follow local time. (ffmpeg for clips comes
+# from the imageio-ffmpeg wheel in requirements.txt, so no system ffmpeg is needed.)
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends tini \
+    && apt-get install -y --no-install-recommends tini tzdata \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/venv /opt/venv
 # Baked weights (if any) wait here; the entrypoint copies those missing into /data/models on start.
