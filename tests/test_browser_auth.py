@@ -79,6 +79,12 @@ def test_log_in_search_and_get_sent_back_when_the_session_ends(page, server):
     page.click("#scan-button")
     expect(page.locator("#toast")).to_contain_text("Scan")
 
+    # Let the scan end first: while it runs the page polls the status every 2 s, and that poll (not the search
+    # below) would be the call that meets the expired session.
+    expect(page.locator("#toast")).to_contain_text("Scan finished", timeout=30_000)
+    page.reload()  # a fresh page: its next status poll is 15 s away
+    expect(page.locator("#results .result")).to_have_count(4)
+
     # The session ends (cookie gone): the next API call sends the browser to the login page.
     page.context.clear_cookies()
     page.fill("#query", "sunset")
