@@ -324,8 +324,13 @@ def _root_of(path: str, roots: list[str]) -> str | None:
 
 
 def decode_sizes(settings, encoder: Encoder) -> dict[str, int]:
-    """``decode_image`` size arguments: the model squashes to its square input, the thumbnail needs its long side."""
-    return {"min_side": encoder.input_resolution, "min_long_side": settings.thumbnail_size}
+    """``decode_image`` size arguments: the model squashes to its square input, the thumbnail needs its long side;
+    HEIC/HEIF from their embedded thumbnail when MS_HEIC_THUMBNAIL allows."""
+    return {
+        "min_side": encoder.input_resolution,
+        "min_long_side": settings.thumbnail_size,
+        "heif_thumbnail": settings.heic_thumbnail,
+    }
 
 
 def _mtime_datetime(mtime_ns: int):

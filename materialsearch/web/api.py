@@ -258,9 +258,11 @@ def status():
             "arch": encoder.spec.arch,
             "dim": encoder.dim,
             "device": encoder.device,
+            "backend": getattr(encoder, "backend", "torch"),
+            "precision": getattr(encoder, "precision", "fp32"),
             "notice": services.model_change,
         },
-        index={"vectors": services.index.ntotal},
+        index={"vectors": services.index.ntotal, "kind": services.index.kind},
         library=list(services.settings.library),
     )
 
