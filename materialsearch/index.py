@@ -345,7 +345,7 @@ class VectorIndex:
                 scores, ids = self._subset_scores(query, allowed)
                 top = np.argsort(-scores, kind="stable")[:k]
                 return scores[top], ids[top]
-            scores, ids = self._index.search(query, k, params=self._params(allowed))
+            scores, ids = self._index.search(query, k, params=self._params(allowed, k))
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep]
 
@@ -379,16 +379,20 @@ class VectorIndex:
             vectors = self._index.reconstruct_batch(ids) if ids.size else np.empty((0, self.dim), np.float32)
         return (vectors @ query[0]).astype(np.float32), ids
 
-    def _params(self, allowed: np.ndarray | None):
+    def _params(self, allowed: np.ndarray | None, k: int = 0):
         selector = None
         if allowed is not None:
             selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
         if self._layout["type"] == "ivf":
             nlist = self._layout["nlist"]
             nprobe = min(self.nprobe, nlist)
-            if allowed is not None and self.ntotal:
-                # A filter leaves fewer candidates per list: probe proportionally more lists.
-                nprobe = min(nlist, int(nprobe * max(1.0, self.ntotal / max(len(allowed), 1))))
+            candidates = self.ntotal if allowed is None else min(self.ntotal, len(allowed))
+            if candidates:
+                # A filter leaves fewer candidates per list: probe proportionally more lists. A deep page (large
+                # k) needs lists holding at least twice k candidates, or it would come back short.
+                per_list = candidates / nlist
+                nprobe = max(nprobe * self.ntotal / candidates, 2 * k / per_list)
+                nprobe = int(min(nlist, max(1, math.ceil(nprobe))))
             return faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
         if selector is None:
             return None

@@ -231,7 +231,13 @@ class OnnxEncoder:
             if not all(os.path.isfile(paths[(tower, "fp32")]) for tower in TOWERS):
                 log.info("exporting %s to ONNX into %s (once per model) ...", spec.arch, folder)
                 model = build_clip(spec, checkpoint, "cpu")
-                export_towers(model, spec, paths[("image", "fp32")], paths[("text", "fp32")])
+                try:
+                    export_towers(model, spec, paths[("image", "fp32")], paths[("text", "fp32")])
+                except Exception as exc:  # the exporter raises many types; the user needs the way out
+                    raise ModelError(
+                        f"exporting {spec.arch} to ONNX failed ({type(exc).__name__}: {str(exc)[:300]}); "
+                        "set MS_BACKEND=torch to run it in torch instead"
+                    ) from exc
                 del model
             del checkpoint
             self._spec = spec
@@ -269,7 +275,8 @@ class OnnxEncoder:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        threads = self._settings.torch_threads or len(os.sched_getaffinity(0)) or 1
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        threads = self._settings.torch_threads or usable or 1
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         # Idle model threads must not spin: on a small CPU they would take the cores the decode threads need.

@@ -145,3 +145,12 @@ def test_sq8_recall_and_memory(tmp_path, data):
     flat.add(ids, vectors)
     flat.save()
     assert (tmp_path / "i.faiss").stat().st_size < (tmp_path / "f.faiss").stat().st_size / 2.5
+
+
+def test_deep_pages_on_ivf_come_back_full(tmp_path, data):
+    vectors, ids, queries = data
+    index = VectorIndex(str(tmp_path / "i.faiss"), 128, "m", kind="ivf", nprobe=2, background=False)
+    index.add(ids, vectors)
+    # nprobe 2 of ~219 lists holds ~110 vectors; a page ending at 3000 must still get 3000 results
+    scores, found = index.search(queries[0], 3000)
+    assert len(found) == 3000 and len(set(found.tolist())) == 3000 and np.all(np.diff(scores) <= 1e-6)
