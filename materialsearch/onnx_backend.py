@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .embed import BackendChoice, identity_for, normalise, tokenize_trimmed
+from .embed import BackendChoice, clip_preprocess, identity_for, normalise, tokenize_trimmed
 from .model import ModelError, WeightsSpec, build_clip, resolve_weights, weights_fingerprint
 
 if TYPE_CHECKING:
@@ -200,7 +200,6 @@ class OnnxEncoder:
         self._sessions: dict[str, object] = {}
         self._spec: WeightsSpec | None = None
         self._identity = ""
-        self._transform = None
         self.device = "cpu"
         self.backend = "onnx"
         self.requested_precision = choice.precision
@@ -214,8 +213,6 @@ class OnnxEncoder:
         with self._lock:
             if self._sessions:
                 return
-            from cn_clip.clip import image_transform
-
             settings = self._settings
             spec, checkpoint = resolve_weights(
                 settings.model, settings.models_dir, settings.model_arch, settings.offline
@@ -241,7 +238,6 @@ class OnnxEncoder:
                 del model
             del checkpoint
             self._spec = spec
-            self._transform = image_transform(spec.input_resolution)
             fp32 = {tower: self._session(paths[(tower, "fp32")]) for tower in TOWERS}
             chosen = dict.fromkeys(TOWERS, "fp32")
             sessions = dict(fp32)
@@ -344,11 +340,8 @@ class OnnxEncoder:
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """cn_clip's own transform, exactly as the torch backend applies it."""
-        if self._transform is None:
-            self.load()
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        return self._transform(image).numpy()
+        spec = self._spec if self._spec is not None else self.spec  # set early in load(): the probe needs it
+        return clip_preprocess(image, spec.input_resolution)
 
     def encode_images(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
         """Encode a batch of preprocessed images."""

@@ -95,6 +95,20 @@ def test_native_bf16_detection_reads_the_cpu_flags():
     assert cpu_has_native_bf16() == bool({"avx512_bf16", "amx_bf16"} & flags)
 
 
+@pytest.mark.parametrize("name", [*PHOTOS, "png_palette_trns.png", "jpg_grayscale_concert.jpg", "jpg_cmyk.jpg"])
+def test_numpy_preprocess_equals_cn_clips_transform(media_dir, name):
+    from cn_clip.clip import image_transform
+
+    from materialsearch.embed import clip_preprocess
+
+    image = decode_image((media_dir / name).read_bytes(), min_side=224, max_pixels=10**9).image
+    for resolution in (224, 336):
+        expected = image_transform(resolution)(image.convert("RGB")).numpy()
+        ours = clip_preprocess(image, resolution)
+        assert ours.dtype == np.float32 and ours.shape == expected.shape and ours.flags.c_contiguous
+        assert np.array_equal(ours, expected)
+
+
 def test_onnx_fp32_matches_torch_for_both_towers(reference, onnx_settings, media_dir):
     encoder = make_encoder(onnx_settings.replace(backend="onnx", precision="fp32"))
     assert isinstance(encoder, OnnxEncoder)
