@@ -129,8 +129,9 @@ class BackendChoice:
 
 
 def onnxruntime_available() -> bool:
-    """Whether ONNX Runtime can be imported."""
+    """Whether ONNX Runtime and onnx (needed to export and quantize) can be imported."""
     try:
+        import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError:
         return False
@@ -158,7 +159,7 @@ def resolve_backend(
         if cuda:
             raise ModelError("MS_BACKEND=onnx runs on the CPU only; use MS_DEVICE=cpu, or MS_BACKEND=torch on CUDA")
         if not onnx_ok:
-            raise ModelError("MS_BACKEND=onnx needs the onnxruntime package (pip install onnxruntime onnx)")
+            raise ModelError("MS_BACKEND=onnx needs the onnxruntime and onnx packages (pip install onnxruntime onnx)")
         if precision in {"bf16", "fp16"}:
             raise ModelError(f"MS_PRECISION={precision} is for MS_BACKEND=torch; the ONNX backend runs fp32 or int8")
         if precision == "auto":
@@ -208,17 +209,20 @@ def make_encoder(settings: Settings) -> Encoder:
     return CnClipEncoder(settings, choice)
 
 
-def to_precision(model, precision: str):
+def to_precision(model, precision: str, device: str = "cpu"):
     """Cast a built cn_clip model for inference at ``precision``.
 
-    bf16/fp16 cast everything except LayerNorms, which stay fp32: cn_clip's visual LayerNorm upcasts its input
-    to fp32 and fails against low-precision weights ("mixed dtype"), and fp32 normalisation keeps the vectors
-    within cosine 0.9999 of fp32.
+    On CUDA, fp16 is the layout ``build_clip`` already gives, cn_clip's own (``convert_weights``: fp16 weights,
+    visual LayerNorms fp32). Otherwise bf16/fp16 cast everything except LayerNorms, which stay fp32: cn_clip's
+    visual LayerNorm upcasts its input to fp32 and fails against low-precision weights ("mixed dtype"), and fp32
+    normalisation keeps the vectors within cosine 0.9999 of fp32.
     """
     import torch
 
     if precision == "fp32":
         return model.float()
+    if precision == "fp16" and device.startswith("cuda"):
+        return model
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     model.to(dtype)
     for module in model.modules():
@@ -258,7 +262,7 @@ class CnClipEncoder:
             spec, checkpoint = resolve_weights(
                 settings.model, settings.models_dir, settings.model_arch, settings.offline
             )
-            model = to_precision(build_clip(spec, checkpoint, self.device), choice.precision)
+            model = to_precision(build_clip(spec, checkpoint, self.device), choice.precision, self.device)
             del checkpoint
             self.precision = choice.precision
             self._identity = identity_for(spec, choice.precision)

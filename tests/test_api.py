@@ -162,6 +162,8 @@ def test_status_errors_and_health(client):
     status = client.get("/api/status").json
     assert status["counts"]["images"] >= 25 and status["counts"]["errors"] == 6
     assert status["model"]["dim"] == 64 and status["index"]["vectors"] == status["counts"]["images"]
+    assert status["model"]["backend"] in {"torch", "onnx"} and status["model"]["precision"] in {"fp32", "int8", "bf16"}
+    assert status["index"]["layout"] == "flat" and status["index"]["building"] is False  # 50k+ vectors go IVF
     assert status["scan"]["state"] == "idle" and status["scan"]["last"]["summary"]
     assert client.get("/healthz").status_code == 200
     errors = client.get("/api/errors?limit=2")

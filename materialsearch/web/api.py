@@ -262,7 +262,11 @@ def status():
             "precision": getattr(encoder, "precision", "fp32"),
             "notice": services.model_change,
         },
-        index={"vectors": services.index.ntotal, "kind": services.index.kind},
+        index={
+            "vectors": services.index.ntotal,
+            "layout": services.index.layout["type"],  # flat (exact) or ivf
+            "building": services.index.building,  # an IVF being (re)built in the background
+        },
         library=list(services.settings.library),
     )
 
