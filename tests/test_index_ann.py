@@ -154,3 +154,11 @@ def test_deep_pages_on_ivf_come_back_full(tmp_path, data):
     # nprobe 2 of ~219 lists holds ~110 vectors; a page ending at 3000 must still get 3000 results
     scores, found = index.search(queries[0], 3000)
     assert len(found) == 3000 and len(set(found.tolist())) == 3000 and np.all(np.diff(scores) <= 1e-6)
+
+
+def test_services_build_the_index_from_the_settings(open_services):
+    services = open_services(index_kind="ivf", ann_threshold=1234, ivf_nprobe=7, index_sq8=True)
+    index = services.index
+    assert (index.kind, index.ann_threshold, index.nprobe, index.sq8) == ("ivf", 1234, 7, True)
+    assert index.layout == {"type": "flat"}  # an empty collection cannot train an IVF: exact until it can
+    assert open_services(data_dir=services.settings.data_dir + "2").index.kind == "auto"  # the default
