@@ -134,11 +134,14 @@ def decode_image(
     min_side: int,
     max_pixels: int,
     min_long_side: int = 0,
+    heif_thumbnail: bool = False,
 ) -> DecodedImage:
     """Decode ``data`` (a whole file) into an upright RGB image.
 
     The result keeps at least ``min_side`` pixels on its short side and ``min_long_side`` on its long side when
-    the original has them: JPEGs use Pillow's draft mode (DCT scaling) to decode no larger than that.
+    the original has them: JPEGs use Pillow's draft mode (DCT scaling) to decode no larger than that. With
+    ``heif_thumbnail``, a HEIC/HEIF that embeds a thumbnail of at least ``min_side`` on both sides (iPhones store a
+    320x240 one) is decoded from it, ~60x faster than the 12 MP picture; ``min_long_side`` is then not honoured.
     Raises DecodeError.
     """
     configure_pillow()
@@ -172,6 +175,14 @@ def decode_image(
             image.draft("RGB", request)
         elif image.format in {"HEIF", "AVIF"}:
             _check_heif_items(image)
+            if heif_thumbnail:
+                # The thumbnail decodes without touching the main picture's data, so a file cut short after
+                # its thumbnail would go unnoticed: check the container's boxes reach their declared ends.
+                if _isobmff_truncated(data):
+                    raise DecodeError("truncated HEIF file (its last box ends past the end of the file)")
+                # pillow-heif selects the smallest embedded thumbnail that is a scaled copy (same rotation,
+                # crop and colours) at least this large, or leaves the image as it is.
+                image.draft("RGB", (min_side, min_side))
         try:
             image.load()
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -210,6 +221,25 @@ def _check_heif_items(image: Image.Image) -> None:
         raise DecodeError(f"truncated or corrupt HEIF file (image {index + 1} of {frames}: {_short(exc)})") from None
     finally:
         image.seek(primary)
+
+
+def _isobmff_truncated(data: bytes) -> bool:
+    """Whether the top-level boxes of an ISO-BMFF file (HEIF, AVIF) declare more bytes than the file holds."""
+    offset, end = 0, len(data)
+    while offset + 8 <= end:
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        header = 8
+        if size == 1:  # a 64-bit size follows the type
+            if offset + 16 > end:
+                return True
+            size = int.from_bytes(data[offset + 8 : offset + 16], "big")
+            header = 16
+        elif size == 0:  # the box runs to the end of the file
+            return False
+        if size < header:
+            return True  # malformed: let the caller report it as truncated or corrupt
+        offset += size
+    return offset > end
 
 
 def _short(exc: BaseException) -> str:

@@ -464,7 +464,9 @@ class Scanner:
         poster = None
         skipped_dark = 0
         try:
-            for frame in sample_frames(entry.path, interval_ms, **self.decode_sizes):
+            sizes = self.decode_sizes
+            frames = sample_frames(entry.path, interval_ms, sizes["min_side"], sizes["min_long_side"])
+            for frame in frames:
                 if poster is None or (skipped_dark < POSTER_MAX_SKIPPED and _is_dark(poster)):
                     if poster is not None:
                         skipped_dark += 1
@@ -547,8 +549,13 @@ def _root_of(path: str, roots: list[str]) -> str | None:
 
 
 def decode_sizes(settings, encoder: Encoder) -> dict[str, int]:
-    """``decode_image`` size arguments: the model squashes to its square input, the thumbnail needs its long side."""
-    return {"min_side": encoder.input_resolution, "min_long_side": settings.thumbnail_size}
+    """``decode_image`` size arguments: the model squashes to its square input, the thumbnail needs its long side;
+    HEIC/HEIF from their embedded thumbnail when MS_HEIC_THUMBNAIL allows."""
+    return {
+        "min_side": encoder.input_resolution,
+        "min_long_side": settings.thumbnail_size,
+        "heif_thumbnail": settings.heic_thumbnail,
+    }
 
 
 def _mtime_datetime(mtime_ns: int):

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from .decode import configure_pillow
-from .embed import CnClipEncoder, Encoder
+from .embed import Encoder, make_encoder
 from .index import VectorIndex
 from .model import ModelError
 from .scan import Progress, Scanner, ScanStats, decode_sizes
@@ -352,12 +352,20 @@ class Services:
         else:
             refusal = None if self.owner else "opened read-only: this process does not scan"
         self.store = Store(os.path.join(settings.data_dir, DB_FILENAME))
-        self.encoder = encoder or CnClipEncoder(settings)
+        self.encoder = encoder or make_encoder(settings)
         self.encoder.load()
         self.model_change: str | None = None
         self._check_model()
         index_path = os.path.join(settings.data_dir, "index.faiss")
-        self.index = VectorIndex(index_path, self.encoder.dim, self.encoder.identity)
+        self.index = VectorIndex(
+            index_path,
+            self.encoder.dim,
+            self.encoder.identity,
+            kind=settings.index_kind,
+            ann_threshold=settings.ann_threshold,
+            nprobe=settings.ivf_nprobe,
+            sq8=settings.index_sq8,
+        )
         self._open_index()
         self.renditions = Renditions(
             os.path.join(settings.data_dir, "thumbnails"),

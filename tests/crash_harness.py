@@ -91,14 +91,17 @@ def install(phase: str, n: int) -> None:
 
         scan.Scanner._prepare = prepare
     elif phase == "embedding":
-        original_encode = embed.CnClipEncoder.encode_images
+        from materialsearch import onnx_backend
 
-        def encode_images(self, pixels):
-            if counter.hit():
-                die()
-            return original_encode(self, pixels)
+        # Whichever backend the settings pick (torch, or ONNX Runtime where it is the default) is killed inside.
+        for cls in (embed.CnClipEncoder, onnx_backend.OnnxEncoder):
 
-        embed.CnClipEncoder.encode_images = encode_images
+            def encode_images(self, pixels, _original=cls.encode_images):
+                if counter.hit():
+                    die()
+                return _original(self, pixels)
+
+            cls.encode_images = encode_images
     elif phase == "mid-commit":
         from sqlalchemy import event
         from sqlalchemy.engine import Engine

@@ -171,6 +171,8 @@ def test_status_errors_and_health(client):
     assert status["counts"]["videos"] == 6 and status["counts"]["live_photos"] == 1
     frames = status["index"]["vectors"] - status["counts"]["images"]
     assert status["model"]["dim"] == 64 and frames >= status["counts"]["videos"]  # one vector or more per video
+    assert status["model"]["backend"] in {"torch", "onnx"} and status["model"]["precision"] in {"fp32", "int8", "bf16"}
+    assert status["index"]["layout"] == "flat" and status["index"]["building"] is False  # 50k+ vectors go IVF
     assert status["scan"]["state"] == "idle" and status["scan"]["last"]["summary"]
     assert client.get("/healthz").status_code == 200
     errors = client.get("/api/errors?limit=2")

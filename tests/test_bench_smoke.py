@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -60,3 +62,38 @@ def test_bench_index_smoke(tmp_path):
         assert res["queries"][part]["n"] == 5
         assert 0 < res["queries"][part]["p50"] <= res["queries"][part]["p99"]
     assert res["rss_mb"]["peak"] >= res["rss_mb"]["after_model_load"] > 0
+
+
+@pytest.mark.slow
+def test_bench_run_smoke(tmp_path):
+    """bench/run.py (the speed table: backends, HEIC/JPEG/mixed scans, query latency, peer row) in smoke mode."""
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MS_")}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "run.py"), "--smoke", "--out", str(out), "--cache", str(tmp_path / "c")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Indexing: photos/s end to end" in proc.stdout and "Text queries, ms" in proc.stdout
+
+    report = json.loads((out / "bench_run.json").read_text(encoding="utf-8"))
+    assert report["smoke"] is True
+    rows = {row["config"]: row for row in report["indexing"]}
+    assert set(rows) == {"torch:fp32", "onnx:int8"}
+    for row in rows.values():
+        assert row["model_alone_images_per_s"] > 0
+        for name in ("jpeg", "heic", "mixed"):
+            assert row["scans"][name]["photos"] == 4 and row["scans"][name]["photos_per_s"] > 0
+    assert rows["torch:fp32"]["fidelity"] == {"image_min_cos": 1.0, "text_min_cos": 1.0}
+    assert 0.99 < rows["onnx:int8"]["fidelity"]["image_min_cos"] <= 1.0
+    assert all(f["cosine"] > 0.99 for f in report["heic_thumbnail_fidelity"].values())
+    (size,) = report["queries"]
+    assert size["items"] == 2000 and size["indexes"]["auto"]["layout"]["type"] == "ivf"
+    assert size["indexes"]["auto"]["recall_at_10"] >= 0.98
+    assert 0 < size["text_query_ms"]["total"]["p50"] <= size["text_query_ms"]["total"]["p99"]
+    assert size["peer_query_ms"]["n"] == 1 and size["rss_mb_after"] > 0
+    assert set(size["image_query_ms"]) == {"jpeg_12mp", "heic_12mp"}

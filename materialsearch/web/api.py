@@ -437,10 +437,16 @@ def status():
             "arch": encoder.spec.arch,
             "dim": encoder.dim,
             "device": encoder.device,
+            "backend": getattr(encoder, "backend", "torch"),
+            "precision": getattr(encoder, "precision", "fp32"),
             "notice": reindexing["message"] if reindexing else None,
         },
         reindexing=reindexing,
-        index={"vectors": services.index.ntotal},
+        index={
+            "vectors": services.index.ntotal,
+            "layout": services.index.layout["type"],  # flat (exact) or ivf
+            "building": services.index.building,  # an IVF being (re)built in the background
+        },
         library=list(services.settings.library),
     )
 
