@@ -19,6 +19,10 @@ vs exact search; exact (flat) search for comparison; and the peer's method on th
 from SQLite, numpy matmul, top 20) as a reference row. Image queries (decode + encode + search) at the largest
 size. RSS after each step.
 
+Video (``bench_video.py``'s measurements): 1080p H.264 and HEVC phone-like clips, real-time factor (video seconds
+per wall second) of sampling at MS_FRAME_INTERVAL, of decoding every frame, of the end-to-end scan with the
+default backend and of the model alone; plus sampling an hour of video (memory must stay flat).
+
 Prints the tables and writes ``<out>/bench_run.json``. Other processes' CPU use per phase is recorded (a shared
 machine makes numbers noisy); ``--wait-quiet S`` waits for a quiet machine before each phase.
 """
@@ -581,6 +585,13 @@ def render(report: dict) -> str:
                 f"p50 {times['encode_search_lookup']['p50']:.0f} ms"
             )
     lines.append("peer = load every vector from SQLite + numpy matmul + top 20 + item lookup, per query")
+    video = report.get("video")
+    if video:
+        import bench_video
+
+        lines += ["", bench_video.render(video["rows"], video["interval_s"])]
+        if video["long"]:
+            lines.append(bench_video.render_long(video["long"]))
     busy = [
         f"{k} {v['others_share_of_machine'] * 100:.0f}%"
         for k, v in report["phases"].items()
@@ -621,6 +632,11 @@ def parse_args(argv=None):
     )
     parser.add_argument("--skip-indexing", action="store_true")
     parser.add_argument("--skip-queries", action="store_true")
+    parser.add_argument("--skip-video", action="store_true")
+    parser.add_argument("--interval", type=float, default=2.0, help="video frame interval, s (default 2)")
+    parser.add_argument(
+        "--long-minutes", type=float, default=None, help="minutes of the long video (default 60; smoke 0)"
+    )
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="S")
     parser.add_argument("--out", default=str(HERE / "results"))
     parser.add_argument("--cache", default=bi.DEFAULT_CACHE)
@@ -709,6 +725,11 @@ def main(argv=None) -> int:
                 bi.log(f"{n} items: done, RSS {bi.rss_mb()[0]:.0f} MiB")
         else:
             report["config"]["query_backend"] = "skipped"
+        if not args.skip_video:
+            import bench_video
+
+            rows, long_row = bench_video.run_inputs(cache, Path(args.media), bench.checkpoint, args)
+            report["video"] = {"interval_s": args.interval, "rows": rows, "long": long_row}
     finally:
         bench.cleanup()
     report["phases"] = bench.phases
