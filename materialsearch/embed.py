@@ -231,7 +231,40 @@ def to_precision(model, precision: str, device: str = "cpu"):
     return model
 
 
-class CnClipEncoder:
+class WeightsFacts:
+    """What every backend reports about its loaded weights; subclasses set ``_spec``/``_identity`` in ``load``."""
+
+    _spec: WeightsSpec | None
+    _identity: str
+
+    def load(self) -> None:  # pragma: no cover - every backend defines it
+        raise NotImplementedError
+
+    @property
+    def spec(self) -> WeightsSpec:
+        """The resolved weights (after ``load``)."""
+        self.load()
+        assert self._spec is not None
+        return self._spec
+
+    @property
+    def identity(self) -> str:
+        """Architecture, resolution, dim and weights fingerprint."""
+        self.load()
+        return self._identity
+
+    @property
+    def dim(self) -> int:
+        """Vector length of the loaded model."""
+        return self.spec.embed_dim
+
+    @property
+    def input_resolution(self) -> int:
+        """Square input size of the image tower."""
+        return self.spec.input_resolution
+
+
+class CnClipEncoder(WeightsFacts):
     """cn_clip's CLIP in torch, batched under ``torch.inference_mode``, at the chosen precision."""
 
     def __init__(self, settings: Settings, choice: BackendChoice | None = None):
@@ -274,29 +307,6 @@ class CnClipEncoder:
     def loaded(self) -> bool:
         """Whether ``load`` has finished."""
         return self._model is not None
-
-    @property
-    def spec(self) -> WeightsSpec:
-        """The resolved weights (after ``load``)."""
-        self.load()
-        assert self._spec is not None
-        return self._spec
-
-    @property
-    def identity(self) -> str:
-        """Architecture, resolution, dim and weights fingerprint."""
-        self.load()
-        return self._identity
-
-    @property
-    def dim(self) -> int:
-        """Vector length of the loaded model."""
-        return self.spec.embed_dim
-
-    @property
-    def input_resolution(self) -> int:
-        """Square input size of the image tower."""
-        return self.spec.input_resolution
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """cn_clip's own transform (bicubic squash to the input size, normalise) on an RGB image."""

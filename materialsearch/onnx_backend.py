@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .embed import BackendChoice, clip_preprocess, identity_for, normalise, tokenize_trimmed
+from .embed import BackendChoice, WeightsFacts, clip_preprocess, identity_for, normalise, tokenize_trimmed
 from .model import ModelError, WeightsSpec, build_clip, resolve_weights, weights_fingerprint
 
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(normalise(a) * normalise(b), axis=1)
 
 
-class OnnxEncoder:
+class OnnxEncoder(WeightsFacts):
     """cn_clip's towers in ONNX Runtime (CPU), fp32 or int8 weights; same interface as ``CnClipEncoder``."""
 
     def __init__(self, settings: Settings, choice: BackendChoice):
@@ -317,29 +317,6 @@ class OnnxEncoder:
     def loaded(self) -> bool:
         """Whether ``load`` has finished."""
         return bool(self._sessions)
-
-    @property
-    def spec(self) -> WeightsSpec:
-        """The resolved weights (after ``load``)."""
-        self.load()
-        assert self._spec is not None
-        return self._spec
-
-    @property
-    def identity(self) -> str:
-        """Architecture, resolution, dim, weights fingerprint, and ``int8`` when the image tower runs int8."""
-        self.load()
-        return self._identity
-
-    @property
-    def dim(self) -> int:
-        """Vector length of the loaded model."""
-        return self.spec.embed_dim
-
-    @property
-    def input_resolution(self) -> int:
-        """Square input size of the image tower."""
-        return self.spec.input_resolution
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """cn_clip's own transform, exactly as the torch backend applies it."""
