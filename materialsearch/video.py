@@ -115,10 +115,9 @@ def _created_at(metadata: dict[str, str]) -> dt.datetime | None:
     return value.replace(microsecond=0)
 
 
-def _display_rotation(stream, first_frame=None) -> int:
-    """Degrees the picture must be turned counter-clockwise for display (0, 90, 180, 270)."""
-    rotation = getattr(first_frame, "rotation", 0) if first_frame is not None else 0
-    return round(rotation) % 360
+def _display_rotation(frame) -> int:
+    """Degrees ``frame`` must be turned counter-clockwise for display (0, 90, 180, 270); 0 without a frame."""
+    return round(getattr(frame, "rotation", 0) or 0) % 360
 
 
 def probe(source: str | bytes) -> VideoInfo:
@@ -130,7 +129,7 @@ def probe(source: str | bytes) -> VideoInfo:
             first = next(iter(container.decode(stream)), None)
         except (av.FFmpegError, EOFError):
             first = None
-        rotation = _display_rotation(stream, first)
+        rotation = _display_rotation(first)
         width, height = stream.codec_context.width, stream.codec_context.height
         if first is not None:
             width, height = first.width, first.height
@@ -181,7 +180,7 @@ def _upright(image: Image.Image, rotation: int) -> Image.Image:
 
 
 def _to_image(frame, min_side: int, min_long_side: int) -> Image.Image:
-    rotation = _display_rotation(None, frame)
+    rotation = _display_rotation(frame)
     width, height = frame.width, frame.height
     if rotation in (90, 270):  # the size limits are about the upright picture
         w, h = _scaled_size(height, width, min_side, min_long_side)
@@ -279,23 +278,17 @@ class _GopSampler:
             self.last_error = _reason(exc)
             return []
 
-    def _take(self, frames) -> list:
-        """The frames among ``frames`` that are samples (advancing the next sample time)."""
-        taken = []
-        for frame in frames:
-            time_ms = _pts_ms(frame.pts, self.time_base)
-            if time_ms is None:
-                time_ms = _pts_ms(getattr(frame, "dts", None), self.time_base)
-            if time_ms is None:
-                continue
-            if time_ms >= self.next_ms:
-                self.last_time_ms = max(time_ms, 0)
-                self.next_ms = (max(time_ms, 0) // self.interval_ms + 1) * self.interval_ms
-                self.active = False
-                taken.append(frame)
-                # One sample per call: the caller converts it before the next one is decided.
-                break
-        return taken
+    def _is_sample(self, frame) -> bool:
+        """Whether ``frame`` is the next sample (then the next sample time moves on)."""
+        time_ms = _pts_ms(frame.pts, self.time_base)
+        if time_ms is None:
+            time_ms = _pts_ms(getattr(frame, "dts", None), self.time_base)
+        if time_ms is None or time_ms < self.next_ms:
+            return False
+        self.last_time_ms = max(time_ms, 0)
+        self.next_ms = (self.last_time_ms // self.interval_ms + 1) * self.interval_ms
+        self.active = False
+        return True
 
     def feed(self, packet) -> Iterator:
         """Yield the sample frames this packet completes."""
@@ -323,19 +316,15 @@ class _GopSampler:
         yield from self._emit(packet)
 
     def _emit(self, packet) -> Iterator:
-        frames = self._decode(packet)
-        for frame in frames:
-            if self.active:
-                yield from self._take([frame])
+        # After a sample the rest of the packet's frames only keep the decoder in step: none is converted.
+        for frame in self._decode(packet):
+            if self.active and self._is_sample(frame):
+                yield frame
 
     def finish(self) -> Iterator:
-        """Drain the decoder at the end of the stream."""
-        if not self.active and self.held:
-            # The tail after the last sample: only decode it if no sample was ever taken in it (nothing to do).
-            return
-        for frame in self._decode(None):
-            if self.active:
-                yield from self._take([frame])
+        """Drain the decoder at the end of the stream (only a sample still being looked for needs it)."""
+        if self.active:
+            yield from self._emit(None)
 
 
 def frame_at(source: str | bytes, time_ms: int, min_side: int = 224, min_long_side: int = 0) -> Image.Image:
