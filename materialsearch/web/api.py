@@ -347,10 +347,7 @@ def item_motion(item_id: int):
             if not os.path.isfile(source):
                 abort(404, description=f"the motion of item {item_id} is gone from the library")
             if movie.playable:
-                mimetype = mimetypes.guess_type(movie.path)[0] or "video/quicktime"
-                if mimetype == "video/quicktime":
-                    mimetype = "video/mp4"  # same ISO media format; browsers refuse the QuickTime type
-                return send_file(source, mimetype=mimetype, conditional=True, max_age=86400)
+                return send_file(source, mimetype=_media_type(movie), conditional=True, max_age=86400)
             path = services.transcoder.rendition(source, movie.size, movie.mtime_ns)
         elif item.motion_offset is not None:
             path = services.transcoder.rendition(_source_path(item), item.size, item.mtime_ns, item.motion_offset)
@@ -381,10 +378,14 @@ def item_file(item_id: int):
     source = _source_path(item)
     if not os.path.isfile(source):
         abort(404, description=f"the original of item {item_id} is gone from the library")
+    return send_file(source, mimetype=_media_type(item), conditional=True, download_name=os.path.basename(item.path))
+
+
+def _media_type(item: Item) -> str:
+    """The file's media type; a browser-playable QuickTime movie as video/mp4 (the same ISO media format, and the
+    only type under which browsers play it)."""
     mimetype = mimetypes.guess_type(item.path)[0] or "application/octet-stream"
-    if mimetype == "video/quicktime" and item.playable:
-        mimetype = "video/mp4"  # the same ISO media format; browsers only play it under this type
-    return send_file(source, mimetype=mimetype, conditional=True, download_name=os.path.basename(item.path))
+    return "video/mp4" if mimetype == "video/quicktime" and item.playable else mimetype
 
 
 def _cached_file(path: str, mimetype: str) -> Response:
