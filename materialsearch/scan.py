@@ -25,7 +25,7 @@ from .index import VectorIndex
 from .motion import LIVE_PHOTO_MAX_UNVERIFIED_MS, embedded_motion_offset, still_content_identifier
 from .store import STATUS_ERROR, STATUS_MOTION, STATUS_OK, STATUS_SKIPPED, FileState, ItemRecord, Store
 from .thumbnails import Renditions, rendition_key
-from .video import VideoError, probe, sample_frames
+from .video import NotAVideo, VideoError, probe, sample_frames
 from .walk import KIND_VIDEO, FileEntry, walk_library
 
 log = logging.getLogger(__name__)
@@ -387,18 +387,27 @@ class Scanner:
         if stop.is_set():
             return  # the scan ended before this file's turn came
         try:
-            if work.entry.kind == KIND_VIDEO:
-                work.record = self._prepare_video(work.entry, emit)
-            else:
-                record, pixels = self._prepare(work.entry)
-                work.record = record
-                # A photo's one frame is also its end: its item can be written with the batch that embeds it.
-                emit(_END if pixels is None else (None, pixels, True))
-                return
+            try:
+                if work.entry.kind == KIND_VIDEO:
+                    work.record = self._prepare_video(work.entry, emit)
+                else:
+                    record, pixels = self._prepare(work.entry)
+                    work.record = record
+                    # A photo's one frame is also its end: its item can be written with the batch that embeds it.
+                    emit(_END if pixels is None else (None, pixels, True))
+                    return
+            except _Stopped:
+                raise
+            except Exception as exc:
+                # Whatever a decoder, probe, parser or thumbnailer raises costs this one file, never the scan:
+                # the file is recorded with the reason and retried when it changes.
+                log.exception("unexpected error preparing %s", work.entry.path)
+                work.record = _failed_record(work.entry, exc)
             emit(_END)
         except _Stopped:
             return
-        # A bug, not a bad file: hand it to the scan loop, which re-raises it (else the loop would wait forever).
+        # Not about one file (MemoryError, interpreter shutdown): hand it to the scan loop, which re-raises it
+        # (else the loop would wait forever for this file's frames).
         except BaseException as exc:  # noqa: BLE001
             try:
                 emit(exc)
@@ -449,6 +458,9 @@ class Scanner:
             info = probe(entry.path)
         except OSError as exc:
             record.status, record.error = STATUS_ERROR, f"cannot read file ({exc.strerror or exc})"
+            return record
+        except NotAVideo as exc:
+            record.status, record.error = STATUS_SKIPPED, str(exc)
             return record
         except VideoError as exc:
             record.status, record.error = STATUS_ERROR, str(exc)
@@ -504,7 +516,9 @@ class Scanner:
         records = []
         for work in done:
             record = work.record
-            record.vectors = sorted(work.vectors, key=lambda pair: -1 if pair[0] is None else pair[0])
+            # A file that failed part-way (a video after some frames) keeps none of its vectors.
+            kept = work.vectors if record.status == STATUS_OK else []
+            record.vectors = sorted(kept, key=lambda pair: -1 if pair[0] is None else pair[0])
             if record.status == STATUS_OK and not record.vectors:
                 record.status, record.error = STATUS_ERROR, "nothing could be embedded"
             records.append(record)
@@ -524,6 +538,16 @@ class Scanner:
         progress.done += len(records)
 
 
+def _failed_record(entry: FileEntry, exc: Exception) -> ItemRecord:
+    """The error record of a file whose preparation raised something nobody anticipated."""
+    detail = " ".join(str(exc).split())[:200]
+    reason = f"unexpected error ({type(exc).__name__}{': ' + detail if detail else ''})"
+    record = ItemRecord(entry.path, entry.kind, entry.size, entry.mtime_ns, STATUS_ERROR, error=reason)
+    if entry.kind == KIND_VIDEO:
+        record.pair_path = entry.still  # as a good scan would: an unchanged rescan must not retry the file
+    return record
+
+
 def _is_dark(image) -> bool:
     return max(image.convert("L").resize((16, 16)).getextrema()) < POSTER_MIN_BRIGHTNESS
 
@@ -536,6 +560,10 @@ def _playable_motion_offset(data: bytes) -> int | None:
     try:
         next(iter(sample_frames(data[offset:], 10_000, min_side=1)))
     except (VideoError, StopIteration):
+        return None
+    except Exception:
+        # The still is fine; only its embedded motion is unusable, so the photo is indexed without it.
+        log.warning("embedded motion video at byte %d is unreadable", offset, exc_info=True)
         return None
     return offset
 

@@ -31,6 +31,10 @@ class VideoError(ValueError):
     """A video that cannot be read; the message says why, for the errors list."""
 
 
+class NotAVideo(VideoError):
+    """A readable media file without any video stream (an audio-only MP4/M4A): skipped, not broken."""
+
+
 @dataclasses.dataclass(frozen=True)
 class VideoInfo:
     """What a video file is: its upright size, duration, codec and the metadata we use."""
@@ -72,7 +76,11 @@ def _open(source: str | bytes):
         raise VideoError(f"not a readable video ({_reason(exc)})") from None
     if not container.streams.video:
         container.close()
-        raise VideoError("the file holds no video stream")
+        raise NotAVideo("not a video: the file holds no video stream")
+    if container.streams.video[0].codec_context is None:
+        # FFmpeg knows the container but has no decoder for the stream (e.g. Dolby Vision over AV1, "dav1").
+        container.close()
+        raise VideoError("no decoder for this video's codec in the bundled FFmpeg")
     return container
 
 
