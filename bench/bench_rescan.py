@@ -103,8 +103,8 @@ def ensure_data(cache: Path, tree: Path, model: str) -> Path:
     import numpy as np
 
     from materialsearch.embed import normalise
+    from materialsearch.records import ItemRecord, Status
     from materialsearch.services import Services
-    from materialsearch.store import STATUS_OK, ItemRecord
 
     template = tree / f"data-{Path(model).stem}"
     if (template / ".complete").exists():
@@ -126,7 +126,7 @@ def ensure_data(cache: Path, tree: Path, model: str) -> Path:
                     kind=e.kind,
                     size=e.size,
                     mtime_ns=e.mtime_ns,
-                    status=STATUS_OK,
+                    status=Status.OK,
                     vectors=[(None, vectors[i])],
                 )
                 for i, e in enumerate(part)

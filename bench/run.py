@@ -285,7 +285,8 @@ def build_store(path: str, vectors, item_ids_base: int = 0):
     import numpy as np
     from sqlalchemy import insert
 
-    from materialsearch.store import STATUS_OK, Item, Store, Vector
+    from materialsearch.records import Status
+    from materialsearch.store import Item, Store, Vector
 
     store = Store(path)
     now = dt.datetime(2024, 1, 1)
@@ -302,7 +303,7 @@ def build_store(path: str, vectors, item_ids_base: int = 0):
                         "kind": "image",
                         "size": 2_000_000 + i,
                         "mtime_ns": 1_700_000_000_000_000_000 + i,
-                        "status": STATUS_OK,
+                        "status": Status.OK,
                         "taken_at": now + dt.timedelta(minutes=i),
                         "width": 4032,
                         "height": 3024,

@@ -23,10 +23,11 @@ from .decode import DecodeError, decode_image
 from .embed import Encoder
 from .index import VectorIndex
 from .motion import LIVE_PHOTO_MAX_UNVERIFIED_MS, embedded_motion_offset, still_content_identifier
-from .store import STATUS_ERROR, STATUS_MOTION, STATUS_OK, STATUS_SKIPPED, FileState, ItemRecord, Store
+from .records import FileState, ItemRecord, Kind, Status
+from .store import Store
 from .thumbnails import Renditions, rendition_key
 from .video import NotAVideo, VideoError, probe, sample_frames
-from .walk import KIND_VIDEO, FileEntry, walk_library
+from .walk import FileEntry, walk_library
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def file_hash(path: str, kind: str = "image") -> str:
     """blake2b of the whole file; for videos, of its size, first and last MiB (reading GBs would be too slow)."""
     digest = hashlib.blake2b(digest_size=20)
     with open(path, "rb") as handle:
-        if kind == KIND_VIDEO:
+        if kind == Kind.VIDEO:
             size = os.fstat(handle.fileno()).st_size
             digest.update(f"video:{size}:".encode())
             digest.update(handle.read(VIDEO_HASH_SPAN))
@@ -190,7 +191,7 @@ class Scanner:
                 state.size == entry.size
                 and state.mtime_ns == entry.mtime_ns
                 and state.status != "pending"
-                and (entry.kind != KIND_VIDEO or state.pair_path == entry.still)
+                and (entry.kind != Kind.VIDEO or state.pair_path == entry.still)
             ):
                 stats.unchanged += 1
             else:
@@ -283,7 +284,7 @@ class Scanner:
             old_path, state = match
             candidates.remove(match)
             del vanished[old_path]
-            if entry.kind == KIND_VIDEO and state.pair_path is not None and entry.still is None:
+            if entry.kind == Kind.VIDEO and state.pair_path is not None and entry.still is None:
                 remaining.append(entry)  # a Live Photo movie moved away from its still: rescan it as a video
                 continue
             self.store.move_item(state.id, entry.path, entry.size, entry.mtime_ns, entry.still)
@@ -356,7 +357,7 @@ class Scanner:
                         stats.decoded += 1
                         progress.current = work.entry.path
                         waiting.append(work)
-                        if work.record.status == STATUS_ERROR:
+                        if work.record.status == Status.ERROR:
                             log.warning("skipping %s: %s", work.entry.path, work.record.error)
                     if len(batch) >= batch_size or (not pending and batch):
                         encode_batch()
@@ -388,7 +389,7 @@ class Scanner:
             return  # the scan ended before this file's turn came
         try:
             try:
-                if work.entry.kind == KIND_VIDEO:
+                if work.entry.kind == Kind.VIDEO:
                     work.record = self._prepare_video(work.entry, emit)
                 else:
                     record, pixels = self._prepare(work.entry)
@@ -416,25 +417,25 @@ class Scanner:
 
     def _prepare(self, entry: FileEntry) -> tuple[ItemRecord, np.ndarray | None]:
         """Read once, hash, decode, thumbnail, preprocess a photo."""
-        record = ItemRecord(entry.path, entry.kind, entry.size, entry.mtime_ns, STATUS_OK)
+        record = ItemRecord(entry.path, entry.kind, entry.size, entry.mtime_ns, Status.OK)
         settings = self.settings
         try:
             with open(entry.path, "rb") as handle:
                 data = handle.read()
         except OSError as exc:
-            record.status, record.error = STATUS_ERROR, f"cannot read file ({exc.strerror or exc})"
+            record.status, record.error = Status.ERROR, f"cannot read file ({exc.strerror or exc})"
             return record, None
         record.content_hash = hashlib.blake2b(data, digest_size=20).hexdigest()
         try:
             decoded = decode_image(data, max_pixels=settings.max_image_pixels, **self.decode_sizes)
         except DecodeError as exc:
-            record.status, record.error = STATUS_ERROR, str(exc)
+            record.status, record.error = Status.ERROR, str(exc)
             return record, None
         record.motion_offset = _playable_motion_offset(data)
         del data
         record.width, record.height, record.taken_at = decoded.width, decoded.height, decoded.taken_at
         if min(decoded.width, decoded.height) < settings.min_image_size:
-            record.status = STATUS_SKIPPED
+            record.status = Status.SKIPPED
             record.error = (
                 f"too small ({decoded.width}x{decoded.height}; MS_MIN_IMAGE_SIZE is {settings.min_image_size})"
             )
@@ -452,24 +453,24 @@ class Scanner:
 
     def _prepare_video(self, entry: FileEntry, emit: Callable) -> ItemRecord:
         """Probe a video, decide whether it is a Live Photo's motion, else sample, thumbnail and emit its frames."""
-        record = ItemRecord(entry.path, KIND_VIDEO, entry.size, entry.mtime_ns, STATUS_OK, pair_path=entry.still)
+        record = ItemRecord(entry.path, Kind.VIDEO, entry.size, entry.mtime_ns, Status.OK, pair_path=entry.still)
         try:
-            record.content_hash = file_hash(entry.path, KIND_VIDEO)
+            record.content_hash = file_hash(entry.path, Kind.VIDEO)
             info = probe(entry.path)
         except OSError as exc:
-            record.status, record.error = STATUS_ERROR, f"cannot read file ({exc.strerror or exc})"
+            record.status, record.error = Status.ERROR, f"cannot read file ({exc.strerror or exc})"
             return record
         except NotAVideo as exc:
-            record.status, record.error = STATUS_SKIPPED, str(exc)
+            record.status, record.error = Status.SKIPPED, str(exc)
             return record
         except VideoError as exc:
-            record.status, record.error = STATUS_ERROR, str(exc)
+            record.status, record.error = Status.ERROR, str(exc)
             return record
         record.width, record.height = info.width, info.height
         record.duration_ms, record.playable = info.duration_ms, info.browser_playable
         record.taken_at = info.created_at or _mtime_datetime(entry.mtime_ns)
         if entry.still is not None and self._is_live_motion(info, entry.still):
-            record.status = STATUS_MOTION
+            record.status = Status.MOTION
             return record
         key = rendition_key(entry.path, entry.size, entry.mtime_ns)
         interval_ms = max(1, round(self.settings.frame_interval * 1000))
@@ -485,10 +486,10 @@ class Scanner:
                     poster = frame.image
                 emit((frame.time_ms, self.encoder.preprocess(frame.image), False))
         except VideoError as exc:
-            record.status, record.error = STATUS_ERROR, str(exc)
+            record.status, record.error = Status.ERROR, str(exc)
             return record
         except OSError as exc:
-            record.status, record.error = STATUS_ERROR, f"cannot read file ({exc.strerror or exc})"
+            record.status, record.error = Status.ERROR, f"cannot read file ({exc.strerror or exc})"
             return record
         try:
             self.renditions.write_image_thumbnail(self.renditions.thumbnail_path(key), poster)
@@ -517,19 +518,19 @@ class Scanner:
         for work in done:
             record = work.record
             # A file that failed part-way (a video after some frames) keeps none of its vectors.
-            kept = work.vectors if record.status == STATUS_OK else []
+            kept = work.vectors if record.status == Status.OK else []
             record.vectors = sorted(kept, key=lambda pair: -1 if pair[0] is None else pair[0])
-            if record.status == STATUS_OK and not record.vectors:
-                record.status, record.error = STATUS_ERROR, "nothing could be embedded"
+            if record.status == Status.OK and not record.vectors:
+                record.status, record.error = Status.ERROR, "nothing could be embedded"
             records.append(record)
         new_ids, new_vectors, replaced = self.store.write_batch(records)
         self.index.remove(replaced)
         self.index.add(new_ids, new_vectors)
         for record in records:
-            if record.status == STATUS_ERROR:
+            if record.status == Status.ERROR:
                 stats.errors += 1
                 progress.errors += 1
-            elif record.status == STATUS_SKIPPED:
+            elif record.status == Status.SKIPPED:
                 stats.skipped += 1
             elif record.path in known:
                 stats.updated += 1
@@ -542,8 +543,8 @@ def _failed_record(entry: FileEntry, exc: Exception) -> ItemRecord:
     """The error record of a file whose preparation raised something nobody anticipated."""
     detail = " ".join(str(exc).split())[:200]
     reason = f"unexpected error ({type(exc).__name__}{': ' + detail if detail else ''})"
-    record = ItemRecord(entry.path, entry.kind, entry.size, entry.mtime_ns, STATUS_ERROR, error=reason)
-    if entry.kind == KIND_VIDEO:
+    record = ItemRecord(entry.path, entry.kind, entry.size, entry.mtime_ns, Status.ERROR, error=reason)
+    if entry.kind == Kind.VIDEO:
         record.pair_path = entry.still  # as a good scan would: an unchanged rescan must not retry the file
     return record
 

@@ -19,7 +19,8 @@ import numpy as np
 from .decode import decode_image
 from .embed import Encoder, normalise
 from .index import VectorIndex
-from .store import STATUS_OK, Filters, Item, Store
+from .records import Status
+from .store import Filters, Item, Store
 
 # How many vectors each query considers before grouping them into photos and moments (grows for deep pages).
 CANDIDATE_POOL = 1000
@@ -153,7 +154,7 @@ class SearchService:
         if cached is None or cached[0] != key:
             cached = self._total_cache = (key, self.store.count_searchable(filters))
         # Excluded items (the query item of "more like this") are few: subtract those that are searchable.
-        return cached[1] - sum(item.status == STATUS_OK for item in self.store.get_items(list(exclude)).values())
+        return cached[1] - sum(item.status == Status.OK for item in self.store.get_items(list(exclude)).values())
 
     def _top(self, vector, wanted: int, allowed, exclude) -> tuple[list[tuple[int, float, Moment | None]], bool]:
         # Items may own many vectors (video frames) and some may be excluded: widen the pool until enough hits

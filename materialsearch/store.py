@@ -33,13 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-STATUS_OK = "ok"
-STATUS_ERROR = "error"
-STATUS_SKIPPED = "skipped"
-# An item whose vector must be (re)computed on the next scan, e.g. after the model changed.
-STATUS_PENDING = "pending"
-# A Live Photo's movie: part of its still's item (played as its motion), never a result of its own.
-STATUS_MOTION = "motion"
+from .records import FileState, ItemRecord, Kind, Status
 
 DB_FILENAME = "materialsearch.db"  # inside MS_DATA_DIR
 PAGE_SIZE_BYTES = 16384  # 4 KiB pages waste about half the file on 2 KB vector blobs
@@ -115,43 +109,6 @@ class TokenInfo:
     token_hash: str
     created_at: dt.datetime
     last_used_at: dt.datetime | None
-
-
-@dataclasses.dataclass(frozen=True)
-class FileState:
-    """What the database knows about a path, for mark-and-sweep."""
-
-    id: int
-    size: int
-    mtime_ns: int
-    status: str
-    content_hash: str | None
-    pair_path: str | None = None
-
-
-@dataclasses.dataclass
-class ItemRecord:
-    """A scanned file's outcome, ready to be written (``vectors`` is empty for errors and skips).
-
-    ``vectors`` holds (time_ms, vector) pairs: time_ms is None for a still, the frame's time for a video.
-    """
-
-    path: str
-    kind: str
-    size: int
-    mtime_ns: int
-    status: str
-    error: str | None = None
-    content_hash: str | None = None
-    taken_at: dt.datetime | None = None
-    width: int | None = None
-    height: int | None = None
-    thumbnail: str | None = None
-    vectors: list[tuple[int | None, np.ndarray]] = dataclasses.field(default_factory=list)
-    duration_ms: int | None = None
-    playable: bool | None = None
-    pair_path: str | None = None
-    motion_offset: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -332,7 +289,7 @@ class Store:
         """Drop every vector and mark indexed items for re-embedding (the model changed). Returns how many."""
         with self.engine.begin() as conn:
             conn.execute(delete(Vector))
-            result = conn.execute(update(Item).where(Item.status == STATUS_OK).values(status=STATUS_PENDING))
+            result = conn.execute(update(Item).where(Item.status == Status.OK).values(status=Status.PENDING))
             return result.rowcount
 
     # --- vectors ----------------------------------------------------------------------------------------------
@@ -399,7 +356,7 @@ class Store:
         with self.engine.connect() as conn:
             for start in range(0, len(paths), 900):
                 rows = conn.execute(
-                    select(Item).where(Item.pair_path.in_(paths[start : start + 900]), Item.status == STATUS_MOTION)
+                    select(Item).where(Item.pair_path.in_(paths[start : start + 900]), Item.status == Status.MOTION)
                 ).all()
                 found.update((row.pair_path, _row_to_item(row)) for row in rows)
         return found
@@ -408,7 +365,7 @@ class Store:
         """Whether any video is indexed."""
         with self.engine.connect() as conn:
             found = conn.execute(
-                select(Item.id).where(Item.status == STATUS_OK, Item.kind == "video").limit(1)
+                select(Item.id).where(Item.status == Status.OK, Item.kind == Kind.VIDEO).limit(1)
             ).scalar()
         return found is not None
 
@@ -471,7 +428,7 @@ class Store:
 
     def problems(self, limit: int, offset: int) -> tuple[list[Item], int]:
         """Files that failed or were skipped, newest first, with the total."""
-        where = Item.status.in_([STATUS_ERROR, STATUS_SKIPPED])
+        where = Item.status.in_([Status.ERROR, Status.SKIPPED])
         with self.engine.connect() as conn:
             total = conn.execute(select(func.count(Item.id)).where(where)).scalar() or 0
             rows = conn.execute(

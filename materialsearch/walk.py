@@ -14,10 +14,9 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 
-log = logging.getLogger(__name__)
+from .records import Kind
 
-KIND_IMAGE = "image"
-KIND_VIDEO = "video"
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +26,7 @@ class FileEntry:
     path: str
     size: int
     mtime_ns: int
-    kind: str
+    kind: Kind
     # For a video: the photo with the same name in the same folder (a Live Photo's still), if there is one.
     still: str | None = None
 
@@ -135,7 +134,7 @@ def walk_library(
                 except OSError as exc:
                     report(entry.path, f"cannot stat ({exc.strerror or exc})")
                     continue
-                kind = KIND_VIDEO if ext in video_exts else KIND_IMAGE
+                kind = Kind.VIDEO if ext in video_exts else Kind.IMAGE
                 files.append(FileEntry(entry.path, stat.st_size, stat.st_mtime_ns, kind))
             yield from reversed(_pair_live_photos(files))
 
@@ -144,13 +143,13 @@ def _pair_live_photos(files: list[FileEntry]) -> list[FileEntry]:
     """Give each video of a folder the photo that shares its name (IMG_0001.HEIC + IMG_0001.MOV), if any."""
     stills = {}
     for entry in files:
-        if entry.kind == KIND_IMAGE:
+        if entry.kind == Kind.IMAGE:
             stills.setdefault(os.path.splitext(entry.path)[0].lower(), entry.path)
     if not stills:
         return files
     return [
         dataclasses.replace(entry, still=stills.get(os.path.splitext(entry.path)[0].lower()))
-        if entry.kind == KIND_VIDEO
+        if entry.kind == Kind.VIDEO
         else entry
         for entry in files
     ]

@@ -9,8 +9,9 @@ import os
 from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file, url_for
 
 from ..decode import DecodeError
+from ..records import Status
 from ..search import NotFound, Page, SearchError
-from ..store import STATUS_MOTION, STATUS_OK, Filters, Item
+from ..store import Filters, Item
 from ..thumbnails import rendition_key
 from ..transcode import TranscodeError
 from ..video import VideoError
@@ -221,7 +222,7 @@ def search_post():
 # --- items ------------------------------------------------------------------------------------------------------
 def _indexed_item(item_id: int) -> Item:
     item = _services().store.get_item(item_id) if item_id <= MAX_INT else None
-    if item is None or item.status != STATUS_OK:
+    if item is None or item.status != Status.OK:
         raise NotFound(f"item {item_id} does not exist or is not indexed")
     return item
 
@@ -417,7 +418,7 @@ def status():
     counts = services.store.counts()
     images = counts.get("image:ok", 0)
     videos = counts.get("video:ok", 0)
-    live = counts.get(f"video:{STATUS_MOTION}", 0)
+    live = counts.get(f"video:{Status.MOTION}", 0)
     errors_count = sum(v for k, v in counts.items() if k.endswith(":error"))
     skipped = sum(v for k, v in counts.items() if k.endswith(":skipped"))
     pending = sum(v for k, v in counts.items() if k.endswith(":pending"))
