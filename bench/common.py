@@ -473,9 +473,10 @@ class DataDirs:
     is a link to it, so ONNX exports are made once per checkpoint rather than once per data dir."""
 
     def __init__(self, prefix: str, shared_models: Path | None = None):
-        self.prefix, self.shared_models, self.made = prefix, shared_models, []
-        if shared_models is not None:
-            shared_models.mkdir(parents=True, exist_ok=True)
+        self.prefix, self.made = prefix, []
+        self.shared_models = None if shared_models is None else Path(shared_models).expanduser().resolve()
+        if self.shared_models is not None:  # resolved: a relative --cache must not make relative links
+            self.shared_models.mkdir(parents=True, exist_ok=True)
 
     def new(self, prefix: str | None = None) -> Path:
         """A new empty data dir (linked to the shared models folder, if any)."""
