@@ -28,7 +28,6 @@ import argparse
 import http.client
 import json
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -40,28 +39,13 @@ import time
 import urllib.parse
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+if not __package__:  # run as a file (python bench/bench_concurrent_search.py): import from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-DEFAULT_CACHE = os.environ.get("MS_BENCH_CACHE", "/tmp/ms-bench-cache")
-DEFAULT_OUT = str(REPO / "bench" / "results")
-INPUT_VERSION = 1
-QUERIES = (
-    "海边的日落",
-    "a dog running on the beach",
-    "一只在草地上奔跑的小狗",
-    "snow covered mountains under a blue sky",
-    "城市夜景",
-    "a red train at the station",
-    "生日蛋糕上插着蜡烛",
-    "children playing in the park",
-)
+from bench import common
+from bench.common import QUERIES, REPO, log
 
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+INPUT_VERSION = 2  # bump when the pictures change, so cached ones are remade
 
 
 def make_pictures(folder: Path, count: int, seed: int) -> None:
@@ -69,7 +53,7 @@ def make_pictures(folder: Path, count: int, seed: int) -> None:
     import numpy as np
     from PIL import Image
 
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir()
     rng = np.random.default_rng(seed)
     for i in range(count):
         small = rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)
@@ -78,14 +62,14 @@ def make_pictures(folder: Path, count: int, seed: int) -> None:
 
 
 def ensure_inputs(cache: Path, photos: int, extra: int) -> tuple[Path, Path]:
-    root = cache / f"concurrent-v{INPUT_VERSION}-{photos}-{extra}"
-    if not (root / ".complete").exists():
-        if root.exists():
-            shutil.rmtree(root)
-        log(f"making {photos} + {extra} pictures under {root} ...")
+    """(library, extra): ``photos`` pictures indexed before measuring and ``extra`` added during it (cached)."""
+
+    def make(root: Path) -> None:
+        log(f"making {photos} + {extra} pictures ...")
         make_pictures(root / "library", photos, seed=1)
         make_pictures(root / "extra", extra, seed=2)
-        (root / ".complete").write_text("ok")
+
+    root = common.cached_dir(cache / f"concurrent-v{INPUT_VERSION}-{photos}-{extra}", make)
     return root / "library", root / "extra"
 
 
@@ -171,23 +155,15 @@ def run_phase(port: int, searchers: int, until) -> dict:
     for thread in threads:
         thread.join(120)
     seconds = time.monotonic() - started
-    ms = sorted(x * 1000 for x in latencies)
-
-    def pct(p: float) -> float | None:
-        return round(ms[min(len(ms) - 1, int(p / 100 * len(ms)))], 1) if ms else None
-
+    summary = common.percentiles([x * 1000 for x in latencies], (50, 90, 99), digits=1) if latencies else {}
     return {
         "searchers": searchers,
         "seconds": round(seconds, 2),
-        "searches": len(ms),
-        "searches_per_s": round(len(ms) / seconds, 1) if seconds else None,
+        "searches": len(latencies),
+        "searches_per_s": round(len(latencies) / seconds, 1) if seconds else None,
         "errors": len(errors),
         "error_samples": errors[:5],
-        "p50_ms": pct(50),
-        "p90_ms": pct(90),
-        "p99_ms": pct(99),
-        "max_ms": round(ms[-1], 1) if ms else None,
-        "mean_ms": round(statistics.fmean(ms), 1) if ms else None,
+        **{f"{key}_ms": summary.get(key) for key in ("p50", "p90", "p99", "max", "mean")},
         "total_first": totals[0] if totals else None,
         "total_last": totals[-1] if totals else None,
     }
@@ -201,22 +177,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--searchers", type=int, default=16)
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of the idle phase")
     parser.add_argument("--max-scan", type=float, default=120.0, help="longest the scanning phase may last")
-    parser.add_argument("--cache", default=DEFAULT_CACHE)
-    parser.add_argument("--out", default=DEFAULT_OUT)
+    common.add_place_arguments(parser, "bench_concurrent_search.json")
     args = parser.parse_args(argv)
 
-    from bench_index import ensure_model
-
     cache = Path(args.cache)
-    model_path, model_what = ensure_model(cache, args.model)
+    model_path, model_what = common.ensure_model(cache, args.model)
     library, extra = ensure_inputs(cache, args.photos, args.extra)
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="ms-bench-concurrent-") as work:
         work = Path(work)
         added = work / "added"
         added.mkdir()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MS_")}
-        env.update({k: v for k, v in os.environ.items() if k.startswith("MS_")})  # the caller's tuning applies
+        env = dict(os.environ)  # the caller's MS_* tuning applies, except for these:
         env.update(
             {
                 "MS_LIBRARY": f"{library}{os.pathsep}{added}",
@@ -294,15 +266,12 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "load_average_at_end": os.getloadavg(),  # other processes' load makes the numbers noisier
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_concurrent_search.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    common.write_report(args.out, "bench_concurrent_search.json", results)
     print(f"model {results['model']}; {indexed} pictures indexed; {args.searchers} concurrent searchers over HTTP")
+    keys = ("searches", "searches_per_s", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors")
+    rows = [(name, *(phase[k] for k in keys)) for name, phase in (("idle", idle), ("scanning", scanning))]
     header = ("phase", "searches", "per s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors")
-    print(f"{header[0]:<10} " + " ".join(f"{h:>8}" for h in header[1:]))
-    for name, phase in (("idle", idle), ("scanning", scanning)):
-        keys = ("searches", "searches_per_s", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors")
-        print(f"{name:<10} " + " ".join(f"{phase[k]!s:>8}" for k in keys))
+    print("\n".join(common.text_table(header, rows, "<>>>>>>>")))
     print(
         f"scan under load: {scanning['scan']['summary']} ({scanning['scan']['items_per_s']} items/s); "
         f"searchable items grew {scanning['total_first']} -> {scanning['total_last']} during it; "

@@ -28,9 +28,7 @@ Prints a table and writes ``<out>/bench_rescan.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -39,17 +37,13 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+if not __package__:  # run as a file (python bench/bench_rescan.py): import from the repository root, as -m does
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-DEFAULT_CACHE = os.environ.get("MS_BENCH_CACHE", "/tmp/ms-bench-cache")
-DEFAULT_OUT = str(REPO / "bench" / "results")
-TREE_VERSION = 2  # bump when the tree layout changes, so cached trees are remade
+from bench import common, product
+from bench.common import log
 
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+TREE_VERSION = 3  # bump when the tree layout changes, so cached trees are remade
 
 
 def small_jpeg(path: Path, seed: int, size: tuple[int, int] = (96, 72)) -> None:
@@ -69,85 +63,82 @@ def seed_of(path: Path) -> Path:
 
 def ensure_tree(cache: Path, files: int, per_folder: int) -> Path:
     """The cached tree: ``files`` hard links in folders of ``per_folder`` (each folder links one small JPEG)."""
-    root = cache / f"rescan-tree-v{TREE_VERSION}-{files}-{per_folder}"
-    if (root / ".complete").exists():
-        return root
-    if root.exists():
-        shutil.rmtree(root)
-    (root / "library").mkdir(parents=True)
-    (root / "seeds").mkdir()  # outside the library folder: only the links are scanned
-    started = time.monotonic()
-    for i in range(files):
-        folder = root / "library" / f"{i // per_folder:04d}"
-        path = folder / f"IMG_{i:06d}.jpg"
-        if i % per_folder == 0:
-            folder.mkdir()
-            small_jpeg(seed_of(path), i // per_folder)
-        os.link(seed_of(path), path)
-    (root / ".complete").write_text("ok")
-    log(f"made {files} files in {time.monotonic() - started:.1f}s under {root}")
-    return root
+
+    def make(root: Path) -> None:
+        (root / "library").mkdir()
+        (root / "seeds").mkdir()  # outside the library folder: only the links are scanned
+        started = time.monotonic()
+        for i in range(files):
+            folder = root / "library" / f"{i // per_folder:04d}"
+            path = folder / f"IMG_{i:06d}.jpg"
+            if i % per_folder == 0:
+                folder.mkdir()
+                small_jpeg(seed_of(path), i // per_folder)
+            os.link(seed_of(path), path)
+        log(f"made {files} files in {time.monotonic() - started:.1f}s")
+
+    return common.cached_dir(cache / f"rescan-tree-v{TREE_VERSION}-{files}-{per_folder}", make)
 
 
 def settings_for(library: Path, data_dir: Path, model: str, **overrides):
-    from config import Settings
-
+    """Settings for a scan of ``library`` into ``data_dir``: the caller's MS_* tuning, no schedule."""
     values = {"library": str(library), "data_dir": str(data_dir), "model": model, "scan_cron": ""}
     values.update(overrides)
     environ = {k: v for k, v in os.environ.items() if k.startswith("MS_") and k not in {"MS_LIBRARY", "MS_DATA_DIR"}}
-    return Settings.from_env(environ=environ, **values)
+    return product.Settings.from_env(environ=environ, **values)
 
 
 def ensure_data(cache: Path, tree: Path, model: str) -> Path:
     """A data dir holding a finished scan of the tree (made once through Store.write_batch, then cached)."""
     import numpy as np
 
-    from materialsearch.embed import normalise
-    from materialsearch.records import ItemRecord, Status
-    from materialsearch.services import Services
+    def make(data_dir: Path) -> None:
+        started = time.monotonic()
+        services = product.Services(settings_for(tree / "library", data_dir, model))
+        try:
+            rng = np.random.default_rng(0)
+            entries = list(services.scanner.walk())
+            chunk = 5000
+            for start in range(0, len(entries), chunk):
+                part = entries[start : start + chunk]
+                vectors = product.normalise(rng.standard_normal((len(part), services.encoder.dim)).astype(np.float32))
+                records = [
+                    product.ItemRecord(
+                        path=e.path,
+                        kind=e.kind,
+                        size=e.size,
+                        mtime_ns=e.mtime_ns,
+                        status=product.Status.OK,
+                        vectors=[(None, vectors[i])],
+                    )
+                    for i, e in enumerate(part)
+                ]
+                ids, added, _replaced = services.store.write_batch(records)
+                services.index.add(ids, added)
+        finally:
+            services.close()  # saves the index with its stamp
+        log(f"made the database of {len(entries)} indexed files in {time.monotonic() - started:.1f}s")
 
-    template = tree / f"data-{Path(model).stem}"
-    if (template / ".complete").exists():
-        return template
-    if template.exists():
-        shutil.rmtree(template)
-    started = time.monotonic()
-    services = Services(settings_for(tree / "library", template, model))
-    try:
-        rng = np.random.default_rng(0)
-        entries = list(services.scanner.walk())
-        chunk = 5000
-        for start in range(0, len(entries), chunk):
-            part = entries[start : start + chunk]
-            vectors = normalise(rng.standard_normal((len(part), services.encoder.dim)).astype(np.float32))
-            records = [
-                ItemRecord(
-                    path=e.path,
-                    kind=e.kind,
-                    size=e.size,
-                    mtime_ns=e.mtime_ns,
-                    status=Status.OK,
-                    vectors=[(None, vectors[i])],
-                )
-                for i, e in enumerate(part)
-            ]
-            ids, added, _replaced = services.store.write_batch(records)
-            services.index.add(ids, added)
-    finally:
-        services.close()  # saves the index with its stamp
-    (template / ".complete").write_text("ok")
-    log(f"made the database of {len(entries)} indexed files in {time.monotonic() - started:.1f}s")
-    return template
+    return common.cached_dir(tree / f"data-{Path(model).stem}", make)
 
 
 class OpenCounter:
-    """Counts ``open`` audit events for files under ``root`` while active (audit hooks cannot be removed)."""
+    """Counts ``open`` audit events for files under ``root`` inside ``with counter:`` (each ``with`` starts a new
+    count; audit hooks cannot be removed, so the hook stays and does nothing outside)."""
 
     def __init__(self, root: Path):
         self.root = str(root)
         self.active = threading.Event()
         self.opened: list[str] = []
         sys.addaudithook(self._hook)
+
+    def __enter__(self) -> OpenCounter:
+        self.opened.clear()
+        self.active.set()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.active.clear()
 
     def _hook(self, event: str, args) -> None:
         if self.active.is_set() and event == "open" and isinstance(args[0], str) and args[0].startswith(self.root):
@@ -160,28 +151,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-folder", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3, help="unchanged rescans measured")
     parser.add_argument("--changes", type=int, default=10, help="files removed, added and rewritten each")
-    parser.add_argument("--cache", default=DEFAULT_CACHE)
-    parser.add_argument("--out", default=DEFAULT_OUT)
+    common.add_place_arguments(parser, "bench_rescan.json")
     args = parser.parse_args(argv)
 
     cache = Path(args.cache)
-    cache.mkdir(parents=True, exist_ok=True)
-    from materialsearch.model import make_test_model
-
-    model = str(cache / "models" / "tiny-test-seed0.pt")
-    if not os.path.isfile(model):
-        make_test_model(model, seed=0)
+    model = str(common.ensure_model(cache, "tiny")[0])
     tree = ensure_tree(cache, args.files, args.per_folder)
     library = tree / "library"
     template = ensure_data(cache, tree, model)
-
-    from materialsearch.services import Services
 
     counter = OpenCounter(library)
     results: dict = {
         "files": args.files,
         "per_folder": args.per_folder,
-        "machine": {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine()},
         "load_average_before": os.getloadavg(),  # other processes' load makes the numbers noisier
         "rescans": [],
     }
@@ -189,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         data = Path(work) / "data"
         shutil.copytree(template, data)
         started = time.monotonic()
-        services = Services(settings_for(library, data, model))
+        services = product.Services(settings_for(library, data, model))
         results["open_seconds"] = round(time.monotonic() - started, 3)
+        results["machine"] = common.machine_facts()  # after the open: its imports belong to open_seconds
         removed: list[Path] = []
         rewritten: list[Path] = []
         added: list[Path] = []
@@ -202,12 +185,8 @@ def main(argv: list[str] | None = None) -> int:
                 t1 = time.monotonic()
                 known = len(services.store.file_states())
                 t2 = time.monotonic()
-                counter.opened.clear()
-                counter.active.set()
-                try:
+                with counter:
                     stats = services.scans.run()
-                finally:
-                    counter.active.clear()
                 t3 = time.monotonic()
                 assert walked == known == stats.found == stats.unchanged == args.files, (walked, known, stats)
                 assert stats.decoded == stats.added == stats.updated == stats.removed == 0, stats.summary()
@@ -234,14 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                 small_jpeg(path, 1000 + i, size=(128, 96))
             for i, path in enumerate(added):
                 small_jpeg(path, 2000 + i)
-            counter.opened.clear()
-            counter.active.set()
-            try:
-                t0 = time.monotonic()
-                stats = services.scans.run()
-                changed_s = time.monotonic() - t0
-            finally:
-                counter.active.clear()
+            with counter:
+                changed_s, stats = common.timed(services.scans.run)
             expected = (k, k, k, 2 * k, args.files - k - k)
             found = (stats.added, stats.updated, stats.removed, stats.decoded, stats.unchanged)
             results["changes"] = {
@@ -271,15 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     results["rescan_s_best"] = best
     results["load_average_after"] = os.getloadavg()
     results["rescan_s_median"] = round(statistics.median(r["rescan_s"] for r in results["rescans"]), 3)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_rescan.json").write_text(json.dumps(results, indent=2))
-    print(f"{'files':>10} {'rescan s':>10} {'walk s':>10} {'db read s':>10} {'opened':>8}")
-    for row in results["rescans"]:
-        print(
-            f"{args.files:>10} {row['rescan_s']:>10.2f} {row['walk_only_s']:>10.2f} "
-            f"{row['db_read_only_s']:>10.2f} {row['files_opened']:>8}"
-        )
+    common.write_report(args.out, "bench_rescan.json", results)
+    rows = [
+        (args.files, f"{r['rescan_s']:.2f}", f"{r['walk_only_s']:.2f}", f"{r['db_read_only_s']:.2f}", r["files_opened"])
+        for r in results["rescans"]
+    ]
+    print("\n".join(common.text_table(("files", "rescan s", "walk s", "db read s", "opened"), rows, ">>>>>")))
     print(
         f"unchanged rescan of {args.files} files: best {best:.2f}s, median {results['rescan_s_median']:.2f}s "
         f"(load average {results['load_average_before'][0]:.1f} before, {results['load_average_after'][0]:.1f} after)"

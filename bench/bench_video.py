@@ -19,20 +19,28 @@ real 12 MP photo, phone-like GOP of 1 s) and cached under ``--cache``; results g
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import sys
 import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path[:0] = [str(ROOT), str(HERE)]
+if not __package__:  # run as a file (python bench/bench_video.py): import from the repository root, as -m does
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_index import ensure_model, log, rss_mb  # noqa: E402
+from bench import product
+from bench.common import (
+    DataDirs,
+    add_place_arguments,
+    ensure_model,
+    link_or_copy,
+    log,
+    measure_model_alone,
+    rss_mb,
+    timed,
+    write_report,
+)
 
 
 def make_video(path: Path, codec: str, seconds: float, size: tuple[int, int], fps: int, source: Path) -> None:
@@ -70,12 +78,6 @@ def make_video(path: Path, codec: str, seconds: float, size: tuple[int, int], fp
     os.replace(tmp, path)
 
 
-def timed(fn):
-    started = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - started, result
-
-
 def decode_all(path: str, convert: bool) -> int:
     import av
 
@@ -90,49 +92,31 @@ def decode_all(path: str, convert: bool) -> int:
     return count
 
 
-def measure(video: Path, label: str, args, checkpoint: Path) -> dict:
-    from config import Settings
-    from materialsearch.services import Services
-    from materialsearch.video import probe, sample_frames
-
-    info = probe(str(video))
+def measure(video: Path, label: str, args, checkpoint: Path, data_dirs: DataDirs) -> dict:
+    """Sampling, decoding every frame (with and without conversion), the scan and the model alone on ``video``."""
+    info = product.probe(str(video))
     seconds = info.duration_ms / 1000
     interval_ms = round(args.interval * 1000)
     stats: dict = {}
-    sample_s, frames = timed(lambda: list(sample_frames(str(video), interval_ms, 224, 384, stats=stats)))
+    sample_s, frames = timed(lambda: list(product.sample_frames(str(video), interval_ms, 224, 384, stats=stats)))
     decode_s, decoded = timed(lambda: decode_all(str(video), convert=False))
     convert_s, _ = timed(lambda: decode_all(str(video), convert=True))
 
-    with tempfile.TemporaryDirectory(prefix="ms-bench-video-") as tmp:
-        library = Path(tmp) / "library"
-        library.mkdir()
-        os.link(video, library / video.name) if _same_fs(video, library) else shutil.copy2(video, library)
-        settings = Settings.from_env(
+    with tempfile.TemporaryDirectory(prefix="ms-bench-video-") as library:
+        link_or_copy(video, Path(library) / video.name)
+        settings = product.Settings.from_env(
             environ={},
-            library=str(library),
-            data_dir=str(Path(tmp) / "data"),
+            library=library,
+            data_dir=str(data_dirs.new()),
             model=str(checkpoint),
             frame_interval=args.interval,
         )
-        # ONNX exports are made once per model (tens of seconds for ViT-B-16): keep them in the cache.
-        exports = Path(settings.models_dir) / "onnx"
-        kept = checkpoint.parent / "onnx"
-        if kept.is_dir():
-            shutil.copytree(kept, exports, dirs_exist_ok=True)
-        services = Services(settings)
-        if exports.is_dir():
-            shutil.copytree(exports, kept, dirs_exist_ok=True)
+        services = product.Services(settings)
         try:
             scan = services.scans.run()
             embedded = services.index.ntotal
             pixels = [services.encoder.preprocess(f.image) for f in frames[: max(embedded, 1)]]
-            services.encoder.encode_images(pixels[: settings.batch_size])  # warm-up
-            model_s, _ = timed(
-                lambda: [
-                    services.encoder.encode_images(pixels[i : i + settings.batch_size])
-                    for i in range(0, len(pixels), settings.batch_size)
-                ]
-            )
+            model_s = measure_model_alone(services.encoder, pixels, settings.batch_size)["seconds"]
         finally:
             services.close()
     return {
@@ -161,14 +145,12 @@ def measure(video: Path, label: str, args, checkpoint: Path) -> dict:
 
 def measure_long(video: Path, args) -> dict:
     """Sampling a long video: real-time factor and how much the process grows (memory must stay bounded)."""
-    from materialsearch.video import probe, sample_frames
-
-    seconds = probe(str(video)).duration_ms / 1000
+    seconds = product.probe(str(video)).duration_ms / 1000
     before, _peak = rss_mb()
     stats: dict = {}
     count = 0
     started = time.perf_counter()
-    for _frame in sample_frames(str(video), round(args.interval * 1000), 224, 384, stats=stats):
+    for _frame in product.sample_frames(str(video), round(args.interval * 1000), 224, 384, stats=stats):
         count += 1  # frames are dropped at once, as the scanner hands them to the model
     elapsed = time.perf_counter() - started
     after, _peak = rss_mb()
@@ -181,10 +163,6 @@ def measure_long(video: Path, args) -> dict:
         "rtf_sample": round(seconds / elapsed, 1),
         "rss_growth_mb": round(after - before, 1),
     }
-
-
-def _same_fs(a: Path, b: Path) -> bool:
-    return os.stat(a).st_dev == os.stat(b).st_dev
 
 
 def render(rows: list[dict], interval: float) -> str:
@@ -209,9 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="small inputs and the tiny model: checks it runs")
     parser.add_argument("--model", default=None, help="vit-b-16 (default), tiny, or a checkpoint path")
     parser.add_argument("--interval", type=float, default=2.0, help="frame interval in seconds (default 2)")
-    parser.add_argument("--cache", default=os.environ.get("MS_BENCH_CACHE", "/tmp/ms-bench-cache"))
-    parser.add_argument("--out", default=str(HERE / "results"))
-    parser.add_argument("--media", default=str(ROOT.parent / "shared" / "media"))
+    add_place_arguments(parser, "bench_video.json", media=True)
     parser.add_argument("--long-minutes", type=float, default=None, help="also sample a long 320x180 video")
     args = parser.parse_args(argv)
     cache = Path(args.cache)
@@ -224,8 +200,6 @@ def main(argv: list[str] | None = None) -> int:
     if long_row:
         print(render_long(long_row))
     print(f"RSS now {current:.0f} MB, peak {peak:.0f} MB")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     report = {
         "model": described,
         "interval_s": args.interval,
@@ -234,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         "rss_mb": current,
         "peak_rss_mb": peak,
     }
-    (out / "bench_video.json").write_text(json.dumps(report, indent=2))
+    write_report(args.out, "bench_video.json", report)
     return 0
 
 
@@ -255,14 +229,19 @@ def run_inputs(cache: Path, media: Path, checkpoint: Path, args) -> tuple[list[d
     else:
         specs = [("H.264 1080p", "libx264", 60, (1920, 1080)), ("HEVC 1080p", "libx265", 30, (1920, 1080))]
     rows = []
-    for label, codec, seconds, size in specs:
-        path = cache / "video" / f"{codec}-{size[0]}x{size[1]}-{seconds}s-30fps-gop30.mp4"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.is_file():
-            log(f"making {path.name} ...")
-            make_video(path, codec, seconds, size, 30, source)
-        log(f"measuring {label} ...")
-        rows.append(measure(path, label, args, checkpoint))
+    # ONNX exports are made once per model (tens of seconds for ViT-B-16): every data dir shares the cache's.
+    data_dirs = DataDirs("ms-bench-video-data-", shared_models=Path(cache) / "data-models")
+    try:
+        for label, codec, seconds, size in specs:
+            path = cache / "video" / f"{codec}-{size[0]}x{size[1]}-{seconds}s-30fps-gop30.mp4"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.is_file():
+                log(f"making {path.name} ...")
+                make_video(path, codec, seconds, size, 30, source)
+            log(f"measuring {label} ...")
+            rows.append(measure(path, label, args, checkpoint, data_dirs))
+    finally:
+        data_dirs.cleanup()
     long_minutes = args.long_minutes if args.long_minutes is not None else (0 if args.smoke else 60)
     long_row = None
     if long_minutes:

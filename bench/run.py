@@ -31,21 +31,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-for path in (str(REPO), str(HERE)):
-    if path not in sys.path:
-        sys.path.insert(0, path)
+if not __package__:  # run as a file (python bench/run.py): import from the repository root, as -m does
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import bench_index as bi  # noqa: E402 - the indexing benchmark's input generation and measuring helpers
+from bench import bench_video, common, product
+from bench.common import QUERIES, log, percentiles, rss_mb
 
 SCHEMA = 1
 HEIC_SOURCES = ("heic_iphone12pro_orient6_irot_gps.heic", "heic_iphone8plus_arrow_orient6_irot.heic")
@@ -62,40 +58,32 @@ FIDELITY_BAR = 0.999
 # --------------------------------------------------------------------------------------------------------------
 # Inputs
 # --------------------------------------------------------------------------------------------------------------
-def link_or_copy(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-
-
 def ensure_sets(args, cache: Path) -> dict[str, Path]:
     """Folders of photos: ``jpeg`` (generated 12 MP phone-like JPEGs), ``heic`` (copies of the real iPhone
     HEICs of the media set), ``mixed`` (HEIC_SHARE_OF_MIX HEIC, the rest JPEG)."""
     n = args.photos
-    jpeg_source = bi.ensure_images(cache, n, args.width, args.height, 90, 6.0, args.media)
+    jpeg_source = common.ensure_images(cache, n, args.width, args.height, 90, 6.0, args.media)
     jpegs = sorted(jpeg_source.glob("*.jpg"))
     heics = [Path(args.media) / name for name in HEIC_SOURCES if (Path(args.media) / name).is_file()]
     if not heics:
         raise SystemExit(f"no real iPhone HEICs in {args.media} ({', '.join(HEIC_SOURCES)})")
-    root = cache / f"sets-{n}-{args.width}x{args.height}"
-    if not root.is_dir():
-        tmp = bi.atomic_dir(root)
-        (tmp / "jpeg").mkdir()
-        (tmp / "heic").mkdir()
-        (tmp / "mixed").mkdir()
+
+    def make(tmp: Path) -> None:
+        for name in ("jpeg", "heic", "mixed"):
+            (tmp / name).mkdir()
         for jpeg in jpegs:
-            link_or_copy(jpeg, tmp / "jpeg" / jpeg.name)
+            common.link_or_copy(jpeg, tmp / "jpeg" / jpeg.name)
         for i in range(n):
             # Copies of real phone files: their decode cost (and embedded thumbnails) are the real thing.
-            link_or_copy(heics[i % len(heics)], tmp / "heic" / f"IMG_{i:05d}.HEIC")
+            common.link_or_copy(heics[i % len(heics)], tmp / "heic" / f"IMG_{i:05d}.HEIC")
         heic_count = round(n * HEIC_SHARE_OF_MIX)
         for i in range(n):
             if i < heic_count:
-                link_or_copy(heics[i % len(heics)], tmp / "mixed" / f"IMG_{i:05d}.HEIC")
+                common.link_or_copy(heics[i % len(heics)], tmp / "mixed" / f"IMG_{i:05d}.HEIC")
             else:
-                link_or_copy(jpegs[i], tmp / "mixed" / f"IMG_{i:05d}.jpg")
-        os.replace(tmp, root)
+                common.link_or_copy(jpegs[i], tmp / "mixed" / f"IMG_{i:05d}.jpg")
+
+    root = common.cached_dir(cache / f"sets-{n}-{args.width}x{args.height}", make)
     return {name: root / name for name in ("jpeg", "heic", "mixed")}
 
 
@@ -124,57 +112,41 @@ def clustered(n: int, dim: int, clusters: int, seed: int = 0, spread: float = 0.
 # Indexing
 # --------------------------------------------------------------------------------------------------------------
 class Bench:
+    """What the parts of one run share: the arguments, the timed phases, and fresh data dirs whose ONNX exports
+    are made once (in the cache) and shared."""
+
     def __init__(self, args):
         self.args = args
         self.phases: dict[str, dict] = {}
-        self.data_dirs: list[Path] = []
-        self.models_dir = Path(args.cache) / "data-models"  # ONNX exports shared by every fresh data dir
-        self.models_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dirs = common.DataDirs("ms-bench-run-", shared_models=Path(args.cache) / "data-models")
 
-    def phase(self, name: str):
-        return bi.Phase(name, self.phases, self.args.wait_quiet)
+    def phase(self, name: str) -> common.Phase:
+        return common.Phase(name, self.phases, self.args.wait_quiet)
 
     def settings(self, **overrides):
-        from config import Settings
-
-        data_dir = Path(tempfile.mkdtemp(prefix="ms-bench-run-"))
-        self.data_dirs.append(data_dir)
-        (data_dir / "models").symlink_to(self.models_dir, target_is_directory=True)
-        values = {"model": str(self.checkpoint), "data_dir": str(data_dir)}
+        """Settings for a fresh data dir over the run's checkpoint (and ``--batch-size``), plus ``overrides``."""
+        values = {"model": str(self.checkpoint), "data_dir": str(self.data_dirs.new())}
         if self.args.batch_size:
             values["batch_size"] = self.args.batch_size
         values.update(overrides)
-        return Settings.from_env(**values)
-
-    def cleanup(self) -> None:
-        for data_dir in self.data_dirs:
-            shutil.rmtree(data_dir, ignore_errors=True)
+        return product.Settings.from_env(**values)
 
 
 def reference_inputs(encoder, sets: dict[str, Path], settings) -> tuple[list, list]:
     """Preprocessed pictures of the mixed set (as the scanner decodes them) and the query sentences."""
-    from materialsearch.decode import decode_image
-    from materialsearch.scan import decode_sizes
-
-    sizes = decode_sizes(settings, encoder)
-    pixels = []
-    for path in sorted(sets["mixed"].iterdir()):
-        decoded = decode_image(path.read_bytes(), max_pixels=settings.max_image_pixels, **sizes)
-        pixels.append(encoder.preprocess(decoded.image))
-    return pixels, list(bi.QUERIES[:16])
+    decode = common.scanner_decoder(settings, encoder)
+    pixels = [encoder.preprocess(decode(path.read_bytes()).image) for path in sorted(sets["mixed"].iterdir())]
+    return pixels, list(QUERIES[:16])
 
 
 def measure_config(bench: Bench, key: str, sets: dict[str, Path], reference: dict | None) -> dict:
     import numpy as np
 
-    from materialsearch.embed import make_encoder
-    from materialsearch.services import Services
-
     backend, precision = key.split(":")
     settings = bench.settings(backend=backend, precision=precision)
-    bi.log(f"{key}: loading (first time: ONNX export/quantization) ...")
+    log(f"{key}: loading (first time: ONNX export/quantization) ...")
     t0 = time.perf_counter()
-    encoder = make_encoder(settings)
+    encoder = product.make_encoder(settings)
     encoder.load()
     load_s = time.perf_counter() - t0
     result: dict = {
@@ -187,7 +159,7 @@ def measure_config(bench: Bench, key: str, sets: dict[str, Path], reference: dic
     }
     pixels, sentences = reference_inputs(encoder, sets, settings)
     with bench.phase(f"{key}:model_alone"):
-        model = bi.measure_model_alone(encoder, pixels, settings.batch_size)
+        model = common.measure_model_alone(encoder, pixels, settings.batch_size)
     result["model_alone_images_per_s"] = round(model["images_per_s"], 3)
     model_cpu = bench.phases[f"{key}:model_alone"]
     # Throughput per CPU-second of this process: on a machine shared with other jobs, wall-clock rates follow
@@ -201,7 +173,7 @@ def measure_config(bench: Bench, key: str, sets: dict[str, Path], reference: dic
         t0 = time.perf_counter()
         encoder.encode_texts([sentence])
         text_ms.append((time.perf_counter() - t0) * 1000)
-    result["text_encode_ms"] = bi.percentiles(text_ms)
+    result["text_encode_ms"] = percentiles(text_ms)
     if reference is None:
         result["fidelity"] = {"image_min_cos": 1.0, "text_min_cos": 1.0}
         result["_vectors"] = (image_vectors, text_vectors)
@@ -216,7 +188,7 @@ def measure_config(bench: Bench, key: str, sets: dict[str, Path], reference: dic
     runs = [(name, folder, True) for name, folder in sets.items()]
     if model["images_per_s"] < bench.args.min_scan_rate:
         # e.g. bf16 on a CPU without native bf16: its scans would take many minutes and say nothing new
-        bi.log(f"{key}: model alone {model['images_per_s']:.2f} img/s < --min-scan-rate: scans skipped")
+        log(f"{key}: model alone {model['images_per_s']:.2f} img/s < --min-scan-rate: scans skipped")
         runs = []
     if key == bench.args.default_config and not bench.args.smoke:
         runs.append(("heic_full_decode", sets["heic"], False))
@@ -224,9 +196,9 @@ def measure_config(bench: Bench, key: str, sets: dict[str, Path], reference: dic
         scan_settings = bench.settings(
             backend=backend, precision=precision, library=str(folder), heic_thumbnail=thumbnails
         )
-        services = Services(scan_settings, encoder=encoder)
+        services = product.Services(scan_settings, encoder=encoder)
         try:
-            with bench.phase(f"{key}:scan:{name}"), bi.EncodeTimer(encoder) as timer:
+            with bench.phase(f"{key}:scan:{name}"), common.EncodeTimer(encoder) as timer:
                 stats = services.scans.run()
         finally:
             services.close()
@@ -247,15 +219,13 @@ def measure_config(bench: Bench, key: str, sets: dict[str, Path], reference: dic
             "hours_for_100k": round(100_000 / photos_per_s / 3600, 2),
             "heic_thumbnail": thumbnails,
         }
-        bi.log(f"{key} {name}: {photos_per_s:.2f} photos/s ({photos_per_s / model['images_per_s']:.2f}x model)")
+        log(f"{key} {name}: {photos_per_s:.2f} photos/s ({photos_per_s / model['images_per_s']:.2f}x model)")
     result["scans"] = scans
     return result
 
 
 def heic_thumbnail_fidelity(encoder, media: Path) -> dict:
     """Cosine between the vectors of the embedded thumbnail and of the full decode, per real iPhone HEIC."""
-    from materialsearch.decode import decode_image
-
     out = {}
     for name in HEIC_SOURCES:
         path = media / name
@@ -265,7 +235,9 @@ def heic_thumbnail_fidelity(encoder, media: Path) -> dict:
         timings, pixels = [], []
         for thumbnail in (False, True):
             t0 = time.perf_counter()
-            decoded = decode_image(data, min_side=encoder.input_resolution, max_pixels=10**9, heif_thumbnail=thumbnail)
+            decoded = product.decode_image(
+                data, min_side=encoder.input_resolution, max_pixels=10**9, heif_thumbnail=thumbnail
+            )
             timings.append((time.perf_counter() - t0) * 1000)
             pixels.append(encoder.preprocess(decoded.image))
         full, fast = encoder.encode_images(pixels)
@@ -285,17 +257,14 @@ def build_store(path: str, vectors, item_ids_base: int = 0):
     import numpy as np
     from sqlalchemy import insert
 
-    from materialsearch.records import Status
-    from materialsearch.store import Item, Store, Vector
-
-    store = Store(path)
+    store = product.Store(path)
     now = dt.datetime(2024, 1, 1)
     n = len(vectors)
     with store.engine.begin() as conn:
         for start in range(0, n, 50_000):
             stop = min(n, start + 50_000)
             conn.execute(
-                insert(Item),
+                insert(product.Item),
                 [
                     {
                         "id": i + 1,
@@ -303,7 +272,7 @@ def build_store(path: str, vectors, item_ids_base: int = 0):
                         "kind": "image",
                         "size": 2_000_000 + i,
                         "mtime_ns": 1_700_000_000_000_000_000 + i,
-                        "status": Status.OK,
+                        "status": product.Status.OK,
                         "taken_at": now + dt.timedelta(minutes=i),
                         "width": 4032,
                         "height": 3024,
@@ -313,7 +282,7 @@ def build_store(path: str, vectors, item_ids_base: int = 0):
                 ],
             )
             conn.execute(
-                insert(Vector),
+                insert(product.Vector),
                 [
                     {"id": i + 1, "item_id": i + 1, "time_ms": None, "embedding": vectors[i].astype("<f4").tobytes()}
                     for i in range(start, stop)
@@ -347,19 +316,12 @@ def peer_search(store_path: str, query, k: int = 20):
 def measure_size(bench: Bench, encoder, n: int, queries: int, threshold: int) -> dict:
     import numpy as np
 
-    from materialsearch.decode import decode_image
-    from materialsearch.index import VectorIndex
-    from materialsearch.scan import decode_sizes
-    from materialsearch.search import Page, SearchService
-    from materialsearch.store import Filters
-
     dim = encoder.dim
     args = bench.args
     clusters = max(50, n // 200)
-    folder = Path(tempfile.mkdtemp(prefix=f"ms-bench-q{n}-"))
-    bench.data_dirs.append(folder)
+    folder = bench.data_dirs.new(f"ms-bench-q{n}-")
     result: dict = {"items": n, "clusters": clusters}
-    bi.log(f"{n} items: generating vectors and the SQLite store ...")
+    log(f"{n} items: generating vectors and the SQLite store ...")
     with bench.phase(f"q{n}:store"):
         t0 = time.perf_counter()
         vectors = clustered(n, dim, clusters)
@@ -378,7 +340,7 @@ def measure_size(bench: Bench, encoder, n: int, queries: int, threshold: int) ->
     if args.sq8:
         kinds.append(("sq8", "IVF SQ8"))
     for kind, _label in kinds:
-        index = VectorIndex(
+        index = product.VectorIndex(
             str(folder / f"index-{kind}.faiss"),
             dim,
             encoder.identity,
@@ -388,7 +350,7 @@ def measure_size(bench: Bench, encoder, n: int, queries: int, threshold: int) ->
             sq8=kind == "sq8",
             background=False,
         )
-        bi.log(f"{n} items: building the {kind} index ...")
+        log(f"{n} items: building the {kind} index ...")
         with bench.phase(f"q{n}:{kind}:build"):
             t0 = time.perf_counter()
             # As at start-up from the database: exact at once, then the IVF the policy wants (here synchronously).
@@ -407,7 +369,7 @@ def measure_size(bench: Bench, encoder, n: int, queries: int, threshold: int) ->
             "layout": index.layout,
             "build_s": round(build_s, 2),
             "recall_at_10": round(hits / (10 * len(query_vectors)), 4),
-            "index_search_ms": bi.percentiles(search_only),
+            "index_search_ms": percentiles(search_only),
         }
         if kind == "auto":
             auto_index = index
@@ -416,37 +378,27 @@ def measure_size(bench: Bench, encoder, n: int, queries: int, threshold: int) ->
     result["indexes"] = layouts
 
     # exact flat search over the same vectors, for comparison
-    flat = VectorIndex(str(folder / "flat.faiss"), dim, encoder.identity, kind="flat")
+    flat = product.VectorIndex(str(folder / "flat.faiss"), dim, encoder.identity, kind="flat")
     flat.add(ids, vectors)
     flat_ms = []
     for query in query_vectors[:10]:
         t0 = time.perf_counter()
         flat.search(query, 10)
         flat_ms.append((time.perf_counter() - t0) * 1000)
-    result["flat_search_ms"] = bi.percentiles(flat_ms)
+    result["flat_search_ms"] = percentiles(flat_ms)
     del flat
 
     # text queries end to end through the product's search service
-    service = SearchService(store, auto_index, encoder, 10**9, decode_sizes(bench.query_settings, encoder))
-    sentences = [bi.QUERIES[i % len(bi.QUERIES)] for i in range(queries)]
-    for sentence in bi.QUERIES[:2]:
-        service.search(service.text_vector(sentence), Filters(), Page(limit=20))
-    total, encode, search = [], [], []
+    sizes = product.decode_sizes(bench.query_settings, encoder)
+    service = product.SearchService(store, auto_index, encoder, 10**9, sizes)
     with bench.phase(f"q{n}:text_queries"):
-        for sentence in sentences:
-            t0 = time.perf_counter()
-            vector = service.text_vector(sentence)
-            t1 = time.perf_counter()
-            page = service.search(vector, Filters(), Page(limit=20))
-            t2 = time.perf_counter()
-            assert len(page.hits) == 20, len(page.hits)
-            encode.append((t1 - t0) * 1000)
-            search.append((t2 - t1) * 1000)
-            total.append((t2 - t0) * 1000)
+        times = common.time_text_queries(service, queries)
+    if set(times["hits"]) != {20}:
+        raise SystemExit(f"{n} items: a text query returned other than 20 hits: {times['hits']}")
     result["text_query_ms"] = {
-        "total": bi.percentiles(total),
-        "encode": bi.percentiles(encode),
-        "search_and_lookup": bi.percentiles(search),
+        "total": percentiles(times["total_ms"]),
+        "encode": percentiles(times["encode_ms"]),
+        "search_and_lookup": percentiles(times["search_ms"]),
     }
     if n == max(args.sizes):
         image_ms = {}
@@ -458,16 +410,16 @@ def measure_size(bench: Bench, encoder, n: int, queries: int, threshold: int) ->
             decode, rest = [], []
             for _ in range(5):
                 t0 = time.perf_counter()
-                decode_image(data, min_side=encoder.input_resolution, max_pixels=10**9, heif_thumbnail=True)
+                product.decode_image(data, min_side=encoder.input_resolution, max_pixels=10**9, heif_thumbnail=True)
                 t1 = time.perf_counter()
                 vector = service.image_vector(data)
-                service.search(vector, Filters(), Page(limit=20))
+                service.search(vector, product.Filters(), product.Page(limit=20))
                 t2 = time.perf_counter()
                 decode.append((t1 - t0) * 1000)
                 rest.append((t2 - t1) * 1000 - decode[-1])  # image_vector decodes again; take that decode out
-            image_ms[label] = {"decode": bi.percentiles(decode), "encode_search_lookup": bi.percentiles(rest)}
+            image_ms[label] = {"decode": percentiles(decode), "encode_search_lookup": percentiles(rest)}
         result["image_query_ms"] = image_ms
-    result["rss_mb_after"] = round(bi.rss_mb()[0], 1)
+    result["rss_mb_after"] = round(rss_mb()[0], 1)
 
     # the peer's method on the same database
     peer = []
@@ -475,7 +427,7 @@ def measure_size(bench: Bench, encoder, n: int, queries: int, threshold: int) ->
         t0 = time.perf_counter()
         peer_search(str(folder / "materialsearch.db"), query)
         peer.append((time.perf_counter() - t0) * 1000)
-    result["peer_query_ms"] = bi.percentiles(peer)
+    result["peer_query_ms"] = percentiles(peer)
     store.close()
     shutil.rmtree(folder, ignore_errors=True)
     return result
@@ -588,8 +540,6 @@ def render(report: dict) -> str:
     lines.append("peer = load every vector from SQLite + numpy matmul + top 20 + item lookup, per query")
     video = report.get("video")
     if video:
-        import bench_video
-
         lines += ["", bench_video.render(video["rows"], video["interval_s"])]
         if video["long"]:
             lines.append(bench_video.render_long(video["long"]))
@@ -639,9 +589,7 @@ def parse_args(argv=None):
         "--long-minutes", type=float, default=None, help="minutes of the long video (default 60; smoke 0)"
     )
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="S")
-    parser.add_argument("--out", default=str(HERE / "results"))
-    parser.add_argument("--cache", default=bi.DEFAULT_CACHE)
-    parser.add_argument("--media", default=bi.DEFAULT_MEDIA)
+    common.add_place_arguments(parser, "bench_run.json", media=True)
     parser.add_argument("--smoke", action="store_true", help="tiny model, 4 photos, 2k items, 5 queries")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -656,21 +604,18 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from config import Settings
-    from materialsearch.embed import cpu_has_native_bf16, make_encoder, pick_device, resolve_backend
-
     cache = Path(args.cache).expanduser().resolve()
     bench = Bench(args)
-    bench.checkpoint, model_desc = bi.ensure_model(cache, args.model)
-    defaults = Settings.from_env(environ={})
-    device = pick_device(defaults.device)
-    default_choice = resolve_backend(defaults.backend, defaults.precision, device)
+    bench.checkpoint, model_desc = common.ensure_model(cache, args.model)
+    defaults = product.Settings.from_env(environ={})
+    device = product.pick_device(defaults.device)
+    default_choice = product.resolve_backend(defaults.backend, defaults.precision, device)
     args.default_config = f"{default_choice.backend}:{default_choice.precision}"
     configs = [c.strip() for c in args.configs.split(",") if c.strip()] or [
         "torch:fp32",
         "onnx:fp32",
         "onnx:int8",
-        *(["torch:bf16"] if cpu_has_native_bf16() else []),
+        *(["torch:bf16"] if product.cpu_has_native_bf16() else []),
     ]
     if args.smoke:
         configs = ["torch:fp32", "onnx:int8"]
@@ -679,10 +624,10 @@ def main(argv=None) -> int:
     bench.sets = ensure_sets(args, cache)
     report: dict = {
         "schema": SCHEMA,
-        "when": dt.datetime.now().replace(microsecond=0).isoformat(),
+        "when": common.now_iso(),
         "smoke": args.smoke,
-        "machine": bi.machine_facts(),
-        "native_bf16": cpu_has_native_bf16(),
+        "machine": common.machine_facts(),
+        "native_bf16": product.cpu_has_native_bf16(),
         "config": {
             "model_desc": model_desc,
             "photos": args.photos,
@@ -710,12 +655,12 @@ def main(argv=None) -> int:
             for row in report["indexing"]:
                 row.pop("_vectors", None)
             ref_settings = bench.settings(backend="torch", precision="fp32")
-            ref_encoder = make_encoder(ref_settings)
+            ref_encoder = product.make_encoder(ref_settings)
             report["heic_thumbnail_fidelity"] = heic_thumbnail_fidelity(ref_encoder, Path(args.media))
             del ref_encoder
         if not args.skip_queries:
             bench.query_settings = bench.settings()
-            encoder = make_encoder(bench.query_settings)  # the default backend for this machine
+            encoder = product.make_encoder(bench.query_settings)  # the default backend for this machine
             encoder.load()
             report["config"]["query_backend"] = (
                 f"{getattr(encoder, 'backend', 'torch')} {getattr(encoder, 'precision', 'fp32')} text tower "
@@ -723,26 +668,17 @@ def main(argv=None) -> int:
             )
             for n in args.sizes:
                 report["queries"].append(measure_size(bench, encoder, n, args.queries, threshold))
-                bi.log(f"{n} items: done, RSS {bi.rss_mb()[0]:.0f} MiB")
+                log(f"{n} items: done, RSS {rss_mb()[0]:.0f} MiB")
         else:
             report["config"]["query_backend"] = "skipped"
         if not args.skip_video:
-            import bench_video
-
             rows, long_row = bench_video.run_inputs(cache, Path(args.media), bench.checkpoint, args)
             report["video"] = {"interval_s": args.interval, "rows": rows, "long": long_row}
     finally:
-        bench.cleanup()
+        bench.data_dirs.cleanup()
     report["phases"] = bench.phases
-    report["peak_rss_mb"] = round(bi.rss_mb()[1], 1)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / "bench_run.json"
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
-    print(render(report))
-    print(f"\nwrote {target}")
+    report["peak_rss_mb"] = round(rss_mb()[1], 1)
+    common.publish(args.out, "bench_run.json", report, render(report))
     return 0
 
 

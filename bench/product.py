@@ -1,0 +1,57 @@
+"""The materialsearch names the benchmarks use, declared in this one place.
+
+When the product moves or renames one of them, ``WHERE`` is the only line in ``bench/`` to change
+(``tests/test_bench_package.py`` checks that every name resolves and that no other bench module imports the
+product). A name's module is imported on first use, as the benchmarks always did inside their functions: importing
+this module costs nothing, and whatever ``Services(...)`` loads (torch, cn_clip ...) stays part of the model load
+that the benchmarks time.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# name -> the module it comes from
+WHERE = {
+    "Settings": "config",
+    "configure_pillow": "materialsearch.decode",
+    "decode_image": "materialsearch.decode",
+    "encode_jpeg": "materialsearch.decode",
+    "render": "materialsearch.decode",
+    "cpu_has_native_bf16": "materialsearch.embed",
+    "make_encoder": "materialsearch.embed",
+    "normalise": "materialsearch.embed",
+    "pick_device": "materialsearch.embed",
+    "resolve_backend": "materialsearch.embed",
+    "VectorIndex": "materialsearch.index",
+    "ARCH_KEY": "materialsearch.model",
+    "make_test_model": "materialsearch.model",
+    "model_info_for": "materialsearch.model",
+    "decode_sizes": "materialsearch.scan",
+    "Page": "materialsearch.search",
+    "SearchService": "materialsearch.search",
+    "Services": "materialsearch.services",
+    "Status": "materialsearch.records",
+    "Filters": "materialsearch.store",
+    "Item": "materialsearch.store",
+    "ItemRecord": "materialsearch.records",
+    "Store": "materialsearch.store",
+    "Vector": "materialsearch.store",
+    "probe": "materialsearch.video",
+    "sample_frames": "materialsearch.video",
+}
+
+__all__ = sorted(WHERE)
+
+
+def __getattr__(name: str):
+    """``name`` from its product module, imported now (first use) and kept."""
+    if name not in WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r} (add it to WHERE)")
+    value = getattr(importlib.import_module(WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *WHERE})
