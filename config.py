@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, StringConstraints, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "MS_"
@@ -424,7 +425,7 @@ class SettingInfo:
     help: str
 
     @classmethod
-    def of(cls, name: str, field: Any) -> SettingInfo:
+    def of(cls, name: str, field: FieldInfo) -> SettingInfo:
         """The documentation of one field of ``Settings``."""
         extra = field.json_schema_extra or {}
         default = extra["shown_default"] if "shown_default" in extra else env_text(field.default)
@@ -432,7 +433,7 @@ class SettingInfo:
 
 
 def _explain(exc: ValidationError, environ: Mapping[str, str], overrides: Mapping[str, Any]) -> str:
-    """One line per bad value: the variable, what it was given, and why it is refused."""
+    """Each bad value, "; "-separated: the variable, what it was given, and why it is refused."""
     lines = []
     for error in exc.errors():
         name = _field_of(str(error["loc"][0])) if error["loc"] else ""
