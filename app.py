@@ -105,5 +105,13 @@ def serve(settings: Settings | None = None) -> int:
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python app.py``: serve; ``--help`` describes it and lists the settings (environment variables)."""
+    from materialsearch.settings_doc import argument_parser
+
+    argument_parser("python app.py", __doc__).parse_args(argv)
+    return serve()
+
+
 if __name__ == "__main__":
-    sys.exit(serve())
+    sys.exit(main())

@@ -1,7 +1,10 @@
-"""Typed settings for materialsearch, read from environment variables.
+"""Settings for materialsearch: each one declared once, here, with its type, default, parser and help.
 
-Every setting lives in one registry (``REGISTRY``) with its default and help text; the README documents
-each one and a test proves it. This module imports nothing heavy and has no side effects.
+A setting is a field of ``Settings`` (pydantic-settings); its environment variable is ``MS_`` and the field's
+name in capitals, or the field's alias (``index_kind`` reads ``MS_INDEX``). The README's settings table and the
+command line's ``--help`` are generated from these declarations (``python -m materialsearch settings-doc
+--write`` rewrites the table; a test fails when it is out of date). Importing this module reads nothing and
+imports nothing of the application.
 """
 
 from __future__ import annotations
@@ -9,11 +12,23 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, StringConstraints, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "MS_"
 
 
 class SettingsError(ValueError):
     """A setting has a value that cannot be used."""
+
+
+# --- parsers: the text of a variable → a value. Values given ready (not text) skip them; the type still checks.
+def _from_text(parse: Callable[[str], Any]) -> BeforeValidator:
+    """A validator that applies ``parse`` to text and hands any other value on unchanged."""
+    return BeforeValidator(lambda value: parse(value) if isinstance(value, str) else value)
 
 
 def _parse_bool(raw: str) -> bool:
@@ -25,8 +40,12 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError(f"expected true/false, got {raw!r}")
 
 
+def _parse_path(raw: str) -> str:
+    return os.path.abspath(os.path.expanduser(raw))
+
+
 def _parse_paths(raw: str) -> tuple[str, ...]:
-    return tuple(os.path.abspath(os.path.expanduser(p)) for p in raw.split(os.pathsep) if p.strip())
+    return tuple(_parse_path(p) for p in raw.split(os.pathsep) if p.strip())
 
 
 def _parse_list(raw: str) -> tuple[str, ...]:
@@ -37,62 +56,24 @@ def _parse_extensions(raw: str) -> tuple[str, ...]:
     return tuple(part.lower().lstrip(".") for part in _parse_list(raw))
 
 
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise ValueError(f"must be at least 1, got {value}")
-    return value
-
-
-def _non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if not value > 0:
-        raise ValueError(f"must be more than 0, got {value}")
-    return value
-
-
-def _device(raw: str) -> str:
+def _parse_device(raw: str) -> str:
     value = raw.strip().lower()
     if value not in {"auto", "cpu", "cuda"} and not value.startswith("cuda:"):
         raise ValueError(f"expected auto, cpu, cuda or cuda:N, got {raw!r}")
     return value
 
 
-def _choice(*allowed: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().lower()
-        if value not in allowed:
-            raise ValueError(f"expected one of {', '.join(allowed)}, got {raw!r}")
-        return value
-
-    return parse
-
-
-def _port(raw: str) -> int:
-    value = int(raw)
-    if not 0 <= value <= 65535:
-        raise ValueError(f"expected a TCP port 0-65535, got {value}")
-    return value
-
-
-def _cron(raw: str) -> str:
+def _parse_cron(raw: str) -> str:
     value = " ".join(raw.split())
     if value:
-        # Imported here: parsing settings must stay light, and only a non-empty value needs the parser.
+        # Imported here: only a non-empty value needs the parser, and reading settings must stay light.
         from materialsearch.schedule import cron_trigger
 
         cron_trigger(value)  # raises ValueError with the reason
     return value
 
 
-def _duration(raw: str) -> int:
+def _parse_duration(raw: str) -> int:
     """Seconds from ``90``, ``90s``, ``30m``, ``6h`` or ``1d``; 0 (or empty) means off."""
     value = raw.strip().lower()
     if not value:
@@ -109,7 +90,7 @@ def _duration(raw: str) -> int:
     return seconds
 
 
-def _window(raw: str) -> tuple[int, int] | None:
+def _parse_window(raw: str) -> tuple[int, int] | None:
     """``HH:MM-HH:MM`` → (start, end) in minutes after midnight; empty → None (any time)."""
     value = raw.strip()
     if not value:
@@ -128,402 +109,263 @@ def _window(raw: str) -> tuple[int, int] | None:
     return minutes[0], minutes[1]
 
 
-@dataclasses.dataclass(frozen=True)
-class Setting:
-    """One entry of the registry: field name, environment variable, parser, default and help."""
-
-    field: str
-    env: str
-    parse: Callable[[str], Any]
-    default: str
-    help: str
+def _lower(raw: str) -> str:
+    return raw.strip().lower()
 
 
-REGISTRY: tuple[Setting, ...] = (
-    Setting(
-        "library",
-        "MS_LIBRARY",
-        _parse_paths,
-        "",
-        "Folder(s) to index, separated by the OS path separator (`:` on Linux). Never written to.",
-    ),
-    Setting(
-        "data_dir",
-        "MS_DATA_DIR",
-        lambda r: os.path.abspath(os.path.expanduser(r)),
-        "./data",
-        "Where everything we write lives: SQLite database, FAISS index, thumbnails, `models/`.",
-    ),
-    Setting(
-        "model",
-        "MS_MODEL",
-        str.strip,
-        "ViT-B-16",
-        "A cn_clip model name (RN50, ViT-B-16, ViT-L-14, ViT-L-14-336, ViT-H-14), whose weights are "
-        "read from (or downloaded into) `$MS_DATA_DIR/models/`, or the path of a cn_clip checkpoint file.",
-    ),
-    Setting(
-        "model_arch",
-        "MS_MODEL_ARCH",
-        str.strip,
-        "",
-        "Architecture of a checkpoint file given in MS_MODEL: a cn_clip name such as `ViT-B-16`, or "
-        "`VISION@TEXT` config names. Not needed when the checkpoint records its architecture.",
-    ),
-    Setting(
-        "offline",
-        "MS_OFFLINE",
-        _parse_bool,
-        "false",
-        "Never try to download model weights; fail at once with a message saying where to put them.",
-    ),
-    Setting(
-        "device",
-        "MS_DEVICE",
-        _device,
-        "auto",
-        "Where the model runs: `auto` (CUDA when available, else CPU), `cpu`, `cuda` or `cuda:N`.",
-    ),
-    Setting("host", "MS_HOST", str.strip, "127.0.0.1", "Address the web server listens on."),
-    Setting("port", "MS_PORT", _port, "5000", "Port the web server listens on."),
-    Setting(
-        "image_extensions",
-        "MS_IMAGE_EXTENSIONS",
-        _parse_extensions,
-        "jpg,jpeg,png,webp,gif,bmp,tif,tiff,heic,heif,avif",
-        "Comma-separated file extensions indexed as images (case-insensitive).",
-    ),
-    Setting(
-        "skip_patterns",
-        "MS_SKIP_PATTERNS",
-        _parse_list,
-        ".*,@eaDir,#recycle,#snapshot,$RECYCLE.BIN,System Volume Information,lost+found",
-        "Comma-separated glob patterns; a file or folder whose name matches one is not scanned "
-        "(hidden files, NAS thumbnail and recycle folders by default).",
-    ),
-    Setting(
-        "min_image_size",
-        "MS_MIN_IMAGE_SIZE",
-        _non_negative_int,
-        "64",
-        "Images whose width or height is below this many pixels (icons, spacers) are skipped.",
-    ),
-    Setting(
-        "max_image_pixels",
-        "MS_MAX_IMAGE_PIXELS",
-        _positive_int,
-        "250000000",
-        "Images declaring more pixels than this are refused as decompression bombs "
-        "(the default admits 200 MP phone photos).",
-    ),
-    Setting(
-        "batch_size",
-        "MS_BATCH_SIZE",
-        _positive_int,
-        "8",
-        "Images encoded by the model at once (8 measured fastest on a 2-core CPU); also the unit of work "
-        "committed to the database.",
-    ),
-    Setting(
-        "decode_threads",
-        "MS_DECODE_THREADS",
-        _positive_int,
-        str(min(4, os.cpu_count() or 1)),
-        "Threads that read and decode files ahead of the model.",
-    ),
-    Setting(
-        "torch_threads",
-        "MS_TORCH_THREADS",
-        _non_negative_int,
-        "0",
-        "Threads torch uses for the model; 0 keeps torch's default (one per core).",
-    ),
-    Setting(
-        "thumbnail_size",
-        "MS_THUMBNAIL_SIZE",
-        _positive_int,
-        "384",
-        "Longest edge, in pixels, of the cached thumbnails shown in results.",
-    ),
-    Setting(
-        "preview_size",
-        "MS_PREVIEW_SIZE",
-        _positive_int,
-        "2048",
-        "Longest edge of the large rendition shown for formats browsers cannot display (HEIC, TIFF).",
-    ),
-    Setting("page_size", "MS_PAGE_SIZE", _positive_int, "40", "Results per page when a search does not give `limit`."),
-    Setting(
-        "max_page_size",
-        "MS_MAX_PAGE_SIZE",
-        _positive_int,
-        "500",
-        "Largest `limit` a search accepts; larger asks get a 400.",
-    ),
-    Setting(
-        "max_upload_bytes",
-        "MS_MAX_UPLOAD_BYTES",
-        _positive_int,
-        str(32 * 1024 * 1024),
-        "Largest query image (or request body) accepted, in bytes.",
-    ),
-    # --- videos, Live Photos and motion photos ---
-    Setting(
-        "video_extensions",
-        "MS_VIDEO_EXTENSIONS",
-        _parse_extensions,
-        "mov,mp4,m4v,mkv,webm,avi,3gp,mts,m2ts",
-        "Comma-separated file extensions indexed as videos (case-insensitive). A video with the same name as a "
-        "photo in the same folder is treated as that photo's Live Photo motion.",
-    ),
-    Setting(
-        "frame_interval",
-        "MS_FRAME_INTERVAL",
-        _positive_float,
-        "2",
-        "Seconds between the video frames that are embedded, by presentation time. 2 s finds scenes that last "
-        "a couple of seconds while a 1-hour video costs 1800 frames; lower is finer and slower.",
-    ),
-    Setting(
-        "max_clip_seconds",
-        "MS_MAX_CLIP_SECONDS",
-        _positive_int,
-        "600",
-        "Longest span `/api/items/ID/clip` cuts, in seconds (each clip is re-encoded, which costs CPU).",
-    ),
-    Setting(
-        "transcode_cache_mb",
-        "MS_TRANSCODE_CACHE_MB",
-        _positive_int,
-        "2048",
-        "Disk space for cached video clips and browser-playable (H.264) renditions, in MiB; least recently "
-        "used files are deleted beyond it.",
-    ),
-    # --- deployment and security (login, API tokens, symlinks, serving) ---------------------------------------
-    Setting(
-        "password",
-        "MS_PASSWORD",
-        str,
-        "",
-        "Password for the web page and the API. Empty (default, with MS_PASSWORD_HASH empty): no login at all, "
-        "which is only safe on 127.0.0.1. Set this or MS_PASSWORD_HASH, not both.",
-    ),
-    Setting(
-        "password_hash",
-        "MS_PASSWORD_HASH",
-        str.strip,
-        "",
-        "The password as a hash made by `python -m materialsearch hash-password` (so the password itself is not "
-        "kept in your compose file); write each `$` as `$$` in docker-compose.yml.",
-    ),
-    Setting(
-        "session_days",
-        "MS_SESSION_DAYS",
-        _positive_int,
-        "30",
-        "Days a login lasts without being used; every visit extends it. Changing the password logs everyone out.",
-    ),
-    Setting(
-        "login_attempts",
-        "MS_LOGIN_ATTEMPTS",
-        _positive_int,
-        "5",
-        "Failed logins allowed from one client address within MS_LOGIN_WINDOW seconds; further tries get 429 "
-        "until the window has passed.",
-    ),
-    Setting(
-        "login_window",
-        "MS_LOGIN_WINDOW",
-        _positive_int,
-        "300",
-        "Seconds over which failed logins are counted (see MS_LOGIN_ATTEMPTS).",
-    ),
-    Setting(
-        "trusted_proxy",
-        "MS_TRUSTED_PROXY",
-        str.strip,
-        "",
-        "Address of your reverse proxy (or `*`), whose X-Forwarded-For/-Proto/-Host headers are then believed: "
-        "login limits apply per real client and cookies are marked Secure behind HTTPS. Empty: headers ignored.",
-    ),
-    Setting(
-        "request_timeout",
-        "MS_REQUEST_TIMEOUT",
-        _positive_int,
-        "120",
-        "Seconds a connection may stay idle (slow client, stalled upload) before the server closes it.",
-    ),
-    Setting(
-        "follow_symlinks",
-        "MS_FOLLOW_SYMLINKS",
-        _parse_bool,
-        "false",
-        "Index files and folders reached through symlinks that point outside the library (and serve them). "
-        "Off by default: such links are skipped and never served.",
-    ),
-    # --- scheduling (issue 4) ---
-    Setting(
-        "scan_cron",
-        "MS_SCAN_CRON",
-        _cron,
-        "0 3 * * *",
-        "When scheduled scans run: a 5-field cron expression (minute hour day month weekday, 0 or 7 = Sunday) "
-        "in the server's local time zone (`TZ`); the default scans daily at 03:00. Empty = no cron schedule.",
-    ),
-    Setting(
-        "scan_interval",
-        "MS_SCAN_INTERVAL",
-        _duration,
-        "0",
-        "Also scan every this long, counted from start-up: `90m`, `6h`, `1d` or seconds. `0` = off.",
-    ),
-    Setting(
-        "scan_window",
-        "MS_SCAN_WINDOW",
-        _window,
-        "",
-        "Hours in which scheduled and start-up scans may run, `HH:MM-HH:MM` local time, may cross midnight "
-        "(`22:30-07:00`). Outside it a running scan pauses; it resumes inside. A scan started or resumed by hand "
-        "ignores it. Empty = any time.",
-    ),
-    Setting(
-        "scan_on_start",
-        "MS_SCAN_ON_START",
-        _parse_bool,
-        "true",
-        "Scan once when the server starts. (After a model change the re-embedding starts at start-up anyway.)",
-    ),
-    # --- speed (issue 6) ---
-    Setting(
-        "backend",
-        "MS_BACKEND",
-        _choice("auto", "torch", "onnx"),
-        "auto",
-        "What runs the model: `torch`, `onnx` (ONNX Runtime, CPU; the towers are exported once per model into "
-        "`$MS_DATA_DIR/models/onnx/`) or `auto` (torch on CUDA or on a CPU with native bf16, else onnx).",
-    ),
-    Setting(
-        "precision",
-        "MS_PRECISION",
-        _choice("auto", "fp32", "bf16", "fp16", "int8"),
-        "auto",
-        "Model precision: `fp32`, `bf16` (torch; fast only on CPUs with AVX512-BF16/AMX), `fp16` (torch on "
-        "CUDA), `int8` (onnx: int8 weights, used only when its vectors keep cosine >= 0.999 to fp32 on the "
-        "loaded weights, else fp32) or `auto` (fp16 on CUDA, bf16 on a native-bf16 CPU, else int8).",
-    ),
-    Setting(
-        "index_kind",
-        "MS_INDEX",
-        _choice("auto", "flat", "ivf"),
-        "auto",
-        "Vector index: `flat` (exact), `ivf` (approximate, FAISS IVF) or `auto` (exact below "
-        "MS_ANN_THRESHOLD vectors, IVF above, built and retrained in the background as the collection grows).",
-    ),
-    Setting(
-        "ann_threshold",
-        "MS_ANN_THRESHOLD",
-        _positive_int,
-        "50000",
-        "With MS_INDEX=auto, the number of vectors from which search switches from exact to IVF.",
-    ),
-    Setting(
-        "ivf_nprobe",
-        "MS_IVF_NPROBE",
-        _positive_int,
-        "32",
-        "IVF lists visited per query: higher is slower and closer to exact (32 gave recall@10 >= 0.98 at 1M).",
-    ),
-    Setting(
-        "index_sq8",
-        "MS_INDEX_SQ8",
-        _parse_bool,
-        "false",
-        "Store IVF vectors as 8-bit scalars (4x less memory, slightly lower recall); applies to IVF only.",
-    ),
-    Setting(
-        "heic_thumbnail",
-        "MS_HEIC_THUMBNAIL",
-        _parse_bool,
-        "true",
-        "Embed HEIC/HEIF photos from the thumbnail they carry when it covers the model's input size "
-        "(~60x faster than a full decode); off decodes the full picture.",
-    ),
-)
-
-_BY_FIELD = {s.field: s for s in REGISTRY}
+# --- the types settings are declared with ------------------------------------------------------------------------
+Flag = Annotated[bool, _from_text(_parse_bool)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True)]
+Folder = Annotated[str, _from_text(_parse_path)]
+Folders = Annotated[tuple[str, ...], _from_text(_parse_paths)]
+Names = Annotated[tuple[str, ...], _from_text(_parse_list)]
+Extensions = Annotated[tuple[str, ...], _from_text(_parse_extensions)]
+Count = Annotated[int, Field(ge=1)]
+CountOrZero = Annotated[int, Field(ge=0)]
+Seconds = Annotated[float, Field(gt=0)]
+Port = Annotated[int, Field(ge=0, le=65535)]
+Device = Annotated[str, _from_text(_parse_device)]
+Cron = Annotated[str, _from_text(_parse_cron)]
+Duration = Annotated[int, _from_text(_parse_duration), Field(ge=0)]  # text: 0 or >= 60 s; ready: any seconds
+Window = Annotated[tuple[int, int] | None, _from_text(_parse_window)]
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
+def _default_decode_threads() -> int:
+    return min(4, os.cpu_count() or 1)
+
+
+class Settings(BaseSettings):
     """The application's settings; build with ``Settings.from_env()``."""
 
-    library: tuple[str, ...]
-    data_dir: str
-    model: str
-    model_arch: str
-    offline: bool
-    device: str
-    host: str
-    port: int
-    image_extensions: tuple[str, ...]
-    skip_patterns: tuple[str, ...]
-    min_image_size: int
-    max_image_pixels: int
-    batch_size: int
-    decode_threads: int
-    torch_threads: int
-    thumbnail_size: int
-    preview_size: int
-    page_size: int
-    max_page_size: int
-    max_upload_bytes: int
-    video_extensions: tuple[str, ...]
-    frame_interval: float
-    max_clip_seconds: int
-    transcode_cache_mb: int
-    password: str = dataclasses.field(repr=False)
-    password_hash: str = dataclasses.field(repr=False)
-    session_days: int
-    login_attempts: int
-    login_window: int
-    trusted_proxy: str
-    request_timeout: int
-    follow_symlinks: bool
-    scan_cron: str
-    scan_interval: int
-    scan_window: tuple[int, int] | None
-    scan_on_start: bool
-    backend: str
-    precision: str
-    index_kind: str
-    ann_threshold: int
-    ivf_nprobe: int
-    index_sq8: bool
-    heic_thumbnail: bool
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        frozen=True,
+        extra="forbid",
+        validate_default=True,  # defaults go through the same parsers (``./data`` becomes absolute)
+        enable_decoding=False,  # lists are comma-separated text, not JSON
+        validate_by_name=True,  # keyword overrides use field names, also for fields with an alias
+    )
+
+    library: Folders = Field(
+        (), description="Folder(s) to index, separated by the OS path separator (`:` on Linux). Never written to."
+    )
+    data_dir: Folder = Field(
+        "./data",
+        description="Where everything we write lives: SQLite database, FAISS index, thumbnails, `models/`.",
+    )
+    model: Text = Field(
+        "ViT-B-16",
+        description="A cn_clip model name (RN50, ViT-B-16, ViT-L-14, ViT-L-14-336, ViT-H-14), whose weights are "
+        "read from (or downloaded into) `$MS_DATA_DIR/models/`, or the path of a cn_clip checkpoint file.",
+    )
+    model_arch: Text = Field(
+        "",
+        description="Architecture of a checkpoint file given in MS_MODEL: a cn_clip name such as `ViT-B-16`, or "
+        "`VISION@TEXT` config names. Not needed when the checkpoint records its architecture.",
+    )
+    offline: Flag = Field(
+        False, description="Never try to download model weights; fail at once with a message saying where to put them."
+    )
+    device: Device = Field(
+        "auto", description="Where the model runs: `auto` (CUDA when available, else CPU), `cpu`, `cuda` or `cuda:N`."
+    )
+    host: Text = Field("127.0.0.1", description="Address the web server listens on.")
+    port: Port = Field(5000, description="Port the web server listens on.")
+    image_extensions: Extensions = Field(
+        ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "avif"),
+        description="Comma-separated file extensions indexed as images (case-insensitive).",
+    )
+    skip_patterns: Names = Field(
+        (".*", "@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "System Volume Information", "lost+found"),
+        description="Comma-separated glob patterns; a file or folder whose name matches one is not scanned "
+        "(hidden files, NAS thumbnail and recycle folders by default).",
+    )
+    min_image_size: CountOrZero = Field(
+        64, description="Images whose width or height is below this many pixels (icons, spacers) are skipped."
+    )
+    max_image_pixels: Count = Field(
+        250_000_000,
+        description="Images declaring more pixels than this are refused as decompression bombs "
+        "(the default admits 200 MP phone photos).",
+    )
+    batch_size: Count = Field(
+        8,
+        description="Images encoded by the model at once (8 measured fastest on a 2-core CPU); also the unit of "
+        "work committed to the database.",
+    )
+    decode_threads: Count = Field(
+        default_factory=_default_decode_threads,
+        description="Threads that read and decode files ahead of the model.",
+        json_schema_extra={"shown_default": "min(4, CPU cores)"},
+    )
+    torch_threads: CountOrZero = Field(
+        0, description="Threads torch uses for the model; 0 keeps torch's default (one per core)."
+    )
+    thumbnail_size: Count = Field(
+        384, description="Longest edge, in pixels, of the cached thumbnails shown in results."
+    )
+    preview_size: Count = Field(
+        2048,
+        description="Longest edge of the large rendition shown for formats browsers cannot display (HEIC, TIFF).",
+    )
+    page_size: Count = Field(40, description="Results per page when a search does not give `limit`.")
+    max_page_size: Count = Field(500, description="Largest `limit` a search accepts; larger asks get a 400.")
+    max_upload_bytes: Count = Field(
+        32 * 1024 * 1024, description="Largest query image (or request body) accepted, in bytes."
+    )
+    # --- videos, Live Photos and motion photos ---
+    video_extensions: Extensions = Field(
+        ("mov", "mp4", "m4v", "mkv", "webm", "avi", "3gp", "mts", "m2ts"),
+        description="Comma-separated file extensions indexed as videos (case-insensitive). A video with the same "
+        "name as a photo in the same folder is treated as that photo's Live Photo motion.",
+    )
+    frame_interval: Seconds = Field(
+        2,
+        description="Seconds between the video frames that are embedded, by presentation time. 2 s finds scenes "
+        "that last a couple of seconds while a 1-hour video costs 1800 frames; lower is finer and slower.",
+    )
+    max_clip_seconds: Count = Field(
+        600,
+        description="Longest span `/api/items/ID/clip` cuts, in seconds (each clip is re-encoded, which costs CPU).",
+    )
+    transcode_cache_mb: Count = Field(
+        2048,
+        description="Disk space for cached video clips and browser-playable (H.264) renditions, in MiB; least "
+        "recently used files are deleted beyond it.",
+    )
+    # --- deployment and security (login, API tokens, symlinks, serving) ---
+    password: str = Field(
+        "",
+        repr=False,
+        description="Password for the web page and the API. Empty (default, with MS_PASSWORD_HASH empty): no login "
+        "at all, which is only safe on 127.0.0.1. Set this or MS_PASSWORD_HASH, not both.",
+    )
+    password_hash: Text = Field(
+        "",
+        repr=False,
+        description="The password as a hash made by `python -m materialsearch hash-password` (so the password "
+        "itself is not kept in your compose file); write each `$` as `$$` in docker-compose.yml.",
+    )
+    session_days: Count = Field(
+        30,
+        description="Days a login lasts without being used; every visit extends it. Changing the password logs "
+        "everyone out.",
+    )
+    login_attempts: Count = Field(
+        5,
+        description="Failed logins allowed from one client address within MS_LOGIN_WINDOW seconds; further tries "
+        "get 429 until the window has passed.",
+    )
+    login_window: Count = Field(
+        300, description="Seconds over which failed logins are counted (see MS_LOGIN_ATTEMPTS)."
+    )
+    trusted_proxy: Text = Field(
+        "",
+        description="Address of your reverse proxy (or `*`), whose X-Forwarded-For/-Proto/-Host headers are then "
+        "believed: login limits apply per real client and cookies are marked Secure behind HTTPS. Empty: headers "
+        "ignored.",
+    )
+    request_timeout: Count = Field(
+        120, description="Seconds a connection may stay idle (slow client, stalled upload) before the server closes it."
+    )
+    follow_symlinks: Flag = Field(
+        False,
+        description="Index files and folders reached through symlinks that point outside the library (and serve "
+        "them). Off by default: such links are skipped and never served.",
+    )
+    # --- scheduling ---
+    scan_cron: Cron = Field(
+        "0 3 * * *",
+        description="When scheduled scans run: a 5-field cron expression (minute hour day month weekday, 0 or 7 = "
+        "Sunday) in the server's local time zone (`TZ`); the default scans daily at 03:00. Empty = no cron "
+        "schedule.",
+    )
+    scan_interval: Duration = Field(
+        0, description="Also scan every this long, counted from start-up: `90m`, `6h`, `1d` or seconds. `0` = off."
+    )
+    scan_window: Window = Field(
+        None,
+        description="Hours in which scheduled and start-up scans may run, `HH:MM-HH:MM` local time, may cross "
+        "midnight (`22:30-07:00`). Outside it a running scan pauses; it resumes inside. A scan started or resumed "
+        "by hand ignores it. Empty = any time.",
+    )
+    scan_on_start: Flag = Field(
+        True,
+        description="Scan once when the server starts. (After a model change the re-embedding starts at start-up "
+        "anyway.)",
+    )
+    # --- speed ---
+    backend: Annotated[Literal["auto", "torch", "onnx"], _from_text(_lower)] = Field(
+        "auto",
+        description="What runs the model: `torch`, `onnx` (ONNX Runtime, CPU; the towers are exported once per "
+        "model into `$MS_DATA_DIR/models/onnx/`) or `auto` (torch on CUDA or on a CPU with native bf16, else onnx).",
+    )
+    precision: Annotated[Literal["auto", "fp32", "bf16", "fp16", "int8"], _from_text(_lower)] = Field(
+        "auto",
+        description="Model precision: `fp32`, `bf16` (torch; fast only on CPUs with AVX512-BF16/AMX), `fp16` (torch "
+        "on CUDA), `int8` (onnx: int8 weights, used only when its vectors keep cosine >= 0.999 to fp32 on the "
+        "loaded weights, else fp32) or `auto` (fp16 on CUDA, bf16 on a native-bf16 CPU, else int8).",
+    )
+    index_kind: Annotated[Literal["auto", "flat", "ivf"], _from_text(_lower)] = Field(
+        "auto",
+        validation_alias="MS_INDEX",
+        description="Vector index: `flat` (exact), `ivf` (approximate, FAISS IVF) or `auto` (exact below "
+        "MS_ANN_THRESHOLD vectors, IVF above, built and retrained in the background as the collection grows).",
+    )
+    ann_threshold: Count = Field(
+        50_000,
+        description="With MS_INDEX=auto, the number of vectors from which search switches from exact to IVF.",
+    )
+    ivf_nprobe: Count = Field(
+        32,
+        description="IVF lists visited per query: higher is slower and closer to exact (32 gave recall@10 >= 0.98 "
+        "at 1M).",
+    )
+    index_sq8: Flag = Field(
+        False,
+        description="Store IVF vectors as 8-bit scalars (4x less memory, slightly lower recall); applies to IVF only.",
+    )
+    heic_thumbnail: Flag = Field(
+        True,
+        description="Embed HEIC/HEIF photos from the thumbnail they carry when it covers the model's input size "
+        "(~60x faster than a full decode); off decodes the full picture.",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword values only: ``from_env`` reads the environment (or any mapping) into them, so that settings
+        built from a given mapping never mix in ``os.environ``; no .env or secrets files."""
+        return (init_settings,)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read every setting from ``environ`` (default: ``os.environ``); keyword overrides win.
 
-        Overrides may be given as strings (parsed like the environment) or as ready values.
+        Overrides may be given as strings (parsed like the environment) or as ready values. A bad value raises
+        ``SettingsError`` naming the variable.
         """
+        unknown = set(overrides) - set(cls.model_fields)
+        if unknown:
+            raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
         environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for setting in REGISTRY:
-            if setting.field in overrides:
-                raw = overrides.pop(setting.field)
-                if not isinstance(raw, str):
-                    values[setting.field] = raw
-                    continue
-            else:
-                raw = environ.get(setting.env, setting.default)
-            try:
-                values[setting.field] = setting.parse(raw)
-            except ValueError as exc:
-                raise SettingsError(f"{setting.env}={raw!r} is not valid: {exc}") from None
-        if overrides:
-            raise SettingsError(f"unknown settings: {', '.join(sorted(overrides))}")
-        return cls(**values)
+        found = _EnvironSource(cls, environ)()  # keyed by field name, or by alias (``MS_INDEX``)
+        values = {**{_field_of(key): value for key, value in found.items()}, **overrides}
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise SettingsError(_explain(exc, environ, overrides)) from None
+
+    @classmethod
+    def describe(cls) -> tuple[SettingInfo, ...]:
+        """Every setting as documented: variable, default as one would write it, help; in declaration order."""
+        return tuple(SettingInfo.of(name, field) for name, field in cls.model_fields.items())
 
     @property
     def models_dir(self) -> str:
@@ -531,8 +373,73 @@ class Settings:
         return os.path.join(self.data_dir, "models")
 
     def replace(self, **changes: Any) -> Settings:
-        """A copy with some fields changed (values, not strings)."""
-        unknown = set(changes) - set(_BY_FIELD)
-        if unknown:
-            raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
-        return dataclasses.replace(self, **changes)
+        """A copy with some fields changed (values, or strings parsed like the environment)."""
+        return type(self).from_env(environ={}, **{**dict(self), **changes})
+
+
+class _EnvironSource(EnvSettingsSource):
+    """The environment source reading a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k if self.case_sensitive else k.lower(): v for k, v in self._environ.items()}
+
+
+def env_name(name: str) -> str:
+    """The environment variable of the field ``name``."""
+    alias = Settings.model_fields[name].validation_alias
+    return alias if isinstance(alias, str) else ENV_PREFIX + name.upper()
+
+
+def _field_of(key: str) -> str:
+    """The field a source's key (field name, alias or variable, in any case) belongs to; itself if none."""
+    for name in Settings.model_fields:
+        if key.lower() in (name, env_name(name).lower()):
+            return name
+    return key
+
+
+def env_text(value: Any) -> str:
+    """A value written as it would be in the environment (the README shows defaults so)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingInfo:
+    """What the documentation says about one setting."""
+
+    name: str
+    env: str
+    default: str  # as written in the environment; a description for computed defaults
+    help: str
+
+    @classmethod
+    def of(cls, name: str, field: FieldInfo) -> SettingInfo:
+        """The documentation of one field of ``Settings``."""
+        extra = field.json_schema_extra or {}
+        default = extra["shown_default"] if "shown_default" in extra else env_text(field.default)
+        return cls(name, env_name(name), default, field.description or "")
+
+
+def _explain(exc: ValidationError, environ: Mapping[str, str], overrides: Mapping[str, Any]) -> str:
+    """Each bad value, "; "-separated: the variable, what it was given, and why it is refused."""
+    lines = []
+    for error in exc.errors():
+        name = _field_of(str(error["loc"][0])) if error["loc"] else ""
+        env = env_name(name) if name in Settings.model_fields else ".".join(map(str, error["loc"])) or "settings"
+        raw = overrides[name] if name in overrides else environ.get(env, error.get("input"))
+        cause = error.get("ctx", {}).get("error")
+        reason = str(cause) if isinstance(cause, ValueError) else error["msg"]
+        lines.append(f"{env}={raw!r} is not valid: {reason}")
+    return "; ".join(lines)

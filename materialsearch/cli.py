@@ -1,9 +1,8 @@
 """Command line: ``python -m materialsearch scan | serve | search | token | hash-password | download-model |
-make-test-model``."""
+make-test-model | settings-doc``."""
 
 from __future__ import annotations
 
-import argparse
 import getpass
 import json
 import logging
@@ -193,9 +192,27 @@ def cmd_make_test_model(_settings, args) -> int:
     return 0
 
 
+def cmd_settings_doc(_settings, args) -> int:
+    """Print the README's settings table, generated from config.py, or rewrite it in README.md (``--write``)."""
+    from . import settings_doc
+
+    if not args.write:
+        print(settings_doc.markdown_table(), end="")
+        return 0
+    changed = settings_doc.write_readme()
+    print(f"{settings_doc.README}: {'settings table updated' if changed else 'already up to date'}", file=sys.stderr)
+    return 0
+
+
+# Commands that run without reading the settings (so a bad setting cannot stop them).
+WITHOUT_SETTINGS = {"make-test-model", "hash-password", "settings-doc"}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
-    parser = argparse.ArgumentParser(prog="python -m materialsearch", description=__doc__)
+    from .settings_doc import argument_parser
+
+    parser = argument_parser("python -m materialsearch", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("scan", help="scan the library once (MS_LIBRARY) and exit with a summary")
     sub.add_parser("serve", help="run the web app and REST API")
@@ -212,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     make = sub.add_parser("make-test-model", help="write a tiny random CN-CLIP checkpoint for tests")
     make.add_argument("file")
     make.add_argument("--seed", type=int, default=0)
+    doc = sub.add_parser("settings-doc", help="print the README's settings table (generated from config.py)")
+    doc.add_argument("--write", action="store_true", help="rewrite the table in README.md instead")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -223,9 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         "hash-password": cmd_hash_password,
         "download-model": cmd_download_model,
         "make-test-model": cmd_make_test_model,
+        "settings-doc": cmd_settings_doc,
     }
     try:
-        settings = Settings.from_env() if args.command not in {"make-test-model", "hash-password"} else None
+        settings = Settings.from_env() if args.command not in WITHOUT_SETTINGS else None
         return handlers[args.command](settings, args)
     except (SettingsError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)

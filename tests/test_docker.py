@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from config import REGISTRY
+from config import Settings
 from tests.conftest import REPO
 
 DOCKERFILE = REPO / "Dockerfile"
 ENTRYPOINT = REPO / "docker" / "entrypoint.sh"
 HEALTHCHECK = REPO / "docker" / "healthcheck.py"
 VENV_BIN = Path(sys.executable).parent
-SETTINGS = {s.env for s in REGISTRY}
+SETTINGS = {s.env for s in Settings.describe()}
 
 
 def instructions() -> list[tuple[str, str]]:
