@@ -1,5 +1,4 @@
-/* The query being asked: words, a picture (chosen, dropped or pasted) or "similar to" an item, shown in the
- * search box's chip; and the query a page address asks for. */
+/* The query asked: words, a picture or "similar to" an item (shown in the chip); and the one the address asks for. */
 import { fetchJson } from "./api.js";
 import { formatBytes } from "./format.js";
 import { t } from "./i18n.js";

@@ -1,5 +1,4 @@
-/* What the page shows, shared by its features: the page's settings, the current query and its results, the
- * server status, the open result; and the query as kept in the address (?q= or ?like=). */
+/* The state the features share (settings, query, results, status, open result) and the query kept in the address. */
 const body = document.body.dataset;
 
 export const PAGE_SIZE = parseInt(body.pageSize, 10) || 40;
