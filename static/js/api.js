@@ -1,13 +1,6 @@
 /* The client for this server's REST API: CSRF header, JSON errors, and the way to the login page on 401. */
 import { t } from "./i18n.js";
 
-class ApiError extends Error {
-  constructor(message, status) {
-    super(message);
-    this.status = status;
-  }
-}
-
 // When login is on, the page carries a CSRF token that state-changing API calls must echo in a header.
 const CSRF_TOKEN = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
 
@@ -25,7 +18,7 @@ export async function apiFetch(url, options = {}) {
   return response;
 }
 
-/** The JSON body of a successful response; otherwise an ApiError with the server's message. */
+/** The JSON body of a successful response; otherwise an Error with the server's message (the page shows it). */
 export async function readJson(response) {
   let data = null;
   try {
@@ -35,21 +28,20 @@ export async function readJson(response) {
   }
   if (!response.ok) {
     const message = data && (data.message || data.error);
-    throw new ApiError(message || t("http_error", { status: `${response.status} ${response.statusText}`.trim() }),
-      response.status);
+    throw new Error(message || t("http_error", { status: `${response.status} ${response.statusText}`.trim() }));
   }
-  if (data === null) throw new ApiError(t("http_error", { status: response.status }), response.status);
+  if (data === null) throw new Error(t("http_error", { status: response.status }));
   return data;
 }
 
-/** apiFetch + readJson; a network failure becomes an ApiError saying the server cannot be reached. */
+/** apiFetch + readJson; a network failure becomes an Error saying the server cannot be reached. */
 export async function fetchJson(url, options) {
   let response;
   try {
     response = await apiFetch(url, options);
   } catch (error) {
     if (error && error.name === "AbortError") throw error;
-    throw new ApiError(t("network_error"), 0);
+    throw new Error(t("network_error"));
   }
   return readJson(response);
 }
