@@ -176,6 +176,25 @@ def test_page_loads_with_status_and_no_console_errors(ui, server):
     assert ui.console_errors == []
 
 
+def test_every_module_is_served_as_javascript_and_runs(make_page):
+    """The page is ES modules (static/js/, no build step): each one is fetched, as JavaScript, and nothing else."""
+    ui = make_page("en-US")  # a fresh context: nothing cached, so every module is a response
+    served: dict[str, tuple[int, str]] = {}
+
+    def record(response):
+        if "/static/js/" in response.url:
+            name = response.url.split("/static/js/", 1)[1].split("?", 1)[0]
+            served[name] = (response.status, response.headers.get("content-type", ""))
+
+    ui.page.on("response", record)
+    ui.open()
+    modules = {path.name for path in (Path(__file__).resolve().parents[1] / "static" / "js").glob("*.js")}
+    assert set(served) == modules
+    assert all(status == 200 and kind.startswith("text/javascript") for status, kind in served.values()), served
+    expect(ui.page.locator("#search-button")).to_have_text("Search")  # main.js ran: the strings are filled in
+    assert ui.console_errors == []
+
+
 def test_text_queries_render_cards_with_loaded_thumbnails(ui):
     page = ui.page
     for text in ["火车", "a red car parked on the street"]:
