@@ -1,5 +1,6 @@
-"""What every encoder backend is: the ``Encoder`` Protocol, the backend and precision names, the choice made
-for this machine, and ``LoadedWeights``, the load-once lifecycle both backends share.
+"""What every encoder backend is: the ``Encoder`` Protocol, the backend and precision names, the weights it
+loaded (``WeightsSpec``), the choice made for this machine, and ``LoadedWeights``, the load-once lifecycle both
+backends share.
 
 Nothing here imports torch, cn_clip or ONNX Runtime: callers that only need the types stay light.
 """
@@ -11,7 +12,7 @@ import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from config import Settings
-
-    from .weights import WeightsSpec
 
 AUTO = "auto"  # the setting value that lets the machine decide (MS_BACKEND, MS_PRECISION, MS_DEVICE)
 
@@ -56,6 +55,22 @@ class Tower(StrEnum):
 
 BACKEND_SETTINGS = (AUTO, *Backend)  # the values MS_BACKEND accepts
 PRECISION_SETTINGS = (AUTO, *Precision)  # the values MS_PRECISION accepts
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightsSpec:
+    """Where the weights are and what architecture they have."""
+
+    name: str  # what the user asked for (a cn_clip name or a path)
+    path: str
+    model_info: dict[str, Any]
+    input_resolution: int
+    arch: str  # human-readable architecture label
+
+    @property
+    def embed_dim(self) -> int:
+        """Length of the vectors this model produces."""
+        return int(self.model_info["embed_dim"])
 
 
 @dataclasses.dataclass(frozen=True)

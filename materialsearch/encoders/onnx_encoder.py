@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .base import Backend, BackendChoice, Loaded, LoadedWeights, ModelError, Precision, Tower
+from .base import Backend, BackendChoice, Loaded, LoadedWeights, ModelError, Precision, Tower, WeightsSpec
 from .clip import CONTEXT_LENGTH, clip_preprocess, cosines, normalise, tokenize_trimmed
-from .weights import WeightsSpec, build_clip, identity_for, resolve_weights, weights_fingerprint
+from .weights import build_clip, identity_for, resolve_weights, weights_fingerprint
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -10,7 +10,6 @@ cn_clip's own downloader when absent and the network allows; a path is a checkpo
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import io
 import json
@@ -20,28 +19,12 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from .base import ModelError, Precision
+from .base import ModelError, Precision, WeightsSpec
 
 # Keys a checkpoint of ours may carry to record its architecture (cn_clip's own checkpoints have neither).
 ARCH_KEY = "model_name"  # "VISION@TEXT" config names, e.g. "ViT-B-16@RoBERTa-wwm-ext-base-chinese"
 INFO_KEY = "model_info"  # a full cn_clip model_info dict (vision + text config merged), for custom sizes
 RESOLUTION_KEY = "input_resolution"
-
-
-@dataclasses.dataclass(frozen=True)
-class WeightsSpec:
-    """Where the weights are and what architecture they have."""
-
-    name: str  # what the user asked for (a cn_clip name or a path)
-    path: str
-    model_info: dict[str, Any]
-    input_resolution: int
-    arch: str  # human-readable architecture label
-
-    @property
-    def embed_dim(self) -> int:
-        """Length of the vectors this model produces."""
-        return int(self.model_info["embed_dim"])
 
 
 def _cn_clip_utils():
