@@ -51,3 +51,36 @@ def test_outside_the_main_thread_nothing_is_installed():
     thread.start()
     thread.join()
     assert seen == [before, []]
+
+
+def test_a_signal_stops_a_cli_scan_after_its_batch(tiny_model, media_dir, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    library = tmp_path / "library"
+    library.mkdir()
+    for i in range(120):  # enough that the scan is still embedding when the signal comes
+        shutil.copy(media_dir / "jpg_orient1.jpg", library / f"copy{i:03}.jpg")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MS_")},
+        "MS_LIBRARY": str(library),
+        "MS_DATA_DIR": str(tmp_path / "data"),
+        "MS_MODEL": tiny_model,
+        "MS_BATCH_SIZE": "8",
+    }
+    scan = subprocess.Popen(
+        [sys.executable, "-m", "materialsearch", "scan"], env=env, stderr=subprocess.PIPE, text=True, bufsize=1
+    )
+    try:
+        seen = ""
+        deadline = time.monotonic() + 120
+        while "embedding" not in seen and time.monotonic() < deadline:
+            seen += scan.stderr.read(1)
+        scan.send_signal(signal.SIGINT)
+        _out, rest = scan.communicate(timeout=120)
+    finally:
+        scan.kill()
+    assert scan.returncode == 130, seen + rest
+    assert "interrupted; work committed so far is kept" in rest
