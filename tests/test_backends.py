@@ -15,6 +15,7 @@ import pytest
 from materialsearch.decode import decode_image
 from materialsearch.encoders import (
     Backend,
+    Encoder,
     Machine,
     ModelError,
     Precision,
@@ -217,6 +218,7 @@ def test_numpy_preprocess_equals_cn_clips_transform(media_dir, name):
 def test_fidelity_to_cn_clip_fp32(path, reference, encoder_for, media_dir):
     backend, precision, tolerance = CPU_PATHS[path]
     encoder = encoder_for(backend, precision)
+    assert isinstance(encoder, Encoder)  # the whole Protocol, in every backend
     # The path asked for is the path that ran, on whatever CPU this is (bf16 is not turned down without AVX512-BF16).
     assert (encoder.backend, encoder.precision) == (backend, precision)
     assert encoder.tower_precision == dict.fromkeys(Tower, precision)

@@ -50,8 +50,8 @@ def read_cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
             for line in handle:
                 if line.startswith(("flags", "Features")):
                     return frozenset(line.split(":", 1)[1].split())
-    except FileNotFoundError:
-        pass
+    except OSError:
+        pass  # no readable cpuinfo: no flags known, so nothing is assumed about the CPU
     return frozenset()
 
 
