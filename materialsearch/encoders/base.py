@@ -163,6 +163,8 @@ class LoadedWeights(abc.ABC):
 
     def load(self) -> None:
         """Load the model once; later calls return at once."""
+        if self._loaded is not None:  # every preprocess and encode asks: no lock once loaded
+            return
         with self._lock:
             if self._loaded is None:
                 self._loaded = self._load()

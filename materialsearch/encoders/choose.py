@@ -11,7 +11,17 @@ import dataclasses
 import functools
 from typing import TYPE_CHECKING
 
-from .base import AUTO, BACKEND_SETTINGS, PRECISION_SETTINGS, Backend, BackendChoice, Encoder, ModelError, Precision
+from .base import (
+    AUTO,
+    BACKEND_SETTINGS,
+    PRECISION_SETTINGS,
+    Backend,
+    BackendChoice,
+    Encoder,
+    LoadedWeights,
+    ModelError,
+    Precision,
+)
 from .onnx_encoder import OnnxEncoder
 from .torch_encoder import TorchEncoder
 
@@ -130,7 +140,7 @@ def _onnx_choice(precision: str, device: str, machine: Machine) -> BackendChoice
     return BackendChoice(Backend.ONNX, Precision(precision), device, f"MS_PRECISION={precision}")
 
 
-ENCODERS: dict[Backend, type[TorchEncoder | OnnxEncoder]] = {Backend.TORCH: TorchEncoder, Backend.ONNX: OnnxEncoder}
+ENCODERS: dict[Backend, type[LoadedWeights]] = {Backend.TORCH: TorchEncoder, Backend.ONNX: OnnxEncoder}
 
 
 def make_encoder(settings: Settings, machine: Machine | None = None) -> Encoder:
