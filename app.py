@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-import threading
 
 from config import Settings, SettingsError
 
@@ -45,15 +44,8 @@ class _Stop(SystemExit):
     """Raised in the main thread by the signal handler to leave the server loop (waitress re-raises SystemExit)."""
 
 
-def _stop_on(stopping: list[int]):
-    def handler(signum, _frame) -> None:
-        stopping.append(signum)
-        # Later signals get the default behaviour: a second Ctrl-C or SIGTERM ends the process at once.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        raise _Stop(0)  # waitress's loop ends on SystemExit; anywhere else it unwinds to serve()'s finally
-
-    return handler
+def _stop(_signum: int) -> None:
+    raise _Stop(0)  # waitress's loop ends on SystemExit; anywhere else it unwinds to serve()'s finally
 
 
 def serve(settings: Settings | None = None) -> int:
@@ -61,7 +53,8 @@ def serve(settings: Settings | None = None) -> int:
     from waitress import create_server
 
     from materialsearch.auth import exposure_warning
-    from materialsearch.model import ModelError
+    from materialsearch.encoders import ModelError
+    from materialsearch.shutdown import graceful_stop
     from materialsearch.web import create_app, services_of
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -81,26 +74,21 @@ def serve(settings: Settings | None = None) -> int:
         services.close()
         print(f"error: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         return 2
-    previous = {}
-    stopping: list[int] = []
-    if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
-        previous = {sig: signal.signal(sig, _stop_on(stopping)) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        services.start_background()
-        # The port actually bound (MS_PORT=0 picks a free one).
-        print(f"materialsearch: http://{settings.host}:{server.effective_port}", flush=True)
-        server.run()
-    except _Stop:
-        pass  # the signal came outside waitress's loop (which ends quietly on it)
-    finally:
-        if stopping:
-            name = signal.Signals(stopping[0]).name
-            log.info("%s: stopping: finishing the current scan batch and saving the index", name)
-        server.close()
-        server.task_dispatcher.shutdown(timeout=5)  # let requests in flight finish
-        services.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with graceful_stop(_stop) as stopping:
+        try:
+            services.start_background()
+            # The port actually bound (MS_PORT=0 picks a free one).
+            print(f"materialsearch: http://{settings.host}:{server.effective_port}", flush=True)
+            server.run()
+        except _Stop:
+            pass  # the signal came outside waitress's loop (which ends quietly on it)
+        finally:
+            if stopping:
+                name = signal.Signals(stopping[0]).name
+                log.info("%s: stopping: finishing the current scan batch and saving the index", name)
+            server.close()
+            server.task_dispatcher.shutdown(timeout=5)  # let requests in flight finish
+            services.close()
     log.info("stopped")
     return 0
 

@@ -151,9 +151,9 @@ def measure_config(bench: Bench, key: str, sets: dict[str, Path], reference: dic
     load_s = time.perf_counter() - t0
     result: dict = {
         "config": key,
-        "precision_used": getattr(encoder, "precision", precision),
-        "towers": getattr(encoder, "tower_precision", None),
-        "int8_probe_fidelity": getattr(encoder, "fidelity", None) or None,
+        "precision_used": encoder.precision,
+        "towers": dict(encoder.tower_precision),
+        "int8_probe_fidelity": dict(encoder.fidelity) or None,
         "identity": encoder.identity,
         "load_s": round(load_s, 2),
     }
@@ -608,14 +608,15 @@ def main(argv=None) -> int:
     bench = Bench(args)
     bench.checkpoint, model_desc = common.ensure_model(cache, args.model)
     defaults = product.Settings.from_env(environ={})
-    device = product.pick_device(defaults.device)
-    default_choice = product.resolve_backend(defaults.backend, defaults.precision, device)
+    machine = product.Machine.probe()
+    device = product.choose_device(defaults.device, machine)
+    default_choice = product.choose_backend(defaults.backend, defaults.precision, device, machine)
     args.default_config = f"{default_choice.backend}:{default_choice.precision}"
     configs = [c.strip() for c in args.configs.split(",") if c.strip()] or [
         "torch:fp32",
         "onnx:fp32",
         "onnx:int8",
-        *(["torch:bf16"] if product.cpu_has_native_bf16() else []),
+        *(["torch:bf16"] if machine.native_bf16 else []),
     ]
     if args.smoke:
         configs = ["torch:fp32", "onnx:int8"]
@@ -627,7 +628,7 @@ def main(argv=None) -> int:
         "when": common.now_iso(),
         "smoke": args.smoke,
         "machine": common.machine_facts(),
-        "native_bf16": product.cpu_has_native_bf16(),
+        "native_bf16": machine.native_bf16,
         "config": {
             "model_desc": model_desc,
             "photos": args.photos,
@@ -663,8 +664,7 @@ def main(argv=None) -> int:
             encoder = product.make_encoder(bench.query_settings)  # the default backend for this machine
             encoder.load()
             report["config"]["query_backend"] = (
-                f"{getattr(encoder, 'backend', 'torch')} {getattr(encoder, 'precision', 'fp32')} text tower "
-                f"{getattr(encoder, 'tower_precision', {}).get('text', getattr(encoder, 'precision', 'fp32'))}"
+                f"{encoder.backend} {encoder.precision} text tower {encoder.tower_precision[product.Tower.TEXT]}"
             )
             for n in args.sizes:
                 report["queries"].append(measure_size(bench, encoder, n, args.queries, threshold))

@@ -7,12 +7,12 @@ import getpass
 import json
 import logging
 import os
-import signal
 import sys
 
 from config import Settings, SettingsError
 
-from .model import ModelError
+from .encoders import ModelError
+from .shutdown import graceful_stop
 
 
 def _services(settings: Settings, claim: bool = True):
@@ -68,24 +68,14 @@ def cmd_scan(settings: Settings, _args) -> int:
         services.close()
         return 1
     bar = ScanBar()
-    stopped = []
-
-    def stop(signum, _frame) -> None:
-        # Finish the batch in hand (it is committed), save the index, then exit; a second signal ends it at once.
-        stopped.append(signum)
-        services.scans.cancel()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        stats = services.scans.run(bar)
+        # Finish the batch in hand (it is committed), save the index, then exit; a second signal ends it at once.
+        with graceful_stop(lambda _signum: services.scans.cancel()) as stopped:
+            stats = services.scans.run(bar)
     except ScanRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         bar.close()
         services.close()
     print(stats.summary())
@@ -176,7 +166,7 @@ def cmd_hash_password(_settings, args) -> int:
 
 def cmd_download_model(settings: Settings, _args) -> int:
     """Fetch MS_MODEL's weights into $MS_DATA_DIR/models (to prepare an offline machine or a Docker image)."""
-    from .model import resolve_weights
+    from .encoders.weights import resolve_weights
 
     spec, _checkpoint = resolve_weights(settings.model, settings.models_dir, settings.model_arch, settings.offline)
     print(spec.path)
@@ -185,7 +175,7 @@ def cmd_download_model(settings: Settings, _args) -> int:
 
 def cmd_make_test_model(_settings, args) -> int:
     """Write the tiny, seeded, random CN-CLIP checkpoint used by the tests."""
-    from .model import make_test_model
+    from .encoders.tiny import make_test_model
 
     path = make_test_model(args.file, seed=args.seed)
     print(path)

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .decode import DecodeError, decode_image
-from .embed import Encoder
+from .encoders import Encoder
 from .index import VectorIndex
 from .motion import LIVE_PHOTO_MAX_UNVERIFIED_MS, embedded_motion_offset, still_content_identifier
 from .records import FileState, ItemRecord, Kind, Status

@@ -17,7 +17,8 @@ import time
 import numpy as np
 
 from .decode import decode_image
-from .embed import Encoder, normalise
+from .encoders import Encoder
+from .encoders.clip import normalise
 from .index import VectorIndex
 from .records import Status
 from .store import Filters, Item, Store

@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable
 
 from .decode import configure_pillow
-from .embed import Encoder, make_encoder
+from .encoders import Encoder, ModelError, make_encoder
 from .index import VectorIndex
-from .model import ModelError
+from .lock import DataDirLock
 from .scan import Progress, Scanner, ScanStats, decode_sizes
-from .schedule import DataDirLock, ScanScheduler, ScanWindow, window_of
+from .schedule import ScanScheduler, ScanWindow, window_of
 from .search import SearchService
 from .store import DB_FILENAME, Store
 from .thumbnails import Renditions

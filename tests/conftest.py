@@ -35,7 +35,7 @@ def media_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> str:
     """The tiny random CN-CLIP checkpoint (seed 0), written once per session."""
-    from materialsearch.model import make_test_model
+    from materialsearch.encoders.tiny import make_test_model
 
     return make_test_model(str(tmp_path_factory.mktemp("model") / "tiny.pt"), seed=0)
 

@@ -68,7 +68,8 @@ class Counter:
 
 def install(phase: str, n: int) -> None:
     """Patch the app in this (child) process so that it SIGKILLs itself at ``phase``, the n-th time."""
-    from materialsearch import embed, index, scan, store
+    from materialsearch import index, scan, store
+    from materialsearch.encoders.choose import ENCODERS
 
     counter = Counter(n)
     if phase == "walking":
@@ -91,10 +92,8 @@ def install(phase: str, n: int) -> None:
 
         scan.Scanner._prepare = prepare
     elif phase == "embedding":
-        from materialsearch import onnx_backend
-
         # Whichever backend the settings pick (torch, or ONNX Runtime where it is the default) is killed inside.
-        for cls in (embed.CnClipEncoder, onnx_backend.OnnxEncoder):
+        for cls in ENCODERS.values():
 
             def encode_images(self, pixels, _original=cls.encode_images):
                 if counter.hit():

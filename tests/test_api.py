@@ -15,7 +15,7 @@ from tests.conftest import MEDIA, VIDEO_EXTENSIONS, manifest
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     from config import Settings
-    from materialsearch.model import make_test_model
+    from materialsearch.encoders.tiny import make_test_model
 
     root = tmp_path_factory.mktemp("api")
     model = make_test_model(str(root / "tiny.pt"))

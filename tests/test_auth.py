@@ -23,7 +23,7 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> str:
-    from materialsearch.model import make_test_model
+    from materialsearch.encoders.tiny import make_test_model
 
     return make_test_model(str(tmp_path_factory.mktemp("auth-model") / "tiny.pt"))
 

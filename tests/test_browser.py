@@ -49,7 +49,7 @@ VISIBLE_IMAGES_LOADED = """(selector) => {
 @pytest.fixture(scope="module")
 def browser_model(tmp_path_factory) -> str:
     """The tiny random CN-CLIP checkpoint (writing it takes milliseconds once torch is imported)."""
-    from materialsearch.model import make_test_model
+    from materialsearch.encoders.tiny import make_test_model
 
     return make_test_model(str(tmp_path_factory.mktemp("browser-model") / "tiny.pt"), seed=0)
 

@@ -23,7 +23,7 @@ def server(tmp_path_factory, media_dir):
     """A waitress server with a password set, over a small scanned library."""
     import waitress
 
-    from materialsearch.model import make_test_model
+    from materialsearch.encoders.tiny import make_test_model
     from materialsearch.web import create_app
 
     root = tmp_path_factory.mktemp("browser-auth")

@@ -268,7 +268,8 @@ def make_model(path: Path, seed: int, embed_dim: int) -> str:
     import torch
     from cn_clip.clip.model import CLIP, convert_weights
 
-    from materialsearch.model import ARCH_KEY, INFO_KEY, RESOLUTION_KEY, TEST_MODEL_INFO
+    from materialsearch.encoders.tiny import TEST_MODEL_INFO
+    from materialsearch.encoders.weights import ARCH_KEY, INFO_KEY, RESOLUTION_KEY
 
     info = {**TEST_MODEL_INFO, "embed_dim": embed_dim}
     torch.manual_seed(seed)
@@ -344,7 +345,7 @@ def test_a_restart_mid_re_embedding_carries_on(app_for, photos, tmp_path):
 
 
 def test_a_read_only_process_with_another_model_refuses_clearly(open_services, library, tmp_path):
-    from materialsearch.model import ModelError
+    from materialsearch.encoders import ModelError
 
     owner = open_services(library=str(library))
     owner.scans.run()

@@ -28,7 +28,7 @@ def test_iphone_heic_decodes_from_its_thumbnail_upright(media_dir, name):
 
 
 def test_thumbnail_vectors_stay_close_to_the_full_decode(media_dir, make_settings):
-    from materialsearch.embed import make_encoder
+    from materialsearch.encoders import make_encoder
 
     encoder = make_encoder(make_settings(backend="torch", precision="fp32"))
     encoder.load()

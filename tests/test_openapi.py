@@ -20,7 +20,7 @@ def app(tmp_path_factory, media_dir):
     """An app over a small scanned library (a few real photos and one broken file)."""
     import shutil
 
-    from materialsearch.model import make_test_model
+    from materialsearch.encoders.tiny import make_test_model
 
     root = tmp_path_factory.mktemp("openapi")
     library = root / "library"

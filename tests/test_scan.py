@@ -168,7 +168,7 @@ def test_index_is_rebuilt_when_missing_or_out_of_step(open_services, make_settin
 
 
 def test_changing_the_model_re_embeds_and_says_so(open_services, library, tmp_path):
-    from materialsearch.model import make_test_model
+    from materialsearch.encoders.tiny import make_test_model
 
     services = open_services(library=str(library))
     services.scans.run()

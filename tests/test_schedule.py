@@ -12,7 +12,8 @@ import time
 import pytest
 
 from config import Settings, SettingsError
-from materialsearch.schedule import DataDirLock, ScanScheduler, ScanWindow, cron_trigger
+from materialsearch.lock import DataDirLock
+from materialsearch.schedule import ScanScheduler, ScanWindow, cron_trigger
 from tests.conftest import REPO
 
 UTC = dt.UTC
@@ -138,7 +139,7 @@ def test_a_second_process_neither_scans_nor_schedules(make_settings, library, tm
         [
             sys.executable,
             "-c",
-            "import sys, time; from materialsearch.schedule import DataDirLock; "
+            "import sys, time; from materialsearch.lock import DataDirLock; "
             "lock = DataDirLock(sys.argv[1]); assert lock.acquire(); print('held', flush=True); time.sleep(60)",
             str(data_dir),
         ],

@@ -23,7 +23,7 @@ SECRET_MARKER = b"TOPSECRET-do-not-serve-7f3a"
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> str:
-    from materialsearch.model import make_test_model
+    from materialsearch.encoders.tiny import make_test_model
 
     return make_test_model(str(tmp_path_factory.mktemp("security-model") / "tiny.pt"))
 

@@ -120,7 +120,7 @@ def test_undecodable_videos_say_why(tmp_path):
 @pytest.fixture(scope="module")
 def video_app(tmp_path_factory):
     from config import Settings
-    from materialsearch.model import make_test_model
+    from materialsearch.encoders.tiny import make_test_model
 
     root = tmp_path_factory.mktemp("videos")
     library = root / "library"

@@ -1,4 +1,4 @@
-"""A second encoder backend: cn_clip's two towers exported to ONNX and run by ONNX Runtime on the CPU.
+"""The ONNX backend: cn_clip's two towers exported to ONNX and run by ONNX Runtime on the CPU.
 
 The towers are exported once per weights file with ``torch.onnx.export`` from the model cn_clip builds (the same
 ``build_clip`` the torch backend uses), into ``$MS_DATA_DIR/models/onnx/<weights fingerprint>-<tower>-<precision>
@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .embed import BackendChoice, WeightsFacts, clip_preprocess, identity_for, normalise, tokenize_trimmed
-from .model import ModelError, WeightsSpec, build_clip, resolve_weights, weights_fingerprint
+from .base import Backend, BackendChoice, Loaded, LoadedWeights, ModelError, Precision, Tower, WeightsSpec
+from .clip import CONTEXT_LENGTH, clip_preprocess, cosines, normalise, tokenize_trimmed
+from .weights import build_clip, identity_for, resolve_weights, weights_fingerprint
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -38,7 +39,7 @@ OPSET = 17
 EXPORT_VERSION = 1  # bump when the export recipe changes, so cached files are remade
 QUANT_VERSION = 3  # bump when a quantization recipe changes (int8 files and their fidelity record are remade)
 INT8_MIN_COSINE = 0.999  # the issue's fidelity bar for a precision change
-TOWERS = ("image", "text")
+EXPORTED = (Precision.FP32, Precision.INT8)  # the precisions a tower is cached in
 PROBE_SENTENCES = (
     "海边的日落",
     "a dog running on the beach",
@@ -56,9 +57,9 @@ def onnx_dir(settings: Settings) -> str:
     return os.path.join(settings.models_dir, "onnx")
 
 
-def tower_path(folder: str, fingerprint: str, tower: str, precision: str) -> str:
+def tower_path(folder: str, fingerprint: str, tower: Tower, precision: Precision) -> str:
     """The cache file of one exported tower."""
-    suffix = f"{precision}q{QUANT_VERSION}" if precision == "int8" else precision
+    suffix = f"{precision}q{QUANT_VERSION}" if precision == Precision.INT8 else precision
     return os.path.join(folder, f"{fingerprint}-v{EXPORT_VERSION}-{tower}-{suffix}.onnx")
 
 
@@ -115,15 +116,15 @@ def export_towers(model, spec: WeightsSpec, image_path: str, text_path: str) -> 
     resolution = spec.input_resolution
     examples = {
         # A batch of 2: a batch of 1 can get its batch dimension folded into constants.
-        image_path: (ImageTower(model), torch.zeros(2, 3, resolution, resolution), "image"),
-        text_path: (TextTower(model), tokenize(list(PROBE_SENTENCES[:2]), context_length=52), "text"),
+        image_path: (ImageTower(model), torch.zeros(2, 3, resolution, resolution), Tower.IMAGE),
+        text_path: (TextTower(model), tokenize(list(PROBE_SENTENCES[:2]), context_length=CONTEXT_LENGTH), Tower.TEXT),
     }
     for path, (tower, example, name) in examples.items():
         # The wrappers must be in eval mode: export restores the wrapper's own (training) mode afterwards, and
         # that would switch on BERT's dropout in the shared model.
         tower.eval()
         axes = {name: {0: "batch"}, "features": {0: "batch"}}
-        if name == "text":
+        if name == Tower.TEXT:
             axes[name][1] = "length"
         tmp = _atomic_target(path)
         try:
@@ -152,12 +153,12 @@ def export_towers(model, spec: WeightsSpec, image_path: str, text_path: str) -> 
 #   text:  s8 per channel, reduced range, MatMul only 0.9990; s8 MatMul only 0.9994; u8 MatMul only 0.9995
 # The text tower's embedding tables (Gather) stay fp32: they cost no compute and quantizing them costs fidelity.
 QUANT_RECIPES = {
-    "image": {"weight_type": "QInt8", "per_channel": True, "reduce_range": True},
-    "text": {"weight_type": "QUInt8", "per_channel": False, "reduce_range": False, "op_types": ["MatMul"]},
+    Tower.IMAGE: {"weight_type": "QInt8", "per_channel": True, "reduce_range": True},
+    Tower.TEXT: {"weight_type": "QUInt8", "per_channel": False, "reduce_range": False, "op_types": ["MatMul"]},
 }
 
 
-def quantize_int8(source: str, target: str, tower: str) -> None:
+def quantize_int8(source: str, target: str, tower: Tower) -> None:
     """Dynamic int8 weights with ``tower``'s recipe, atomically."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -183,88 +184,65 @@ def quantize_int8(source: str, target: str, tower: str) -> None:
             os.remove(tmp)
 
 
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity."""
-    return np.sum(normalise(a) * normalise(b), axis=1)
+class OnnxEncoder(LoadedWeights):
+    """cn_clip's towers in ONNX Runtime (CPU), fp32 or int8 weights (int8 per tower, where it keeps fidelity)."""
 
-
-class OnnxEncoder(WeightsFacts):
-    """cn_clip's towers in ONNX Runtime (CPU), fp32 or int8 weights; same interface as ``CnClipEncoder``."""
+    backend = Backend.ONNX
 
     def __init__(self, settings: Settings, choice: BackendChoice):
-        if choice.backend != "onnx":
-            raise ModelError(f"OnnxEncoder runs onnx, not {choice.backend}")
-        self._settings = settings
-        self._choice = choice
-        self._lock = threading.Lock()
-        self._sessions: dict[str, object] = {}
-        self._spec: WeightsSpec | None = None
-        self._identity = ""
-        self.device = "cpu"
-        self.backend = "onnx"
-        self.requested_precision = choice.precision
-        self.precision = choice.precision  # of the image tower (what stored vectors depend on)
-        self.tower_precision: dict[str, str] = {}
-        self.fidelity: dict[str, float] = {}
+        super().__init__(settings, choice)
+        self._sessions: dict[Tower, object] = {}
 
     # --- loading ----------------------------------------------------------------------------------------------
-    def load(self) -> None:
-        """Export (first time) and open both towers; later calls return at once."""
-        with self._lock:
-            if self._sessions:
-                return
-            settings = self._settings
-            spec, checkpoint = resolve_weights(
-                settings.model, settings.models_dir, settings.model_arch, settings.offline
-            )
-            folder = onnx_dir(settings)
-            os.makedirs(folder, exist_ok=True)
-            fingerprint = weights_fingerprint(spec.path)
-            paths = {
-                (tower, precision): tower_path(folder, fingerprint, tower, precision)
-                for tower in TOWERS
-                for precision in ("fp32", "int8")
-            }
-            if not all(os.path.isfile(paths[(tower, "fp32")]) for tower in TOWERS):
-                log.info("exporting %s to ONNX into %s (once per model) ...", spec.arch, folder)
-                model = build_clip(spec, checkpoint, "cpu")
-                try:
-                    export_towers(model, spec, paths[("image", "fp32")], paths[("text", "fp32")])
-                except Exception as exc:  # the exporter raises many types; the user needs the way out
-                    raise ModelError(
-                        f"exporting {spec.arch} to ONNX failed ({type(exc).__name__}: {str(exc)[:300]}); "
-                        "set MS_BACKEND=torch to run it in torch instead"
-                    ) from exc
-                del model
-            del checkpoint
-            self._spec = spec
-            chosen = dict.fromkeys(TOWERS, "fp32")
-            if self.requested_precision == "int8":
-                fidelity = self._int8_fidelity(paths, os.path.join(folder, f"{fingerprint}-v{EXPORT_VERSION}"))
-                self.fidelity = fidelity
-                for tower in TOWERS:
-                    if fidelity[tower] >= INT8_MIN_COSINE:
-                        chosen[tower] = "int8"
-                    else:
-                        log.warning(
-                            "%s tower: int8 keeps cosine %.5f to fp32 on these weights, below %.3f: running fp32",
-                            tower,
-                            fidelity[tower],
-                            INT8_MIN_COSINE,
-                        )
-            # Only the sessions that run are opened: each holds its weights (ViT-B-16 fp32: ~750 MB for both).
-            sessions = {tower: self._session(paths[(tower, chosen[tower])]) for tower in TOWERS}
-            self.tower_precision = chosen
-            self.precision = chosen["image"]
-            self._identity = identity_for(spec, self.precision)
-            self._sessions = sessions
-            log.info(
-                "model %s: ONNX Runtime, image tower %s, text tower %s (%s)",
-                spec.arch,
-                chosen["image"],
-                chosen["text"],
-                self._choice.reason,
-            )
+    def _load(self) -> Loaded:
+        """Export (first time) and open both towers."""
+        settings = self._settings
+        spec, checkpoint = resolve_weights(settings.model, settings.models_dir, settings.model_arch, settings.offline)
+        folder = onnx_dir(settings)
+        os.makedirs(folder, exist_ok=True)
+        fingerprint = weights_fingerprint(spec.path)
+        paths = {
+            (tower, precision): tower_path(folder, fingerprint, tower, precision)
+            for tower in Tower
+            for precision in EXPORTED
+        }
+        if not all(os.path.isfile(paths[(tower, Precision.FP32)]) for tower in Tower):
+            log.info("exporting %s to ONNX into %s (once per model) ...", spec.arch, folder)
+            model = build_clip(spec, checkpoint, "cpu")
+            try:
+                export_towers(model, spec, paths[(Tower.IMAGE, Precision.FP32)], paths[(Tower.TEXT, Precision.FP32)])
+            except Exception as exc:  # the exporter raises many types; the user needs the way out
+                raise ModelError(
+                    f"exporting {spec.arch} to ONNX failed ({type(exc).__name__}: {str(exc)[:300]}); "
+                    "set MS_BACKEND=torch to run it in torch instead"
+                ) from exc
+            del model
+        del checkpoint
+        chosen = dict.fromkeys(Tower, Precision.FP32)
+        fidelity: dict[Tower, float] = {}
+        if self._choice.precision == Precision.INT8:
+            stem = os.path.join(folder, f"{fingerprint}-v{EXPORT_VERSION}")
+            fidelity = self._int8_fidelity(paths, stem, spec.input_resolution)
+            for tower in Tower:
+                if fidelity[tower] >= INT8_MIN_COSINE:
+                    chosen[tower] = Precision.INT8
+                else:
+                    log.warning(
+                        "%s tower: int8 keeps cosine %.5f to fp32 on these weights, below %.3f: running fp32",
+                        tower,
+                        fidelity[tower],
+                        INT8_MIN_COSINE,
+                    )
+        # Only the sessions that run are opened: each holds its weights (ViT-B-16 fp32: ~750 MB for both).
+        self._sessions = {tower: self._session(paths[(tower, chosen[tower])]) for tower in Tower}
+        log.info(
+            "model %s: ONNX Runtime, image tower %s, text tower %s (%s)",
+            spec.arch,
+            chosen[Tower.IMAGE],
+            chosen[Tower.TEXT],
+            self._choice.reason,
+        )
+        return Loaded(spec, identity_for(spec, chosen[Tower.IMAGE]), chosen, fidelity)
 
     def _session(self, path: str):
         import onnxruntime as ort
@@ -282,25 +260,26 @@ class OnnxEncoder(WeightsFacts):
         except Exception as exc:
             raise ModelError(f"cannot open the exported model {path} ({exc}); delete it to export again") from exc
 
-    def _int8_fidelity(self, paths, stem: str) -> dict[str, float]:
+    def _int8_fidelity(self, paths, stem: str, resolution: int) -> dict[Tower, float]:
         """Quantize (first time) and measure each tower's worst cosine int8 vs fp32 on the probe inputs."""
         record_path = f"{stem}-int8q{QUANT_VERSION}-fidelity.json"
-        if all(os.path.isfile(paths[(tower, "int8")]) for tower in TOWERS):
+        if all(os.path.isfile(paths[(tower, Precision.INT8)]) for tower in Tower):
+            # A missing or unreadable record is measured again below.
             with contextlib.suppress(OSError, ValueError, KeyError):
                 with open(record_path, encoding="utf-8") as handle:
                     record = json.load(handle)
-                return {tower: float(record[tower]) for tower in TOWERS}
-        for tower in TOWERS:
-            if not os.path.isfile(paths[(tower, "int8")]):
-                quantize_int8(paths[(tower, "fp32")], paths[(tower, "int8")], tower)
+                return {tower: float(record[tower]) for tower in Tower}
+        for tower in Tower:
+            if not os.path.isfile(paths[(tower, Precision.INT8)]):
+                quantize_int8(paths[(tower, Precision.FP32)], paths[(tower, Precision.INT8)], tower)
         # One input per run, as encode_images/encode_texts run int8 (see _run).
         inputs = {
-            "image": [self.preprocess(image)[None] for image in probe_images(self._spec.input_resolution)],
-            "text": [tokenize_trimmed([sentence]) for sentence in PROBE_SENTENCES],
+            Tower.IMAGE: [clip_preprocess(image, resolution)[None] for image in probe_images(resolution)],
+            Tower.TEXT: [tokenize_trimmed([sentence]) for sentence in PROBE_SENTENCES],
         }
         fidelity = {}
-        for tower in TOWERS:
-            pair = [self._session(paths[(tower, precision)]) for precision in ("fp32", "int8")]
+        for tower in Tower:
+            pair = [self._session(paths[(tower, precision)]) for precision in EXPORTED]
             reference, quantized = (
                 np.concatenate([session.run(None, {tower: row})[0] for row in inputs[tower]]) for session in pair
             )
@@ -312,34 +291,24 @@ class OnnxEncoder(WeightsFacts):
         log.info("int8 fidelity on these weights (worst cosine vs fp32): %s", fidelity)
         return fidelity
 
-    # --- the Encoder interface --------------------------------------------------------------------------------
-    @property
-    def loaded(self) -> bool:
-        """Whether ``load`` has finished."""
-        return bool(self._sessions)
-
-    def preprocess(self, image: Image.Image) -> np.ndarray:
-        """cn_clip's own transform, exactly as the torch backend applies it."""
-        spec = self._spec if self._spec is not None else self.spec  # set early in load(): the probe needs it
-        return clip_preprocess(image, spec.input_resolution)
-
+    # --- encoding ---------------------------------------------------------------------------------------------
     def encode_images(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
         """Encode a batch of preprocessed images."""
         self.load()
         batch = np.ascontiguousarray(np.stack(pixels), dtype=np.float32)
-        return normalise(self._run("image", batch))
+        return normalise(self._run(Tower.IMAGE, batch))
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Tokenize (context 52, padding trimmed) and encode sentences."""
         self.load()
-        if self.tower_precision["text"] == "int8":
+        if self.tower_precision[Tower.TEXT] == Precision.INT8:
             # Each sentence alone, trimmed to its own length (see _run: rows must not share quantization).
-            return normalise(np.concatenate([self._run("text", tokenize_trimmed([text])) for text in texts]))
-        return normalise(self._run("text", tokenize_trimmed(texts)))
+            return normalise(np.concatenate([self._run(Tower.TEXT, tokenize_trimmed([text])) for text in texts]))
+        return normalise(self._run(Tower.TEXT, tokenize_trimmed(texts)))
 
-    def _run(self, tower: str, batch: np.ndarray) -> np.ndarray:
+    def _run(self, tower: Tower, batch: np.ndarray) -> np.ndarray:
         session = self._sessions[tower]
-        if self.tower_precision[tower] != "int8" or len(batch) == 1:
+        if self.tower_precision[tower] != Precision.INT8 or len(batch) == 1:
             return session.run(None, {tower: batch})[0]
         # Dynamic int8 quantizes activations with one scale per tensor, i.e. across the whole batch: a picture's
         # vector would depend on the pictures batched with it. One row at a time keeps every vector a function of

@@ -1,0 +1,27 @@
+"""Turn pixels and sentences into L2-normalised vectors, in Immich ML's shape.
+
+- ``base``: the ``Encoder`` Protocol, ``Backend``/``Precision``/``Tower`` names, ``BackendChoice``, ``ModelError``
+  and the load-once lifecycle the backends share;
+- ``clip``: cn_clip's preprocessing, tokenizer and normalisation, the same in every backend;
+- ``weights``: finding and reading the weights (cn_clip names or checkpoint files) and building cn_clip's model;
+- ``torch_encoder`` / ``onnx_encoder``: one module per backend;
+- ``choose``: the factory, ``make_encoder``, which decides from the settings and the machine's facts;
+- ``tiny``: the tiny random checkpoint for tests.
+
+The modules import in that order (none imports a later one), and torch, cn_clip and ONNX Runtime only when used.
+"""
+
+from .base import Backend, BackendChoice, Encoder, ModelError, Precision, Tower
+from .choose import Machine, choose_backend, make_encoder
+
+__all__ = [
+    "Backend",
+    "BackendChoice",
+    "Encoder",
+    "Machine",
+    "ModelError",
+    "Precision",
+    "Tower",
+    "choose_backend",
+    "make_encoder",
+]

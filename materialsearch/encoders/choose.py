@@ -1,0 +1,149 @@
+"""The factory: which backend, precision and device run the model, decided from the settings and the facts of
+this machine (``Machine``), and the encoder built for that choice.
+
+The decision (``choose_backend``) takes the machine's facts as an argument, so every CPU it knows (AVX2 only,
+AVX512-BF16 without AMX, AMX, with or without CUDA) is tested on any machine; ``Machine.probe`` reads them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import TYPE_CHECKING
+
+from .base import (
+    AUTO,
+    BACKEND_SETTINGS,
+    PRECISION_SETTINGS,
+    Backend,
+    BackendChoice,
+    Encoder,
+    LoadedWeights,
+    ModelError,
+    Precision,
+)
+from .onnx_encoder import OnnxEncoder
+from .torch_encoder import TorchEncoder
+
+if TYPE_CHECKING:
+    from config import Settings
+
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # /proc/cpuinfo flags of CPUs that compute bf16
+
+
+@dataclasses.dataclass(frozen=True)
+class Machine:
+    """What the backend choice depends on about the machine it runs on."""
+
+    cpu_flags: frozenset[str]
+    cuda: bool  # torch sees a usable CUDA device
+    onnx_runtime: bool  # onnxruntime and onnx (needed to export and quantize) import
+
+    @property
+    def native_bf16(self) -> bool:
+        """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX). Without it bf16 matmuls are emulated and
+        run slower than fp32, so ``auto`` never picks bf16 there."""
+        return bool(NATIVE_BF16_FLAGS & self.cpu_flags)
+
+    @classmethod
+    @functools.cache
+    def probe(cls) -> Machine:
+        """This machine's facts (read once per process)."""
+        return cls(read_cpu_flags(), cuda_available(), onnxruntime_available())
+
+
+def read_cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags from ``cpuinfo`` (x86 ``flags``, ARM ``Features``); empty where there is none
+    (e.g. macOS)."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass  # no readable cpuinfo: no flags known, so nothing is assumed about the CPU
+    return frozenset()
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a usable CUDA device."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def onnxruntime_available() -> bool:
+    """Whether ONNX Runtime and onnx can be imported."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_device(requested: str, machine: Machine) -> str:
+    """Resolve MS_DEVICE: ``auto`` is ``cuda`` when a GPU is usable, else ``cpu``; CUDA asked for must exist."""
+    if requested == AUTO:
+        return "cuda" if machine.cuda else "cpu"
+    if requested.startswith("cuda") and not machine.cuda:
+        raise ModelError(f"MS_DEVICE={requested} but torch sees no CUDA device; use MS_DEVICE=cpu or auto")
+    return requested
+
+
+def choose_backend(backend: str, precision: str, device: str, machine: Machine) -> BackendChoice:
+    """Turn MS_BACKEND / MS_PRECISION / MS_DEVICE (``auto`` or explicit) into one runnable choice on ``machine``.
+
+    ``auto`` picks, measured on our machines: fp16 on CUDA (torch); bf16 on a CPU with native bf16 (torch,
+    20-32 img/s vs 6-8 fp32 for ViT-B-16 with AMX); elsewhere ONNX Runtime with int8 weights (about 2.8x torch
+    fp32 on an AVX2-only CPU), which the ONNX backend itself turns down to fp32 when int8 misses the fidelity bar
+    for the loaded weights. Raises ModelError for combinations that cannot run.
+    """
+    if backend not in BACKEND_SETTINGS:
+        raise ModelError(f"MS_BACKEND={backend!r}: use one of {', '.join(BACKEND_SETTINGS)}")
+    if precision not in PRECISION_SETTINGS:
+        raise ModelError(f"MS_PRECISION={precision!r}: use one of {', '.join(PRECISION_SETTINGS)}")
+    device = choose_device(device, machine)
+    cuda = device.startswith("cuda")
+    if backend == Backend.ONNX or (backend == AUTO and precision == Precision.INT8):
+        return _onnx_choice(precision, device, machine)
+    if precision == Precision.INT8:
+        raise ModelError("MS_PRECISION=int8 needs MS_BACKEND=onnx (or auto)")
+    if precision == Precision.FP16 and not cuda:
+        raise ModelError("MS_PRECISION=fp16 is for CUDA; on a CPU use bf16 (native on AVX512-BF16/AMX) or int8")
+    if precision != AUTO:
+        reason = f"MS_PRECISION={precision}"
+        if precision == Precision.BF16 and not cuda and not machine.native_bf16:
+            reason += " (this CPU has no native bf16: slower than fp32)"
+        return BackendChoice(Backend.TORCH, Precision(precision), device, reason)
+    if cuda:
+        return BackendChoice(Backend.TORCH, Precision.FP16, device, "CUDA: fp16")
+    if machine.native_bf16:
+        return BackendChoice(Backend.TORCH, Precision.BF16, device, "CPU with native bf16 (AVX512-BF16/AMX)")
+    if backend == AUTO and machine.onnx_runtime:
+        reason = "CPU without native bf16: ONNX Runtime int8 (fp32 if int8 misses fidelity)"
+        return BackendChoice(Backend.ONNX, Precision.INT8, device, reason)
+    return BackendChoice(Backend.TORCH, Precision.FP32, device, "CPU without native bf16: fp32")
+
+
+def _onnx_choice(precision: str, device: str, machine: Machine) -> BackendChoice:
+    if device.startswith("cuda"):
+        raise ModelError("MS_BACKEND=onnx runs on the CPU only; use MS_DEVICE=cpu, or MS_BACKEND=torch on CUDA")
+    if not machine.onnx_runtime:
+        raise ModelError("MS_BACKEND=onnx needs the onnxruntime and onnx packages (pip install onnxruntime onnx)")
+    if precision in {Precision.BF16, Precision.FP16}:
+        raise ModelError(f"MS_PRECISION={precision} is for MS_BACKEND=torch; the ONNX backend runs fp32 or int8")
+    if precision == AUTO:
+        return BackendChoice(
+            Backend.ONNX, Precision.INT8, device, "onnx backend: int8 weights (fp32 if int8 misses fidelity)"
+        )
+    return BackendChoice(Backend.ONNX, Precision(precision), device, f"MS_PRECISION={precision}")
+
+
+ENCODERS: dict[Backend, type[LoadedWeights]] = {Backend.TORCH: TorchEncoder, Backend.ONNX: OnnxEncoder}
+
+
+def make_encoder(settings: Settings, machine: Machine | None = None) -> Encoder:
+    """The encoder the settings ask for on ``machine`` (default: this one), not yet loaded."""
+    choice = choose_backend(settings.backend, settings.precision, settings.device, machine or Machine.probe())
+    return ENCODERS[choice.backend](settings, choice)
