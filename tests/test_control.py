@@ -268,8 +268,8 @@ def make_model(path: Path, seed: int, embed_dim: int) -> str:
     import torch
     from cn_clip.clip.model import CLIP, convert_weights
 
+    from materialsearch.encoders.architectures import ARCH_KEY, INFO_KEY, RESOLUTION_KEY
     from materialsearch.encoders.tiny import TEST_MODEL_INFO
-    from materialsearch.encoders.weights import ARCH_KEY, INFO_KEY, RESOLUTION_KEY
 
     info = {**TEST_MODEL_INFO, "embed_dim": embed_dim}
     torch.manual_seed(seed)

@@ -1,10 +1,10 @@
 """Find and load Chinese-CLIP weights: cn_clip model names or checkpoint files, one loading path for both.
 
 A cn_clip name (``ViT-B-16`` …) resolves to ``$MS_DATA_DIR/models/<cn_clip's file name>``, downloaded there by
-cn_clip's own downloader when absent and the network allows; a path is a checkpoint file in cn_clip's format
-(``{"state_dict": …}``, keys optionally ``module.``-prefixed). Either way the architecture becomes a cn_clip
-``model_info`` dict and the weights load through ``build_clip``, which does exactly what cn_clip's
-``create_model`` + ``load_from_name`` do (a test proves the outputs match).
+cn_clip's own downloader when absent and the network allows; a path is a weights file or folder in any format
+``checkpoints`` reads (cn_clip's, its training checkpoints, bare state dicts, Hugging Face Chinese-CLIP). Either
+way the architecture becomes a cn_clip ``model_info`` dict and the weights load through ``build_clip``, which
+builds cn_clip's own ``CLIP`` as its ``create_model`` + ``load_from_name`` do (a test proves the outputs match).
 """
 
 from __future__ import annotations
@@ -12,19 +12,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import os
 import socket
 import urllib.parse
-from pathlib import Path
 from typing import Any
 
+from .architectures import model_info_for
 from .base import ModelError, Precision, WeightsSpec
-
-# Keys a checkpoint of ours may carry to record its architecture (cn_clip's own checkpoints have neither).
-ARCH_KEY = "model_name"  # "VISION@TEXT" config names, e.g. "ViT-B-16@RoBERTa-wwm-ext-base-chinese"
-INFO_KEY = "model_info"  # a full cn_clip model_info dict (vision + text config merged), for custom sizes
-RESOLUTION_KEY = "input_resolution"
+from .checkpoints import HF_WEIGHT_FILES, read_checkpoint
 
 
 def _cn_clip_utils():
@@ -32,36 +27,6 @@ def _cn_clip_utils():
     from cn_clip.clip import utils
 
     return utils
-
-
-def config_dir() -> Path:
-    """cn_clip's folder of architecture configs (the only place its loader looks)."""
-    return Path(_cn_clip_utils().__file__).parent / "model_configs"
-
-
-def model_info_for(arch: str) -> tuple[dict[str, Any], int, str]:
-    """Turn ``ViT-B-16`` or ``VISION@TEXT`` into (cn_clip model_info, input resolution, struct name)."""
-    utils = _cn_clip_utils()
-    if arch in utils._MODEL_INFO:
-        struct = utils._MODEL_INFO[arch]["struct"]
-        resolution = utils._MODEL_INFO[arch]["input_resolution"]
-    elif "@" in arch:
-        struct = arch
-        resolution = None
-    else:
-        known = ", ".join(utils._MODEL_INFO)
-        raise ModelError(f"unknown architecture {arch!r}: use one of {known}, or VISION@TEXT config names")
-    vision, text = struct.split("@", 1)
-    info: dict[str, Any] = {}
-    for part in (vision, text):
-        config_file = config_dir() / f"{part.replace('/', '-')}.json"
-        if not config_file.is_file():
-            raise ModelError(f"cn_clip has no architecture config named {part!r} (looked for {config_file})")
-        info.update(json.loads(config_file.read_text()))
-    if isinstance(info.get("vision_layers"), str):
-        # cn_clip stores ResNet layer counts as a string like "[3,4,6,3]".
-        info["vision_layers"] = json.loads(info["vision_layers"])
-    return info, int(resolution or info["image_resolution"]), struct
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -93,24 +58,21 @@ def resolve_weights(
         path = os.path.join(models_dir, utils._MODELS[model][1])
         if not os.path.isfile(path):
             _download_named(model, models_dir, path, offline)
-        checkpoint = _read_checkpoint(path)
-        info, resolution, struct = _recorded_arch(checkpoint) or model_info_for(model)
-        return WeightsSpec(model, path, info, resolution, struct), checkpoint
-    if not os.path.isfile(model):
+        read = read_checkpoint(path, trusted=True, infer=False)  # our own download of cn_clip's release file
+        if read.model_info is not None:
+            info, resolution, struct = read.model_info, read.input_resolution, read.arch
+        else:  # cn_clip's release files record no architecture: the name says it
+            info, resolution, struct = model_info_for(model)
+        return WeightsSpec(model, path, info, resolution, struct), {"state_dict": read.state_dict}
+    if not os.path.exists(model):
         names = ", ".join(utils._MODELS)
-        raise ModelError(f"MS_MODEL={model!r} is neither a cn_clip model name ({names}) nor an existing file")
-    checkpoint = _read_checkpoint(model)
-    recorded = _recorded_arch(checkpoint)
+        raise ModelError(f"MS_MODEL={model!r} is neither a cn_clip model name ({names}) nor an existing file or folder")
+    read = read_checkpoint(model, infer=not model_arch)
     if model_arch:
         info, resolution, struct = model_info_for(model_arch)
-    elif recorded is not None:
-        info, resolution, struct = recorded
     else:
-        raise ModelError(
-            f"{model} does not record its architecture: set MS_MODEL_ARCH (e.g. ViT-B-16) to the model it was "
-            "trained as"
-        )
-    return WeightsSpec(model, os.path.abspath(model), info, resolution, struct), checkpoint
+        info, resolution, struct = read.model_info, read.input_resolution, read.arch
+    return WeightsSpec(model, os.path.abspath(model), info, resolution, struct), {"state_dict": read.state_dict}
 
 
 def _download_named(model: str, models_dir: str, path: str, offline: bool) -> None:
@@ -128,38 +90,16 @@ def _download_named(model: str, models_dir: str, path: str, offline: bool) -> No
         raise ModelError(f"downloading {model} failed ({type(exc).__name__}: {exc}). {where}") from exc
 
 
-def _read_checkpoint(path: str) -> dict[str, Any]:
-    import torch
-
-    try:
-        with open(path, "rb") as handle:
-            checkpoint = torch.load(handle, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise ModelError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ModelError(f"{path} is not a cn_clip checkpoint (expected a dict with a 'state_dict')")
-    return checkpoint
-
-
-def _recorded_arch(checkpoint: dict[str, Any]) -> tuple[dict[str, Any], int, str] | None:
-    if INFO_KEY in checkpoint:
-        info = dict(checkpoint[INFO_KEY])
-        resolution = int(checkpoint.get(RESOLUTION_KEY) or info["image_resolution"])
-        return info, resolution, str(checkpoint.get(ARCH_KEY) or "custom")
-    if ARCH_KEY in checkpoint:
-        return model_info_for(str(checkpoint[ARCH_KEY]))
-    return None
-
-
 def build_clip(spec: WeightsSpec, checkpoint: dict[str, Any], device: str = "cpu"):
     """Build cn_clip's ``CLIP`` from ``spec`` exactly as cn_clip's ``create_model``/``load_from_name`` do."""
     from cn_clip.clip.model import CLIP, convert_weights
 
     model = CLIP(**spec.model_info)
-    convert_weights(model)
-    state_dict = checkpoint["state_dict"]
-    if next(iter(state_dict)).startswith("module"):
-        state_dict = {k[len("module.") :]: v for k, v in state_dict.items() if "bert.pooler" not in k}
+    if device != "cpu":
+        # cn_clip runs fp16 on GPUs; on the CPU the weights stay as the file holds them (fp16 release files load
+        # exactly as cn_clip loads them, fp32 files such as Hugging Face exports keep their full precision).
+        convert_weights(model)
+    state_dict = checkpoint["state_dict"]  # cn_clip's layout, prefixes stripped (checkpoints.read_checkpoint)
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as exc:
@@ -173,7 +113,9 @@ def build_clip(spec: WeightsSpec, checkpoint: dict[str, Any], device: str = "cpu
 
 
 def weights_fingerprint(path: str) -> str:
-    """A cheap identity for a weights file: size plus a hash of its first and last MiB."""
+    """A cheap identity for a weights file (or a Hugging Face model folder): size plus its first and last MiB."""
+    if os.path.isdir(path):
+        path = next(os.path.join(path, n) for n in HF_WEIGHT_FILES if os.path.isfile(os.path.join(path, n)))
     size = os.path.getsize(path)
     digest = hashlib.blake2b(digest_size=8)
     digest.update(str(size).encode())
