@@ -403,9 +403,7 @@ def _counts(services) -> Counts:
 
 
 @api.get("/api/status")
-@api_spec.validate(
-    tags=[TAGS["library"]], operation_id="getStatus", resp=Responses(HTTP_200=(Status, "The status."))
-)
+@api_spec.validate(tags=[TAGS["library"]], operation_id="getStatus", resp=Responses(HTTP_200=(Status, "The status.")))
 def status():
     """Counts, scan state and progress, last scan, model and index size"""
     services = _services()

@@ -88,8 +88,6 @@ def _template_values() -> dict:
     return {"auth_enabled": authenticator().enabled, "csrf_token": csrf_token}
 
 
-
-
 def _unauthorized(message: str):
     if request.endpoint in HTML_ENDPOINTS and request.method in SAFE_METHODS:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))

@@ -10,9 +10,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-from typing import Annotated, Any, Literal
-
 from http import HTTPStatus
+from typing import Annotated, Any, Literal
 
 from flask import Response as FlaskResponse
 from flask import current_app, url_for
@@ -184,9 +183,9 @@ class TextSearch(FilterParams):
     """``GET /api/search``: words, or an item to find similar ones to."""
 
     q: Annotated[str, Field(description="What to look for (a sentence, Chinese or English).")] = None
-    like: Annotated[
-        ItemId, Field(description="Find items similar to this indexed item (a video: its mean frame).")
-    ] = None
+    like: Annotated[ItemId, Field(description="Find items similar to this indexed item (a video: its mean frame).")] = (
+        None
+    )
     t: Annotated[TimeMs, Field(description="With `like` on a video: similar to its frame at `t` ms.")] = None
 
     @model_validator(mode="after")
@@ -343,13 +342,16 @@ class SearchHit(ItemView):
     score: Annotated[
         float,
         Field(
-            ge=-1, le=1, description="Cosine similarity between the query and the item (a video: the moment's best frame)."
+            ge=-1,
+            le=1,
+            description="Cosine similarity between the query and the item (a video: the moment's best frame).",
         ),
     ]
     start: Annotated[float, Field(ge=0, description="Video moments: start, in seconds.")] = None
     end: Annotated[float, Field(ge=0, description="Video moments: end, in seconds.")] = None
     time: Annotated[
-        float, Field(ge=0, description="Video moments: the best frame's time, in seconds (its picture is `thumbnail_url`).")
+        float,
+        Field(ge=0, description="Video moments: the best frame's time, in seconds (its picture is `thumbnail_url`)."),
     ] = None
     clip_url: Annotated[str, Field(description="Video moments: the moment as an MP4 clip.")] = None
 

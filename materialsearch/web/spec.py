@@ -7,11 +7,9 @@ document from the same declarations. The route's docstring is its summary (first
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from flask import Response as FlaskResponse
-from flask import request
 from pydantic import ValidationError
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree, Tag
 from spectree.plugins.flask_plugin import FlaskPlugin
