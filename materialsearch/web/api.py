@@ -27,7 +27,7 @@ from .models import (
     IndexInfo,
     ItemView,
     ModelInfo,
-    PageQuery,
+    PageParams,
     ProblemFile,
     ProblemList,
     RenditionPending,
@@ -384,7 +384,7 @@ def _cached_file(path: str, mimetype: str) -> Response:
         HTTP_400=(Error, "A parameter is missing, malformed or out of range (the message says which)."),
     ),
 )
-def errors(query: PageQuery):
+def errors(query: PageParams):
     """Files that could not be indexed or were skipped, each with its reason"""
     rows, total = _services().store.problems(query.limit, query.offset)
     return ProblemList(errors=[ProblemFile.of(row) for row in rows], total=total)

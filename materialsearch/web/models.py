@@ -204,10 +204,6 @@ class ImageSearch(FilterParams):
     q: Annotated[str, Field(description="Words that refine the picture.")] = None
 
 
-class PageQuery(PageParams):
-    """``GET /api/errors``."""
-
-
 class Version(Params):
     """Renditions: the version in their URLs."""
 

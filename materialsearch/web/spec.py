@@ -7,6 +7,7 @@ document from the same declarations. The route's docstring is its summary (first
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from flask import Response as FlaskResponse
@@ -19,6 +20,7 @@ from .. import __version__
 from .models import Error, fill_settings
 
 JSON = "application/json"
+_GENERATING = threading.Lock()
 
 
 class BadRequest(ValueError):
@@ -96,6 +98,13 @@ def _refuse_invalid(req, resp, error, instance, model_adapter) -> None:
         raise BadRequest(validation_message(error))
 
 
+def _refuse_unfaithful(req, resp, error, instance, model_adapter) -> None:
+    # A response that does not match its own model is a bug: answer it as one (a logged JSON 500), not with
+    # spectree's own error list.
+    if error is not None:
+        raise TypeError(f"the response does not match its declared model: {validation_message(error)}")
+
+
 TAGS = {
     name: Tag(name=name, description=description)
     for name, description in [
@@ -111,6 +120,7 @@ api_spec = SpecTree(
     backend=_FlaskPlugin,
     mode="strict",  # only the routes declared with api_spec.validate are part of the API
     before=_refuse_invalid,
+    after=_refuse_unfaithful,
     validation_error_status=400,
     validation_error_model=Error,
     naming_strategy=lambda model: model.__name__,
@@ -149,6 +159,8 @@ api_spec = SpecTree(
 
 def openapi_document(settings) -> dict:
     """The OpenAPI document of the app serving this request, with the limits of its ``settings``."""
-    document = fill_settings(api_spec.spec, settings)
+    with _GENERATING:  # spectree builds the document once, rearranging its models as it goes: one thread at a time
+        generated = api_spec.spec
+    document = fill_settings(generated, settings)
     document["paths"] = {path: document["paths"][path] for path in sorted(document["paths"])}
     return document
