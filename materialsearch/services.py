@@ -15,6 +15,7 @@ from .decode import configure_pillow
 from .encoders import Encoder, ModelError, make_encoder
 from .index import VectorIndex
 from .lock import DataDirLock
+from .reports import LastScan, Reindexing, ScanProgress, ScanSchedule, ScanStatus
 from .scan import Progress, Scanner, ScanStats, decode_sizes
 from .schedule import ScanScheduler, ScanWindow, window_of
 from .search import SearchService
@@ -280,7 +281,7 @@ class ScanManager:
             return None
         return max(samples[-1][1] - base[1], 0) / elapsed
 
-    def status(self) -> dict:
+    def status(self) -> ScanStatus:
         """State of the current scan (idle|scanning|paused), its progress, the last finished one, the schedule."""
         progress = self.progress
         current = None
@@ -289,36 +290,35 @@ class ScanManager:
             rate = None if reason else self._rate()
             remaining = max(progress.total - progress.done, 0)
             eta = round(remaining / rate, 1) if rate and progress.phase == "embedding" else None
-            current = {
-                "phase": progress.phase,
-                "done": progress.done,
-                "total": progress.total,
-                "found": progress.found,
-                "rate": round(rate, 2) if rate is not None else None,
-                "eta_s": eta,
-                "current": progress.current,
-                "errors": progress.errors,
-                "started_at": self.started_at.isoformat() if self.started_at else None,
-                "trigger": self.trigger,
-            }
-        state = "idle" if progress is None else ("paused" if reason else "scanning")
+            current = ScanProgress(
+                phase=progress.phase,
+                done=progress.done,
+                total=progress.total,
+                found=progress.found,
+                rate=round(rate, 2) if rate is not None else None,
+                eta_s=eta,
+                current=progress.current,
+                errors=progress.errors,
+                started_at=self.started_at.isoformat() if self.started_at else None,
+                trigger=self.trigger,
+            )
         scheduler = self.scheduler
         next_run = scheduler.next_run() if scheduler is not None else None
-        return {
-            "state": state,
-            "paused_reason": reason,
-            "progress": current,
-            "last": self.last,
-            "next_run": next_run.isoformat() if next_run else None,
-            "schedule": {
-                "active": bool(scheduler and scheduler.active),
-                "cron": self.scanner.settings.scan_cron or None,
-                "interval_s": self.scanner.settings.scan_interval or None,
-                "window": str(self.window) if self.window else None,
-            },
-            "can_scan": self.owner,
-            "refusal": None if self.owner else self.refusal,
-        }
+        return ScanStatus(
+            state="idle" if progress is None else ("paused" if reason else "scanning"),
+            paused_reason=reason,
+            progress=current,
+            last=LastScan.from_record(self.last) if self.last else None,
+            next_run=next_run.isoformat() if next_run else None,
+            schedule=ScanSchedule(
+                active=bool(scheduler and scheduler.active),
+                cron=self.scanner.settings.scan_cron or None,
+                interval_s=self.scanner.settings.scan_interval or None,
+                window=str(self.window) if self.window else None,
+            ),
+            can_scan=self.owner,
+            refusal=None if self.owner else self.refusal,
+        )
 
 
 class Services:
@@ -457,7 +457,7 @@ class Services:
             self._pending_cache = cached
         return cached[1]
 
-    def reindexing(self, pending: int | None = None) -> dict | None:
+    def reindexing(self, pending: int | None = None) -> Reindexing | None:
         """While items still wait for the current model (after a model change): how many, and a sentence.
 
         ``pending`` is the count when the caller has just read it; otherwise a count at most a second old is used.
@@ -466,15 +466,15 @@ class Services:
         if not pending:
             return None
         running = self.scans.running
-        return {
-            "pending": pending,
-            "running": running,
-            "message": (
+        return Reindexing(
+            pending=pending,
+            running=running,
+            message=(
                 f"Re-indexing for the model {os.path.basename(self.settings.model)} "
                 f"{'is in progress' if running else 'has not finished'}: {pending} items still to embed; "
                 f"results come from the {self.index.ntotal} already embedded with it."
             ),
-        }
+        )
 
     def close(self) -> None:
         """Stop the schedule and a running scan (after its current batch), save the index, release everything."""

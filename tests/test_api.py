@@ -212,3 +212,33 @@ def test_unknown_api_route_is_json_404(client):
     response = client.get("/api/nope")
     assert response.status_code == 404 and json.loads(response.data)["status"] == 404
     assert client.delete("/api/search").status_code == 405
+
+
+def test_limit_defaults_to_the_page_size_and_form_fields_may_come_in_the_query(client):
+    settings = client.application.extensions["materialsearch"].settings
+    body = search(client, q="photo")
+    assert len(body["results"]) == min(body["total"], settings.page_size)
+    data = (MEDIA / "jpg_orient6.jpg").read_bytes()
+    response = client.post("/api/search?limit=2", data={"image": (io.BytesIO(data), "query.jpg")})
+    assert response.status_code == 200 and len(response.json["results"]) == 2
+
+
+def test_a_response_that_breaks_its_model_is_a_json_500(client, monkeypatch):
+    """A route answering with something its declaration does not allow is a bug, reported like other bugs."""
+    from flask import jsonify
+
+    from materialsearch.web import api
+
+    monkeypatch.setattr(api, "error_response", lambda status, message: (jsonify(oops=message), status))
+    response = client.post("/api/scan/pause")
+    assert response.status_code == 500 and response.json["status"] == 500
+    assert "does not match its declared model" in response.json["message"]
+
+
+def test_photos_and_videos_have_only_their_own_fields(client):
+    results = search(client, q="photo", limit=100)["results"]
+    photo = next(r for r in results if r["kind"] == "image")
+    video = next(r for r in results if r["kind"] == "video")
+    assert {"live", "motion_photo", "motion_url"} <= set(photo) and not {"duration", "playable"} & set(photo)
+    assert {"duration", "playable", "play_url", "start", "end", "clip_url"} <= set(video)
+    assert not {"live", "motion_url"} & set(video) and "reindexing" not in search(client, q="x")

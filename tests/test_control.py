@@ -149,7 +149,7 @@ def test_cancel_wakes_a_paused_scan(app_for, photos):
     assert gate.entered.wait(20)
     client.post("/api/scan/pause")
     gate.release.set()
-    wait_for(lambda: services.scans.status()["progress"]["done"] == 2, what="the first batch")
+    wait_for(lambda: services.scans.status().progress.done == 2, what="the first batch")
     assert client.post("/api/scan/cancel").status_code == 202
     assert services.scans.wait(5), "a paused scan must stop when cancelled"
     assert services.scans.last["cancelled"]
@@ -187,8 +187,8 @@ def test_last_scan_survives_a_restart(app_for, photos, make_settings):
     services.close()
     reopened = Services(make_settings(library=str(photos)))
     try:
-        last = reopened.scans.status()["last"]
-        assert last["stats"]["added"] == PHOTOS and last["trigger"] == "command line" and last["seconds"] >= 0
+        last = reopened.scans.status().last
+        assert last.stats["added"] == PHOTOS and last.trigger == "command line" and last.seconds >= 0
     finally:
         reopened.close()
 

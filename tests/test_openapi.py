@@ -1,14 +1,22 @@
-"""The OpenAPI document: it covers every route, follows the settings, renders as a page, and the live API keeps
-to it (schemathesis, in-process against the WSGI app, bounded examples)."""
+"""The OpenAPI document: generated from the routes' models, it keeps today's contract, covers every route,
+follows the settings, renders as a page, and the live API keeps to it (schemathesis, in-process against the WSGI
+app, bounded examples)."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
 from materialsearch.web import create_app
-from materialsearch.web.openapi import openapi_document
+from tests.conftest import REPO
+from tests.openapi_contract import contract, lost
+
+# The document of the release before the API was declared by models (default settings): the contract to keep.
+FIXTURE = REPO / "tests" / "data" / "openapi_v1.json"
+# Fields every response had, that the hand-written document left out; the models declare them now.
+NEWLY_DOCUMENTED = {"backend", "precision", "layout", "building", "started_at", "trigger", "cancelled"}
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 # Routes outside /api that belong to the REST surface and are documented too.
@@ -34,13 +42,46 @@ def app(tmp_path_factory, media_dir):
     app.extensions["materialsearch"].close()
 
 
+def test_document_keeps_the_contract_of_the_hand_written_one(make_settings):
+    """Same operations, parameters (name, place, required, type, bounds, default), request bodies and statuses;
+    every response field it described is still there with the same type; the only new fields are ones the
+    responses always had."""
+    app = create_app(make_settings())
+    try:
+        new = contract(app.test_client().get("/api/openapi.json").get_json())
+    finally:
+        app.extensions["materialsearch"].close()
+    old = contract(json.loads(FIXTURE.read_text(encoding="utf-8")))
+    assert set(new) == set(old)
+    for operation, before in old.items():
+        after = new[operation]
+        assert after["parameters"] == before["parameters"], operation
+        assert after["body"] == before["body"], operation
+        assert set(after["responses"]) == set(before["responses"]), operation
+        assert lost(before["responses"], after["responses"]) == [], operation
+        added = {p for p in lost(after["responses"], before["responses"]) if p.endswith(": missing")}
+        assert {p.rsplit("/", 1)[1].removesuffix(": missing") for p in added} <= NEWLY_DOCUMENTED, operation
+
+
+def test_contract_comparison_sees_a_lost_field_or_bound():
+    """The comparison itself: a field removed or a bound changed is reported."""
+    spec = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    old = contract(spec)
+    spec["components"]["schemas"]["Item"]["properties"].pop("view_url")
+    next(p for p in spec["paths"]["/api/search"]["get"]["parameters"] if p["name"] == "offset")["schema"]["minimum"] = 1
+    new = contract(spec)
+    search = ("get", "/api/search")
+    assert new[search]["parameters"] != old[search]["parameters"]
+    assert any("view_url: missing" in p for p in lost(old[search]["responses"], new[search]["responses"]))
+
+
 def _flask_routes(app) -> set[tuple[str, str]]:
     """(OpenAPI-style path, method) of every Flask rule under /api, plus /healthz."""
     routes = set()
     for rule in app.url_map.iter_rules():
         if not (rule.rule.startswith("/api/") or rule.rule in EXTRA_DOCUMENTED):
             continue
-        path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
+        path = re.sub(r"<(?:[a-z]+(?:\([^)]*\))?:)?([a-z_]+)>", r"{\1}", rule.rule)
         routes |= {(path, m.lower()) for m in rule.methods if m.lower() in HTTP_METHODS}
     return routes
 
@@ -50,7 +91,7 @@ def test_every_api_route_is_documented_and_nothing_else(app):
     documented = {(path, method) for path, ops in spec["paths"].items() for method in ops if method in HTTP_METHODS}
     routes = _flask_routes(app)
     assert routes, "no /api routes found"
-    assert routes - documented == set(), "routes missing from materialsearch/web/openapi.py PATHS"
+    assert routes - documented == set(), "routes not declared with api_spec.validate (materialsearch/web/spec.py)"
     assert documented - routes == set(), "documented operations that do not exist"
 
 
@@ -86,22 +127,58 @@ def test_document_is_well_formed(app):
 
 
 def test_limits_come_from_the_settings(make_settings):
-    settings = make_settings(max_page_size=77, page_size=11, max_upload_bytes=1234)
-    spec = openapi_document(settings)
+    """The document shows the serving app's limits, and requests are checked against them (not a template)."""
+    app = create_app(make_settings(max_page_size=77, page_size=11, max_clip_seconds=5))
+    client = app.test_client()
+    try:
+        spec = client.get("/api/openapi.json").get_json()
+        search = client.get("/api/search?q=x&limit=78")
+        errors = client.get("/api/errors?limit=78")
+        default = client.get("/api/search?q=x")
+        most = client.get("/api/errors?limit=77")
+    finally:
+        app.extensions["materialsearch"].close()
     limit = next(p for p in spec["paths"]["/api/search"]["get"]["parameters"] if p["name"] == "limit")
-    assert limit["schema"] == {"type": "integer", "minimum": 1, "maximum": 77, "default": 11}
+    assert {k: limit["schema"][k] for k in ("type", "minimum", "maximum", "default")} == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 77,
+        "default": 11,
+    }
     errors_limit = next(p for p in spec["paths"]["/api/errors"]["get"]["parameters"] if p["name"] == "limit")
     assert errors_limit["schema"]["maximum"] == 77
-    assert "1234 bytes" in spec["paths"]["/api/search"]["post"]["responses"]["413"]["description"]
     body = spec["paths"]["/api/search"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
-    assert body["properties"]["limit"]["maximum"] == 77
+    form = spec["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
+    assert form["properties"]["limit"]["maximum"] == 77
+    assert "x-from-settings" not in json.dumps(spec)
+    for refused in (search, errors):
+        assert refused.status_code == 400 and refused.get_json()["error"] == "Bad Request"
+        assert "at most 77 (MS_MAX_PAGE_SIZE)" in refused.get_json()["message"]
+    assert default.status_code == 200 and most.status_code == 200
+
+
+def test_validation_errors_are_json_400_naming_the_parameter(app):
+    client = app.test_client()
+    cases = {
+        "/api/search?q=x&limit=ten": "limit",
+        "/api/search?q=x&kind=audio": "kind",
+        "/api/search?q=x&date_from=yesterday": "date_from",
+        "/api/search?like=1&q=x": "either q or like",
+        "/api/search": "give a query",
+        "/api/errors?offset=-1": "offset",
+    }
+    for url, named in cases.items():
+        response = client.get(url)
+        body = response.get_json()
+        assert response.status_code == 400 and set(body) == {"error", "message", "status"}, url
+        assert body["status"] == 400 and body["error"] == "Bad Request" and named in body["message"], url
 
 
 def test_docs_page_lists_every_operation_and_loads_nothing_external(app):
     response = app.test_client().get("/api/docs")
     assert response.status_code == 200 and response.mimetype == "text/html"
     page = response.get_data(as_text=True)
-    spec = openapi_document(app.extensions["materialsearch"].settings)
+    spec = app.test_client().get("/api/openapi.json").get_json()
     for path, ops in spec["paths"].items():
         for op in ops.values():
             assert f'id="{op["operationId"]}"' in page and path in page
@@ -112,9 +189,19 @@ def test_docs_page_lists_every_operation_and_loads_nothing_external(app):
     assert "<script" not in page and "style=" not in page
 
 
-def test_readme_links_the_api_docs():
-    from tests.conftest import REPO
+def test_docs_page_renders_markdown_and_keeps_tables_in_their_box(app):
+    page = app.test_client().get("/api/docs").get_data(as_text=True)
+    assert "<code>q</code>" in page and "<code>like</code>" in page  # `q` in a description, rendered
+    text = re.sub(r"<code>.*?</code>", "", page, flags=re.S)
+    assert "`" not in text, "a backtick shown literally"
+    assert "&lt;video&gt;" in page and "<video" not in page  # raw HTML in a description is text, not markup
+    tables = page.count("<table")
+    assert tables > 10 and page.count('<div class="table-scroll">') == tables
+    css = (REPO / "static" / "pages.css").read_text(encoding="utf-8")
+    assert re.search(r"\.table-scroll\s*{[^}]*overflow-x:\s*auto", css)
 
+
+def test_readme_links_the_api_docs():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "/api/docs" in readme and "/api/openapi.json" in readme
 
@@ -207,3 +294,50 @@ def test_schemathesis_accepts_real_searches_and_files(app, media_dir):
             checks=[not_a_server_error, status_code_conformance, response_schema_conformance]
         )
         assert response.status_code == 200, response.text
+
+
+# --- the docs page on a phone -----------------------------------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.mark.browser
+def test_docs_page_fits_a_phone_and_obeys_the_csp(app):
+    """At 390 px the page is no wider than the screen: wide tables scroll inside their own box."""
+    import os
+    import threading
+
+    import waitress
+
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            raise RuntimeError(f"CI must have Chromium at {CHROMIUM} (apt-get install chromium)")
+        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=2)
+    thread = threading.Thread(target=server.run, name="waitress-docs", daemon=True)
+    thread.start()
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
+            page = browser.new_page(viewport=PHONE)
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(f"http://127.0.0.1:{server.effective_port}/api/docs")
+            widths = page.evaluate(
+                """() => ({
+                  page: document.documentElement.scrollWidth,
+                  boxes: [...document.querySelectorAll('.table-scroll')].map((b) => b.getBoundingClientRect().right),
+                  wide: [...document.querySelectorAll('.table-scroll')].filter((b) => b.scrollWidth > b.clientWidth)
+                    .map((b) => getComputedStyle(b).overflowX),
+                  code: document.querySelectorAll('.api-text code, td code').length,
+                })"""
+            )
+            browser.close()
+    finally:
+        server.close()
+        thread.join(timeout=5)
+    assert widths["page"] <= PHONE["width"], widths["page"]
+    assert widths["boxes"] and max(widths["boxes"]) <= PHONE["width"]
+    assert all(overflow == "auto" for overflow in widths["wide"])  # a table wider than its box scrolls in it
+    assert widths["code"] > 20 and not errors, errors

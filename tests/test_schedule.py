@@ -159,7 +159,7 @@ def test_a_second_process_neither_scans_nor_schedules(make_settings, library, tm
             services.start_background()
             assert services.scheduler is None and not services.scans.running
             status = services.scans.status()
-            assert status["can_scan"] is False and f"process {holder.pid}" in status["refusal"]
+            assert status.can_scan is False and f"process {holder.pid}" in status.refusal
         finally:
             services.close()
         assert not (data_dir / "index.faiss").exists(), "a process that does not own the data dir wrote the index"
@@ -224,7 +224,7 @@ def test_scheduled_scan_runs_by_itself_and_is_skipped_while_one_runs(open_servic
         time.sleep(0.05)
     assert services.scans.last["trigger"] == "scheduled" and services.scans.last["stats"]["added"] == 5
     status = services.scans.status()
-    assert status["schedule"]["active"] and status["schedule"]["interval_s"] == 1 and status["next_run"]
+    assert status.schedule.active and status.schedule.interval_s == 1 and status.next_run
     # A run that fires while a scan is going does not start a second one.
     assert services.scans.try_start("manual") is None
     assert services.scans.try_start("scheduled") == "a scan is already running"
@@ -236,4 +236,4 @@ def test_start_up_scan_when_asked(open_services, library):
     services.start_background()
     assert services.scans.wait(30)
     assert services.scans.last["trigger"] == "start-up" and services.index.ntotal == 5
-    assert services.scans.status()["next_run"] is None  # no schedule configured
+    assert services.scans.status().next_run is None  # no schedule configured

@@ -7,13 +7,14 @@ import logging
 import os
 from typing import Any
 
-from flask import Flask, Request, jsonify, request
+from flask import Flask, Request, request
 from werkzeug.exceptions import HTTPException
 
 from config import Settings
 
 from ..auth import Authenticator
 from ..services import Services
+from .models import error_response
 
 log = logging.getLogger(__name__)
 EXTENSION_KEY = "materialsearch"
@@ -75,8 +76,8 @@ def create_app(settings: Settings | dict[str, Any] | None = None, services: Serv
 
     from . import auth
     from .api import api
-    from .openapi import openapi
     from .pages import pages
+    from .reference import reference
 
     try:
         authn = Authenticator(settings, services.store)
@@ -87,7 +88,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, services: Serv
     auth.init_app(app, authn)
     app.register_blueprint(api)
     app.register_blueprint(pages)
-    app.register_blueprint(openapi)
+    app.register_blueprint(reference)
 
     @app.after_request
     def security_headers(response):
@@ -98,16 +99,16 @@ def create_app(settings: Settings | dict[str, Any] | None = None, services: Serv
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if request.path.startswith("/api/") or request.path == "/healthz":
-            response = jsonify(error=exc.name, message=exc.description, status=exc.code)
+            response = error_response(exc.code, exc.description, exc.name)
             # Keep the exception's own headers (Allow on 405, Retry-After …), not its HTML content type.
-            headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
-            return response, exc.code, headers
+            response.headers.extend([(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"])
+            return response
         return exc
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return jsonify(error="Internal Server Error", message=f"{type(exc).__name__}: {exc}", status=500), 500
+        return error_response(500, f"{type(exc).__name__}: {exc}")
 
     return app
 

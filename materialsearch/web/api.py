@@ -1,256 +1,166 @@
-"""REST API blueprint: parses requests, calls the services, shapes JSON. No business logic here."""
+"""REST API blueprint: each route declares its models (``models.py``) with ``api_spec.validate``, then calls the
+services. No parsing by hand and no business logic here."""
 
 from __future__ import annotations
 
-import datetime as dt
 import mimetypes
 import os
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file, url_for
+from flask import Blueprint, Response, abort, current_app, send_file
 
 from ..decode import DecodeError
-from ..records import Status
+from ..records import Kind
+from ..records import Status as ItemStatus
+from ..reports import ScanStatus
 from ..search import NotFound, Page, SearchError
 from ..store import Filters, Item
 from ..thumbnails import rendition_key
 from ..transcode import TranscodeError
 from ..video import VideoError
 from ..walk import servable_path
+from .models import (
+    MAX_INT,
+    ClipQuery,
+    Counts,
+    Error,
+    FilterParams,
+    Health,
+    ImageSearch,
+    IndexInfo,
+    ItemView,
+    ModelInfo,
+    PageParams,
+    ProblemFile,
+    ProblemList,
+    RenditionPending,
+    ScanStarted,
+    SearchHit,
+    SearchResult,
+    Status,
+    TextSearch,
+    ThumbnailQuery,
+    Version,
+    error_response,
+)
+from .spec import TAGS, BadRequest, Responses, api_spec
 
 api = Blueprint("api", __name__)
 
-# Formats a browser shows directly; others (HEIC, TIFF) get a JPEG rendition for the large view.
-BROWSER_IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp", "gif", "bmp", "avif"}
-KINDS = {"image", "video", "all"}
-# Ids and offsets beyond SQLite's integer range cannot name anything: refuse them as bad input, not a 500.
-MAX_INT = 2**63 - 1
+ITEM = f"<int(min=1, max={MAX_INT}):item_id>"  # ids beyond SQLite's integer range name nothing: 404
+ITEM_ID = {"item_id": "An item id from a search result."}
+NOT_FOUND = (Error, "No such indexed item (or its original is gone / no longer inside the library).")
+NOT_MODIFIED = "Not modified (conditional request)."
+RANGES = {  # what a video answers besides itself: it is sent with conditional and Range support
+    "HTTP_206": ("video/mp4", "The requested byte range."),
+    "HTTP_304": (None, NOT_MODIFIED),
+    "HTTP_416": (None, "The requested range is not satisfiable."),
+}
+NO_SCAN = (Error, "No scan is running.")
 
 
 def _services():
     return current_app.extensions["materialsearch"]
 
 
-class BadRequest(ValueError):
-    """A parameter is missing or malformed."""
-
-
 @api.errorhandler(BadRequest)
 @api.errorhandler(SearchError)
 def bad_request(exc):
-    return jsonify(error="Bad Request", message=str(exc), status=400), 400
+    return error_response(400, str(exc))
 
 
 @api.errorhandler(NotFound)
 def not_found(exc):
-    return jsonify(error="Not Found", message=str(exc), status=404), 404
+    return error_response(404, str(exc))
 
 
-# --- parameter parsing ------------------------------------------------------------------------------------------
-def _int_param(source, name: str, default: int, minimum: int, maximum: int | None = None) -> int:
-    raw = source.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        upper = f" and {maximum}" if maximum is not None else ""
-        raise BadRequest(f"{name} must be between {minimum}{upper}, got {value}")
-    return value
+def _filters(params: FilterParams) -> Filters:
+    kind = None if params.kind == "all" else params.kind
+    return Filters(path_contains=params.path, date_from=params.date_from, date_to=params.date_to, kind=kind)
 
 
-def _date_param(source, name: str, end_of_day: bool) -> dt.datetime | None:
-    raw = (source.get(name) or "").strip()
-    if not raw:
-        return None
-    try:
-        if len(raw) == 10:
-            day = dt.date.fromisoformat(raw)
-            return dt.datetime.combine(day, dt.time.max if end_of_day else dt.time.min)
-        value = dt.datetime.fromisoformat(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be a date (YYYY-MM-DD) or date-time (ISO 8601), got {raw!r}") from None
-    # Capture times are camera-local; compare wall-clock to wall-clock.
-    return value.replace(tzinfo=None)
+def _page(params: FilterParams) -> Page:
+    return Page(limit=params.limit, offset=params.offset, min_score=params.min_score)
 
 
-def _filters(source) -> Filters:
-    kind = (source.get("kind") or "all").strip().lower()
-    if kind not in KINDS:
-        raise BadRequest(f"kind must be one of {', '.join(sorted(KINDS))}, got {kind!r}")
-    date_from = _date_param(source, "date_from", end_of_day=False)
-    date_to = _date_param(source, "date_to", end_of_day=True)
-    if date_from and date_to and date_from > date_to:
-        raise BadRequest("date_from is after date_to")
-    path = (source.get("path") or "").strip() or None
-    return Filters(path_contains=path, date_from=date_from, date_to=date_to, kind=None if kind == "all" else kind)
-
-
-def _page(source) -> Page:
-    settings = _services().settings
-    limit = _int_param(source, "limit", settings.page_size, 1, settings.max_page_size)
-    offset = _int_param(source, "offset", 0, 0, MAX_INT)
-    raw = (source.get("min_score") or "").strip()
-    min_score = None
-    if raw:
-        try:
-            min_score = float(raw)
-        except ValueError:
-            raise BadRequest(f"min_score must be a number between -1 and 1, got {raw!r}") from None
-        if not -1.0 <= min_score <= 1.0:
-            raise BadRequest(f"min_score must be between -1 and 1, got {min_score}")
-    return Page(limit=limit, offset=offset, min_score=min_score)
-
-
-# --- shaping ----------------------------------------------------------------------------------------------------
-def _version(item: Item) -> str:
-    # Renditions are cached by browsers for a day; the version changes when the file does.
-    return rendition_key(item.path, item.size, item.mtime_ns)[:12]
-
-
-def item_json(item: Item, motion: Item | None = None) -> dict:
-    """The public view of an item (``motion``: its Live Photo movie, if it has one)."""
-    ext = os.path.splitext(item.path)[1].lower().lstrip(".")
-    file_url = url_for("api.item_file", item_id=item.id)
-    version = _version(item)
-    extra: dict = {}
-    if item.kind == "video":
-        extra = {
-            "duration": item.duration_ms / 1000 if item.duration_ms is not None else None,
-            "playable": bool(item.playable),
-            "play_url": file_url if item.playable else url_for("api.item_stream", item_id=item.id, v=version),
-        }
-    else:
-        has_motion = motion is not None or item.motion_offset is not None
-        extra = {
-            "live": motion is not None,
-            "motion_photo": item.motion_offset is not None,
-            "motion_url": url_for("api.item_motion", item_id=item.id, v=version) if has_motion else None,
-        }
-    return {
-        "id": item.id,
-        "path": item.path,
-        "name": os.path.basename(item.path),
-        "kind": item.kind,
-        "taken_at": item.taken_at.isoformat() if item.taken_at else None,
-        "width": item.width,
-        "height": item.height,
-        "size": item.size,
-        "thumbnail_url": url_for("api.item_thumbnail", item_id=item.id, v=version),
-        "file_url": file_url,
-        "view_url": file_url
-        if ext in BROWSER_IMAGE_EXTENSIONS or item.kind == "video"
-        else url_for("api.item_preview", item_id=item.id, v=version),
-        **extra,
-    }
-
-
-def hit_json(hit, motion: Item | None = None) -> dict:
-    """A search result: the item, its score and, for a video, the moment that matched."""
-    data = {**item_json(hit.item, motion), "score": round(hit.score, 6)}
-    moment = hit.moment
-    if moment is not None:
-        item = hit.item
-        data.update(
-            start=moment.start_ms / 1000,
-            end=moment.end_ms / 1000,
-            time=moment.time_ms / 1000,
-            thumbnail_url=url_for("api.item_thumbnail", item_id=item.id, t=moment.time_ms, v=_version(item)),
-            clip_url=url_for(
-                "api.item_clip", item_id=item.id, start=f"{moment.start_ms / 1000:g}", end=f"{moment.end_ms / 1000:g}"
-            ),
-        )
-    return data
-
-
-def _result_json(result) -> Response:
+def _result(result) -> SearchResult:
     services = _services()
-    motions = services.store.motions_for([hit.item.path for hit in result.hits if hit.item.kind == "image"])
-    body = {
-        "results": [hit_json(hit, motions.get(hit.item.path)) for hit in result.hits],
-        "total": result.total,
-        "took_ms": result.took_ms,
-    }
+    motions = services.store.motions_for([hit.item.path for hit in result.hits if hit.item.kind == Kind.IMAGE])
+    body = SearchResult(
+        results=[SearchHit.of_hit(hit, motions.get(hit.item.path)) for hit in result.hits],
+        total=result.total,
+        took_ms=result.took_ms,
+    )
     reindexing = services.reindexing()
     if reindexing:  # after a model change: say that results come only from what is re-embedded so far
-        body["reindexing"] = reindexing
-    return jsonify(body)
+        body.reindexing = reindexing
+    return body
 
 
 # --- search -----------------------------------------------------------------------------------------------------
 @api.get("/api/search")
-def search_get():
-    """Text query (``q``) or items similar to an indexed item (``like``)."""
-    args = request.args
-    text = args.get("q")
-    like = args.get("like")
-    if (text is None or not text.strip()) and not like:
-        raise BadRequest("give a query: q=TEXT, or like=ITEM_ID (or POST an image)")
-    if text and like:
-        raise BadRequest("give either q or like, not both")
-    filters, page = _filters(args), _page(args)
+@api_spec.validate(
+    tags=[TAGS["search"]],
+    operation_id="searchByText",
+    resp=Responses(
+        HTTP_200=(SearchResult, "Ranked results, best first."),
+        HTTP_400=(Error, "A parameter is missing, malformed or out of range (the message says which)."),
+        HTTP_404=(Error, "`like` names an item that does not exist or is not indexed."),
+    ),
+)
+def search_get(query: TextSearch):
+    """Search by text, or for items similar to an indexed item
+
+    Give exactly one of `q` (a sentence, Chinese or English) and `like` (an item id; the item itself is left out
+    of the results).
+    """
+    filters, page = _filters(query), _page(query)
     search = _services().search
-    if like:
-        item_id = _int_param(args, "like", 0, 1, MAX_INT)
-        time_ms = _time_ms_param(args, "t")
-        vector = search.item_vector(item_id, time_ms)
-        return _result_json(search.search(vector, filters, page, exclude=frozenset({item_id})))
-    return _result_json(search.search(search.text_vector(text), filters, page))
+    if query.like is not None:
+        vector = search.item_vector(query.like, query.t)
+        return _result(search.search(vector, filters, page, exclude=frozenset({query.like})))
+    return _result(search.search(search.text_vector(query.q), filters, page))
 
 
 @api.post("/api/search")
-def search_post():
-    """Image query (multipart field ``image``), optionally refined with words (``q``)."""
-    upload = request.files.get("image")
-    if upload is None:
+@api_spec.validate(
+    tags=[TAGS["search"]],
+    operation_id="searchByImage",
+    resp=Responses(
+        HTTP_200=(SearchResult, "Ranked results, best first."),
+        HTTP_400=(Error, "No `image` field, an unreadable picture, or a bad option."),
+        HTTP_413=(Error, "The request is larger than MS_MAX_UPLOAD_BYTES."),
+    ),
+)
+def search_post(form: ImageSearch):
+    """Search with an example picture (optionally refined with words)
+
+    Multipart form: the picture in `image`; the same options as the GET search as form fields. The picture is
+    decoded in memory (its type is sniffed from its content, decompression bombs are refused) and never stored.
+    """
+    if form is None:  # not a form at all (spectree validates only form bodies)
         raise BadRequest("send the query picture as a multipart form field named 'image'")
-    data = upload.read()
-    source = request.values
-    filters, page = _filters(source), _page(source)
     search = _services().search
     try:
-        vector = search.image_vector(data)
+        vector = search.image_vector(form.image.read())
     except DecodeError as exc:
         raise BadRequest(f"the uploaded file is not a usable image: {exc}") from None
-    text = (source.get("q") or "").strip()
+    text = (form.q or "").strip()
     if text:
         vector = search.combine(vector, search.text_vector(text))
-    return _result_json(search.search(vector, filters, page))
+    return _result(search.search(vector, _filters(form), _page(form)))
 
 
 # --- items ------------------------------------------------------------------------------------------------------
 def _indexed_item(item_id: int) -> Item:
-    item = _services().store.get_item(item_id) if item_id <= MAX_INT else None
-    if item is None or item.status != Status.OK:
+    item = _services().store.get_item(item_id)
+    if item is None or item.status != ItemStatus.OK:
         raise NotFound(f"item {item_id} does not exist or is not indexed")
     return item
 
 
-def _time_ms_param(source, name: str) -> int | None:
-    """A time in milliseconds (an integer ≥ 0), or None when absent."""
-    raw = source.get(name)
-    if raw is None or raw == "":
-        return None
-    return _int_param(source, name, 0, 0, MAX_INT)
-
-
-def _seconds_param(source, name: str) -> float:
-    raw = (source.get(name) or "").strip()
-    if not raw:
-        raise BadRequest(f"{name} is required (seconds from the start of the video)")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise BadRequest(f"{name} must be 0 or more seconds, got {raw!r}")
-    return value
-
-
 def _video_item(item_id: int) -> Item:
     item = _indexed_item(item_id)
-    if item.kind != "video":
+    if item.kind != Kind.VIDEO:
         raise BadRequest(f"item {item_id} is not a video")
     return item
 
@@ -264,27 +174,49 @@ def _source_path(item: Item) -> str:
     return path
 
 
-@api.get("/api/items/<int:item_id>")
+def _item_route(operation_id: str, tag: str, query=None, **responses):
+    """The declaration of a route under /api/items/{item_id} (which may always answer 404)."""
+    return api_spec.validate(
+        query=query,
+        tags=[TAGS[tag]],
+        operation_id=operation_id,
+        path_parameter_descriptions=ITEM_ID,
+        resp=Responses(**{"HTTP_404": NOT_FOUND, **responses}),
+    )
+
+
+@api.get(f"/api/items/{ITEM}")
+@_item_route("getItem", "items", HTTP_200=(ItemView, "The item."))
 def item_detail(item_id: int):
-    """One indexed item."""
+    """One indexed item"""
     item = _indexed_item(item_id)
-    motion = _services().store.motions_for([item.path]).get(item.path) if item.kind == "image" else None
-    return jsonify(item_json(item, motion))
+    motion = _services().store.motions_for([item.path]).get(item.path) if item.kind == Kind.IMAGE else None
+    return ItemView.of(item, motion)
 
 
-@api.get("/api/items/<int:item_id>/thumbnail")
-def item_thumbnail(item_id: int):
-    """A small upright JPEG of the item (cached); for a video, ``t`` (ms) picks one of its indexed frames."""
+@api.get(f"/api/items/{ITEM}/thumbnail")
+@_item_route(
+    "getThumbnail",
+    "items",
+    query=ThumbnailQuery,
+    HTTP_200=("image/jpeg", "JPEG image."),
+    HTTP_304=(None, NOT_MODIFIED),
+    HTTP_400=(Error, "`t` is not a whole number of milliseconds."),
+)
+def item_thumbnail(item_id: int, query: ThumbnailQuery):
+    """The item's thumbnail (JPEG, upright, long side MS_THUMBNAIL_SIZE)
+
+    Cached; for a video, `t` (ms) picks one of its indexed frames.
+    """
     item = _indexed_item(item_id)
     services = _services()
     key = item.thumbnail or rendition_key(item.path, item.size, item.mtime_ns)
-    time_ms = _time_ms_param(request.args, "t")
     source = _source_path(item)
     try:
-        if item.kind == "video":
-            if time_ms is not None and services.store.frame_vector(item_id, time_ms) is None:
-                raise NotFound(f"item {item_id} has no indexed frame at {time_ms} ms")
-            path = services.renditions.video_thumbnail(key, source, time_ms)
+        if item.kind == Kind.VIDEO:
+            if query.t is not None and services.store.frame_vector(item_id, query.t) is None:
+                raise NotFound(f"item {item_id} has no indexed frame at {query.t} ms")
+            path = services.renditions.video_thumbnail(key, source, query.t)
         else:
             path = services.renditions.thumbnail(key, source)
     except (OSError, DecodeError, VideoError) as exc:
@@ -292,12 +224,25 @@ def item_thumbnail(item_id: int):
     return _cached_file(path, "image/jpeg")
 
 
-@api.get("/api/items/<int:item_id>/clip")
-def item_clip(item_id: int):
-    """An H.264/AAC MP4 of exactly [start, end) seconds of a video (re-encoded, frame-accurate, cached)."""
+@api.get(f"/api/items/{ITEM}/clip")
+@_item_route(
+    "getClip",
+    "videos",
+    query=ClipQuery,
+    HTTP_200=("video/mp4", "The clip."),
+    **RANGES,
+    HTTP_400=(Error, "Not a video, or `start`/`end` missing, malformed, reversed or too far apart."),
+    HTTP_422=(Error, "ffmpeg could not cut this video."),
+)
+def item_clip(item_id: int, query: ClipQuery):
+    """An MP4 (H.264/AAC) of exactly [start, end) seconds of a video
+
+    Re-encoded so it starts on the first frame at or after `start` (a keyframe copy would start early or black);
+    cached under the data dir; at most MS_MAX_CLIP_SECONDS. `end` past the end of the video is cut to it.
+    """
     item = _video_item(item_id)
     settings = _services().settings
-    start, end = _seconds_param(request.args, "start"), _seconds_param(request.args, "end")
+    start, end = query.start, query.end
     duration = (item.duration_ms or 0) / 1000
     if duration and start >= duration:
         raise BadRequest(f"start ({start:g} s) is past the end of the video ({duration:g} s)")
@@ -316,32 +261,49 @@ def item_clip(item_id: int):
     return send_file(path, mimetype="video/mp4", conditional=True, max_age=86400, download_name=name)
 
 
-@api.get("/api/items/<int:item_id>/stream")
-def item_stream(item_id: int):
-    """The video in a form browsers play: the original when they can, else an H.264 rendition.
+@api.get(f"/api/items/{ITEM}/stream")
+@_item_route(
+    "getPlayableVideo",
+    "videos",
+    query=Version,
+    HTTP_200=("video/*", "The video."),
+    HTTP_202=(RenditionPending, "A browser-playable version is being made; ask again after `Retry-After` seconds."),
+    **RANGES,
+    HTTP_400=(Error, "The item is not a video."),
+    HTTP_422=(Error, "ffmpeg could not convert this video."),
+)
+def item_stream(item_id: int, query: Version):
+    """The video in a form browsers play (the original, or an H.264 rendition made on demand)
 
-    Making a rendition takes a while: until it is ready the answer is 202 (with Retry-After); then the MP4.
+    For HEVC, MPEG-4, MKV…: `202` with `Retry-After` while the rendition is being made, then the MP4 (cached).
     """
     item = _video_item(item_id)
     if item.playable:
-        return item_file(item_id)
+        return _original(item)
     state, detail = _services().transcoder.start_rendition(_source_path(item), item.size, item.mtime_ns)
     if state == "ready":
         return _cached_file(detail, "video/mp4")
     if state == "failed":
         abort(422, description=f"cannot convert this video: {detail}")
-    response = jsonify(state="working", message="a browser-playable version is being made; try again shortly")
-    response.status_code = 202
-    response.headers["Retry-After"] = "2"
-    return response
+    working = RenditionPending(state="working", message="a browser-playable version is being made; try again shortly")
+    return working, 202, {"Retry-After": "2"}
 
 
-@api.get("/api/items/<int:item_id>/motion")
-def item_motion(item_id: int):
-    """The motion of a Live Photo or Android motion photo, as a video browsers play."""
+@api.get(f"/api/items/{ITEM}/motion")
+@_item_route(
+    "getMotion",
+    "videos",
+    query=Version,
+    HTTP_200=("video/mp4", "The motion."),
+    **RANGES,
+    HTTP_404=(Error, "No such indexed item, or it has no motion."),
+    HTTP_422=(Error, "ffmpeg could not convert the motion."),
+)
+def item_motion(item_id: int, query: Version):
+    """The motion of a Live Photo or Android motion photo, as a video browsers play"""
     item = _indexed_item(item_id)
     services = _services()
-    movie = services.store.motions_for([item.path]).get(item.path) if item.kind == "image" else None
+    movie = services.store.motions_for([item.path]).get(item.path) if item.kind == Kind.IMAGE else None
     try:
         if movie is not None:
             source = _source_path(movie)
@@ -359,9 +321,16 @@ def item_motion(item_id: int):
     return _cached_file(path, "video/mp4")
 
 
-@api.get("/api/items/<int:item_id>/preview")
-def item_preview(item_id: int):
-    """A large upright JPEG rendition (for formats browsers cannot display)."""
+@api.get(f"/api/items/{ITEM}/preview")
+@_item_route(
+    "getPreview",
+    "items",
+    query=Version,
+    HTTP_200=("image/jpeg", "JPEG image."),
+    HTTP_304=(None, NOT_MODIFIED),
+)
+def item_preview(item_id: int, query: Version):
+    """A large JPEG rendition (for HEIC/TIFF, which browsers cannot show)"""
     item = _indexed_item(item_id)
     key = rendition_key(item.path, item.size, item.mtime_ns)
     source = _source_path(item)
@@ -372,13 +341,27 @@ def item_preview(item_id: int):
     return _cached_file(path, "image/jpeg")
 
 
-@api.get("/api/items/<int:item_id>/file")
+@api.get(f"/api/items/{ITEM}/file")
+@_item_route(
+    "getFile",
+    "items",
+    HTTP_200=("*/*", "The file, with its own media type."),
+    HTTP_206=("*/*", "The requested byte range."),
+    HTTP_304=(None, NOT_MODIFIED),
+    HTTP_416=(None, "The requested range is not satisfiable."),
+)
 def item_file(item_id: int):
-    """The original file, only for indexed items (supports HTTP Range)."""
-    item = _indexed_item(item_id)
+    """The original file (only for indexed items; never by path)
+
+    Supports conditional requests and HTTP Range (`206`).
+    """
+    return _original(_indexed_item(item_id))
+
+
+def _original(item: Item) -> Response:
     source = _source_path(item)
     if not os.path.isfile(source):
-        abort(404, description=f"the original of item {item_id} is gone from the library")
+        abort(404, description=f"the original of item {item.id} is gone from the library")
     return send_file(source, mimetype=_media_type(item), conditional=True, download_name=os.path.basename(item.path))
 
 
@@ -390,114 +373,136 @@ def _media_type(item: Item) -> str:
 
 
 def _cached_file(path: str, mimetype: str) -> Response:
-    response = send_file(path, mimetype=mimetype, conditional=True, max_age=86400)
-    return response
+    return send_file(path, mimetype=mimetype, conditional=True, max_age=86400)
 
 
+# --- library ----------------------------------------------------------------------------------------------------
 @api.get("/api/errors")
-def errors():
-    """Files that could not be indexed (or were skipped), each with its reason."""
-    settings = _services().settings
-    limit = _int_param(request.args, "limit", settings.page_size, 1, settings.max_page_size)
-    offset = _int_param(request.args, "offset", 0, 0, MAX_INT)
-    rows, total = _services().store.problems(limit, offset)
-    return jsonify(
-        errors=[
-            {"id": r.id, "path": r.path, "kind": r.kind, "status": r.status, "reason": r.error, "size": r.size}
-            for r in rows
-        ],
-        total=total,
+@api_spec.validate(
+    tags=[TAGS["library"]],
+    operation_id="listProblems",
+    resp=Responses(
+        HTTP_200=(ProblemList, "A page of problem files."),
+        HTTP_400=(Error, "A parameter is missing, malformed or out of range (the message says which)."),
+    ),
+)
+def errors(query: PageParams):
+    """Files that could not be indexed or were skipped, each with its reason"""
+    rows, total = _services().store.problems(query.limit, query.offset)
+    return ProblemList(errors=[ProblemFile.of(row) for row in rows], total=total)
+
+
+def _counts(services) -> Counts:
+    counts = services.store.counts()
+    return Counts(
+        images=counts.get("image:ok", 0),
+        videos=counts.get("video:ok", 0),
+        live_photos=counts.get(f"video:{ItemStatus.MOTION}", 0),
+        errors=sum(v for k, v in counts.items() if k.endswith(":error")),
+        skipped=sum(v for k, v in counts.items() if k.endswith(":skipped")),
+        pending=sum(v for k, v in counts.items() if k.endswith(":pending")),
     )
 
 
-# --- status and control -----------------------------------------------------------------------------------------
 @api.get("/api/status")
+@api_spec.validate(tags=[TAGS["library"]], operation_id="getStatus", resp=Responses(HTTP_200=(Status, "The status.")))
 def status():
-    """Counts, scan state and progress, last and next scan, model and index size."""
+    """Counts, scan state and progress, last scan, model and index size"""
     services = _services()
-    counts = services.store.counts()
-    images = counts.get("image:ok", 0)
-    videos = counts.get("video:ok", 0)
-    live = counts.get(f"video:{Status.MOTION}", 0)
-    errors_count = sum(v for k, v in counts.items() if k.endswith(":error"))
-    skipped = sum(v for k, v in counts.items() if k.endswith(":skipped"))
-    pending = sum(v for k, v in counts.items() if k.endswith(":pending"))
+    counts = _counts(services)
     encoder = services.encoder
-    reindexing = services.reindexing(pending)
-    return jsonify(
-        counts={
-            "images": images,
-            "videos": videos,
-            "live_photos": live,
-            "errors": errors_count,
-            "skipped": skipped,
-            "pending": pending,
-        },
+    reindexing = services.reindexing(counts.pending)
+    return Status(
+        counts=counts,
         scan=services.scans.status(),
-        model={
-            "name": os.path.basename(services.settings.model),  # a cn_clip name, or a checkpoint's file name
-            "arch": encoder.spec.arch,
-            "dim": encoder.dim,
-            "device": encoder.device,
-            "backend": encoder.backend,
-            "precision": encoder.precision,
-            "notice": reindexing["message"] if reindexing else None,
-        },
+        model=ModelInfo(
+            name=os.path.basename(services.settings.model),  # a cn_clip name, or a checkpoint's file name
+            arch=encoder.spec.arch,
+            dim=encoder.dim,
+            device=encoder.device,
+            backend=encoder.backend,
+            precision=encoder.precision,
+            notice=reindexing.message if reindexing else None,
+        ),
         reindexing=reindexing,
-        index={
-            "vectors": services.index.ntotal,
-            "layout": services.index.layout["type"],  # flat (exact) or ivf
-            "building": services.index.building,  # an IVF being (re)built in the background
-        },
+        index=IndexInfo(
+            vectors=services.index.ntotal,
+            layout=services.index.layout["type"],  # flat (exact) or ivf
+            building=services.index.building,  # an IVF being (re)built in the background
+        ),
         library=list(services.settings.library),
     )
 
 
-def _conflict(message: str):
-    return jsonify(error="Conflict", message=message, status=409), 409
+def _scan_control(operation_id: str, done: tuple, code: str = "HTTP_200", **responses):
+    """The declaration of a scan-control route: its answer, or 409 when no scan runs."""
+    return api_spec.validate(
+        tags=[TAGS["library"]],
+        operation_id=operation_id,
+        resp=Responses(**{code: done, "HTTP_409": NO_SCAN, **responses}),
+    )
 
 
 @api.post("/api/scan")
+@_scan_control(
+    "startScan",
+    (ScanStarted, "The scan started."),
+    "HTTP_202",
+    HTTP_400=(Error, "No library is configured (MS_LIBRARY is empty)."),
+    HTTP_409=(Error, "A scan is already running, or another process owns the data dir."),
+)
 def start_scan():
-    """Start a background scan: 202, or 409 while one runs (or while another process owns the data dir)."""
+    """Start a background scan of the library
+
+    202, or 409 while one runs (or while another process owns the data dir).
+    """
     services = _services()
     if not services.settings.library:
         raise BadRequest("no library configured: set MS_LIBRARY to the folder(s) to index")
     refusal = services.scans.try_start("manual")
     if refusal:
-        return _conflict(refusal)
-    return jsonify(started=True, status=services.scans.status()), 202
+        return error_response(409, refusal)
+    return ScanStarted(started=True, status=services.scans.status()), 202
 
 
 @api.post("/api/scan/pause")
+@_scan_control("pauseScan", (ScanStatus, "The scan status, now paused."))
 def pause_scan():
-    """Pause the running scan after its current batch: 200, or 409 when none runs."""
+    """Pause the running scan after its current batch (the index is saved first)"""
     scans = _services().scans
     if not scans.pause():
-        return _conflict("no scan is running")
-    return jsonify(scans.status())
+        return error_response(409, "no scan is running")
+    return scans.status()
 
 
 @api.post("/api/scan/resume")
+@_scan_control("resumeScan", (ScanStatus, "The scan status, now scanning."))
 def resume_scan():
-    """Resume a paused scan (even outside the scan window): 200, or 409 when none runs."""
+    """Resume a paused scan (also outside the scan window)"""
     scans = _services().scans
     if not scans.resume():
-        return _conflict("no scan is running")
-    return jsonify(scans.status())
+        return error_response(409, "no scan is running")
+    return scans.status()
 
 
 @api.post("/api/scan/cancel")
+@_scan_control("cancelScan", (ScanStatus, "The scan is stopping."), "HTTP_202")
 def cancel_scan():
-    """Stop the running scan after its current batch (work done so far is kept): 202, or 409 when none runs."""
+    """Stop the running scan after its current batch, keeping what is done"""
     scans = _services().scans
     if not scans.cancel():
-        return _conflict("no scan is running")
-    return jsonify(scans.status()), 202
+        return error_response(409, "no scan is running")
+    return scans.status(), 202
 
 
 @api.get("/healthz")
+@api_spec.validate(
+    tags=[TAGS["meta"]],
+    operation_id="health",
+    security={},
+    resp=Responses(auth=False, HTTP_200=(Health, "Alive.")),
+)
 def healthz():
-    """Liveness: the app answers and its database is readable."""
+    """Liveness: 200 when the app and its database answer (no login needed; reveals nothing)"""
     _services().store.vector_checksum()
-    return jsonify(ok=True)
+    return Health(ok=True)

@@ -16,7 +16,6 @@ from flask import (
     Blueprint,
     Flask,
     current_app,
-    jsonify,
     redirect,
     render_template,
     request,
@@ -26,6 +25,7 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface
 
 from ..auth import Authenticator
+from .models import error_response
 
 auth = Blueprint("auth", __name__)
 
@@ -37,7 +37,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Reachable without credentials; everything else is not.
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.login_submit", "auth.logout", "static", "api.healthz"})
 # Pages a browser navigates to: without a session they redirect to the login page instead of answering 401.
-HTML_ENDPOINTS = frozenset({"pages.index", "openapi.docs"})
+HTML_ENDPOINTS = frozenset({"pages.index", "reference.docs"})
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -88,16 +88,12 @@ def _template_values() -> dict:
     return {"auth_enabled": authenticator().enabled, "csrf_token": csrf_token}
 
 
-def _error(status: int, name: str, message: str):
-    return jsonify(error=name, message=message, status=status), status
-
-
 def _unauthorized(message: str):
     if request.endpoint in HTML_ENDPOINTS and request.method in SAFE_METHODS:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-    response, status = _error(401, "Unauthorized", message)
+    response = error_response(401, message)
     response.headers["WWW-Authenticate"] = 'Bearer realm="materialsearch"'
-    return response, status
+    return response
 
 
 def _guard():
@@ -117,7 +113,7 @@ def _guard():
         # A session cookie rides along on requests other sites make; only our own page knows this token.
         sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD)
         if not _csrf_ok(sent):
-            return _error(403, "Forbidden", f"missing or wrong CSRF token (send the {CSRF_HEADER} header)")
+            return error_response(403, f"missing or wrong CSRF token (send the {CSRF_HEADER} header)")
     return None
 
 
@@ -174,6 +170,6 @@ def login_submit():
 def logout():
     """End this browser's session."""
     if authenticator().enabled and not _csrf_ok(request.form.get(CSRF_FIELD)):
-        return _error(403, "Forbidden", "missing or wrong CSRF token")
+        return error_response(403, "missing or wrong CSRF token")
     session.clear()
     return redirect(url_for("auth.login"))
