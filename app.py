@@ -61,6 +61,7 @@ def serve(settings: Settings | None = None) -> int:
     from waitress import create_server
 
     from materialsearch.auth import exposure_warning
+    from materialsearch.migrations import SchemaError
     from materialsearch.model import ModelError
     from materialsearch.web import create_app, services_of
 
@@ -68,7 +69,7 @@ def serve(settings: Settings | None = None) -> int:
     try:
         settings = settings or Settings.from_env()
         app = create_app(settings)
-    except (SettingsError, ModelError) as exc:
+    except (SettingsError, ModelError, SchemaError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     warning = exposure_warning(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import mimetypes
 import os
@@ -416,23 +417,10 @@ def status():
     """Counts, scan state and progress, last and next scan, model and index size."""
     services = _services()
     counts = services.store.counts()
-    images = counts.get("image:ok", 0)
-    videos = counts.get("video:ok", 0)
-    live = counts.get(f"video:{Status.MOTION}", 0)
-    errors_count = sum(v for k, v in counts.items() if k.endswith(":error"))
-    skipped = sum(v for k, v in counts.items() if k.endswith(":skipped"))
-    pending = sum(v for k, v in counts.items() if k.endswith(":pending"))
     encoder = services.encoder
-    reindexing = services.reindexing(pending)
+    reindexing = services.reindexing(counts.pending)
     return jsonify(
-        counts={
-            "images": images,
-            "videos": videos,
-            "live_photos": live,
-            "errors": errors_count,
-            "skipped": skipped,
-            "pending": pending,
-        },
+        counts=dataclasses.asdict(counts),
         scan=services.scans.status(),
         model={
             "name": os.path.basename(services.settings.model),  # a cn_clip name, or a checkpoint's file name
