@@ -69,6 +69,9 @@ def upgrade(engine: Engine, metadata: MetaData) -> int:
     raw = engine.raw_connection()  # through the engine, so its connect-time pragmas (page size, WAL) apply
     try:
         cursor = raw.cursor()
+        if cursor.execute("PRAGMA user_version").fetchone()[0] == VERSION:
+            cursor.close()
+            return VERSION  # the usual case: no write lock taken (a scan may be committing)
         cursor.execute("BEGIN IMMEDIATE")  # one writer at a time: two processes opening a file do not both migrate
         try:
             stored = cursor.execute("PRAGMA user_version").fetchone()[0]

@@ -90,8 +90,9 @@ def _stack(blobs: Sequence[bytes]) -> np.ndarray:
     return np.vstack([blob_to_vector(b) for b in blobs]) if blobs else np.empty((0, 0), np.float32)
 
 
-def chunked(values: Iterable[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
-    """``values`` in lists of at most ``size``: one ``IN (...)`` each."""
+def chunked(values: Iterable[T], size: int | None = None) -> Iterator[list[T]]:
+    """``values`` in lists of at most ``size`` (``IN_CHUNK``): one ``IN (...)`` each."""
+    size = size or IN_CHUNK
     chunk: list[T] = []
     for value in values:
         chunk.append(value)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from materialsearch import store as store_module
 from materialsearch.catalog import INDEX_FILENAME, MODEL_IDENTITY_KEY, Catalog
 from materialsearch.index import VectorIndex
 from materialsearch.model import ModelError
@@ -160,12 +161,13 @@ def test_counts_by_outcome(open_catalog):
     assert catalog.store.motions_for(["/l/IMG_1.HEIC", "/l/a.jpg"])["/l/IMG_1.HEIC"].path == "/l/IMG_1.MOV"
 
 
-def test_long_id_lists_are_chunked(open_catalog):
+def test_long_id_lists_are_chunked(open_catalog, monkeypatch):
     assert [len(c) for c in chunked(range(2 * IN_CHUNK + 5))] == [IN_CHUNK, IN_CHUNK, 5]
-    assert list(chunked([])) == []
+    assert list(chunked([])) == [] and [len(c) for c in chunked(range(5), 2)] == [2, 2, 1]
+    monkeypatch.setattr(store_module, "IN_CHUNK", 7)  # every query below spans several chunks
     catalog = open_catalog()
     catalog.open()
-    count = 2 * IN_CHUNK + 5
+    count = 2 * 7 + 5
     catalog.apply([photo(f"/l/{i:05d}.jpg", i) for i in range(count)])
     catalog.apply([photo(f"/l/{i:05d}.jpg", i + 1) for i in range(count)])  # every path replaced in one batch
     ids = [state.id for state in catalog.store.file_states().values()]
