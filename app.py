@@ -54,6 +54,7 @@ def serve(settings: Settings | None = None) -> int:
 
     from materialsearch.auth import exposure_warning
     from materialsearch.encoders import ModelError
+    from materialsearch.migrations import SchemaError
     from materialsearch.shutdown import graceful_stop
     from materialsearch.web import create_app, services_of
 
@@ -61,7 +62,7 @@ def serve(settings: Settings | None = None) -> int:
     try:
         settings = settings or Settings.from_env()
         app = create_app(settings)
-    except (SettingsError, ModelError) as exc:
+    except (SettingsError, ModelError, SchemaError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     warning = exposure_warning(settings)

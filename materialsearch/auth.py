@@ -22,7 +22,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from config import Settings, SettingsError
 
-from .store import Store, TokenInfo
+from .tokens import TokenInfo, TokenStore
 
 SECRET_FILENAME = "secret_key"  # inside MS_DATA_DIR
 SECRET_BYTES = 32
@@ -76,31 +76,26 @@ def _valid_token_name(name: str) -> str:
     return name
 
 
-def create_token(store: Store, name: str) -> str:
+def create_token(tokens: TokenStore, name: str) -> str:
     """Make a new API token called ``name``; returns the token, which is not stored and cannot be shown again."""
     name = _valid_token_name(name)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    store.add_token(name, hash_token(token))
+    tokens.add(name, hash_token(token))
     return token
 
 
-def list_tokens(store: Store) -> list[TokenInfo]:
-    """Every token (name, created, last used); never the token itself."""
-    return store.tokens()
-
-
-def revoke_token(store: Store, name: str) -> bool:
+def revoke_token(tokens: TokenStore, name: str) -> bool:
     """Delete the token called ``name``; False when there is none."""
-    return store.delete_token(name.strip())
+    return tokens.delete(name.strip())
 
 
-def find_token(store: Store, token: str) -> TokenInfo | None:
+def find_token(tokens: TokenStore, token: str) -> TokenInfo | None:
     """The stored token matching ``token``, compared in constant time against every stored hash."""
     if not token.startswith(TOKEN_PREFIX):
         return None
     wanted = hash_token(token)
     found = None
-    for info in store.tokens():
+    for info in tokens.all():
         # No early exit: every hash is compared, so timing says nothing about which one matched.
         if hmac.compare_digest(info.token_hash, wanted):
             found = info
@@ -158,11 +153,11 @@ class RateLimiter:
 
 
 class Authenticator:
-    """Everything auth needs at request time, built once per app from the settings and the store."""
+    """Everything auth needs at request time, built once per app from the settings and the token records."""
 
-    def __init__(self, settings: Settings, store: Store):
+    def __init__(self, settings: Settings, tokens: TokenStore):
         self.settings = settings
-        self.store = store
+        self.tokens = tokens
         if settings.password and settings.password_hash:
             raise SettingsError("set MS_PASSWORD or MS_PASSWORD_HASH, not both")
         if settings.password_hash and settings.password_hash.split(":", 1)[0] not in PASSWORD_HASH_METHODS:
@@ -193,11 +188,11 @@ class Authenticator:
 
     def verify_token(self, token: str) -> TokenInfo | None:
         """The token's record when ``token`` is a valid API token (and note its use), else None."""
-        info = find_token(self.store, token)
+        info = find_token(self.tokens, token)
         if info is not None:
             now = dt.datetime.now().replace(microsecond=0)
             if info.last_used_at is None or now - info.last_used_at >= TOKEN_TOUCH_INTERVAL:
-                self.store.touch_token(info.id, now)
+                self.tokens.touch(info.id, now)
         return info
 
 

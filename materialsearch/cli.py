@@ -12,6 +12,7 @@ import sys
 from config import Settings, SettingsError
 
 from .encoders import ModelError
+from .migrations import SchemaError
 from .shutdown import graceful_stop
 
 
@@ -117,12 +118,14 @@ def _token_store(settings: Settings):
 def cmd_token(settings: Settings, args) -> int:
     """Create, list or revoke API tokens (stored hashed in the database the server reads)."""
     from . import auth
+    from .tokens import TokenStore
 
     store = _token_store(settings)
+    tokens = TokenStore(store.engine)
     try:
         if args.action == "create":
             try:
-                token = auth.create_token(store, args.name)
+                token = auth.create_token(tokens, args.name)
             except ValueError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
@@ -133,12 +136,12 @@ def cmd_token(settings: Settings, args) -> int:
             )
             return 0
         if args.action == "revoke":
-            if not auth.revoke_token(store, args.name):
+            if not auth.revoke_token(tokens, args.name):
                 print(f"error: no token named {args.name!r}", file=sys.stderr)
                 return 1
             print(f"token {args.name!r} revoked", file=sys.stderr)
             return 0
-        for info in auth.list_tokens(store):
+        for info in tokens.all():
             used = info.last_used_at.isoformat() if info.last_used_at else "never"
             print(f"{info.name}\tcreated {info.created_at.isoformat()}\tlast used {used}")
         return 0
@@ -237,6 +240,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env() if args.command not in WITHOUT_SETTINGS else None
         return handlers[args.command](settings, args)
-    except (SettingsError, ModelError) as exc:
+    except (SettingsError, ModelError, SchemaError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

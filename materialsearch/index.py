@@ -68,7 +68,7 @@ class VectorIndex:
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()  # one writer of the files at a time
         self._layout: dict = {"type": "flat"}
-        self._index = self._build_flat()
+        self._index = _build_flat(dim)
         self._id_sum = 0
         self._dirty = False
         self._generation = 0  # bumped by rebuild/load: a background build of an older generation is discarded
@@ -78,35 +78,6 @@ class VectorIndex:
         self.builds = 0  # layouts installed by background/automatic builds (for status and tests)
 
     # --- layouts ----------------------------------------------------------------------------------------------
-    def _build_flat(self, ids: np.ndarray | None = None, vectors: np.ndarray | None = None):
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
-        if ids is not None and len(ids):
-            index.add_with_ids(vectors, ids)
-        return index
-
-    def _build_ivf(self, ids: np.ndarray, vectors: np.ndarray, nlist: int):
-        quantizer = faiss.IndexFlatIP(self.dim)
-        if self.sq8:
-            index = faiss.IndexIVFScalarQuantizer(
-                quantizer, self.dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT, False
-            )
-        else:
-            index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.cp.niter = KMEANS_ITERATIONS
-        sample = min(len(ids), nlist * TRAIN_POINTS_PER_LIST)
-        rows = np.random.default_rng(0).choice(len(ids), sample, replace=False) if sample < len(ids) else slice(None)
-        index.train(np.ascontiguousarray(vectors[rows]))
-        # A hashtable direct map lets remove_ids and reconstruct work by our (sparse) ids.
-        index.set_direct_map_type(faiss.DirectMap.Hashtable)
-        index.nprobe = min(self.nprobe, nlist)
-        index.add_with_ids(vectors, ids)
-        return index
-
-    def _build(self, ids: np.ndarray, vectors: np.ndarray, layout: dict):
-        if layout["type"] == "ivf":
-            return self._build_ivf(ids, vectors, layout["nlist"])
-        return self._build_flat(ids, vectors)
-
     def desired_layout(self, count: int) -> dict:
         """The layout the policy wants for ``count`` vectors (given the current one, for hysteresis)."""
         current = self._layout
@@ -152,23 +123,10 @@ class VectorIndex:
     # --- persistence ------------------------------------------------------------------------------------------
     def load(self, expected: tuple[int, int]) -> bool:
         """Load the saved index if its stamp matches ``expected`` (the database's checksum) and this model."""
-        try:
-            with open(self.stamp_path, encoding="utf-8") as handle:
-                stamp = json.load(handle)
-        except (OSError, ValueError):
+        saved = _read_saved(self.path, self.stamp_path, {"identity": self.identity, "dim": self.dim}, expected)
+        if saved is None:
             return False
-        if stamp.get("identity") != self.identity or stamp.get("dim") != self.dim:
-            return False
-        if (stamp.get("count"), stamp.get("id_sum")) != tuple(expected):
-            return False
-        try:
-            index = faiss.read_index(self.path)
-        except RuntimeError as exc:
-            log.warning("index file %s is unreadable (%s); rebuilding from the database", self.path, exc)
-            return False
-        if index.ntotal != expected[0] or index.d != self.dim:
-            return False
-        layout = stamp.get("layout") or {"type": "flat"}
+        index, layout = saved
         if layout["type"] == "ivf":
             index.nprobe = min(self.nprobe, layout["nlist"])  # nprobe is a search setting, not a saved one
         with self._lock:
@@ -185,7 +143,7 @@ class VectorIndex:
 
         The exact index is filled at once; an IVF the policy wants is then built (in the background if enabled).
         """
-        index = self._build_flat()
+        index = _build_flat(self.dim)
         id_sum = 0
         for ids, vectors in chunks:
             index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
@@ -215,12 +173,7 @@ class VectorIndex:
                 self._dirty = False
             # The bytes reach the disk outside the lock, so searches and adds go on during the (fsync-bound) write.
             try:
-                # Drop the old stamp first: a crash between the two renames must not pair a new index with an old
-                # stamp (or the reverse) — a missing stamp simply means "rebuild".
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(self.stamp_path)
-                _atomic_write(self.path, memoryview(data))
-                _atomic_write(self.stamp_path, json.dumps(stamp).encode())
+                _write_saved(self.path, self.stamp_path, data, stamp)
             except BaseException:
                 with self._lock:
                     self._dirty = True  # not saved after all: the next save must write
@@ -234,7 +187,7 @@ class VectorIndex:
         target = self.desired_layout(self.ntotal)
         if target == self._layout:
             return
-        ids = self._all_ids()
+        ids = _ids_of(self._index)
         vectors = self._index.reconstruct_batch(ids) if len(ids) else np.empty((0, self.dim), np.float32)
         generation = self._generation
         self._journal = []
@@ -249,7 +202,7 @@ class VectorIndex:
     def _finish_build(self, ids: np.ndarray, vectors: np.ndarray, layout: dict, generation: int) -> None:
         started = time.monotonic()
         try:
-            index = self._build(ids, np.ascontiguousarray(vectors, dtype=np.float32), layout)
+            index = _build(self.dim, ids, np.ascontiguousarray(vectors, dtype=np.float32), layout, self.nprobe)
         except Exception as exc:  # the old index keeps serving; the failure is reported, not hidden
             log.exception("building the %s vector index failed", layout["type"])
             with self._lock:
@@ -290,18 +243,6 @@ class VectorIndex:
             if remaining is not None and remaining <= 0:
                 return False
             builder.join(remaining)
-
-    def _all_ids(self) -> np.ndarray:
-        index = self._index
-        if isinstance(index, faiss.IndexIDMap2):
-            return faiss.vector_to_array(index.id_map).astype(np.int64)
-        invlists = index.invlists
-        parts = [
-            faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
-            for i in range(invlists.nlist)
-            if invlists.list_size(i)
-        ]
-        return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
 
     # --- changes ----------------------------------------------------------------------------------------------
     def add(self, ids, vectors: np.ndarray) -> None:
@@ -406,6 +347,83 @@ class VectorIndex:
         if selector is None:
             return None
         return faiss.SearchParameters(sel=selector)
+
+
+def _build_flat(dim: int, ids: np.ndarray | None = None, vectors: np.ndarray | None = None):
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if ids is not None and len(ids):
+        index.add_with_ids(vectors, ids)
+    return index
+
+
+def _build_ivf(dim: int, ids: np.ndarray, vectors: np.ndarray, nlist: int, sq8: bool, nprobe: int):
+    quantizer = faiss.IndexFlatIP(dim)
+    if sq8:
+        index = faiss.IndexIVFScalarQuantizer(
+            quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT, False
+        )
+    else:
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.niter = KMEANS_ITERATIONS
+    sample = min(len(ids), nlist * TRAIN_POINTS_PER_LIST)
+    rows = np.random.default_rng(0).choice(len(ids), sample, replace=False) if sample < len(ids) else slice(None)
+    index.train(np.ascontiguousarray(vectors[rows]))
+    # A hashtable direct map lets remove_ids and reconstruct work by our (sparse) ids.
+    index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    index.nprobe = min(nprobe, nlist)
+    index.add_with_ids(vectors, ids)
+    return index
+
+
+def _build(dim: int, ids: np.ndarray, vectors: np.ndarray, layout: dict, nprobe: int):
+    """A FAISS index of ``layout`` holding ``vectors`` under ``ids``."""
+    if layout["type"] == "ivf":
+        return _build_ivf(dim, ids, vectors, layout["nlist"], bool(layout.get("sq8")), nprobe)
+    return _build_flat(dim, ids, vectors)
+
+
+def _ids_of(index) -> np.ndarray:
+    """Every id an index holds (flat: its id map; IVF: its inverted lists)."""
+    if isinstance(index, faiss.IndexIDMap2):
+        return faiss.vector_to_array(index.id_map).astype(np.int64)
+    invlists = index.invlists
+    parts = [
+        faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+        for i in range(invlists.nlist)
+        if invlists.list_size(i)
+    ]
+    return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
+
+
+def _read_saved(path: str, stamp_path: str, model: dict, expected: tuple[int, int]) -> tuple[object, dict] | None:
+    """The saved (index, layout) when its stamp is of ``model`` (identity, dim) and holds ``expected``, else None."""
+    try:
+        with open(stamp_path, encoding="utf-8") as handle:
+            stamp = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if any(stamp.get(key) != value for key, value in model.items()):
+        return None
+    if (stamp.get("count"), stamp.get("id_sum")) != tuple(expected):
+        return None
+    try:
+        index = faiss.read_index(path)
+    except RuntimeError as exc:
+        log.warning("index file %s is unreadable (%s); rebuilding from the database", path, exc)
+        return None
+    if index.ntotal != expected[0] or index.d != model["dim"]:
+        return None
+    return index, stamp.get("layout") or {"type": "flat"}
+
+
+def _write_saved(path: str, stamp_path: str, data, stamp: dict) -> None:
+    """Write the serialised index, then its stamp, each atomically."""
+    # Drop the old stamp first: a crash between the two renames must not pair a new index with an old stamp (or
+    # the reverse) — a missing stamp simply means "rebuild".
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(stamp_path)
+    _atomic_write(path, memoryview(data))
+    _atomic_write(stamp_path, json.dumps(stamp).encode())
 
 
 def _describe(layout: dict) -> str:

@@ -19,12 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .catalog import Catalog
 from .decode import DecodeError, decode_image
 from .encoders import Encoder
-from .index import VectorIndex
 from .motion import LIVE_PHOTO_MAX_UNVERIFIED_MS, embedded_motion_offset, still_content_identifier
 from .records import FileState, ItemRecord, Kind, Status
-from .store import Store
 from .thumbnails import Renditions, rendition_key
 from .video import NotAVideo, VideoError, probe, sample_frames
 from .walk import FileEntry, walk_library
@@ -131,10 +130,9 @@ class _Work:
 class Scanner:
     """Runs scans; holds no state between them besides its collaborators."""
 
-    def __init__(self, settings, store: Store, index: VectorIndex, encoder: Encoder, renditions: Renditions):
+    def __init__(self, settings, catalog: Catalog, encoder: Encoder, renditions: Renditions):
         self.settings = settings
-        self.store = store
-        self.index = index
+        self.catalog = catalog
         self.encoder = encoder
         self.renditions = renditions
 
@@ -177,7 +175,7 @@ class Scanner:
 
         pause()
         progress.phase = "walking"
-        known = self.store.file_states()
+        known = self.catalog.store.file_states()
         seen: set[str] = set()
         to_embed: list[FileEntry] = []
         new_entries: list[FileEntry] = []
@@ -215,8 +213,7 @@ class Scanner:
         new_entries = self._match_moves(new_entries, vanished, stats)
         if vanished:
             progress.phase = "removing"
-            removed_vectors = self.store.delete_items(state.id for state in vanished.values())
-            self.index.remove(removed_vectors)
+            self.catalog.remove(state.id for state in vanished.values())
             stats.removed = len(vanished)
 
         jobs = to_embed + new_entries
@@ -227,7 +224,7 @@ class Scanner:
             on_progress(progress)
         self._embed_all(jobs, known, stats, progress, should_stop, on_progress, pause)
         progress.phase = "saving"
-        self.index.save()
+        self.catalog.checkpoint()
         stats.seconds = time.monotonic() - started
         progress.phase = "done"
         return stats
@@ -287,7 +284,7 @@ class Scanner:
             if entry.kind == Kind.VIDEO and state.pair_path is not None and entry.still is None:
                 remaining.append(entry)  # a Live Photo movie moved away from its still: rescan it as a video
                 continue
-            self.store.move_item(state.id, entry.path, entry.size, entry.mtime_ns, entry.still)
+            self.catalog.move(state.id, entry.path, entry.size, entry.mtime_ns, entry.still)
             stats.moved += 1
             log.info("moved: %s -> %s", old_path, entry.path)
         return remaining
@@ -364,7 +361,7 @@ class Scanner:
                     if len(batch) == 0 or len(waiting) >= batch_size:
                         write_complete()
                     if time.monotonic() - last_save > INDEX_SAVE_INTERVAL_S:
-                        self.index.save()
+                        self.catalog.checkpoint()
                         last_save = time.monotonic()
             finally:
                 stop.set()
@@ -523,9 +520,7 @@ class Scanner:
             if record.status == Status.OK and not record.vectors:
                 record.status, record.error = Status.ERROR, "nothing could be embedded"
             records.append(record)
-        new_ids, new_vectors, replaced = self.store.write_batch(records)
-        self.index.remove(replaced)
-        self.index.add(new_ids, new_vectors)
+        self.catalog.apply(records)
         for record in records:
             if record.status == Status.ERROR:
                 stats.errors += 1

@@ -11,8 +11,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from .catalog import INDEX_FILENAME, Catalog
 from .decode import configure_pillow
-from .encoders import Encoder, ModelError, make_encoder
+from .encoders import Encoder, make_encoder
 from .index import VectorIndex
 from .lock import DataDirLock
 from .reports import LastScan, Reindexing, ScanProgress, ScanSchedule, ScanStatus
@@ -25,7 +26,6 @@ from .transcode import Transcoder
 
 log = logging.getLogger(__name__)
 
-MODEL_IDENTITY_KEY = "model_identity"
 LAST_SCAN_KEY = "last_scan"
 PENDING_CACHE_S = 1.0  # searches report re-indexing progress; counting pending items once a second is plenty
 
@@ -49,6 +49,7 @@ class ScanManager:
     def __init__(
         self,
         scanner: Scanner,
+        catalog: Catalog,
         *,
         owner: bool = True,
         refusal: str | None = None,
@@ -56,6 +57,7 @@ class ScanManager:
         clock: Callable[[], dt.datetime] = dt.datetime.now,
     ):
         self.scanner = scanner
+        self.catalog = catalog
         self.owner = owner
         self.refusal = refusal  # why this process may not scan (another one holds the data dir)
         self.window = window
@@ -186,7 +188,7 @@ class ScanManager:
         if reason is None:
             return
         # A pause may last all day: save the index first, so a crash meanwhile does not mean a rebuild.
-        self.scanner.index.save()
+        self.catalog.checkpoint()
         log.info("scan paused (%s)", reason)
         with self._pause_cond:
             while self.pause_reason() is not None:
@@ -248,13 +250,13 @@ class ScanManager:
             **outcome,
         }
         try:
-            self.scanner.store.set_meta(LAST_SCAN_KEY, json.dumps(self.last, default=str))
+            self.catalog.store.set_meta(LAST_SCAN_KEY, json.dumps(self.last, default=str))
         except Exception:
             # Remembering the last scan across restarts is a nicety; it must not turn a finished scan into a failed one.
             log.exception("cannot record the last scan in the database")
 
     def _load_last(self) -> dict | None:
-        raw = self.scanner.store.get_meta(LAST_SCAN_KEY)
+        raw = self.catalog.store.get_meta(LAST_SCAN_KEY)
         if not raw:
             return None
         try:
@@ -351,22 +353,26 @@ class Services:
             log.warning("%s; this process only searches", refusal)
         else:
             refusal = None if self.owner else "opened read-only: this process does not scan"
-        self.store = Store(os.path.join(settings.data_dir, DB_FILENAME))
-        self.encoder = encoder or make_encoder(settings)
-        self.encoder.load()
-        self.model_change: str | None = None
-        self._check_model()
-        index_path = os.path.join(settings.data_dir, "index.faiss")
-        self.index = VectorIndex(
-            index_path,
-            self.encoder.dim,
-            self.encoder.identity,
-            kind=settings.index_kind,
-            ann_threshold=settings.ann_threshold,
-            nprobe=settings.ivf_nprobe,
-            sq8=settings.index_sq8,
-        )
-        self._open_index()
+        store = Store(os.path.join(settings.data_dir, DB_FILENAME))
+        try:
+            self.encoder = encoder or make_encoder(settings)
+            self.encoder.load()
+            index = VectorIndex(
+                os.path.join(settings.data_dir, INDEX_FILENAME),
+                self.encoder.dim,
+                self.encoder.identity,
+                kind=settings.index_kind,
+                ann_threshold=settings.ann_threshold,
+                nprobe=settings.ivf_nprobe,
+                sq8=settings.index_sq8,
+            )
+            self.catalog = Catalog(store, index, owner=self.owner)
+            self.model_change = self.catalog.open()
+        except BaseException:
+            store.close()
+            raise
+        # Readers (search, the web layer) use the two directly; writes go through the catalog.
+        self.store, self.index = store, index
         self.renditions = Renditions(
             os.path.join(settings.data_dir, "thumbnails"),
             settings.thumbnail_size,
@@ -381,43 +387,11 @@ class Services:
             settings.transcode_cache_mb * 1024 * 1024,
             threads=settings.decode_threads,
         )
-        self.scanner = Scanner(settings, self.store, self.index, self.encoder, self.renditions)
-        self.scans = ScanManager(self.scanner, owner=self.owner, refusal=refusal, window=window_of(settings))
+        self.scanner = Scanner(settings, self.catalog, self.encoder, self.renditions)
+        self.scans = ScanManager(
+            self.scanner, self.catalog, owner=self.owner, refusal=refusal, window=window_of(settings)
+        )
         self.scheduler: ScanScheduler | None = None
-
-    def _check_model(self) -> None:
-        identity = self.encoder.identity
-        previous = self.store.get_meta(MODEL_IDENTITY_KEY)
-        if previous is not None and previous != identity:
-            if not self.owner:
-                raise ModelError(
-                    f"{self.settings.data_dir} holds vectors of another model ({previous.split('|')[0]}); only the "
-                    "process that owns the data dir re-embeds them: use the same MS_MODEL here, or stop the server "
-                    "and start it (or a scan) with the new one"
-                )
-            count = self.store.mark_all_pending()
-            self.model_change = (
-                f"the model changed ({previous.split('|')[0]} → {identity.split('|')[0]}): "
-                f"{count} items will be re-embedded in the background"
-            )
-            log.warning(self.model_change)
-        if self.owner and previous != identity:
-            self.store.set_meta(MODEL_IDENTITY_KEY, identity)
-
-    def _open_index(self) -> None:
-        # The database is the truth: an index whose stamp disagrees with it (crash, copy, model change) or that
-        # cannot be read is rebuilt from it. Only the owner writes the file; others keep the rebuild in memory.
-        expected = self.store.vector_checksum()
-        if not self.index.load(expected):
-            started = time.monotonic()
-            self.index.rebuild(self.store.iter_vectors())
-            if self.owner:
-                self.index.save()
-            log.info(
-                "rebuilt the vector index from the database: %d vectors in %.1fs",
-                self.index.ntotal,
-                time.monotonic() - started,
-            )
 
     # --- running by itself ------------------------------------------------------------------------------------
     def start_background(self) -> None:
@@ -452,7 +426,7 @@ class Services:
             or cached[2] != generation
             or ((generation[0] or not self.owner) and now - cached[0] > PENDING_CACHE_S)
         ):
-            count = sum(v for k, v in self.store.counts().items() if k.endswith(":pending"))
+            count = self.store.counts().pending
             cached = (now, count, generation)
             self._pending_cache = cached
         return cached[1]
@@ -485,7 +459,5 @@ class Services:
             self.scheduler.shutdown()
         self.scans.cancel()
         self.scans.wait()
-        if self.owner:
-            self.index.save()
-        self.store.close()
+        self.catalog.close()
         self.lock.release()

@@ -267,10 +267,10 @@ def test_password_hash_setting(make_app):
 
 def test_plain_password_check(make_settings):
     settings = make_settings(password="pässwörd")
-    authn = core.Authenticator(settings, store=None)  # the store is only for tokens
+    authn = core.Authenticator(settings, tokens=None)  # the token records are used only by tokens
     assert authn.enabled and authn.check_password("pässwörd")
     assert not authn.check_password("pässwörd ") and not authn.check_password("") and not authn.check_password("p")
-    off = core.Authenticator(make_settings(), store=None)
+    off = core.Authenticator(make_settings(), tokens=None)
     assert not off.enabled and not off.check_password("")
 
 
@@ -347,20 +347,20 @@ def test_tokens_from_the_cli_work_at_once_and_can_be_revoked(secured, monkeypatc
 
 def test_token_last_use_is_written_at_most_every_few_minutes(make_app):
     app = make_app(password=PASSWORD)
-    store = app.extensions["materialsearch"].store
-    token = core.create_token(store, "ci")
     authn = app.extensions["materialsearch.auth"]
+    tokens = authn.tokens
+    token = core.create_token(tokens, "ci")
     assert authn.verify_token(token).last_used_at is None
-    first = store.tokens()[0].last_used_at
+    first = tokens.all()[0].last_used_at
     assert first is not None
     authn.verify_token(token)
-    assert store.tokens()[0].last_used_at == first
-    store.touch_token(store.tokens()[0].id, first - core.TOKEN_TOUCH_INTERVAL - dt.timedelta(seconds=1))
+    assert tokens.all()[0].last_used_at == first
+    tokens.touch(tokens.all()[0].id, first - core.TOKEN_TOUCH_INTERVAL - dt.timedelta(seconds=1))
     authn.verify_token(token)
-    assert store.tokens()[0].last_used_at >= first
+    assert tokens.all()[0].last_used_at >= first
     with pytest.raises(ValueError, match="printable"):
-        core.create_token(store, "bad\nname")
-    assert core.find_token(store, "mst_" + "A" * 43) is None and core.find_token(store, "") is None
+        core.create_token(tokens, "bad\nname")
+    assert core.find_token(tokens, "mst_" + "A" * 43) is None and core.find_token(tokens, "") is None
 
 
 def test_hash_password_command(monkeypatch, capsys):

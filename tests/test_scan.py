@@ -209,27 +209,3 @@ def test_folder_dropped_from_the_settings_is_swept(open_services, make_settings,
         assert stats.removed == 3 and all("/trip/" in p for p in narrowed.store.file_states())
     finally:
         narrowed.close()
-
-
-def test_database_from_an_older_version_gains_the_new_columns(tmp_path):
-    import sqlite3
-
-    from materialsearch.store import Store
-
-    path = tmp_path / "old.db"
-    Store(str(path)).close()
-    with sqlite3.connect(path) as conn:  # what the first release wrote: no video columns
-        conn.execute("DROP INDEX ix_items_pair_path")
-        conn.execute("DROP INDEX ix_items_kind_status")
-        for column in ["duration_ms", "playable", "pair_path", "motion_offset"]:
-            conn.execute(f"ALTER TABLE items DROP COLUMN {column}")
-    store = Store(str(path))
-    try:
-        with sqlite3.connect(path) as conn:
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(items)")}
-            indexes = {row[1] for row in conn.execute("PRAGMA index_list(items)")}
-        assert {"duration_ms", "playable", "pair_path", "motion_offset"} <= columns
-        assert {"ix_items_pair_path", "ix_items_kind_status"} <= indexes
-        assert store.file_states() == {}
-    finally:
-        store.close()

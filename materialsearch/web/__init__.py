@@ -14,6 +14,7 @@ from config import Settings
 
 from ..auth import Authenticator
 from ..services import Services
+from ..tokens import TokenStore
 from .models import error_response
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, services: Serv
     from .reference import reference
 
     try:
-        authn = Authenticator(settings, services.store)
+        authn = Authenticator(settings, TokenStore(services.store.engine))
     except Exception:
         if built:
             services.close()  # bad password settings: do not leave the database open behind the error

@@ -3,6 +3,7 @@ services. No parsing by hand and no business logic here."""
 
 from __future__ import annotations
 
+import dataclasses
 import mimetypes
 import os
 
@@ -393,15 +394,7 @@ def errors(query: PageParams):
 
 
 def _counts(services) -> Counts:
-    counts = services.store.counts()
-    return Counts(
-        images=counts.get("image:ok", 0),
-        videos=counts.get("video:ok", 0),
-        live_photos=counts.get(f"video:{ItemStatus.MOTION}", 0),
-        errors=sum(v for k, v in counts.items() if k.endswith(":error")),
-        skipped=sum(v for k, v in counts.items() if k.endswith(":skipped")),
-        pending=sum(v for k, v in counts.items() if k.endswith(":pending")),
-    )
+    return Counts(**dataclasses.asdict(services.store.counts()))
 
 
 @api.get("/api/status")

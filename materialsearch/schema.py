@@ -1,0 +1,74 @@
+"""The database's tables, declared once (SQLAlchemy 2 ORM).
+
+A new database is created from these declarations; ``migrations`` brings a file written by an earlier release up
+to them. Changing a table here means adding a migration step there (``tests/test_migrations.py`` checks that an
+upgraded database and a new one have the same schema).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Item(Base):
+    """One file of the library (a photo or a video), indexed or not, with why not."""
+
+    __tablename__ = "items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    taken_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    thumbnail: Mapped[str | None] = mapped_column(String(64))
+    indexed_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    # Videos: length in ms; whether browsers play the file as it is.
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    playable: Mapped[bool | None] = mapped_column(Boolean)
+    # Videos: the same-name photo that was considered as its Live Photo still when the video was scanned.
+    pair_path: Mapped[str | None] = mapped_column(Text, index=True)
+    # Photos: byte offset of the MP4 embedded in an Android motion photo.
+    motion_offset: Mapped[int | None] = mapped_column(Integer)
+    __table_args__ = (Index("ix_items_kind_status", "kind", "status"),)
+
+
+class Vector(Base):
+    """An L2-normalised float32 embedding owned by an item (``time_ms`` is for video frames; NULL for stills)."""
+
+    __tablename__ = "vectors"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    time_ms: Mapped[int | None] = mapped_column(Integer)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    __table_args__ = (Index("ix_vectors_item_id", "item_id"),)
+
+
+class Meta(Base):
+    """Key/value facts about the database, e.g. the identity of the model that made the vectors."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ApiToken(Base):
+    """An API token for scripts: only the SHA-256 of the token is stored, never the token itself."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
