@@ -486,8 +486,7 @@ def measure_stages(paths: list[str], services) -> tuple[dict, list]:
 
     Returns per-stage totals and the preprocessed inputs (for the model-alone measurement).
     """
-    from materialsearch.decode import decode_image, encode_jpeg, render
-    from materialsearch.scan import decode_sizes
+    from materialsearch.decode import decode_image, decode_sizes, encode_jpeg, render
 
     settings, encoder = services.settings, services.encoder
     sizes = decode_sizes(settings, encoder)  # exactly what the scanner asks for
@@ -516,8 +515,7 @@ def measure_decode_pool(paths: list[str], services, threads: int) -> float:
     """Seconds to read + decode every file on a pool of ``threads`` threads (the scanner's decode pool size)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from materialsearch.decode import decode_image
-    from materialsearch.scan import decode_sizes
+    from materialsearch.decode import decode_image, decode_sizes
 
     settings, encoder = services.settings, services.encoder
     sizes = decode_sizes(settings, encoder)

@@ -153,8 +153,7 @@ class Bench:
 
 def reference_inputs(encoder, sets: dict[str, Path], settings) -> tuple[list, list]:
     """Preprocessed pictures of the mixed set (as the scanner decodes them) and the query sentences."""
-    from materialsearch.decode import decode_image
-    from materialsearch.scan import decode_sizes
+    from materialsearch.decode import decode_image, decode_sizes
 
     sizes = decode_sizes(settings, encoder)
     pixels = []
@@ -347,9 +346,8 @@ def peer_search(store_path: str, query, k: int = 20):
 def measure_size(bench: Bench, encoder, n: int, queries: int, threshold: int) -> dict:
     import numpy as np
 
-    from materialsearch.decode import decode_image
+    from materialsearch.decode import decode_image, decode_sizes
     from materialsearch.index import VectorIndex
-    from materialsearch.scan import decode_sizes
     from materialsearch.search import Page, SearchService
     from materialsearch.store import Filters
 

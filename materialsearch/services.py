@@ -11,11 +11,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from .decode import configure_pillow
+from .catalog import Catalog
+from .decode import configure_pillow, decode_sizes
 from .embed import Encoder, make_encoder
 from .index import VectorIndex
 from .model import ModelError
-from .scan import Progress, Scanner, ScanStats, decode_sizes
+from .scan import Progress, Scanner, ScanStats
 from .schedule import DataDirLock, ScanScheduler, ScanWindow, window_of
 from .search import SearchService
 from .store import DB_FILENAME, Store
@@ -185,7 +186,7 @@ class ScanManager:
         if reason is None:
             return
         # A pause may last all day: save the index first, so a crash meanwhile does not mean a rebuild.
-        self.scanner.index.save()
+        self.scanner.catalog.checkpoint()
         log.info("scan paused (%s)", reason)
         with self._pause_cond:
             while self.pause_reason() is not None:
@@ -247,13 +248,13 @@ class ScanManager:
             **outcome,
         }
         try:
-            self.scanner.store.set_meta(LAST_SCAN_KEY, json.dumps(self.last, default=str))
+            self.scanner.catalog.store.set_meta(LAST_SCAN_KEY, json.dumps(self.last, default=str))
         except Exception:
             # Remembering the last scan across restarts is a nicety; it must not turn a finished scan into a failed one.
             log.exception("cannot record the last scan in the database")
 
     def _load_last(self) -> dict | None:
-        raw = self.scanner.store.get_meta(LAST_SCAN_KEY)
+        raw = self.scanner.catalog.store.get_meta(LAST_SCAN_KEY)
         if not raw:
             return None
         try:
@@ -381,7 +382,7 @@ class Services:
             settings.transcode_cache_mb * 1024 * 1024,
             threads=settings.decode_threads,
         )
-        self.scanner = Scanner(settings, self.store, self.index, self.encoder, self.renditions)
+        self.scanner = Scanner(settings, Catalog(self.store, self.index), self.encoder, self.renditions)
         self.scans = ScanManager(self.scanner, owner=self.owner, refusal=refusal, window=window_of(settings))
         self.scheduler: ScanScheduler | None = None
 
