@@ -12,18 +12,17 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 
 import numpy as np
 
-from . import prepare
 from .catalog import Catalog
 from .embed import Encoder
 from .pipeline import EndMessage, FrameMessage, ReadAhead
-from .plan import diff, match_moves
-from .prepare import Preparer
-from .records import FileState, ItemRecord, Status
+from .plan import Plan, diff, match_moves
+from .prepare import Preparer, entry_hash
+from .records import ItemRecord, Status
 from .thumbnails import Renditions
 from .walk import FileEntry, walk_library
 
@@ -114,7 +113,7 @@ class Scanner:
         """How large decoded pictures stay: enough for the model input and the thumbnail."""
         return self.preparer.decode_sizes
 
-    def walk(self):
+    def walk(self) -> Iterator[FileEntry]:
         """The library's current media files."""
         s = self.settings
         return walk_library(
@@ -150,23 +149,14 @@ class Scanner:
         known = self.catalog.store.file_states()
         entries = self._walk(stats, progress, controls)
         if not stats.cancelled:
-            roots = [os.path.realpath(r) for r in self.settings.library]
-            plan = diff(entries, known, roots, os.path.isdir)
+            plan = diff(entries, known, [os.path.realpath(r) for r in self.settings.library], os.path.isdir)
             stats.unchanged, stats.warnings = plan.unchanged, plan.warnings
             progress.phase = Phase.MATCHING
-            plan = match_moves(plan, prepare.entry_hash)
-            for move in plan.moved:
-                entry = move.entry
-                self.catalog.move(move.item_id, entry.path, entry.size, entry.mtime_ns, entry.still)
-                log.info("moved: %s -> %s", move.old_path, entry.path)
-            stats.moved = len(plan.moved)
-            if plan.vanished:
-                progress.phase = Phase.REMOVING
-                self.catalog.remove(state.id for state in plan.vanished.values())
-                stats.removed = len(plan.vanished)
+            plan = match_moves(plan, entry_hash)
+            self._carry_out(plan, stats, progress)
             progress.phase, progress.total, progress.done = Phase.EMBEDDING, len(plan.to_prepare), 0
             controls.report(progress)
-            self._embed_all(plan.to_prepare, known, stats, progress, controls)
+            self._embed(plan.to_prepare, _Embedding(self.catalog, self.encoder, known, stats, progress, controls))
             progress.phase = Phase.SAVING
             self.catalog.checkpoint()
         stats.seconds = time.monotonic() - started
@@ -188,68 +178,31 @@ class Scanner:
         stats.found = progress.found = len(entries)
         return entries
 
-    def _embed_all(self, jobs, known, stats: ScanStats, progress: Progress, controls: _Controls) -> None:
-        """Prepare ``jobs`` ahead, embed their frames in batches and write each file once all of it is embedded."""
+    def _carry_out(self, plan: Plan, stats: ScanStats, progress: Progress) -> None:
+        """The plan's moves and removals (its files to prepare go to the pipeline)."""
+        for move in plan.moved:
+            entry = move.entry
+            self.catalog.move(move.item_id, entry.path, entry.size, entry.mtime_ns, entry.still)
+            log.info("moved: %s -> %s", move.old_path, entry.path)
+        stats.moved = len(plan.moved)
+        if plan.vanished:
+            progress.phase = Phase.REMOVING
+            self.catalog.remove(state.id for state in plan.vanished.values())
+            stats.removed = len(plan.vanished)
+
+    def _embed(self, jobs: list[FileEntry], embedding: _Embedding) -> None:
+        """Prepare ``jobs`` ahead of the model, as far ahead as memory allows, and embed and write them."""
         settings = self.settings
-        batch_size = settings.batch_size
-        batches = _Batches(self.encoder)
-        current: _File | None = None
-        last_save = time.monotonic()
         with ReadAhead(
             jobs,
             self.preparer.prepare,
             threads=settings.decode_threads,
-            look_ahead=batch_size * 2 + settings.decode_threads,
-            frame_buffer=batch_size * 2,
+            look_ahead=settings.batch_size * 2 + settings.decode_threads,
+            frame_buffer=settings.batch_size * 2,
         ) as ahead:
-            while not ahead.exhausted:
-                if not batches.frames:  # between batches: everything so far is committed, a pause can last hours
-                    controls.pause()
-                if controls.should_stop():
-                    stats.cancelled = True
-                    break
-                entry, message = ahead.next()
-                if current is None or current.entry is not entry:
-                    current = _File(entry)
-                if isinstance(message, FrameMessage):
-                    batches.add(current, message)
-                else:
-                    batches.end(current, message)
-                    current = None
-                    stats.decoded += 1
-                    progress.current = entry.path
-                    if message.record.status == Status.ERROR:
-                        log.warning("skipping %s: %s", entry.path, message.record.error)
-                if len(batches.frames) >= batch_size or (ahead.exhausted and batches.frames):
-                    batches.encode()
-                if not batches.frames or len(batches.waiting) >= batch_size:
-                    self._write(batches.take_complete(), known, stats, progress, controls)
-                if time.monotonic() - last_save > INDEX_SAVE_INTERVAL_S:
-                    self.catalog.checkpoint()
-                    last_save = time.monotonic()
+            embedding.run(ahead, settings.batch_size)
         # Work already decoded is kept, also when cancelled; a video cut off mid-way is rescanned next time.
-        batches.encode()
-        self._write(batches.take_complete(), known, stats, progress, controls)
-
-    def _write(
-        self, records: Sequence[ItemRecord], known: dict[str, FileState], stats, progress, controls: _Controls
-    ) -> None:
-        """Commit finished files as one batch and count them."""
-        if not records:
-            return
-        self.catalog.apply(records)
-        for record in records:
-            if record.status == Status.ERROR:
-                stats.errors += 1
-                progress.errors += 1
-            elif record.status == Status.SKIPPED:
-                stats.skipped += 1
-            elif record.path in known:
-                stats.updated += 1
-            else:
-                stats.added += 1
-        progress.done += len(records)
-        controls.report(progress)
+        embedding.finish()
 
 
 class _File:
@@ -277,27 +230,62 @@ class _File:
         return record
 
 
-class _Batches:
-    """Frames waiting for the model, and files read to their end waiting for their last vectors to be written."""
+class _Embedding:
+    """One scan's model stage: takes prepared files in order, embeds their frames in batches, and writes each file
+    (through the catalog, a batch per commit) once all of it is embedded."""
 
-    def __init__(self, encoder: Encoder):
-        self.encoder = encoder
-        self.frames: list[tuple[_File, FrameMessage]] = []
-        self.waiting: list[_File] = []
+    def __init__(self, catalog: Catalog, encoder: Encoder, known, stats: ScanStats, progress, controls: _Controls):
+        self.catalog, self.encoder, self.known = catalog, encoder, known
+        self.stats, self.progress, self.controls = stats, progress, controls
+        self.frames: list[tuple[_File, FrameMessage]] = []  # waiting for the model
+        self.waiting: list[_File] = []  # read to their end, vectors still in the batch or not yet written
+        self.current: _File | None = None
 
-    def add(self, file: _File, frame: FrameMessage) -> None:
+    def run(self, ahead: ReadAhead, batch_size: int) -> None:
+        """Take every file's messages until the pipeline is exhausted or the scan is stopped."""
+        last_save = time.monotonic()
+        while not ahead.exhausted:
+            if not self.frames:  # between batches: everything so far is committed, a pause can last hours
+                self.controls.pause()
+            if self.controls.should_stop():
+                self.stats.cancelled = True
+                return
+            self._take(*ahead.next())
+            if len(self.frames) >= batch_size or (ahead.exhausted and self.frames):
+                self._encode()
+            if not self.frames or len(self.waiting) >= batch_size:
+                self._write_complete()
+            if time.monotonic() - last_save > INDEX_SAVE_INTERVAL_S:
+                self.catalog.checkpoint()
+                last_save = time.monotonic()
+
+    def finish(self) -> None:
+        """Embed and write what is left."""
+        self._encode()
+        self._write_complete()
+
+    def _take(self, entry: FileEntry, message: FrameMessage | EndMessage) -> None:
+        if self.current is None or self.current.entry is not entry:
+            self.current = _File(entry)
+        if isinstance(message, FrameMessage):
+            self._add(self.current, message)
+            return
+        # The file's end: a photo's one frame joins this batch, so the photo is written with it.
+        if message.last_frame is not None:
+            self._add(self.current, message.last_frame)
+        self.current.record = message.record
+        self.waiting.append(self.current)
+        self.current = None
+        self.stats.decoded += 1
+        self.progress.current = entry.path
+        if message.record.status == Status.ERROR:
+            log.warning("skipping %s: %s", entry.path, message.record.error)
+
+    def _add(self, file: _File, frame: FrameMessage) -> None:
         file.in_batch += 1
         self.frames.append((file, frame))
 
-    def end(self, file: _File, message: EndMessage) -> None:
-        """The file's last message: a photo's one frame joins this batch, so the photo is written with it."""
-        if message.last_frame is not None:
-            self.add(file, message.last_frame)
-        file.record = message.record
-        self.waiting.append(file)
-
-    def encode(self) -> None:
-        """Run the model on the frames gathered so far."""
+    def _encode(self) -> None:
         if not self.frames:
             return
         vectors = self.encoder.encode_images([frame.pixels for _file, frame in self.frames])
@@ -306,8 +294,23 @@ class _Batches:
             file.in_batch -= 1
         self.frames.clear()
 
-    def take_complete(self) -> list[ItemRecord]:
-        """The records of the files that are wholly embedded, taken out of the waiting list."""
+    def _write_complete(self) -> None:
+        """Commit the wholly embedded files as one batch and count them."""
         done = [file for file in self.waiting if file.complete]
+        if not done:
+            return
         self.waiting = [file for file in self.waiting if not file.complete]
-        return [file.finished_record() for file in done]
+        records = [file.finished_record() for file in done]
+        self.catalog.apply(records)
+        for record in records:
+            if record.status == Status.ERROR:
+                self.stats.errors += 1
+                self.progress.errors += 1
+            elif record.status == Status.SKIPPED:
+                self.stats.skipped += 1
+            elif record.path in self.known:
+                self.stats.updated += 1
+            else:
+                self.stats.added += 1
+        self.progress.done += len(records)
+        self.controls.report(self.progress)
