@@ -28,7 +28,7 @@ WHERE = {
     "ARCH_KEY": "materialsearch.encoders.architectures",
     "make_test_model": "materialsearch.encoders.tiny",
     "model_info_for": "materialsearch.encoders.architectures",
-    "decode_sizes": "materialsearch.scan",
+    "decode_sizes": "materialsearch.decode",
     "Page": "materialsearch.search",
     "SearchService": "materialsearch.search",
     "Services": "materialsearch.services",

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import io
 import threading
+from typing import Protocol
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
@@ -200,6 +201,23 @@ def decode_image(
     if rgb is not image:
         image.close()
     return DecodedImage(rgb, width, height, taken_at)
+
+
+class _ModelInput(Protocol):
+    """What ``decode_sizes`` needs of an encoder: the side of its square input."""
+
+    @property
+    def input_resolution(self) -> int: ...
+
+
+def decode_sizes(settings, encoder: _ModelInput) -> dict[str, int]:
+    """``decode_image`` size arguments: the model squashes to its square input, the thumbnail needs its long side;
+    HEIC/HEIF from their embedded thumbnail when MS_HEIC_THUMBNAIL allows (the same for scanning and searching)."""
+    return {
+        "min_side": encoder.input_resolution,
+        "min_long_side": settings.thumbnail_size,
+        "heif_thumbnail": settings.heic_thumbnail,
+    }
 
 
 # A HEIF holding several top-level images (bursts, edits) is checked beyond its primary image, up to this many

@@ -1,45 +1,49 @@
-"""One scan of the library: walk → plan (mark-and-sweep on size/mtime) → decode ahead → embed → store → index.
+"""One scan of the library: walk → plan → prepare ahead → embed → write, one committed batch at a time.
 
-Decoding runs in a bounded thread pool that stays ahead of the model, so the model never waits for the disk
-and memory stays bounded. Work is committed one batch at a time.
+The stages live in their own modules: ``plan`` (the walk diffed against the database, pure), ``prepare`` (one file
+→ its record and frames) and ``pipeline`` (a bounded read-ahead that prepares files in threads, so the model never
+waits for the disk and memory stays bounded). This module runs them in order: it batches frames for the model and
+writes finished files through the catalog.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
-import hashlib
 import logging
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from enum import StrEnum
 
 import numpy as np
 
 from .catalog import Catalog
-from .decode import DecodeError, decode_image
 from .encoders import Encoder
-from .motion import LIVE_PHOTO_MAX_UNVERIFIED_MS, embedded_motion_offset, still_content_identifier
-from .records import FileState, ItemRecord, Kind, Status
-from .thumbnails import Renditions, rendition_key
-from .video import NotAVideo, VideoError, probe, sample_frames
+from .pipeline import EndMessage, FrameMessage, ReadAhead
+from .plan import Plan, diff, match_moves
+from .prepare import Preparer, entry_hash
+from .records import ItemRecord, Status
+from .thumbnails import Renditions
 from .walk import FileEntry, walk_library
 
 log = logging.getLogger(__name__)
 
-HASH_CHUNK = 1 << 20
-# Videos can be gigabytes: they are fingerprinted (for move detection) by their size, head and tail.
-VIDEO_HASH_SPAN = 1 << 20
-# A video poster should not be a black fade-in: skip up to this many dark leading samples.
-POSTER_MAX_SKIPPED = 3
-POSTER_MIN_BRIGHTNESS = 24
 # Save the index at least this often during a long scan, so a restart rarely has to rebuild it.
 INDEX_SAVE_INTERVAL_S = 60.0
 # During the walk, report progress and honour pause/stop every this many files.
 WALK_CHECK_EVERY = 500
+
+
+class Phase(StrEnum):
+    """What a running scan is doing (shown by the status endpoint, the UI and the CLI bar)."""
+
+    STARTING = "starting"
+    WALKING = "walking"
+    MATCHING = "matching moved files"
+    REMOVING = "removing"
+    EMBEDDING = "embedding"
+    SAVING = "saving"
+    DONE = "done"
 
 
 @dataclasses.dataclass
@@ -74,7 +78,7 @@ class ScanStats:
 class Progress:
     """Live state of a running scan (read by the status endpoint and the CLI bar)."""
 
-    phase: str = "starting"
+    phase: Phase = Phase.STARTING
     done: int = 0
     total: int = 0
     current: str = ""
@@ -82,49 +86,17 @@ class Progress:
     found: int = 0  # files seen by the walk so far
 
 
-def file_hash(path: str, kind: str = "image") -> str:
-    """blake2b of the whole file; for videos, of its size, first and last MiB (reading GBs would be too slow)."""
-    digest = hashlib.blake2b(digest_size=20)
-    with open(path, "rb") as handle:
-        if kind == Kind.VIDEO:
-            size = os.fstat(handle.fileno()).st_size
-            digest.update(f"video:{size}:".encode())
-            digest.update(handle.read(VIDEO_HASH_SPAN))
-            if size > 2 * VIDEO_HASH_SPAN:
-                handle.seek(size - VIDEO_HASH_SPAN)
-            digest.update(handle.read(VIDEO_HASH_SPAN))
-            return digest.hexdigest()
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+@dataclasses.dataclass
+class _Controls:
+    """How the scan's owner steers it: stop, pause (blocks while paused) and hear about progress."""
 
+    should_stop: Callable[[], bool]
+    pause: Callable[[], None]
+    on_progress: Callable[[Progress], None] | None
 
-class _Stopped(Exception):
-    """The scan stopped while a decode thread was waiting to hand over a frame."""
-
-
-# The last message about a file (after its frames); a photo's single frame message says it is the last instead.
-_END = object()
-
-
-class _Work:
-    """One file being prepared in a decode thread; the model loop takes its frames in order.
-
-    The frame queue is bounded, so a long video never holds more than a few decoded frames in memory.
-    """
-
-    def __init__(self, entry: FileEntry, frame_buffer: int):
-        self.entry = entry
-        self.frames: queue.Queue = queue.Queue(maxsize=frame_buffer)
-        self.record: ItemRecord | None = None
-        self.vectors: list[tuple[int | None, np.ndarray]] = []
-        self.in_batch = 0
-        self.ended = False
-
-    @property
-    def complete(self) -> bool:
-        """All frames are read and embedded."""
-        return self.ended and self.in_batch == 0
+    def report(self, progress: Progress) -> None:
+        if self.on_progress:
+            self.on_progress(progress)
 
 
 class Scanner:
@@ -134,14 +106,13 @@ class Scanner:
         self.settings = settings
         self.catalog = catalog
         self.encoder = encoder
-        self.renditions = renditions
+        self.preparer = Preparer(settings, encoder, renditions)
 
     @property
     def decode_sizes(self) -> dict[str, int]:
         """How large decoded pictures stay: enough for the model input and the thumbnail."""
-        return decode_sizes(self.settings, self.encoder)
+        return self.preparer.decode_sizes
 
-    # --- planning ---------------------------------------------------------------------------------------------
     def walk(self) -> Iterator[FileEntry]:
         """The library's current media files."""
         s = self.settings
@@ -170,419 +141,176 @@ class Scanner:
         started = time.monotonic()
         progress = progress or Progress()
         stats = ScanStats()
-        pause = pause_point or (lambda: None)
+        controls = _Controls(should_stop, pause_point or (lambda: None), on_progress)
         self.encoder.load()
 
-        pause()
-        progress.phase = "walking"
+        controls.pause()
+        progress.phase = Phase.WALKING
         known = self.catalog.store.file_states()
-        seen: set[str] = set()
-        to_embed: list[FileEntry] = []
-        new_entries: list[FileEntry] = []
-        for entry in self.walk():
-            stats.found += 1
-            seen.add(entry.path)
-            state = known.get(entry.path)
-            if state is None:
-                new_entries.append(entry)
-            elif (
-                state.size == entry.size
-                and state.mtime_ns == entry.mtime_ns
-                and state.status != "pending"
-                and (entry.kind != Kind.VIDEO or state.pair_path == entry.still)
-            ):
-                stats.unchanged += 1
-            else:
-                to_embed.append(entry)
-            if stats.found % WALK_CHECK_EVERY == 0:
-                progress.found = stats.found
-                if on_progress:
-                    on_progress(progress)
-                pause()
-                if should_stop():
-                    stats.cancelled = True
-                    break
-        progress.found = stats.found
-        if stats.cancelled:
-            stats.seconds = time.monotonic() - started
-            progress.phase = "done"
-            return stats
-        vanished = self._vanished(known, seen, stats)
-
-        progress.phase = "matching moved files"
-        new_entries = self._match_moves(new_entries, vanished, stats)
-        if vanished:
-            progress.phase = "removing"
-            self.catalog.remove(state.id for state in vanished.values())
-            stats.removed = len(vanished)
-
-        jobs = to_embed + new_entries
-        progress.phase = "embedding"
-        progress.total = len(jobs)
-        progress.done = 0
-        if on_progress:
-            on_progress(progress)
-        self._embed_all(jobs, known, stats, progress, should_stop, on_progress, pause)
-        progress.phase = "saving"
-        self.catalog.checkpoint()
+        entries = self._walk(stats, progress, controls)
+        if not stats.cancelled:
+            plan = diff(entries, known, [os.path.realpath(r) for r in self.settings.library], os.path.isdir)
+            stats.unchanged, stats.warnings = plan.unchanged, plan.warnings
+            progress.phase = Phase.MATCHING
+            plan = match_moves(plan, entry_hash)
+            self._carry_out(plan, stats, progress)
+            progress.phase, progress.total, progress.done = Phase.EMBEDDING, len(plan.to_prepare), 0
+            controls.report(progress)
+            self._embed(plan.to_prepare, _Embedding(self.catalog, self.encoder, known, stats, progress, controls))
+            progress.phase = Phase.SAVING
+            self.catalog.checkpoint()
         stats.seconds = time.monotonic() - started
-        progress.phase = "done"
+        progress.phase = Phase.DONE
         return stats
 
-    def _vanished(self, known: dict[str, FileState], seen: set[str], stats: ScanStats) -> dict[str, FileState]:
-        """Known paths that are gone — except under a library folder that looks unmounted.
+    def _walk(self, stats: ScanStats, progress: Progress, controls: _Controls) -> list[FileEntry]:
+        """The walk's files; stops early (``stats.cancelled``) when asked to during it."""
+        entries: list[FileEntry] = []
+        for entry in self.walk():
+            entries.append(entry)
+            if len(entries) % WALK_CHECK_EVERY == 0:
+                progress.found = len(entries)
+                controls.report(progress)
+                controls.pause()
+                if controls.should_stop():
+                    stats.cancelled = True
+                    break
+        stats.found = progress.found = len(entries)
+        return entries
 
-        A missing library folder, or one that yields no file at all while the database holds files from it, is
-        what an unmounted NAS share looks like: sweeping it would throw away the whole index, so it is kept
-        (with a warning) until the folder is back. Paths outside every configured folder are swept.
-        """
-        roots = [os.path.realpath(r) for r in self.settings.library]
-        found_under = dict.fromkeys(roots, False)
-        for path in seen:
-            root = _root_of(path, roots)
-            if root is not None:
-                found_under[root] = True
-        held = {
-            root
-            for root in roots
-            if not os.path.isdir(root) or (not found_under[root] and any(_root_of(p, [root]) for p in known))
-        }
-        for root in held:
-            message = f"library folder {root} is missing or empty; keeping its indexed items until it is back"
-            log.warning(message)
-            stats.warnings.append(message)
-        return {path: state for path, state in known.items() if path not in seen and _root_of(path, roots) not in held}
+    def _carry_out(self, plan: Plan, stats: ScanStats, progress: Progress) -> None:
+        """The plan's moves and removals (its files to prepare go to the pipeline)."""
+        for move in plan.moved:
+            entry = move.entry
+            self.catalog.move(move.item_id, entry.path, entry.size, entry.mtime_ns, entry.still)
+            log.info("moved: %s -> %s", move.old_path, entry.path)
+        stats.moved = len(plan.moved)
+        if plan.vanished:
+            progress.phase = Phase.REMOVING
+            self.catalog.remove(state.id for state in plan.vanished.values())
+            stats.removed = len(plan.vanished)
 
-    def _match_moves(
-        self, new_entries: list[FileEntry], vanished: dict[str, FileState], stats: ScanStats
-    ) -> list[FileEntry]:
-        """Re-attach vanished items to new paths with identical content; hashes only size-matched candidates."""
-        by_size: dict[int, list[tuple[str, FileState]]] = collections.defaultdict(list)
-        for path, state in vanished.items():
-            if state.content_hash:
-                by_size[state.size].append((path, state))
-        if not by_size:
-            return new_entries
-        remaining = []
-        for entry in new_entries:
-            candidates = by_size.get(entry.size)
-            if not candidates:
-                remaining.append(entry)
-                continue
-            try:
-                digest = file_hash(entry.path, entry.kind)
-            except OSError:
-                remaining.append(entry)
-                continue
-            match = next((c for c in candidates if c[1].content_hash == digest), None)
-            if match is None:
-                remaining.append(entry)
-                continue
-            old_path, state = match
-            candidates.remove(match)
-            del vanished[old_path]
-            if entry.kind == Kind.VIDEO and state.pair_path is not None and entry.still is None:
-                remaining.append(entry)  # a Live Photo movie moved away from its still: rescan it as a video
-                continue
-            self.catalog.move(state.id, entry.path, entry.size, entry.mtime_ns, entry.still)
-            stats.moved += 1
-            log.info("moved: %s -> %s", old_path, entry.path)
-        return remaining
-
-    # --- embedding --------------------------------------------------------------------------------------------
-    def _embed_all(self, jobs, known, stats, progress, should_stop, on_progress, pause) -> None:
+    def _embed(self, jobs: list[FileEntry], embedding: _Embedding) -> None:
+        """Prepare ``jobs`` ahead of the model, as far ahead as memory allows, and embed and write them."""
         settings = self.settings
-        batch_size = settings.batch_size
-        look_ahead = batch_size * 2 + settings.decode_threads
-        pending: collections.deque[_Work] = collections.deque()
-        queue_of_entries = iter(jobs)
-        stop = threading.Event()
-        batch: list[tuple[_Work, int | None, np.ndarray]] = []
-        waiting: list[_Work] = []  # read to the end, vectors still in the batch or not yet written
-        last_save = time.monotonic()
-
-        def encode_batch() -> None:
-            if not batch:
-                return
-            vectors = self.encoder.encode_images([pixels for _work, _time, pixels in batch])
-            for (work, time_ms, _pixels), vector in zip(batch, vectors, strict=True):
-                work.vectors.append((time_ms, vector))
-                work.in_batch -= 1
-            batch.clear()
-
-        def write_complete() -> None:
-            nonlocal waiting
-            done = [work for work in waiting if work.complete]
-            if not done:
-                return
-            waiting = [work for work in waiting if not work.complete]
-            self._flush(done, known, stats, progress)
-            if on_progress:
-                on_progress(progress)
-
-        with ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode") as pool:
-
-            def refill() -> None:
-                while len(pending) < look_ahead:
-                    entry = next(queue_of_entries, None)
-                    if entry is None:
-                        return
-                    work = _Work(entry, frame_buffer=batch_size * 2)
-                    pool.submit(self._produce, work, stop)
-                    pending.append(work)
-
-            refill()
-            try:
-                while pending:
-                    if not batch:  # between batches: everything so far is committed, a pause can last hours
-                        pause()
-                    if should_stop():
-                        stats.cancelled = True
-                        break
-                    work = pending[0]
-                    message = work.frames.get()
-                    if isinstance(message, BaseException):
-                        raise message
-                    if message is not _END:
-                        time_ms, pixels, last = message
-                        work.in_batch += 1
-                        batch.append((work, time_ms, pixels))
-                    if message is _END or last:
-                        pending.popleft()
-                        refill()
-                        work.ended = True
-                        stats.decoded += 1
-                        progress.current = work.entry.path
-                        waiting.append(work)
-                        if work.record.status == Status.ERROR:
-                            log.warning("skipping %s: %s", work.entry.path, work.record.error)
-                    if len(batch) >= batch_size or (not pending and batch):
-                        encode_batch()
-                    if len(batch) == 0 or len(waiting) >= batch_size:
-                        write_complete()
-                    if time.monotonic() - last_save > INDEX_SAVE_INTERVAL_S:
-                        self.catalog.checkpoint()
-                        last_save = time.monotonic()
-            finally:
-                stop.set()
+        with ReadAhead(
+            jobs,
+            self.preparer.prepare,
+            threads=settings.decode_threads,
+            look_ahead=settings.batch_size * 2 + settings.decode_threads,
+            frame_buffer=settings.batch_size * 2,
+        ) as ahead:
+            embedding.run(ahead, settings.batch_size)
         # Work already decoded is kept, also when cancelled; a video cut off mid-way is rescanned next time.
-        encode_batch()
-        write_complete()
+        embedding.finish()
 
-    def _produce(self, work: _Work, stop: threading.Event) -> None:
-        """Runs in a decode thread: prepare one file and hand its frames to the model loop."""
 
-        def emit(message) -> None:
-            while True:
-                if stop.is_set():
-                    raise _Stopped
-                try:
-                    work.frames.put(message, timeout=0.2)
-                    return
-                except queue.Full:
-                    continue
+class _File:
+    """A file whose messages the model loop is taking: its vectors so far, and its record once it has ended."""
 
-        if stop.is_set():
-            return  # the scan ended before this file's turn came
-        try:
-            try:
-                if work.entry.kind == Kind.VIDEO:
-                    work.record = self._prepare_video(work.entry, emit)
-                else:
-                    record, pixels = self._prepare(work.entry)
-                    work.record = record
-                    # A photo's one frame is also its end: its item can be written with the batch that embeds it.
-                    emit(_END if pixels is None else (None, pixels, True))
-                    return
-            except _Stopped:
-                raise
-            except Exception as exc:
-                # Whatever a decoder, probe, parser or thumbnailer raises costs this one file, never the scan:
-                # the file is recorded with the reason and retried when it changes.
-                log.exception("unexpected error preparing %s", work.entry.path)
-                work.record = _failed_record(work.entry, exc)
-            emit(_END)
-        except _Stopped:
-            return
-        # Not about one file (MemoryError, interpreter shutdown): hand it to the scan loop, which re-raises it
-        # (else the loop would wait forever for this file's frames).
-        except BaseException as exc:  # noqa: BLE001
-            try:
-                emit(exc)
-            except _Stopped:
-                raise exc from None
+    def __init__(self, entry: FileEntry):
+        self.entry = entry
+        self.record: ItemRecord | None = None
+        self.vectors: list[tuple[int | None, np.ndarray]] = []
+        self.in_batch = 0
 
-    def _prepare(self, entry: FileEntry) -> tuple[ItemRecord, np.ndarray | None]:
-        """Read once, hash, decode, thumbnail, preprocess a photo."""
-        record = ItemRecord(entry.path, entry.kind, entry.size, entry.mtime_ns, Status.OK)
-        settings = self.settings
-        try:
-            with open(entry.path, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            record.status, record.error = Status.ERROR, f"cannot read file ({exc.strerror or exc})"
-            return record, None
-        record.content_hash = hashlib.blake2b(data, digest_size=20).hexdigest()
-        try:
-            decoded = decode_image(data, max_pixels=settings.max_image_pixels, **self.decode_sizes)
-        except DecodeError as exc:
-            record.status, record.error = Status.ERROR, str(exc)
-            return record, None
-        record.motion_offset = _playable_motion_offset(data)
-        del data
-        record.width, record.height, record.taken_at = decoded.width, decoded.height, decoded.taken_at
-        if min(decoded.width, decoded.height) < settings.min_image_size:
-            record.status = Status.SKIPPED
-            record.error = (
-                f"too small ({decoded.width}x{decoded.height}; MS_MIN_IMAGE_SIZE is {settings.min_image_size})"
-            )
-            return record, None
-        if record.taken_at is None:
-            record.taken_at = _mtime_datetime(entry.mtime_ns)
-        key = rendition_key(entry.path, entry.size, entry.mtime_ns)
-        try:
-            self.renditions.write_thumbnail(key, decoded)
-            record.thumbnail = key
-        except OSError as exc:
-            log.warning("cannot write thumbnail for %s: %s", entry.path, exc)
-        pixels = self.encoder.preprocess(decoded.image)
-        return record, pixels
+    @property
+    def complete(self) -> bool:
+        """All its frames are read and embedded."""
+        return self.record is not None and self.in_batch == 0
 
-    def _prepare_video(self, entry: FileEntry, emit: Callable) -> ItemRecord:
-        """Probe a video, decide whether it is a Live Photo's motion, else sample, thumbnail and emit its frames."""
-        record = ItemRecord(entry.path, Kind.VIDEO, entry.size, entry.mtime_ns, Status.OK, pair_path=entry.still)
-        try:
-            record.content_hash = file_hash(entry.path, Kind.VIDEO)
-            info = probe(entry.path)
-        except OSError as exc:
-            record.status, record.error = Status.ERROR, f"cannot read file ({exc.strerror or exc})"
-            return record
-        except NotAVideo as exc:
-            record.status, record.error = Status.SKIPPED, str(exc)
-            return record
-        except VideoError as exc:
-            record.status, record.error = Status.ERROR, str(exc)
-            return record
-        record.width, record.height = info.width, info.height
-        record.duration_ms, record.playable = info.duration_ms, info.browser_playable
-        record.taken_at = info.created_at or _mtime_datetime(entry.mtime_ns)
-        if entry.still is not None and self._is_live_motion(info, entry.still):
-            record.status = Status.MOTION
-            return record
-        key = rendition_key(entry.path, entry.size, entry.mtime_ns)
-        interval_ms = max(1, round(self.settings.frame_interval * 1000))
-        poster = None
-        skipped_dark = 0
-        try:
-            sizes = self.decode_sizes
-            frames = sample_frames(entry.path, interval_ms, sizes["min_side"], sizes["min_long_side"])
-            for frame in frames:
-                if poster is None or (skipped_dark < POSTER_MAX_SKIPPED and _is_dark(poster)):
-                    if poster is not None:
-                        skipped_dark += 1
-                    poster = frame.image
-                emit((frame.time_ms, self.encoder.preprocess(frame.image), False))
-        except VideoError as exc:
-            record.status, record.error = Status.ERROR, str(exc)
-            return record
-        except OSError as exc:
-            record.status, record.error = Status.ERROR, f"cannot read file ({exc.strerror or exc})"
-            return record
-        try:
-            self.renditions.write_image_thumbnail(self.renditions.thumbnail_path(key), poster)
-            record.thumbnail = key
-        except OSError as exc:
-            log.warning("cannot write thumbnail for %s: %s", entry.path, exc)
+    def finished_record(self) -> ItemRecord:
+        """Its record with its vectors in time order; a file that failed part-way (a video after some frames)
+        keeps none of them."""
+        record = self.record
+        kept = self.vectors if record.status == Status.OK else []
+        record.vectors = sorted(kept, key=lambda pair: -1 if pair[0] is None else pair[0])
+        if record.status == Status.OK and not record.vectors:
+            record.status, record.error = Status.ERROR, "nothing could be embedded"
         return record
 
-    @staticmethod
-    def _is_live_motion(info, still_path: str) -> bool:
-        """A same-name video is the still's Live Photo motion if their Apple content identifiers match, or — when
-        either has none — if it is as short as Live Photo movies are."""
-        still_identifier = None
-        if info.content_identifier:
-            try:
-                with open(still_path, "rb") as handle:
-                    still_identifier = still_content_identifier(handle.read())
-            except OSError:
-                still_identifier = None  # the still vanished meanwhile: judge by length alone
-        if info.content_identifier and still_identifier:
-            return info.content_identifier == still_identifier
-        return info.duration_ms is not None and info.duration_ms <= LIVE_PHOTO_MAX_UNVERIFIED_MS
 
-    def _flush(self, done: list[_Work], known, stats: ScanStats, progress: Progress) -> None:
-        records = []
-        for work in done:
-            record = work.record
-            # A file that failed part-way (a video after some frames) keeps none of its vectors.
-            kept = work.vectors if record.status == Status.OK else []
-            record.vectors = sorted(kept, key=lambda pair: -1 if pair[0] is None else pair[0])
-            if record.status == Status.OK and not record.vectors:
-                record.status, record.error = Status.ERROR, "nothing could be embedded"
-            records.append(record)
+class _Embedding:
+    """One scan's model stage: takes prepared files in order, embeds their frames in batches, and writes each file
+    (through the catalog, a batch per commit) once all of it is embedded."""
+
+    def __init__(self, catalog: Catalog, encoder: Encoder, known, stats: ScanStats, progress, controls: _Controls):
+        self.catalog, self.encoder, self.known = catalog, encoder, known
+        self.stats, self.progress, self.controls = stats, progress, controls
+        self.frames: list[tuple[_File, FrameMessage]] = []  # waiting for the model
+        self.waiting: list[_File] = []  # read to their end, vectors still in the batch or not yet written
+        self.current: _File | None = None
+
+    def run(self, ahead: ReadAhead, batch_size: int) -> None:
+        """Take every file's messages until the pipeline is exhausted or the scan is stopped."""
+        last_save = time.monotonic()
+        while not ahead.exhausted:
+            if not self.frames:  # between batches: everything so far is committed, a pause can last hours
+                self.controls.pause()
+            if self.controls.should_stop():
+                self.stats.cancelled = True
+                return
+            self._take(*ahead.next())
+            if len(self.frames) >= batch_size or (ahead.exhausted and self.frames):
+                self._encode()
+            if not self.frames or len(self.waiting) >= batch_size:
+                self._write_complete()
+            if time.monotonic() - last_save > INDEX_SAVE_INTERVAL_S:
+                self.catalog.checkpoint()
+                last_save = time.monotonic()
+
+    def finish(self) -> None:
+        """Embed and write what is left."""
+        self._encode()
+        self._write_complete()
+
+    def _take(self, entry: FileEntry, message: FrameMessage | EndMessage) -> None:
+        if self.current is None or self.current.entry is not entry:
+            self.current = _File(entry)
+        if isinstance(message, FrameMessage):
+            self._add(self.current, message)
+            return
+        # The file's end: a photo's one frame joins this batch, so the photo is written with it.
+        if message.last_frame is not None:
+            self._add(self.current, message.last_frame)
+        self.current.record = message.record
+        self.waiting.append(self.current)
+        self.current = None
+        self.stats.decoded += 1
+        self.progress.current = entry.path
+        if message.record.status == Status.ERROR:
+            log.warning("skipping %s: %s", entry.path, message.record.error)
+
+    def _add(self, file: _File, frame: FrameMessage) -> None:
+        file.in_batch += 1
+        self.frames.append((file, frame))
+
+    def _encode(self) -> None:
+        if not self.frames:
+            return
+        vectors = self.encoder.encode_images([frame.pixels for _file, frame in self.frames])
+        for (file, frame), vector in zip(self.frames, vectors, strict=True):
+            file.vectors.append((frame.time_ms, vector))
+            file.in_batch -= 1
+        self.frames.clear()
+
+    def _write_complete(self) -> None:
+        """Commit the wholly embedded files as one batch and count them."""
+        done = [file for file in self.waiting if file.complete]
+        if not done:
+            return
+        self.waiting = [file for file in self.waiting if not file.complete]
+        records = [file.finished_record() for file in done]
         self.catalog.apply(records)
         for record in records:
             if record.status == Status.ERROR:
-                stats.errors += 1
-                progress.errors += 1
+                self.stats.errors += 1
+                self.progress.errors += 1
             elif record.status == Status.SKIPPED:
-                stats.skipped += 1
-            elif record.path in known:
-                stats.updated += 1
+                self.stats.skipped += 1
+            elif record.path in self.known:
+                self.stats.updated += 1
             else:
-                stats.added += 1
-        progress.done += len(records)
-
-
-def _failed_record(entry: FileEntry, exc: Exception) -> ItemRecord:
-    """The error record of a file whose preparation raised something nobody anticipated."""
-    detail = " ".join(str(exc).split())[:200]
-    reason = f"unexpected error ({type(exc).__name__}{': ' + detail if detail else ''})"
-    record = ItemRecord(entry.path, entry.kind, entry.size, entry.mtime_ns, Status.ERROR, error=reason)
-    if entry.kind == Kind.VIDEO:
-        record.pair_path = entry.still  # as a good scan would: an unchanged rescan must not retry the file
-    return record
-
-
-def _is_dark(image) -> bool:
-    return max(image.convert("L").resize((16, 16)).getextrema()) < POSTER_MIN_BRIGHTNESS
-
-
-def _playable_motion_offset(data: bytes) -> int | None:
-    """Where an Android motion photo's video starts, if it holds one with a decodable frame."""
-    offset = embedded_motion_offset(data)
-    if offset is None:
-        return None
-    try:
-        next(iter(sample_frames(data[offset:], 10_000, min_side=1)))
-    except (VideoError, StopIteration):
-        return None
-    except Exception:
-        # The still is fine; only its embedded motion is unusable, so the photo is indexed without it.
-        log.warning("embedded motion video at byte %d is unreadable", offset, exc_info=True)
-        return None
-    return offset
-
-
-def _root_of(path: str, roots: list[str]) -> str | None:
-    """The library folder ``path`` lies in, or None."""
-    for root in roots:
-        if path.startswith(root.rstrip(os.sep) + os.sep):
-            return root
-    return None
-
-
-def decode_sizes(settings, encoder: Encoder) -> dict[str, int]:
-    """``decode_image`` size arguments: the model squashes to its square input, the thumbnail needs its long side;
-    HEIC/HEIF from their embedded thumbnail when MS_HEIC_THUMBNAIL allows."""
-    return {
-        "min_side": encoder.input_resolution,
-        "min_long_side": settings.thumbnail_size,
-        "heif_thumbnail": settings.heic_thumbnail,
-    }
-
-
-def _mtime_datetime(mtime_ns: int):
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(mtime_ns / 1e9).replace(microsecond=0)
+                self.stats.added += 1
+        self.progress.done += len(records)
+        self.controls.report(self.progress)

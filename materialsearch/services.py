@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable
 
 from .catalog import INDEX_FILENAME, Catalog
-from .decode import configure_pillow
+from .decode import configure_pillow, decode_sizes
 from .encoders import Encoder, make_encoder
 from .index import VectorIndex
 from .lock import DataDirLock
 from .reports import LastScan, Reindexing, ScanProgress, ScanSchedule, ScanStatus
-from .scan import Progress, Scanner, ScanStats, decode_sizes
+from .scan import Progress, Scanner, ScanStats
 from .schedule import ScanScheduler, ScanWindow, window_of
 from .search import SearchService
 from .store import DB_FILENAME, Store

@@ -68,7 +68,7 @@ class Counter:
 
 def install(phase: str, n: int) -> None:
     """Patch the app in this (child) process so that it SIGKILLs itself at ``phase``, the n-th time."""
-    from materialsearch import index, scan, store
+    from materialsearch import index, prepare, scan, store
     from materialsearch.encoders.choose import ENCODERS
 
     counter = Counter(n)
@@ -83,14 +83,14 @@ def install(phase: str, n: int) -> None:
 
         scan.walk_library = walk
     elif phase == "decoding":
-        original_prepare = scan.Scanner._prepare
+        original_photo = prepare.Preparer._photo
 
-        def prepare(self, entry):
+        def photo(self, entry):
             if counter.hit():
                 die()
-            return original_prepare(self, entry)
+            return original_photo(self, entry)
 
-        scan.Scanner._prepare = prepare
+        prepare.Preparer._photo = photo
     elif phase == "embedding":
         # Whichever backend the settings pick (torch, or ONNX Runtime where it is the default) is killed inside.
         for cls in ENCODERS.values():

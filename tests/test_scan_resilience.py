@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from materialsearch import scan as scan_module
+from materialsearch import prepare as prepare_module
 from materialsearch.records import Status
 from materialsearch.thumbnails import Renditions, rendition_key
 
@@ -78,12 +78,12 @@ def _is_rendition_of(target, args):
 
 # stage name -> (target file, object to patch, attribute, how the patched call recognises the target)
 STAGES = {
-    "video hash": (VIDEO, scan_module, "file_hash", _is_path),
-    "video probe": (VIDEO, scan_module, "probe", _is_path),
-    "video sampling": (VIDEO, scan_module, "sample_frames", _is_path),
-    "photo decode": (PHOTO, scan_module, "decode_image", _is_bytes),
-    "motion photo parsing": (PHOTO, scan_module, "embedded_motion_offset", _is_bytes),
-    "live photo identifier": (LIVE_MOVIE, scan_module, "still_content_identifier", lambda target, args: True),
+    "video hash": (VIDEO, prepare_module, "file_hash", _is_path),
+    "video probe": (VIDEO, prepare_module, "probe", _is_path),
+    "video sampling": (VIDEO, prepare_module, "sample_frames", _is_path),
+    "photo decode": (PHOTO, prepare_module, "decode_image", _is_bytes),
+    "motion photo parsing": (PHOTO, prepare_module, "embedded_motion_offset", _is_bytes),
+    "live photo identifier": (LIVE_MOVIE, prepare_module, "still_content_identifier", lambda target, args: True),
     "photo thumbnail": (PHOTO, Renditions, "write_thumbnail", _is_rendition_of),
     "video poster": (VIDEO, Renditions, "write_image_thumbnail", _is_rendition_of),
 }

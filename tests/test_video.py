@@ -317,3 +317,23 @@ def test_live_photo_pairing_follows_the_library(open_services, tmp_path):
     assert stats.removed == 1 and stats.updated == 1
     second = services.scans.run()
     assert second.decoded == 0 and second.unchanged == 3
+
+
+def test_a_live_photo_movie_moved_away_from_its_still_becomes_a_video_of_its_own(open_services, tmp_path):
+    """Its content matches the vanished motion item, but a movie without its still is a video: the motion item is
+    removed in the same scan and the movie indexed anew (its frames embedded), not re-pointed as motion."""
+    library = tmp_path / "lib"
+    (library / "elsewhere").mkdir(parents=True)
+    shutil.copy2(MEDIA / "livephoto_iphone6s_train.jpg", library / "IMG_1.jpg")
+    shutil.copy2(MEDIA / "livephoto_iphone6s_train.mov", library / "IMG_1.MOV")
+    services = open_services(library=str(library))
+    services.scans.run()
+    (library / "IMG_1.MOV").rename(library / "elsewhere" / "IMG_1.MOV")
+    stats = services.scans.run()
+    states = services.store.file_states()
+    assert str(library / "IMG_1.MOV") not in states
+    assert states[str(library / "elsewhere" / "IMG_1.MOV")].status == "ok"
+    assert (stats.moved, stats.removed, stats.added) == (0, 1, 1)
+    assert services.index.ntotal == services.store.vector_checksum()[0]
+    second = services.scans.run()
+    assert second.decoded == 0 and (second.unchanged, second.removed) == (2, 0)

@@ -1,0 +1,157 @@
+"""Plan a scan: the walk's files diffed against what the database knows (mark-and-sweep on size and mtime).
+
+Pure: it looks only at what it is given — the walked files, the database's file states, the library folders, and
+two functions for the little it must ask the disk (does a folder exist, a file's content hash) — and writes
+nothing, starts no thread. The scanner carries the plan out.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from .records import FileState, Kind, Status
+from .walk import FileEntry
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Move:
+    """A vanished item whose content turned up under a new path: it keeps its row and vectors."""
+
+    item_id: int
+    old_path: str
+    entry: FileEntry
+
+
+@dataclasses.dataclass
+class Plan:
+    """What a scan has to do. ``changed`` and ``new`` are prepared (in that order), ``moved`` re-pointed,
+    ``vanished`` removed."""
+
+    found: int = 0
+    unchanged: int = 0
+    changed: list[FileEntry] = dataclasses.field(default_factory=list)
+    new: list[FileEntry] = dataclasses.field(default_factory=list)
+    moved: list[Move] = dataclasses.field(default_factory=list)
+    vanished: dict[str, FileState] = dataclasses.field(default_factory=dict)
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def to_prepare(self) -> list[FileEntry]:
+        """The files to decode and embed: changed ones first, then new ones."""
+        return self.changed + self.new
+
+
+def is_unchanged(entry: FileEntry, state: FileState) -> bool:
+    """The database's item is still this file: same size and mtime, vectors not pending, same Live Photo still."""
+    return (
+        state.size == entry.size
+        and state.mtime_ns == entry.mtime_ns
+        and state.status != Status.PENDING
+        and (entry.kind != Kind.VIDEO or state.pair_path == entry.still)
+    )
+
+
+def diff(
+    entries: Iterable[FileEntry],
+    known: Mapping[str, FileState],
+    roots: Sequence[str],
+    root_exists: Callable[[str], bool],
+) -> Plan:
+    """Sort a complete walk into new, changed, unchanged and vanished (moves are matched by ``match_moves``).
+
+    ``roots`` are the library folders as real paths. A missing library folder, or one that yields no file at all
+    while the database holds files from it, is what an unmounted NAS share looks like: sweeping it would throw
+    away the whole index, so its items are kept (with a warning) until the folder is back. Known paths outside
+    every library folder are swept.
+    """
+    plan = Plan()
+    seen: set[str] = set()
+    for entry in entries:
+        plan.found += 1
+        seen.add(entry.path)
+        state = known.get(entry.path)
+        if state is None:
+            plan.new.append(entry)
+        elif is_unchanged(entry, state):
+            plan.unchanged += 1
+        else:
+            plan.changed.append(entry)
+    found_under = {root for root in (_root_of(path, roots) for path in seen) if root is not None}
+    held = [
+        root
+        for root in roots
+        if not root_exists(root) or (root not in found_under and any(_root_of(p, [root]) for p in known))
+    ]
+    for root in held:
+        message = f"library folder {root} is missing or empty; keeping its indexed items until it is back"
+        log.warning(message)
+        plan.warnings.append(message)
+    plan.vanished = {
+        path: state for path, state in known.items() if path not in seen and _root_of(path, roots) not in held
+    }
+    return plan
+
+
+def match_moves(plan: Plan, content_hash: Callable[[FileEntry], str]) -> Plan:
+    """Re-attach vanished items to new files with identical content; hashes only new files whose size matches a
+    vanished item's. A file that cannot be hashed is simply new (preparing it records why it is unreadable)."""
+    by_size: dict[int, list[tuple[str, FileState]]] = collections.defaultdict(list)
+    for path, state in plan.vanished.items():
+        if state.content_hash:
+            by_size[state.size].append((path, state))
+    if not by_size:
+        return plan
+    vanished = dict(plan.vanished)
+    new: list[FileEntry] = []
+    moved: list[Move] = []
+    for entry in plan.new:
+        candidates = by_size.get(entry.size)
+        digest = _hash_or_none(content_hash, entry) if candidates else None
+        match = next((c for c in candidates if c[1].content_hash == digest), None) if digest else None
+        if match is None:
+            new.append(entry)
+            continue
+        old_path, state = match
+        candidates.remove(match)
+        if entry.kind == Kind.VIDEO and state.pair_path is not None and entry.still is None:
+            new.append(entry)  # a Live Photo movie moved away from its still: indexed as a video of its own
+            continue
+        del vanished[old_path]
+        moved.append(Move(state.id, old_path, entry))
+    return dataclasses.replace(plan, new=new, moved=plan.moved + moved, vanished=vanished)
+
+
+def plan_scan(
+    entries: Iterable[FileEntry],
+    known: Mapping[str, FileState],
+    roots: Sequence[str],
+    root_exists: Callable[[str], bool],
+    content_hash: Callable[[FileEntry], str],
+) -> Plan:
+    """``diff`` then ``match_moves``: the whole plan of a scan from a complete walk."""
+    return match_moves(diff(entries, known, roots, root_exists), content_hash)
+
+
+def _hash_or_none(content_hash: Callable[[FileEntry], str], entry: FileEntry) -> str | None:
+    try:
+        return content_hash(entry)
+    except OSError:
+        return None
+    except Exception:
+        # Not about the move: the file is prepared as new, and preparing it records what is wrong with it.
+        log.exception("cannot hash %s to match it with a vanished file", entry.path)
+        return None
+
+
+def _root_of(path: str, roots: Iterable[str]) -> str | None:
+    """The library folder ``path`` lies in, or None."""
+    for root in roots:
+        if path.startswith(root.rstrip(os.sep) + os.sep):
+            return root
+    return None
