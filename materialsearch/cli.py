@@ -61,7 +61,7 @@ def cmd_scan(settings: Settings, _args) -> int:
     if not settings.library:
         print("error: set MS_LIBRARY to the folder(s) to index", file=sys.stderr)
         return 2
-    from .services import ScanRefused
+    from .scans import ScanRefused
 
     services = _services(settings)
     if not services.owner:
