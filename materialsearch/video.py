@@ -19,6 +19,8 @@ from collections.abc import Iterator
 import av
 from PIL import Image
 
+from .capture_time import video_capture_time
+
 log = logging.getLogger(__name__)
 
 # Containers and codecs a browser's <video> plays as they are; everything else gets an H.264 rendition.
@@ -101,35 +103,16 @@ def _container_name(container) -> str:
     return names[0]
 
 
-def _created_at(metadata: dict[str, str]) -> dt.datetime | None:
-    """Capture time as local wall-clock: Apple's local creation date, else the container's UTC time made local."""
-    apple = metadata.get("com.apple.quicktime.creationdate")
-    if apple:
-        try:
-            return dt.datetime.fromisoformat(apple).replace(tzinfo=None)
-        except ValueError:
-            pass  # fall back to the container's creation_time
-    raw = metadata.get("creation_time")
-    if not raw:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if value.year < 1971:  # an unset QuickTime date (1904/1970 epochs)
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone().replace(tzinfo=None)
-    return value.replace(microsecond=0)
-
-
 def _display_rotation(frame) -> int:
     """Degrees ``frame`` must be turned counter-clockwise for display (0, 90, 180, 270); 0 without a frame."""
     return round(getattr(frame, "rotation", 0) or 0) % 360
 
 
-def probe(source: str | bytes) -> VideoInfo:
-    """Read a video's upright size, duration, codec and capture metadata (decodes one frame for the rotation)."""
+def probe(source: str | bytes, fallback_zone: dt.tzinfo | None = None) -> VideoInfo:
+    """Read a video's upright size, duration, codec and capture metadata (decodes one frame for the rotation).
+
+    ``fallback_zone`` converts a UTC creation time when the file carries no offset or location (None: local).
+    """
     with _open(source) as container:
         stream = container.streams.video[0]
         metadata = {**container.metadata, **stream.metadata}
@@ -154,7 +137,7 @@ def probe(source: str | bytes) -> VideoInfo:
             container=_container_name(container),
             rotation=rotation,
             has_audio=bool(container.streams.audio),
-            created_at=_created_at(metadata),
+            created_at=video_capture_time(metadata, fallback_zone),
             content_identifier=metadata.get("com.apple.quicktime.content.identifier"),
         )
 
