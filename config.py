@@ -113,6 +113,15 @@ def _lower(raw: str) -> str:
     return raw.strip().lower()
 
 
+def _parse_timezone(raw: str) -> str:
+    name = raw.strip()
+    if name:
+        from materialsearch.capture_time import fallback_zone
+
+        fallback_zone(name)  # ValueError naming the zone when this system's tz database does not know it
+    return name
+
+
 # --- the types settings are declared with ------------------------------------------------------------------------
 Flag = Annotated[bool, _from_text(_parse_bool)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True)]
@@ -128,6 +137,7 @@ Device = Annotated[str, _from_text(_parse_device)]
 Cron = Annotated[str, _from_text(_parse_cron)]
 Duration = Annotated[int, _from_text(_parse_duration), Field(ge=0)]  # text: 0 or >= 60 s; ready: any seconds
 Window = Annotated[tuple[int, int] | None, _from_text(_parse_window)]
+TimeZone = Annotated[str, _from_text(_parse_timezone)]
 
 
 def _default_decode_threads() -> int:
@@ -160,8 +170,14 @@ class Settings(BaseSettings):
     )
     model_arch: Text = Field(
         "",
-        description="Architecture of a checkpoint file given in MS_MODEL: a cn_clip name such as `ViT-B-16`, or "
-        "`VISION@TEXT` config names. Not needed when the checkpoint records its architecture.",
+        description="Architecture of the weights given in MS_MODEL: a cn_clip name such as `ViT-B-16`, or "
+        "`VISION@TEXT` config names. Not needed when the file records it or its tensor shapes match a released "
+        "model (they are read off the shapes).",
+    )
+    model_source: Annotated[Literal["huggingface", "modelscope"], _from_text(_lower)] = Field(
+        "huggingface",
+        description="Where a named model's weights are downloaded from when missing: `huggingface` (its mirror "
+        "via `HF_ENDPOINT`, e.g. `https://hf-mirror.com`) or `modelscope` (reachable from mainland China).",
     )
     offline: Flag = Field(
         False, description="Never try to download model weights; fail at once with a message saying where to put them."
@@ -171,8 +187,14 @@ class Settings(BaseSettings):
     )
     host: Text = Field("127.0.0.1", description="Address the web server listens on.")
     port: Port = Field(5000, description="Port the web server listens on.")
+    timezone: TimeZone = Field(
+        "",
+        description="IANA time zone (e.g. `Asia/Shanghai`) for video capture times that carry neither an offset "
+        "nor a location; empty: the process's zone (`TZ`, UTC in a container without it). Photo EXIF dates "
+        "are camera-local and never converted.",
+    )
     image_extensions: Extensions = Field(
-        ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "avif"),
+        ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "hif", "heics", "avif"),
         description="Comma-separated file extensions indexed as images (case-insensitive).",
     )
     skip_patterns: Names = Field(

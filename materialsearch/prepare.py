@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .capture_time import fallback_zone
 from .decode import DecodeError, decode_image, decode_sizes
 from .encoders import Encoder
 from .motion import LIVE_PHOTO_MAX_UNVERIFIED_MS, embedded_motion_offset, still_content_identifier
@@ -67,6 +68,7 @@ class Preparer:
         self.settings = settings
         self.encoder = encoder
         self.renditions = renditions
+        self.fallback_zone = fallback_zone(settings.timezone)  # for video times with no offset or place
 
     @property
     def decode_sizes(self) -> dict[str, int]:
@@ -126,7 +128,7 @@ class Preparer:
         record = ItemRecord(entry.path, Kind.VIDEO, entry.size, entry.mtime_ns, Status.OK, pair_path=entry.still)
         try:
             record.content_hash = file_hash(entry.path, Kind.VIDEO)
-            info = probe(entry.path)
+            info = probe(entry.path, self.fallback_zone)
         except (OSError, VideoError) as exc:
             return _failed(record, exc)
         record.width, record.height = info.width, info.height

@@ -57,6 +57,42 @@ def test_missing_weights_fail_fast_with_where_to_put_them(make_settings, monkeyp
     assert "missing" in message
 
 
+def test_missing_weights_name_both_ways_to_get_them(make_settings, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError) as err:
+        torch_fp32(make_settings(model="ViT-B-16")).load()
+    message = str(err.value)
+    assert "https://huggingface.co/OFA-Sys/chinese-clip-vit-base-patch16" in message
+    assert "https://modelscope.cn/models/AI-ModelScope/chinese-clip-vit-base-patch16" in message
+    assert "HF_ENDPOINT" in message and "MS_MODEL_SOURCE=modelscope" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("source", "endpoint", "host"),
+    [
+        ("huggingface", None, "huggingface.co"),
+        ("huggingface", "https://hf-mirror.com", "hf-mirror.com"),  # a mirror set through HF_ENDPOINT
+        ("modelscope", None, "www.modelscope.cn"),
+    ],
+)
+def test_the_download_source_decides_which_host_is_asked(make_settings, monkeypatch, source, endpoint, host):
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    if endpoint:
+        monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    asked = []
+
+    def unreachable(address, timeout=None):
+        asked.append(address[0])
+        raise OSError("no network here")
+
+    monkeypatch.setattr("socket.create_connection", unreachable)
+    with pytest.raises(ModelError, match=rf"{host} \({source}\) cannot be reached"):
+        torch_fp32(make_settings(model="RN50", model_source=source)).load()
+    assert asked == [host]
+
+
 def test_missing_weights_with_ms_offline_do_not_probe_the_network(make_settings, monkeypatch):
     monkeypatch.setattr("socket.create_connection", _no_network)
     with pytest.raises(ModelError, match="MS_OFFLINE"):

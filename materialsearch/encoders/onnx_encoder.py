@@ -197,7 +197,9 @@ class OnnxEncoder(LoadedWeights):
     def _load(self) -> Loaded:
         """Export (first time) and open both towers."""
         settings = self._settings
-        spec, checkpoint = resolve_weights(settings.model, settings.models_dir, settings.model_arch, settings.offline)
+        spec, checkpoint = resolve_weights(
+            settings.model, settings.models_dir, settings.model_arch, settings.offline, settings.model_source
+        )
         folder = onnx_dir(settings)
         os.makedirs(folder, exist_ok=True)
         fingerprint = weights_fingerprint(spec.path)

@@ -56,7 +56,9 @@ class TorchEncoder(LoadedWeights):
         settings, choice = self._settings, self._choice
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
-        spec, checkpoint = resolve_weights(settings.model, settings.models_dir, settings.model_arch, settings.offline)
+        spec, checkpoint = resolve_weights(
+            settings.model, settings.models_dir, settings.model_arch, settings.offline, settings.model_source
+        )
         self._model = to_precision(build_clip(spec, checkpoint, self.device), choice.precision, self.device)
         del checkpoint
         log.info("model %s: torch %s on %s (%s)", spec.arch, choice.precision, self.device, choice.reason)

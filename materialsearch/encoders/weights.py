@@ -21,6 +21,9 @@ from .architectures import model_info_for
 from .base import ModelError, Precision, WeightsSpec
 from .checkpoints import HF_WEIGHT_FILES, read_checkpoint
 
+# Where named models are downloaded from (MS_MODEL_SOURCE).
+HUGGINGFACE, MODELSCOPE = "huggingface", "modelscope"
+
 
 def _cn_clip_utils():
     # Imported lazily: cn_clip pulls in torch and torchvision.
@@ -29,13 +32,22 @@ def _cn_clip_utils():
     return utils
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
+def _hub_host(source: str) -> str | None:
+    """The host a download from ``source`` talks to (Hugging Face honours ``HF_ENDPOINT``, a mirror)."""
+    if source == MODELSCOPE:
+        from modelscope.hub import constants
+
+        return os.environ.get("MODELSCOPE_DOMAIN") or constants.DEFAULT_MODELSCOPE_DOMAIN
+    from huggingface_hub import constants
+
+    return urllib.parse.urlparse(constants.ENDPOINT).hostname
+
+
+def _hub_reachable(source: str, timeout: float = 3.0) -> bool:
     """Whether the model hub's host answers at all (so a missing file fails fast offline)."""
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
         return False
-    from huggingface_hub import constants
-
-    host = urllib.parse.urlparse(constants.ENDPOINT).hostname
+    host = _hub_host(source)
     if not host:
         return False
     try:
@@ -46,7 +58,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def resolve_weights(
-    model: str, models_dir: str, model_arch: str = "", offline: bool = False
+    model: str, models_dir: str, model_arch: str = "", offline: bool = False, source: str = HUGGINGFACE
 ) -> tuple[WeightsSpec, dict[str, Any]]:
     """Find and read the weights for ``model`` (a cn_clip name or a checkpoint path).
 
@@ -57,7 +69,7 @@ def resolve_weights(
     if model in utils._MODELS:
         path = os.path.join(models_dir, utils._MODELS[model][1])
         if not os.path.isfile(path):
-            _download_named(model, models_dir, path, offline)
+            _download_named(model, models_dir, path, offline, source)
         read = read_checkpoint(path, trusted=True, infer=False)  # our own download of cn_clip's release file
         if read.model_info is not None:
             info, resolution, struct = read.model_info, read.input_resolution, read.arch
@@ -75,19 +87,28 @@ def resolve_weights(
     return WeightsSpec(model, os.path.abspath(model), info, resolution, struct), {"state_dict": read.state_dict}
 
 
-def _download_named(model: str, models_dir: str, path: str, offline: bool) -> None:
-    where = (
-        f"Put the weights file there by hand: copy {os.path.basename(path)} (from the Chinese-CLIP release) to {path}"
+def where_to_get(model: str, path: str) -> str:
+    """The two ways to get a named model's weights file by hand, for the "missing" error."""
+    utils = _cn_clip_utils()
+    repo, filename = utils._MODELS[model]
+    return (
+        f"Put {filename} at {path}: download it from https://huggingface.co/{utils._HUGGINGFACE_ORG}/{repo} "
+        f"(or a mirror: set HF_ENDPOINT) or https://modelscope.cn/models/{utils._MODELSCOPE_ORG}/{repo} "
+        "(or set MS_MODEL_SOURCE=modelscope to download from there)"
     )
-    if offline or not _hub_reachable():
-        reason = "MS_OFFLINE is set" if offline else "the model hub cannot be reached"
+
+
+def _download_named(model: str, models_dir: str, path: str, offline: bool, source: str) -> None:
+    where = where_to_get(model, path)
+    if offline or not _hub_reachable(source):
+        reason = "MS_OFFLINE is set" if offline else f"{_hub_host(source)} ({source}) cannot be reached"
         raise ModelError(f"model weights for {model} are missing and {reason}. {where}")
     os.makedirs(models_dir, exist_ok=True)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            _cn_clip_utils()._download(model, models_dir)
+            _cn_clip_utils()._download(model, models_dir, use_modelscope=source == MODELSCOPE)
     except Exception as exc:
-        raise ModelError(f"downloading {model} failed ({type(exc).__name__}: {exc}). {where}") from exc
+        raise ModelError(f"downloading {model} from {source} failed ({type(exc).__name__}: {exc}). {where}") from exc
 
 
 def build_clip(spec: WeightsSpec, checkpoint: dict[str, Any], device: str = "cpu"):
