@@ -100,11 +100,17 @@ class TextIndex:
 
     def replace(self, item_id: int, lines: Iterable[OcrLine]) -> None:
         """Make ``lines`` the item's text (none: the item has no text), replacing what was stored."""
-        self.delete([item_id])
+        self.replace_many([(item_id, lines)])
+
+    def replace_many(self, items: Iterable[tuple[int, Iterable[OcrLine]]]) -> None:
+        """``replace`` for a batch of (item id, lines): two statements for the whole batch."""
+        items = list(items)
+        self.delete([item_id for item_id, _ in items])
         rows = []
-        for number, line in enumerate(lines):
-            norm = normalize_text(line.text)
-            rows.append((item_id, number, line.text, norm, short_grams(norm), *line.box, line.confidence))
+        for item_id, lines in items:
+            for number, line in enumerate(lines):
+                norm = normalize_text(line.text)
+                rows.append((item_id, number, line.text, norm, short_grams(norm), *line.box, line.confidence))
         self.connection.executemany(
             f"INSERT INTO {self.lines_table} (item_id, line_no, text, norm, grams, box_left, box_top, box_right,"
             " box_bottom, confidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
