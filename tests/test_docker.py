@@ -90,7 +90,7 @@ def test_dependencies_come_from_requirements_txt_only():
     # The one other install: opencv-python (which rapidocr requires; its cv2 links libGL) swapped for the headless
     # build of the very version requirements.txt pins.
     assert "pip uninstall -y opencv-python " in swap
-    assert "\"opencv-python-headless==${OPENCV_VERSION}\"" in swap and "--no-deps" in swap
+    assert '"opencv-python-headless==${OPENCV_VERSION}"' in swap and "--no-deps" in swap
     assert "OPENCV_VERSION=\"$(sed -n 's/^opencv-python==//p' /tmp/requirements.txt)\"" in swap
     assert "-r /tmp/requirements.txt" in install
     words = shlex.split(install.split("pip install", 1)[1].split("&&")[0])
