@@ -41,7 +41,8 @@ class OcrConfig:
     # 2.4 s on one core), so 960: a phone document photo at 960 px still has ~14 px characters.
     long_side: int = 960
     # Long side (px) the detector sees in the pre-pass: ≈25 ms of one core on a 12 MP photo's downscale, and
-    # every shared text photo is still found (256 px costs ≈15 ms; 480 px ≈55 ms).
+    # every shared text photo is still found (256 px costs ≈15 ms; 480 px ≈55 ms). The detector stays fp32:
+    # ONNX Runtime's dynamic int8 (ConvInteger) ran it 1.5x slower here and moved up to 2.6 % of its text pixels.
     prepass_side: int = 320
     # A pre-pass region counts as text when the detector's mean probability inside it reaches this (DB's own
     # box threshold). Shared text photos scored ≥ 0.72 at 320 px; text-free photos produced no region at all.
