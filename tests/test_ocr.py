@@ -103,6 +103,26 @@ def test_boxes_are_normalised_to_the_upright_picture(engine):
     assert lines[0].box[1] < 0.3 and lines[-1].box[3] > 0.7  # four lines spread over the page's height
 
 
+def test_read_runs_the_full_pass_only_when_the_prepass_finds_text(engine):
+    config = engine.config
+    text = decode_for_ocr(read_bytes("ocr_upside_down_exif3.jpg"), config, max_pixels=MAX_PIXELS)
+    result = engine.read(text)
+    assert result.has_text and [line.text for line in result.lines] == ["我是中国人"]
+    assert result.prepass_seconds > 0 and result.full_seconds > 0
+    plain = read_bytes("livephoto_iphone6s_train.jpg")
+    small = decode_for_prepass(plain, config, max_pixels=MAX_PIXELS)
+    assert max(small.size) == config.prepass_side  # a 12 MP JPEG decoded (draft) and shrunk for the pre-pass
+    result = engine.read(decode_for_ocr(plain, config, max_pixels=MAX_PIXELS), prepass_image=small)
+    assert (result.has_text, result.lines, result.full_seconds) == (False, [], 0.0)
+
+
+def test_the_prepass_decodes_an_iphone_heic_from_its_thumbnail(engine):
+    data = read_bytes("heic_iphone12pro_orient6_irot_gps.heic")
+    # The embedded 320x240 thumbnail, upright (portrait: irot applied), instead of the 12 MP picture.
+    assert decode_for_prepass(data, engine.config, max_pixels=MAX_PIXELS).size == (240, 320)
+    assert decode_for_ocr(data, engine.config, max_pixels=MAX_PIXELS).size == (720, 960)
+
+
 @pytest.mark.parametrize("name", TEXT_FREE)
 def test_text_free_photos_yield_no_lines(engine, name):
     result = engine.read_file(read_bytes(name), max_pixels=MAX_PIXELS)
