@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import random
-import re
 import sqlite3
 import statistics
 import sys
@@ -58,15 +57,10 @@ def time_prepass_steps(engine, data: bytes, max_pixels: int) -> dict:
     return {"decode_cpu_ms": round((cpu1 - cpu0) * 1000, 1), "detect_cpu_ms": round((cpu2 - cpu1) * 1000, 1)}
 
 
-def visible_phrases(notes: str) -> list[str]:
-    found = re.search(r"(?:visible(?: phrases| words)?:|visible columns include|reads)\s*([^;]+)", notes)
-    return [p.strip() for p in re.sub(r"\(.*?\)", "", found.group(1)).split(",") if p.strip()] if found else []
-
-
 def text_photos(media: Path) -> list[tuple[Path, list[str]]]:
     with open(media / "MANIFEST.tsv", encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
-    return [(media / r["file"], visible_phrases(r["notes"])) for r in rows if r["file"].startswith("ocr_")]
+    return [(media / r["file"], common.visible_phrases(r["notes"])) for r in rows if r["file"].startswith("ocr_")]
 
 
 def synthetic_lines(rng: random.Random, vocabulary: list[str], weights: list[float]) -> list[str]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import io
-import re
 
 import pytest
 from PIL import Image
 
+from bench.common import visible_phrases
 from materialsearch.ocr import OcrConfig, OcrEngine, OcrError, decode_for_ocr, decode_for_prepass
 from materialsearch.textnorm import normalize_text
 from tests.conftest import MEDIA, image_rows
@@ -37,13 +37,6 @@ TEXT_FREE = [
 PREPASS_FALSE_POSITIVES = {"heic_iphone8plus_arrow_orient6_irot.heic"}
 # The gym sign's stylised "24H 专业健身" is read as "轻运动健": the one manifest phrase PP-OCRv4 misses.
 MISSED_PHRASES = {"24H 专业健身"}
-
-
-def visible_phrases(notes: str) -> list[str]:
-    """The phrases the manifest says are visible in a text photo (its notes column)."""
-    found = re.search(r"(?:visible(?: phrases| words)?:|visible columns include|reads)\s*([^;]+)", notes)
-    assert found, f"no visible phrase in the manifest notes: {notes!r}"
-    return [phrase.strip() for phrase in re.sub(r"\(.*?\)", "", found.group(1)).split(",") if phrase.strip()]
 
 
 @pytest.fixture(scope="module")
