@@ -53,7 +53,7 @@ def short_grams(norm: str) -> str:
 class TextIndex:
     """Recognised lines of items in one SQLite database, searchable by normalised substrings."""
 
-    def __init__(self, connection: sqlite3.Connection, name: str = "ocr_text") -> None:
+    def __init__(self, connection: sqlite3.Connection | sqlite3.Cursor, name: str = "ocr_text") -> None:
         if not _IDENTIFIER.match(name):
             raise ValueError(f"not a plain SQL identifier: {name!r}")
         self.connection = connection
@@ -62,11 +62,12 @@ class TextIndex:
         self.short_table = f"{name}_short"
 
     def create(self) -> None:
-        """Create the tables, index and triggers if missing (idempotent; part of a schema migration)."""
+        """Create the tables and triggers if missing: idempotent, and inside the caller's transaction (a schema
+        migration's), since each statement is executed on its own (``executescript`` would commit first)."""
         fts, lines, short = self.name, self.lines_table, self.short_table
-        self.connection.executescript(
-            f"""
-            CREATE TABLE IF NOT EXISTS {lines} (
+        statements = [
+            # UNIQUE (item_id, line_no) is also the index that finds, replaces and deletes an item's lines.
+            f"""CREATE TABLE IF NOT EXISTS {lines} (
                 id INTEGER PRIMARY KEY,
                 item_id INTEGER NOT NULL,
                 line_no INTEGER NOT NULL,
@@ -79,24 +80,24 @@ class TextIndex:
                 box_bottom REAL NOT NULL,
                 confidence REAL NOT NULL,
                 UNIQUE (item_id, line_no)
-            );
-            CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5(
+            )""",
+            f"""CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5(
                 norm, content='{lines}', content_rowid='id', tokenize='trigram'
-            );
-            CREATE VIRTUAL TABLE IF NOT EXISTS {short} USING fts5(
+            )""",
+            f"""CREATE VIRTUAL TABLE IF NOT EXISTS {short} USING fts5(
                 grams, content='{lines}', content_rowid='id', tokenize='unicode61'
-            );
-            CREATE INDEX IF NOT EXISTS {lines}_item ON {lines} (item_id);
-            CREATE TRIGGER IF NOT EXISTS {lines}_insert AFTER INSERT ON {lines} BEGIN
+            )""",
+            f"""CREATE TRIGGER IF NOT EXISTS {lines}_insert AFTER INSERT ON {lines} BEGIN
                 INSERT INTO {fts}(rowid, norm) VALUES (new.id, new.norm);
                 INSERT INTO {short}(rowid, grams) VALUES (new.id, new.grams);
-            END;
-            CREATE TRIGGER IF NOT EXISTS {lines}_delete AFTER DELETE ON {lines} BEGIN
+            END""",
+            f"""CREATE TRIGGER IF NOT EXISTS {lines}_delete AFTER DELETE ON {lines} BEGIN
                 INSERT INTO {fts}({fts}, rowid, norm) VALUES ('delete', old.id, old.norm);
                 INSERT INTO {short}({short}, rowid, grams) VALUES ('delete', old.id, old.grams);
-            END;
-            """
-        )
+            END""",
+        ]
+        for statement in statements:
+            self.connection.execute(statement)
 
     def replace(self, item_id: int, lines: Iterable[OcrLine]) -> None:
         """Make ``lines`` the item's text (none: the item has no text), replacing what was stored."""

@@ -124,6 +124,14 @@ def test_the_index_survives_reopening(tmp_path, index, connection):
     reopened.close()
 
 
+def test_create_joins_the_callers_transaction(connection):
+    """A migration creates the index inside its own transaction: rolled back, nothing is left."""
+    connection.execute("BEGIN")
+    TextIndex(connection.cursor(), "ocr_text").create()
+    connection.rollback()
+    assert connection.execute("SELECT name FROM sqlite_master WHERE name LIKE 'ocr_text%'").fetchall() == []
+
+
 def test_two_indexes_share_a_database_under_their_own_names(connection, index):
     other = TextIndex(connection, "frames_text")
     other.create()
