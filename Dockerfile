@@ -25,6 +25,11 @@ COPY requirements.txt /tmp/requirements.txt
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --extra-index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" \
         -r /tmp/requirements.txt
+# rapidocr-onnxruntime requires opencv-python, whose cv2 links libGL and X11 (absent here): swap it for the headless
+# build of the version requirements.txt pins, the same cv2 module without GUI/OpenGL.
+RUN OPENCV_VERSION="$(sed -n 's/^opencv-python==//p' /tmp/requirements.txt)" \
+    && /opt/venv/bin/pip uninstall -y opencv-python \
+    && /opt/venv/bin/pip install --no-deps "opencv-python-headless==${OPENCV_VERSION}"
 
 # --- weights: optionally bake model weights into the image --------------------------------------------------------
 FROM build AS weights

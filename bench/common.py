@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import platform
+import re
 import resource
 import shutil
 import sys
@@ -576,6 +577,12 @@ def time_text_queries(search, count: int, limit: int = 20, warmup: int = 2) -> d
 # --------------------------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------------------------
+def visible_phrases(notes: str) -> list[str]:
+    """The phrases the media MANIFEST says are visible in a text photo (parsed from its ``notes`` column)."""
+    found = re.search(r"(?:visible(?: phrases| words)?:|visible columns include|reads)\s*([^;]+)", notes)
+    return [p.strip() for p in re.sub(r"\(.*?\)", "", found.group(1)).split(",") if p.strip()] if found else []
+
+
 def add_place_arguments(parser: argparse.ArgumentParser, report: str, media: bool = False) -> None:
     """``--out`` (where ``report`` is written), ``--cache`` (generated inputs) and, with ``media``, ``--media``."""
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"folder for {report} (default {DEFAULT_OUT})")

@@ -85,8 +85,13 @@ def test_shellcheck_passes_on_the_entrypoint():
 # --- what the Dockerfile relies on --------------------------------------------------------------------------------
 def test_dependencies_come_from_requirements_txt_only():
     runs = [rest for keyword, rest in instructions() if keyword == "RUN" and "pip install" in rest]
-    assert len(runs) == 1, runs
-    install = runs[0]
+    assert len(runs) == 2, runs
+    install, swap = runs
+    # The one other install: opencv-python (which rapidocr requires; its cv2 links libGL) swapped for the headless
+    # build of the very version requirements.txt pins.
+    assert "pip uninstall -y opencv-python " in swap
+    assert '"opencv-python-headless==${OPENCV_VERSION}"' in swap and "--no-deps" in swap
+    assert "OPENCV_VERSION=\"$(sed -n 's/^opencv-python==//p' /tmp/requirements.txt)\"" in swap
     assert "-r /tmp/requirements.txt" in install
     words = shlex.split(install.split("pip install", 1)[1].split("&&")[0])
     packages = [w for w in words if not w.startswith("-") and "requirements.txt" not in w and "://" not in w]
