@@ -39,6 +39,7 @@ class Plan:
     new: list[FileEntry] = dataclasses.field(default_factory=list)
     moved: list[Move] = dataclasses.field(default_factory=list)
     vanished: dict[str, FileState] = dataclasses.field(default_factory=dict)
+    unreachable: int = 0  # indexed items kept because their folder or file could not be read this time
     warnings: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -62,13 +63,16 @@ def diff(
     known: Mapping[str, FileState],
     roots: Sequence[str],
     root_exists: Callable[[str], bool],
+    unreachable: Mapping[str, str] | None = None,
 ) -> Plan:
     """Sort a complete walk into new, changed, unchanged and vanished (moves are matched by ``match_moves``).
 
     ``roots`` are the library folders as real paths. A missing library folder, or one that yields no file at all
     while the database holds files from it, is what an unmounted NAS share looks like: sweeping it would throw
-    away the whole index, so its items are kept (with a warning) until the folder is back. Known paths outside
-    every library folder are swept.
+    away the whole index, so its items are kept (with a warning) until the folder is back. The same holds for
+    ``unreachable`` paths (path → reason): a subfolder that could not be listed or a file that could not be
+    examined this time keeps every indexed item at or under it, until a walk sees the folder again without them.
+    Known paths outside every library folder are swept.
     """
     plan = Plan()
     seen: set[str] = set()
@@ -95,6 +99,15 @@ def diff(
     plan.vanished = {
         path: state for path, state in known.items() if path not in seen and _root_of(path, roots) not in held
     }
+    for place, reason in sorted((unreachable or {}).items()):
+        kept = [path for path in plan.vanished if path == place or path.startswith(place.rstrip(os.sep) + os.sep)]
+        for path in kept:
+            del plan.vanished[path]
+        plan.unreachable += len(kept)
+        if kept:
+            message = f"{place}: {reason}; keeping its {len(kept)} indexed item(s) until it can be read again"
+            log.warning(message)
+            plan.warnings.append(message)
     return plan
 
 
@@ -133,9 +146,10 @@ def plan_scan(
     roots: Sequence[str],
     root_exists: Callable[[str], bool],
     content_hash: Callable[[FileEntry], str],
+    unreachable: Mapping[str, str] | None = None,
 ) -> Plan:
     """``diff`` then ``match_moves``: the whole plan of a scan from a complete walk."""
-    return match_moves(diff(entries, known, roots, root_exists), content_hash)
+    return match_moves(diff(entries, known, roots, root_exists, unreachable), content_hash)
 
 
 def _hash_or_none(content_hash: Callable[[FileEntry], str], entry: FileEntry) -> str | None:

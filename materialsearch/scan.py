@@ -59,6 +59,7 @@ class ScanStats:
     errors: int = 0
     skipped: int = 0
     decoded: int = 0
+    unreachable: int = 0  # indexed items kept because their folder or file could not be read this time
     cancelled: bool = False
     seconds: float = 0.0
     warnings: list[str] = dataclasses.field(default_factory=list)
@@ -70,6 +71,7 @@ class ScanStats:
             f"{self.removed} removed, {self.unchanged} unchanged, {self.errors} errors, {self.skipped} skipped "
             f"in {self.seconds:.1f}s"
         )
+        text += f", {self.unreachable} kept while unreadable" if self.unreachable else ""
         text += " (cancelled)" if self.cancelled else ""
         return text + "".join(f"; warning: {w}" for w in self.warnings)
 
@@ -113,8 +115,8 @@ class Scanner:
         """How large decoded pictures stay: enough for the model input and the thumbnail."""
         return self.preparer.decode_sizes
 
-    def walk(self) -> Iterator[FileEntry]:
-        """The library's current media files."""
+    def walk(self, on_unreachable: Callable[[str, str], None] | None = None) -> Iterator[FileEntry]:
+        """The library's current media files (``on_unreachable`` hears of folders and files it could not read)."""
         s = self.settings
         return walk_library(
             s.library,
@@ -123,6 +125,7 @@ class Scanner:
             exclude=[s.data_dir],
             video_extensions=s.video_extensions,
             follow_symlinks=s.follow_symlinks,
+            on_unreachable=on_unreachable,
         )
 
     def scan(
@@ -147,10 +150,12 @@ class Scanner:
         controls.pause()
         progress.phase = Phase.WALKING
         known = self.catalog.store.file_states()
-        entries = self._walk(stats, progress, controls)
+        unreachable: dict[str, str] = {}
+        entries = self._walk(stats, progress, controls, unreachable)
         if not stats.cancelled:
-            plan = diff(entries, known, [os.path.realpath(r) for r in self.settings.library], os.path.isdir)
-            stats.unchanged, stats.warnings = plan.unchanged, plan.warnings
+            roots = [os.path.realpath(r) for r in self.settings.library]
+            plan = diff(entries, known, roots, os.path.isdir, unreachable)
+            stats.unchanged, stats.warnings, stats.unreachable = plan.unchanged, plan.warnings, plan.unreachable
             progress.phase = Phase.MATCHING
             plan = match_moves(plan, entry_hash)
             self._carry_out(plan, stats, progress)
@@ -163,10 +168,13 @@ class Scanner:
         progress.phase = Phase.DONE
         return stats
 
-    def _walk(self, stats: ScanStats, progress: Progress, controls: _Controls) -> list[FileEntry]:
-        """The walk's files; stops early (``stats.cancelled``) when asked to during it."""
+    def _walk(
+        self, stats: ScanStats, progress: Progress, controls: _Controls, unreachable: dict[str, str]
+    ) -> list[FileEntry]:
+        """The walk's files; stops early (``stats.cancelled``) when asked to during it. What could not be read is
+        put in ``unreachable`` (path → reason)."""
         entries: list[FileEntry] = []
-        for entry in self.walk():
+        for entry in self.walk(on_unreachable=unreachable.__setitem__):
             entries.append(entry)
             if len(entries) % WALK_CHECK_EVERY == 0:
                 progress.found = len(entries)

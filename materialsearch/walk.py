@@ -57,8 +57,14 @@ def walk_library(
     on_error: Callable[[str, str], None] | None = None,
     video_extensions: Iterable[str] = (),
     follow_symlinks: bool = False,
+    on_unreachable: Callable[[str, str], None] | None = None,
 ) -> Iterator[FileEntry]:
-    """Yield every image and video file under ``roots`` (depth-first, sorted by name for stable order)."""
+    """Yield every image and video file under ``roots`` (depth-first, sorted by name for stable order).
+
+    ``on_unreachable(path, reason)`` hears of every folder that could not be listed and every file or folder
+    entry that could not be examined this time (permission denied, an I/O error on a network share): what the
+    library holds under such a path is unknown, not gone.
+    """
     roots = [os.path.realpath(r) for r in roots]
     image_exts = {e.lower().lstrip(".") for e in image_extensions}
     video_exts = {e.lower().lstrip(".") for e in video_extensions} - image_exts
@@ -94,7 +100,10 @@ def walk_library(
                 with os.scandir(folder) as it:
                     entries = sorted(it, key=lambda e: e.name, reverse=True)
             except OSError as exc:
-                report(folder, f"cannot list folder ({exc.strerror or exc})")
+                reason = f"cannot list folder ({exc.strerror or exc})"
+                report(folder, reason)
+                if on_unreachable is not None:
+                    on_unreachable(folder, reason)
                 continue
             files: list[FileEntry] = []
             for entry in entries:
@@ -132,7 +141,10 @@ def walk_library(
                         continue
                     stat = entry.stat(follow_symlinks=True)
                 except OSError as exc:
-                    report(entry.path, f"cannot stat ({exc.strerror or exc})")
+                    reason = f"cannot stat ({exc.strerror or exc})"
+                    report(entry.path, reason)
+                    if on_unreachable is not None:
+                        on_unreachable(entry.path, reason)
                     continue
                 kind = Kind.VIDEO if ext in video_exts else Kind.IMAGE
                 files.append(FileEntry(entry.path, stat.st_size, stat.st_mtime_ns, kind))
