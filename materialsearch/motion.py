@@ -4,14 +4,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 import struct
 
 from PIL import Image
 
+from .decode import capture_time
+
 # Live Photo movies last ~3 s; a same-name video longer than this is only paired when the identifiers match.
 LIVE_PHOTO_MAX_UNVERIFIED_MS = 6000
+# Without identifiers, a Live Photo's still and movie must also be captured this close together (the movie starts
+# ~1.5 s before the still; the two clocks are the same phone's).
+LIVE_PHOTO_MAX_TIME_GAP_S = 10
 
 _APPLE_MAKERNOTE = b"Apple iOS\x00"
 _APPLE_CONTENT_IDENTIFIER_TAG = 0x0011
@@ -25,6 +31,15 @@ _MOTION_ITEM_RE = re.compile(
     re.S,
 )
 _MICRO_VIDEO_OFFSET_RE = re.compile(rb'MicroVideoOffset="(\d+)"|<GCamera:MicroVideoOffset>(\d+)<')
+
+
+def still_capture_time(data: bytes) -> dt.datetime | None:
+    """A still's EXIF capture time (camera-local), read from its header without decoding the pixels."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return capture_time(image)
+    except (OSError, ValueError, SyntaxError):
+        return None
 
 
 def still_content_identifier(data: bytes) -> str | None:

@@ -18,7 +18,13 @@ import numpy as np
 from .capture_time import fallback_zone
 from .decode import DecodeError, decode_image, decode_sizes
 from .encoders import Encoder
-from .motion import LIVE_PHOTO_MAX_UNVERIFIED_MS, embedded_motion_offset, still_content_identifier
+from .motion import (
+    LIVE_PHOTO_MAX_TIME_GAP_S,
+    LIVE_PHOTO_MAX_UNVERIFIED_MS,
+    embedded_motion_offset,
+    still_capture_time,
+    still_content_identifier,
+)
 from .pipeline import EndMessage, FrameMessage
 from .records import ItemRecord, Kind, Status
 from .thumbnails import Renditions, rendition_key
@@ -161,17 +167,25 @@ class Preparer:
 
 def is_live_motion(info: VideoInfo, still_path: str) -> bool:
     """A same-name video is the still's Live Photo motion if their Apple content identifiers match, or — when
-    either has none — if it is as short as Live Photo movies are."""
-    still_identifier = None
-    if info.content_identifier:
-        try:
-            with open(still_path, "rb") as handle:
-                still_identifier = still_content_identifier(handle.read())
-        except OSError:
-            still_identifier = None  # the still vanished meanwhile: judge by length alone
+    either has none — if it is as short as Live Photo movies are and both were captured at about the same time.
+
+    Without identifiers, a missing capture time on either side means "not a Live Photo": two separate items
+    lose nothing, a wrong pairing hides a video.
+    """
+    try:
+        with open(still_path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return False  # the still vanished meanwhile: the movie is a video of its own
+    still_identifier = still_content_identifier(data) if info.content_identifier else None
     if info.content_identifier and still_identifier:
         return info.content_identifier == still_identifier
-    return info.duration_ms is not None and info.duration_ms <= LIVE_PHOTO_MAX_UNVERIFIED_MS
+    if info.duration_ms is None or info.duration_ms > LIVE_PHOTO_MAX_UNVERIFIED_MS:
+        return False
+    still_time = still_capture_time(data)
+    if still_time is None or info.created_at is None:
+        return False
+    return abs((still_time - info.created_at).total_seconds()) <= LIVE_PHOTO_MAX_TIME_GAP_S
 
 
 def failed_record(entry: FileEntry, exc: Exception) -> ItemRecord:

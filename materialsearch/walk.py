@@ -18,6 +18,10 @@ from .records import Kind
 
 log = logging.getLogger(__name__)
 
+# The containers of Apple Live Photos (and their same-name stills); other same-name pairs are separate items.
+LIVE_MOVIE_EXTENSIONS = frozenset({"mov", "mp4"})
+LIVE_STILL_EXTENSIONS = frozenset({"heic", "heif", "hif", "jpg", "jpeg"})
+
 
 @dataclasses.dataclass(frozen=True)
 class FileEntry:
@@ -151,17 +155,25 @@ def walk_library(
             yield from reversed(_pair_live_photos(files))
 
 
+def _extension(path: str) -> str:
+    return os.path.splitext(path)[1].lower().lstrip(".")
+
+
 def _pair_live_photos(files: list[FileEntry]) -> list[FileEntry]:
-    """Give each video of a folder the photo that shares its name (IMG_0001.HEIC + IMG_0001.MOV), if any."""
+    """Give each MOV/MP4 of a folder the HEIC/JPEG photo that shares its name (IMG_0001.HEIC + IMG_0001.MOV).
+
+    Only the formats Live Photos come in are paired: a camera's ``Pentax.jpg`` and an unrelated ``Pentax.avi``
+    are two items. Whether a candidate pair really is a Live Photo is decided when the movie is prepared.
+    """
     stills = {}
     for entry in files:
-        if entry.kind == Kind.IMAGE:
+        if entry.kind == Kind.IMAGE and _extension(entry.path) in LIVE_STILL_EXTENSIONS:
             stills.setdefault(os.path.splitext(entry.path)[0].lower(), entry.path)
     if not stills:
         return files
     return [
         dataclasses.replace(entry, still=stills.get(os.path.splitext(entry.path)[0].lower()))
-        if entry.kind == Kind.VIDEO
+        if entry.kind == Kind.VIDEO and _extension(entry.path) in LIVE_MOVIE_EXTENSIONS
         else entry
         for entry in files
     ]
