@@ -220,6 +220,12 @@ class Settings(BaseSettings):
         description="Threads that read and decode files ahead of the model.",
         json_schema_extra={"shown_default": "min(4, CPU cores)"},
     )
+    decode_timeout: Seconds = Field(
+        120,
+        description="Seconds a file's decoding may go without progress before the scan gives it up and lists it "
+        "as an error (a decoder stuck on a damaged file, a share that stops answering); a long video keeps "
+        "going as long as it yields frames.",
+    )
     torch_threads: CountOrZero = Field(
         0, description="Threads torch uses for the model; 0 keeps torch's default (one per core)."
     )

@@ -4,6 +4,11 @@ Each file is prepared by ``produce(entry, emit)`` in a worker thread, which hand
 and returns its ``EndMessage``. The consumer takes the messages file after file, in the order the files came in.
 Memory stays bounded: at most ``look_ahead`` files are in flight, each holding at most ``frame_buffer`` messages
 that the consumer has not taken yet (a producer waits when its file's queue is full).
+
+A scan must never hang on one file: a file whose producer hands over nothing for ``stall_timeout`` seconds (a
+decoder stuck inside a C library, a read from a share that never answers) is given up — the consumer gets
+``on_stall(entry, seconds)``'s message for it and goes on, and a fresh worker takes the stuck one's place. A
+thread stuck in C cannot be stopped; it is a daemon thread, so it holds neither the scan nor the process's exit.
 """
 
 from __future__ import annotations
@@ -12,8 +17,8 @@ import collections
 import dataclasses
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -23,6 +28,8 @@ from .records import ItemRecord
 Entry = TypeVar("Entry")
 # How long a producer waits on a full queue before it looks again whether the pipeline was closed.
 PUT_POLL_S = 0.2
+# How often the consumer, waiting for a file, looks whether that file's producer has stalled.
+STALL_POLL_S = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +58,7 @@ class FailedMessage:
 
 Message = FrameMessage | EndMessage | FailedMessage
 Produce = Callable[[Entry, Callable[[FrameMessage], None]], EndMessage]
+OnStall = Callable[[Entry, float], EndMessage]
 
 
 class Stopped(BaseException):
@@ -66,34 +74,52 @@ class _InFlight(Generic[Entry]):
     def __init__(self, entry: Entry, frame_buffer: int):
         self.entry = entry
         self.messages: queue.Queue[Message] = queue.Queue(maxsize=frame_buffer)
+        self.active_since: float | None = None  # when its producer last started or handed something over
+        self.waiting = False  # its producer waits on a full queue: that is the consumer's pace, not a stall
+        self.abandoned = False
+        self.thread: threading.Thread | None = None
 
 
 class ReadAhead(Generic[Entry]):
     """Prepares ``entries`` in ``threads`` worker threads, at most ``look_ahead`` files ahead of the consumer.
 
     Use as a context manager; leaving it stops the producers (a file cut off is simply not finished) and waits
-    for the threads.
+    for their threads (not for those of files given up as stalled).
     """
 
-    def __init__(self, entries: Iterable[Entry], produce: Produce, *, threads: int, look_ahead: int, frame_buffer: int):
+    def __init__(
+        self,
+        entries: Iterable[Entry],
+        produce: Produce,
+        *,
+        threads: int,
+        look_ahead: int,
+        frame_buffer: int,
+        stall_timeout: float | None = None,
+        on_stall: OnStall | None = None,
+    ):
+        if (stall_timeout is None) != (on_stall is None):
+            raise ValueError("stall_timeout and on_stall go together")
         self._entries = iter(entries)
         self._produce = produce
-        self._threads = threads
         self._look_ahead = look_ahead
         self._frame_buffer = frame_buffer
+        self._stall_timeout = stall_timeout
+        self._on_stall = on_stall
         self._in_flight: collections.deque[_InFlight[Entry]] = collections.deque()
         self._stop = threading.Event()
-        self._pool: ThreadPoolExecutor | None = None
+        self._slots = threading.Semaphore(threads)  # one per worker thread at work
 
     def __enter__(self) -> ReadAhead[Entry]:
-        self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="decode")
         self._refill()
         return self
 
     def __exit__(self, *exc_info) -> None:
         self._stop.set()
-        assert self._pool is not None
-        self._pool.shutdown(wait=True)
+        for work in list(self._in_flight):
+            if work.thread is not None and not work.abandoned:
+                work.thread.join()
+        self._in_flight.clear()
 
     @property
     def exhausted(self) -> bool:
@@ -103,10 +129,21 @@ class ReadAhead(Generic[Entry]):
     def next(self) -> tuple[Entry, FrameMessage | EndMessage]:
         """The next message of the oldest unfinished file (waits for it); after its ``EndMessage``, the next file.
 
-        A ``FailedMessage`` is raised here, in the consumer's thread.
+        A ``FailedMessage`` is raised here, in the consumer's thread. A file stalled past ``stall_timeout`` ends
+        with ``on_stall``'s message.
         """
         head = self._in_flight[0]
-        message = head.messages.get()
+        while True:
+            try:
+                message = head.messages.get(timeout=STALL_POLL_S if self._stall_timeout else None)
+                break
+            except queue.Empty:
+                stalled = self._stalled_for(head)
+                if stalled is not None:
+                    head.abandoned = True
+                    self._slots.release()  # its thread is lost to the file: a fresh one takes its place
+                    message = self._on_stall(head.entry, stalled)
+                    break
         if isinstance(message, FailedMessage):
             raise message.error
         if isinstance(message, EndMessage):
@@ -114,31 +151,53 @@ class ReadAhead(Generic[Entry]):
             self._refill()
         return head.entry, message
 
+    def _stalled_for(self, work: _InFlight[Entry]) -> float | None:
+        """Seconds ``work``'s producer has been silent, once past ``stall_timeout``; else None."""
+        if work.active_since is None or work.waiting or not work.messages.empty():
+            return None
+        silent = time.monotonic() - work.active_since
+        return silent if silent > self._stall_timeout else None
+
     def _refill(self) -> None:
-        assert self._pool is not None
         while len(self._in_flight) < self._look_ahead:
             entry = next(self._entries, None)
             if entry is None:
                 return
             work = _InFlight(entry, self._frame_buffer)
-            self._pool.submit(self._run, work)
+            work.thread = threading.Thread(target=self._run, args=(work,), name="decode", daemon=True)
             self._in_flight.append(work)
+            work.thread.start()
 
     def _run(self, work: _InFlight[Entry]) -> None:
-        """In a worker thread: prepare one file and hand its messages over."""
+        """In a worker thread: wait for a free slot, prepare one file and hand its messages over."""
+        while not self._slots.acquire(timeout=PUT_POLL_S):
+            if self._stop.is_set():
+                return  # closed before this file's turn came
+        try:
+            self._prepare(work)
+        finally:
+            if not work.abandoned:
+                self._slots.release()
 
+    def _prepare(self, work: _InFlight[Entry]) -> None:
         def emit(message: Message) -> None:
-            while True:
-                if self._stop.is_set():
-                    raise Stopped
-                try:
-                    work.messages.put(message, timeout=PUT_POLL_S)
-                    return
-                except queue.Full:
-                    continue
+            work.waiting = True
+            try:
+                while True:
+                    if self._stop.is_set() or work.abandoned:
+                        raise Stopped
+                    try:
+                        work.messages.put(message, timeout=PUT_POLL_S)
+                        return
+                    except queue.Full:
+                        continue
+            finally:
+                work.waiting = False
+                work.active_since = time.monotonic()
 
         if self._stop.is_set():
             return  # closed before this file's turn came
+        work.active_since = time.monotonic()
         try:
             emit(self._produce(work.entry, emit))
         except Stopped:

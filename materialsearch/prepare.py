@@ -81,6 +81,16 @@ class Preparer:
         """How large decoded pictures stay: enough for the model input and the thumbnail."""
         return decode_sizes(self.settings, self.encoder)
 
+    def stalled(self, entry: FileEntry, seconds: float) -> EndMessage:
+        """The end of a file given up because its decoding made no progress for ``seconds``."""
+        record = ItemRecord(entry.path, entry.kind, entry.size, entry.mtime_ns, Status.ERROR)
+        limit = self.settings.decode_timeout
+        record.error = f"decoding stalled: no progress for {seconds:.0f} s (MS_DECODE_TIMEOUT is {limit:g} s)"
+        if entry.kind == Kind.VIDEO:
+            record.pair_path = entry.still  # as a finished scan would: an unchanged rescan must not retry it
+        log.warning("giving up %s: %s", entry.path, record.error)
+        return EndMessage(record)
+
     def prepare(self, entry: FileEntry, emit: Callable[[FrameMessage], None]) -> EndMessage:
         """Prepare one file, handing a video's frames to ``emit`` as they are decoded; never raises for the file.
 

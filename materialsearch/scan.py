@@ -207,6 +207,8 @@ class Scanner:
             threads=settings.decode_threads,
             look_ahead=settings.batch_size * 2 + settings.decode_threads,
             frame_buffer=settings.batch_size * 2,
+            stall_timeout=settings.decode_timeout,
+            on_stall=self.preparer.stalled,
         ) as ahead:
             embedding.run(ahead, settings.batch_size)
         # Work already decoded is kept, also when cancelled; a video cut off mid-way is rescanned next time.
