@@ -194,7 +194,7 @@ class Settings(BaseSettings):
         "are camera-local and never converted.",
     )
     image_extensions: Extensions = Field(
-        ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "hif", "heics", "avif"),
+        ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "hif", "heics", "avif", "jxl"),
         description="Comma-separated file extensions indexed as images (case-insensitive).",
     )
     skip_patterns: Names = Field(

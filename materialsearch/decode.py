@@ -43,7 +43,7 @@ class DecodedImage:
 
 
 def configure_pillow() -> None:
-    """Register HEIF/AVIF openers and hand the pixel limit to our own check (call once at start-up)."""
+    """Register HEIF/AVIF/JPEG XL openers and hand the pixel limit to our own check (call once at start-up)."""
     global _registered
     with _configured:
         if _registered:
@@ -55,6 +55,8 @@ def configure_pillow() -> None:
             from PIL import AvifImagePlugin  # noqa: F401 - Pillow ≥ 11.2 decodes AVIF itself
         except ImportError:  # pragma: no cover - only on Pillow builds without AVIF
             pillow_heif.register_avif_opener()
+        import pillow_jxl  # noqa: F401 - importing it registers Pillow's JPEG XL opener (libjxl via Rust)
+
         # decode_image checks the declared size against MS_MAX_IMAGE_PIXELS itself (with a clear reason),
         # so Pillow's process-wide default (~179 MP, which rejects real 200 MP phone photos) is lifted.
         Image.MAX_IMAGE_PIXELS = None
