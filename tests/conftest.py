@@ -1,4 +1,5 @@
-"""Shared fixtures: the real sample media, the tiny cn_clip checkpoint, and apps built on tmp data dirs."""
+"""Shared fixtures: the real sample media, the tiny cn_clip checkpoint (and others for model changes), Settings,
+Services and apps on tmp data dirs, apps over a scanned library (module-wide), and a real waitress server."""
 
 from __future__ import annotations
 
