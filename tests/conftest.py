@@ -1,9 +1,12 @@
-"""Shared fixtures: the real sample media, the tiny cn_clip checkpoint, and apps built on tmp data dirs."""
+"""Shared fixtures: the real sample media, the tiny cn_clip checkpoint (and others for model changes), Settings,
+Services and apps on tmp data dirs, apps over a scanned library (module-wide), and a real waitress server."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -40,17 +43,98 @@ def tiny_model(tmp_path_factory) -> str:
     return make_test_model(str(tmp_path_factory.mktemp("model") / "tiny.pt"), seed=0)
 
 
-@pytest.fixture
-def make_settings(tiny_model, tmp_path):
-    """Build Settings on a tmp data dir with the tiny model; keyword overrides win."""
-    from config import Settings
+@pytest.fixture(scope="session")
+def make_model(tmp_path_factory):
+    """``make_model(seed, embed_dim=None)``: another tiny checkpoint (written once per session), for tests of a
+    model change; the session's ``tiny_model`` is seed 0 with the default vector length."""
+    from materialsearch.encoders.tiny import make_test_model
 
-    def build(**overrides):
-        values = {"data_dir": str(tmp_path / "data"), "model": tiny_model, "decode_threads": 2}
-        values.update(overrides)
-        return Settings.from_env(environ={}, **values)
+    made: dict[tuple, str] = {}
+
+    def build(seed: int, embed_dim: int | None = None) -> str:
+        if (seed, embed_dim) not in made:
+            path = tmp_path_factory.mktemp("model") / f"tiny-{seed}-{embed_dim}.pt"
+            made[seed, embed_dim] = make_test_model(str(path), seed=seed, embed_dim=embed_dim)
+        return made[seed, embed_dim]
 
     return build
+
+
+def settings_on(data_dir, model: str, /, **overrides):
+    """Settings on ``data_dir`` with ``model`` and two decode threads, from no environment; overrides win."""
+    from config import Settings
+
+    values = {"data_dir": str(data_dir), "model": model, "decode_threads": 2}
+    values.update(overrides)
+    return Settings.from_env(environ={}, **values)
+
+
+@pytest.fixture
+def make_settings(tiny_model, tmp_path):
+    """Build Settings on this test's tmp data dir with the tiny model; keyword overrides win."""
+
+    def build(**overrides):
+        return settings_on(tmp_path / "data", tiny_model, **overrides)
+
+    return build
+
+
+@pytest.fixture
+def make_app(make_settings):
+    """``make_app(**settings)``: Flask apps on this test's data dir (not scanned; closed at teardown)."""
+    from materialsearch.web import create_app, services_of
+
+    apps = []
+
+    def build(**overrides):
+        app = create_app(make_settings(**overrides))
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        services_of(app).close()
+
+
+@pytest.fixture(scope="module")
+def scanned_app(tiny_model, tmp_path_factory):
+    """``scanned_app(library, **settings)``: an app over ``library`` on a fresh data dir, scanned once (the last
+    scan's record is ``services_of(app).scans.last``). Module-wide, for tests that share it: building and scanning
+    takes seconds; closed when the module is done."""
+    from materialsearch.web import create_app, services_of
+
+    apps = []
+
+    def build(library, **overrides):
+        data_dir = tmp_path_factory.mktemp("app") / "data"
+        app = create_app(settings_on(data_dir, tiny_model, library=str(library), **overrides))
+        apps.append(app)
+        services_of(app).scans.run()
+        return app
+
+    yield build
+    for app in apps:
+        services_of(app).close()
+
+
+@contextlib.contextmanager
+def served(app, **options):
+    """``app`` behind a real waitress server on a free local port, in a thread; yields the server, shut down after."""
+    import waitress
+    from waitress import wasyncore
+
+    channels: dict = {}
+    server = waitress.create_server(app, map=channels, host="127.0.0.1", port=0, **{"threads": 4, **options})
+    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.task_dispatcher.shutdown(timeout=2)
+        # Closed in the server's own thread: closing its sockets from here races its select() (EBADF there).
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(channels))
+        thread.join(timeout=5)
+        assert not thread.is_alive(), "the waitress thread did not stop"
 
 
 @pytest.fixture
@@ -67,7 +151,7 @@ def library(tmp_path, media_dir) -> Path:
 
 @pytest.fixture
 def open_services(make_settings):
-    """Open Services (closed at teardown)."""
+    """``open_services(**settings)``: Services on this test's data dir (closed at teardown)."""
     from materialsearch.services import Services
 
     opened = []

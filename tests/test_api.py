@@ -8,22 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from materialsearch.web import create_app
+from materialsearch.web import services_of
 from tests.conftest import MEDIA, VIDEO_EXTENSIONS, manifest
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    from config import Settings
-    from materialsearch.encoders.tiny import make_test_model
-
-    root = tmp_path_factory.mktemp("api")
-    model = make_test_model(str(root / "tiny.pt"))
-    settings = Settings.from_env(environ={}, library=str(MEDIA), data_dir=str(root / "data"), model=model)
-    app = create_app(settings)
-    app.extensions["materialsearch"].scans.run()
-    yield app.test_client()
-    app.extensions["materialsearch"].close()
+def client(scanned_app):
+    return scanned_app(MEDIA).test_client()
 
 
 def search(client, **params):
@@ -46,7 +37,7 @@ def test_text_search_returns_cosine_scores_and_urls(client):
 
 
 def test_score_is_the_cosine_with_the_query_vector(client):
-    services = client.application.extensions["materialsearch"]
+    services = services_of(client.application)
     body = search(client, q="a red car in the snow", limit=3)
     query = services.search.text_vector("a red car in the snow")
     for result in body["results"]:
@@ -188,7 +179,7 @@ def test_status_errors_and_health(client):
 def test_scan_endpoint_starts_once(client, monkeypatch):
     import threading
 
-    services = client.application.extensions["materialsearch"]
+    services = services_of(client.application)
     release, entered = threading.Event(), threading.Event()
     real_scan = services.scanner.scan
 
@@ -215,7 +206,7 @@ def test_unknown_api_route_is_json_404(client):
 
 
 def test_limit_defaults_to_the_page_size_and_form_fields_may_come_in_the_query(client):
-    settings = client.application.extensions["materialsearch"].settings
+    settings = services_of(client.application).settings
     body = search(client, q="photo")
     assert len(body["results"]) == min(body["total"], settings.page_size)
     data = (MEDIA / "jpg_orient6.jpg").read_bytes()

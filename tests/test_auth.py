@@ -4,6 +4,7 @@ answers without a session or token; sessions, CSRF, rate limits and tokens work 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import os
 import re
@@ -15,17 +16,10 @@ import pytest
 
 from config import SettingsError
 from materialsearch import auth as core
-from materialsearch.web import create_app
-from materialsearch.web.auth import PUBLIC_ENDPOINTS, SESSION_COOKIE
+from materialsearch.web import services_of
+from materialsearch.web.auth import PUBLIC_ENDPOINTS, SESSION_COOKIE, authenticator
 
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> str:
-    from materialsearch.encoders.tiny import make_test_model
-
-    return make_test_model(str(tmp_path_factory.mktemp("auth-model") / "tiny.pt"))
 
 
 @pytest.fixture(scope="module")
@@ -37,30 +31,15 @@ def library(tmp_path_factory, media_dir):
 
 
 @pytest.fixture(scope="module")
-def secured(model, library, tmp_path_factory):
+def secured(scanned_app, library):
     """A scanned app with a password set (module-wide: building and scanning takes seconds)."""
-    data = tmp_path_factory.mktemp("auth-data")
-    app = create_app({"library": str(library), "data_dir": str(data), "model": model, "password": PASSWORD})
-    app.extensions["materialsearch"].scans.run()
-    yield app
-    app.extensions["materialsearch"].close()
+    return scanned_app(library, password=PASSWORD)
 
 
 @pytest.fixture
-def make_app(model, library, tmp_path):
-    """Apps on this test's data dir (closed at teardown)."""
-    apps = []
-
-    def build(**overrides):
-        values = {"library": str(library), "data_dir": str(tmp_path / "data"), "model": model}
-        values.update(overrides)
-        app = create_app(values)
-        apps.append(app)
-        return app
-
-    yield build
-    for app in apps:
-        app.extensions["materialsearch"].close()
+def make_app(make_app, library):
+    """conftest's ``make_app``, over this module's library."""
+    return functools.partial(make_app, library=str(library))
 
 
 def csrf_from(html: str, name: str = "csrf_token") -> str:
@@ -75,7 +54,7 @@ def log_in(client, password: str = PASSWORD, next_url: str = "/"):
 
 
 def item_id_of(app) -> int:
-    store = app.extensions["materialsearch"].store
+    store = services_of(app).store
     return next(i for i, item in store.get_items(range(1, 50)).items() if item.status == "ok")
 
 
@@ -209,7 +188,7 @@ def test_state_changing_api_calls_with_a_session_need_the_csrf_header(secured):
     assert client.post("/api/scan", headers={"X-CSRF-Token": "forged"}).status_code == 403
     response = client.post("/api/scan", headers={"X-CSRF-Token": token})
     assert response.status_code in (202, 409)
-    secured.extensions["materialsearch"].scans.wait()
+    services_of(secured).scans.wait()
     picture = {"image": (io.BytesIO(b"not relevant"), "q.jpg")}
     assert client.post("/api/search", data=picture).status_code == 403
     picture = {"image": (io.BytesIO(b"not an image"), "q.jpg")}
@@ -223,7 +202,7 @@ def test_forged_or_stale_sessions_are_refused(make_app, tmp_path):
     client = app.test_client()
     log_in(client, "first")
     assert client.get("/api/status").status_code == 200
-    stamp = app.extensions["materialsearch.auth"].session_stamp
+    stamp = authenticator(app).session_stamp
 
     # A cookie with the right content signed with any other key (a hard-coded one, say) is worthless.
     forger = make_app(data_dir=str(tmp_path / "elsewhere"), password="first")
@@ -235,7 +214,7 @@ def test_forged_or_stale_sessions_are_refused(make_app, tmp_path):
     assert attacker.get("/api/status").status_code == 401
 
     # The same data dir (same secret) with a new password: the old session no longer counts.
-    app.extensions["materialsearch"].close()
+    services_of(app).close()
     renewed = make_app(password="second")
     cookie = client.get_cookie(SESSION_COOKIE).value
     later = renewed.test_client()
@@ -312,7 +291,7 @@ def test_rate_limiter_window_and_reset():
 def test_tokens_from_the_cli_work_at_once_and_can_be_revoked(secured, monkeypatch, capsys):
     from materialsearch.cli import main
 
-    data_dir = secured.extensions["materialsearch"].settings.data_dir
+    data_dir = services_of(secured).settings.data_dir
     monkeypatch.setenv("MS_DATA_DIR", data_dir)
     assert main(["token", "create", "backup"]) == 0
     token = capsys.readouterr().out.strip()
@@ -328,7 +307,7 @@ def test_tokens_from_the_cli_work_at_once_and_can_be_revoked(secured, monkeypatc
     assert client.get("/api/search?q=cat", headers=bearer).status_code == 200
     started = client.post("/api/scan", headers=bearer)  # no CSRF needed: a token is not sent by browsers
     assert started.status_code in (202, 409)
-    secured.extensions["materialsearch"].scans.wait()
+    services_of(secured).scans.wait()
     for header in [f"Bearer {token}x", f"Basic {token}", "Bearer ", f"bearer{token}", f"Bearer {token[:-1]}"]:
         assert client.get("/api/status", headers={"Authorization": header}).status_code == 401, header
 
@@ -347,7 +326,7 @@ def test_tokens_from_the_cli_work_at_once_and_can_be_revoked(secured, monkeypatc
 
 def test_token_last_use_is_written_at_most_every_few_minutes(make_app):
     app = make_app(password=PASSWORD)
-    authn = app.extensions["materialsearch.auth"]
+    authn = authenticator(app)
     tokens = authn.tokens
     token = core.create_token(tokens, "ci")
     assert authn.verify_token(token).last_used_at is None

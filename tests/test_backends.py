@@ -30,6 +30,7 @@ from materialsearch.encoders.onnx_encoder import OnnxEncoder, tower_path
 from materialsearch.encoders.tiny import TEST_MODEL_INFO
 from materialsearch.encoders.torch_encoder import TorchEncoder
 from materialsearch.encoders.weights import base_identity
+from tests.conftest import settings_on
 
 SENTENCES = ["海边的日落", "a dog running on the beach", "城市夜景，高楼大厦灯火通明", "猫"]
 PHOTOS = ["jpg_orient1.jpg", "jpeg_nikon_d5000_gps.jpeg", "webp_lossy_photo.webp", "png_rgba_transparent.png"]
@@ -115,15 +116,12 @@ def module_data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def encoder_for(tiny_model, module_data):
     """Loaded encoders by (backend, precision), named explicitly: what ``auto`` picks is tested separately."""
-    from config import Settings
 
     built = {}
 
     def get(backend: Backend, precision: Precision):
         if (backend, precision) not in built:
-            settings = Settings.from_env(
-                environ={}, model=tiny_model, data_dir=module_data, backend=backend, precision=precision
-            )
+            settings = settings_on(module_data, tiny_model, backend=backend, precision=precision)
             encoder = make_encoder(settings)
             encoder.load()
             built[(backend, precision)] = encoder
@@ -246,7 +244,6 @@ def test_bf16_keeps_layernorms_fp32(encoder_for):
 # --- ONNX: the export cache and the int8 bar ---------------------------------------------------------------------
 @pytest.mark.fidelity
 def test_int8_record_cache_and_batch_independence(encoder_for, tiny_model, module_data, media_dir, monkeypatch):
-    from config import Settings
 
     encoder = encoder_for(Backend.ONNX, Precision.INT8)
     fingerprint = encoder.identity.split("|")[-2]
@@ -273,7 +270,7 @@ def test_int8_record_cache_and_batch_independence(encoder_for, tiny_model, modul
 
     monkeypatch.setattr(onnx_encoder, "export_towers", fail)
     monkeypatch.setattr(onnx_encoder, "quantize_int8", fail)
-    settings = Settings.from_env(environ={}, model=tiny_model, data_dir=module_data, backend="onnx", precision="int8")
+    settings = settings_on(module_data, tiny_model, backend="onnx", precision="int8")
     again = make_encoder(settings)
     again.load()
     assert again.fidelity == encoder.fidelity and again.identity == encoder.identity
@@ -281,10 +278,9 @@ def test_int8_record_cache_and_batch_independence(encoder_for, tiny_model, modul
 
 
 def test_int8_below_the_fidelity_bar_runs_fp32(tiny_model, tmp_path, monkeypatch, caplog):
-    from config import Settings
 
     monkeypatch.setattr(onnx_encoder, "INT8_MIN_COSINE", 1.01)  # no int8 model can meet this
-    settings = Settings.from_env(environ={}, model=tiny_model, data_dir=str(tmp_path), backend="onnx", precision="int8")
+    settings = settings_on(tmp_path, tiny_model, backend="onnx", precision="int8")
     encoder = make_encoder(settings)
     with caplog.at_level(logging.WARNING):
         encoder.load()

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import MEDIA, served
 
 pytestmark = pytest.mark.browser
 
@@ -24,7 +25,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 PAGE_SIZE = 12  # smaller than the library, so "Load more" has something to load
 
 if not os.path.exists(CHROMIUM):
@@ -47,35 +47,12 @@ VISIBLE_IMAGES_LOADED = """(selector) => {
 
 
 @pytest.fixture(scope="module")
-def browser_model(tmp_path_factory) -> str:
-    """The tiny random CN-CLIP checkpoint (writing it takes milliseconds once torch is imported)."""
-    from materialsearch.encoders.tiny import make_test_model
-
-    return make_test_model(str(tmp_path_factory.mktemp("browser-model") / "tiny.pt"), seed=0)
-
-
-@pytest.fixture(scope="module")
-def server(browser_model, tmp_path_factory):
+def server(scanned_app, media_dir):
     """A waitress server on a free port, serving an app whose library (the sample media) is scanned."""
-    import waitress
-
-    from materialsearch.web import create_app
-
-    if not (MEDIA / "jpg_orient1.jpg").is_file():
-        pytest.fail(f"the shared sample media are missing: expected {MEDIA}")
-    data_dir = tmp_path_factory.mktemp("browser") / "data"
-    app = create_app({"library": str(MEDIA), "data_dir": str(data_dir), "model": browser_model, "page_size": PAGE_SIZE})
-    services = app.extensions["materialsearch"]
-    services.scans.run()
+    app = scanned_app(media_dir, page_size=PAGE_SIZE)
     status = app.test_client().get("/api/status").get_json()
-    httpd = waitress.create_server(app, host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=httpd.run, name="waitress", daemon=True)
-    thread.start()
-    yield {"url": f"http://127.0.0.1:{httpd.effective_port}", "app": app, "status": status}
-    httpd.task_dispatcher.shutdown(timeout=2)
-    httpd.close()
-    thread.join(timeout=5)
-    services.close()
+    with served(app, threads=8) as httpd:
+        yield {"url": f"http://127.0.0.1:{httpd.effective_port}", "app": app, "status": status}
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import shutil
-import threading
 
 import pytest
 
+from tests.conftest import served
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, VISIBLE_IMAGES_LOADED
 
 pytestmark = pytest.mark.browser
@@ -19,30 +19,14 @@ PASSWORD = "a long passphrase"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, media_dir):
+def server(scanned_app, tmp_path_factory, media_dir):
     """A waitress server with a password set, over a small scanned library."""
-    import waitress
-
-    from materialsearch.encoders.tiny import make_test_model
-    from materialsearch.web import create_app
-
-    root = tmp_path_factory.mktemp("browser-auth")
-    library = root / "library"
+    library = tmp_path_factory.mktemp("browser-auth") / "library"
     library.mkdir()
     for name in ["jpg_orient1.jpg", "jpg_orient6.jpg", "png_rgba_transparent.png", "heic_iphoneXS_2images.heic"]:
         shutil.copy2(media_dir / name, library / name)
-    model = make_test_model(str(root / "tiny.pt"))
-    app = create_app({"library": str(library), "data_dir": str(root / "data"), "model": model, "password": PASSWORD})
-    services = app.extensions["materialsearch"]
-    services.scans.run()
-    httpd = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=httpd.run, name="waitress-auth", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.effective_port}"
-    httpd.task_dispatcher.shutdown(timeout=2)
-    httpd.close()
-    thread.join(timeout=5)
-    services.close()
+    with served(scanned_app(library, password=PASSWORD)) as httpd:
+        yield f"http://127.0.0.1:{httpd.effective_port}"
 
 
 @pytest.fixture

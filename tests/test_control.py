@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from materialsearch.web import create_app
+from materialsearch.web import services_of
 from tests.conftest import REPO
 
 PHOTOS = 24
@@ -76,20 +76,13 @@ def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
 
 
 @pytest.fixture
-def app_for(make_settings):
-    """Build a Flask app on the tmp data dir (closed at teardown)."""
-    apps = []
+def app_for(make_app):
+    """Apps on this test's data dir in small batches, one decode thread and no schedule (closed at teardown)."""
 
     def build(**overrides):
-        values = {"batch_size": 2, "decode_threads": 1, "scan_cron": ""}
-        values.update(overrides)
-        app = create_app(make_settings(**values))
-        apps.append(app)
-        return app
+        return make_app(**{"batch_size": 2, "decode_threads": 1, "scan_cron": "", **overrides})
 
-    yield build
-    for app in apps:
-        app.extensions["materialsearch"].close()
+    return build
 
 
 def scan_status(client) -> dict:
@@ -99,7 +92,7 @@ def scan_status(client) -> dict:
 # --- pause, resume, cancel --------------------------------------------------------------------------------------
 def test_pause_blocks_between_batches_then_resume_finishes(app_for, photos):
     app = app_for(library=str(photos))
-    client, services = app.test_client(), app.extensions["materialsearch"]
+    client, services = app.test_client(), services_of(app)
     gate = Gate(services.encoder, hold_at=3)
     assert client.post("/api/scan").status_code == 202
     assert gate.entered.wait(20)
@@ -125,7 +118,7 @@ def test_pause_blocks_between_batches_then_resume_finishes(app_for, photos):
 
 def test_cancel_keeps_committed_work_and_the_next_scan_does_the_rest(app_for, photos):
     app = app_for(library=str(photos))
-    client, services = app.test_client(), app.extensions["materialsearch"]
+    client, services = app.test_client(), services_of(app)
     gate = Gate(services.encoder, hold_at=2)
     assert client.post("/api/scan").status_code == 202
     assert gate.entered.wait(20)
@@ -143,7 +136,7 @@ def test_cancel_keeps_committed_work_and_the_next_scan_does_the_rest(app_for, ph
 
 def test_cancel_wakes_a_paused_scan(app_for, photos):
     app = app_for(library=str(photos))
-    client, services = app.test_client(), app.extensions["materialsearch"]
+    client, services = app.test_client(), services_of(app)
     gate = Gate(services.encoder, hold_at=1)
     assert client.post("/api/scan").status_code == 202
     assert gate.entered.wait(20)
@@ -165,7 +158,7 @@ def test_control_without_a_scan_is_409(app_for, photos):
 
 def test_progress_reports_rate_and_eta(app_for, photos):
     app = app_for(library=str(photos))
-    client, services = app.test_client(), app.extensions["materialsearch"]
+    client, services = app.test_client(), services_of(app)
     Gate(services.encoder, delay=0.15)  # about 13 photos/s: long enough to measure, short enough to wait for
     assert client.post("/api/scan").status_code == 202
     progress = wait_for(
@@ -182,7 +175,7 @@ def test_last_scan_survives_a_restart(app_for, photos, make_settings):
     from materialsearch.services import Services
 
     app = app_for(library=str(photos))
-    services = app.extensions["materialsearch"]
+    services = services_of(app)
     services.scans.run()
     services.close()
     reopened = Services(make_settings(library=str(photos)))
@@ -196,7 +189,7 @@ def test_last_scan_survives_a_restart(app_for, photos, make_settings):
 # --- the window -------------------------------------------------------------------------------------------------
 def test_window_pauses_scheduled_scans_and_manual_ones_ignore_it(app_for, photos):
     app = app_for(library=str(photos), scan_window=(22 * 60 + 30, 7 * 60))
-    client, services = app.test_client(), app.extensions["materialsearch"]
+    client, services = app.test_client(), services_of(app)
     now = [dt.datetime(2024, 1, 1, 12, 0)]
     services.scans.clock = lambda: now[0]
     assert services.scans.start("scheduled")
@@ -228,7 +221,7 @@ def test_window_pauses_scheduled_scans_and_manual_ones_ignore_it(app_for, photos
 # --- search while scanning --------------------------------------------------------------------------------------
 def test_items_are_searchable_while_the_scan_runs(app_for, photos):
     app = app_for(library=str(photos))
-    client, services = app.test_client(), app.extensions["materialsearch"]
+    client, services = app.test_client(), services_of(app)
     gate = Gate(services.encoder, hold_at=4)
     assert client.post("/api/scan").status_code == 202
     assert gate.entered.wait(20)
@@ -263,43 +256,16 @@ def test_an_unchanged_rescan_opens_no_library_file(open_services, photos):
 
 
 # --- model change -----------------------------------------------------------------------------------------------
-def make_model(path: Path, seed: int, embed_dim: int) -> str:
-    """A tiny random cn_clip checkpoint like ``make_test_model``'s, with another vector length."""
-    import torch
-    from cn_clip.clip.model import CLIP, convert_weights
-
-    from materialsearch.encoders.architectures import ARCH_KEY, INFO_KEY, RESOLUTION_KEY
-    from materialsearch.encoders.tiny import TEST_MODEL_INFO
-
-    info = {**TEST_MODEL_INFO, "embed_dim": embed_dim}
-    torch.manual_seed(seed)
-    model = CLIP(**info)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(torch.randn_like(param) * 0.02)
-    convert_weights(model)
-    torch.save(
-        {
-            "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()},
-            ARCH_KEY: f"tiny-{embed_dim}@tiny",
-            INFO_KEY: info,
-            RESOLUTION_KEY: info["image_resolution"],
-        },
-        path,
-    )
-    return str(path)
-
-
-def test_model_change_re_embeds_in_the_background_without_dimension_errors(app_for, photos, tmp_path):
-    first = app_for(library=str(photos)).extensions["materialsearch"]
+def test_model_change_re_embeds_in_the_background_without_dimension_errors(app_for, photos, make_model):
+    first = services_of(app_for(library=str(photos)))
     first.scans.run()
     item_ids = sorted(s.id for s in first.store.file_states().values())
     assert first.encoder.dim == 64
     first.close()
 
-    other = make_model(tmp_path / "other.pt", seed=5, embed_dim=32)
+    other = make_model(seed=5, embed_dim=32)
     app = app_for(library=str(photos), model=other, scan_on_start=False)
-    client, services = app.test_client(), app.extensions["materialsearch"]
+    client, services = app.test_client(), services_of(app)
     assert services.encoder.dim == services.index.dim == 32 and services.index.ntotal == 0
     # Before anything is re-embedded: searches answer (nothing yet) and say why, for every kind of query.
     body = client.get("/api/search", query_string={"q": "photo"}).get_json()
@@ -325,31 +291,31 @@ def test_model_change_re_embeds_in_the_background_without_dimension_errors(app_f
     assert services.store.item_vectors(item_ids[0]).shape == (1, 32)
 
 
-def test_a_restart_mid_re_embedding_carries_on(app_for, photos, tmp_path):
-    first = app_for(library=str(photos)).extensions["materialsearch"]
+def test_a_restart_mid_re_embedding_carries_on(app_for, photos, make_model):
+    first = services_of(app_for(library=str(photos)))
     first.scans.run()
     first.close()
-    other = make_model(tmp_path / "other.pt", seed=5, embed_dim=32)
-    changed = app_for(library=str(photos), model=other, scan_on_start=False).extensions["materialsearch"]
+    other = make_model(seed=5, embed_dim=32)
+    changed = services_of(app_for(library=str(photos), model=other, scan_on_start=False))
     gate = Gate(changed.encoder, hold_at=2)
     changed.start_background()
     assert gate.entered.wait(20)
     changed.scans.cancel()
     gate.release.set()
     changed.close()  # as a restart would: the identity is already the new one, some items still pending
-    again = app_for(library=str(photos), model=other, scan_on_start=False).extensions["materialsearch"]
+    again = services_of(app_for(library=str(photos), model=other, scan_on_start=False))
     assert 0 < again.pending_count(fresh=True) < PHOTOS
     again.start_background()
     assert again.scans.trigger == "model change" and again.scans.wait(30)
     assert again.reindexing() is None and again.index.ntotal == PHOTOS
 
 
-def test_a_read_only_process_with_another_model_refuses_clearly(open_services, library, tmp_path):
+def test_a_read_only_process_with_another_model_refuses_clearly(open_services, library, make_model):
     from materialsearch.encoders import ModelError
 
     owner = open_services(library=str(library))
     owner.scans.run()
-    other = make_model(tmp_path / "other.pt", seed=5, embed_dim=32)
+    other = make_model(seed=5, embed_dim=32)
     with pytest.raises(ModelError, match="another model"):
         open_services(library=str(library), model=other)
     assert owner.index.ntotal == 5 and owner.store.vector_checksum()[0] == 5  # nothing was dropped

@@ -75,7 +75,7 @@ def test_sigkill_mid_scan_then_rescan_indexes_everything_once(tmp_path, tiny_mod
 
 
 @pytest.mark.slow
-def test_sigkill_at_every_phase_repeatedly_then_rescan_indexes_everything_once(tmp_path, tiny_model):
+def test_sigkill_at_every_phase_repeatedly_then_rescan_indexes_everything_once(tmp_path, tiny_model, open_services):
     """SIGKILL real scan processes at each phase in turn, at random points, with the library changing in between.
 
     After every kill a restarted process must find the database consistent and load (or rebuild) an index that
@@ -107,21 +107,11 @@ def test_sigkill_at_every_phase_repeatedly_then_rescan_indexes_everything_once(t
     assert landed >= set(PHASES) - {"random"}, f"seed {seed}: kills landed only in {sorted(landed)}"
 
     # And the test process, a restarted process of its own, sees the same: everything once, index == database.
-    from config import Settings
-    from materialsearch.services import Services
-
-    services = Services(
-        Settings.from_env(
-            environ={}, library=str(tmp_path / "library"), data_dir=str(tmp_path / "data"), model=tiny_model
-        )
-    )
-    try:
-        files = {str(p) for p in (tmp_path / "library").glob("*.jpg")}
-        states = services.store.file_states()
-        assert set(states) == files and len(files) == report["files"]
-        assert services.store.vector_checksum()[0] == len(files)
-        assert services.index.checksum() == services.store.vector_checksum()
-        rescan = services.scans.run()
-        assert (rescan.unchanged, rescan.decoded, rescan.removed) == (len(files), 0, 0)
-    finally:
-        services.close()
+    services = open_services(library=str(tmp_path / "library"))
+    files = {str(p) for p in (tmp_path / "library").glob("*.jpg")}
+    states = services.store.file_states()
+    assert set(states) == files and len(files) == report["files"]
+    assert services.store.vector_checksum()[0] == len(files)
+    assert services.index.checksum() == services.store.vector_checksum()
+    rescan = services.scans.run()
+    assert (rescan.unchanged, rescan.decoded, rescan.removed) == (len(files), 0, 0)

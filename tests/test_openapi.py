@@ -9,7 +9,6 @@ import re
 
 import pytest
 
-from materialsearch.web import create_app
 from tests.conftest import REPO
 from tests.openapi_contract import contract, lost
 
@@ -24,33 +23,22 @@ EXTRA_DOCUMENTED = {"/healthz"}
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, media_dir):
+def app(scanned_app, tmp_path_factory, media_dir):
     """An app over a small scanned library (a few real photos and one broken file)."""
     import shutil
 
-    from materialsearch.encoders.tiny import make_test_model
-
-    root = tmp_path_factory.mktemp("openapi")
-    library = root / "library"
+    library = tmp_path_factory.mktemp("openapi") / "library"
     library.mkdir()
     for name in ["jpg_orient1.jpg", "png_rgba_transparent.png", "heic_iphoneXS_2images.heic", "bad_jpg_is_text.jpg"]:
         shutil.copy2(media_dir / name, library / name)
-    model = make_test_model(str(root / "tiny.pt"))
-    app = create_app({"library": str(library), "data_dir": str(root / "data"), "model": model, "decode_threads": 1})
-    app.extensions["materialsearch"].scans.run()
-    yield app
-    app.extensions["materialsearch"].close()
+    return scanned_app(library, decode_threads=1)
 
 
-def test_document_keeps_the_contract_of_the_hand_written_one(make_settings):
+def test_document_keeps_the_contract_of_the_hand_written_one(make_app):
     """Same operations, parameters (name, place, required, type, bounds, default), request bodies and statuses;
     every response field it described is still there with the same type; the only new fields are ones the
     responses always had."""
-    app = create_app(make_settings())
-    try:
-        new = contract(app.test_client().get("/api/openapi.json").get_json())
-    finally:
-        app.extensions["materialsearch"].close()
+    new = contract(make_app().test_client().get("/api/openapi.json").get_json())
     old = contract(json.loads(FIXTURE.read_text(encoding="utf-8")))
     assert set(new) == set(old)
     for operation, before in old.items():
@@ -126,18 +114,14 @@ def test_document_is_well_formed(app):
     assert all(result.ok() for result in schema.get_all_operations())
 
 
-def test_limits_come_from_the_settings(make_settings):
+def test_limits_come_from_the_settings(make_app):
     """The document shows the serving app's limits, and requests are checked against them (not a template)."""
-    app = create_app(make_settings(max_page_size=77, page_size=11, max_clip_seconds=5))
-    client = app.test_client()
-    try:
-        spec = client.get("/api/openapi.json").get_json()
-        search = client.get("/api/search?q=x&limit=78")
-        errors = client.get("/api/errors?limit=78")
-        default = client.get("/api/search?q=x")
-        most = client.get("/api/errors?limit=77")
-    finally:
-        app.extensions["materialsearch"].close()
+    client = make_app(max_page_size=77, page_size=11, max_clip_seconds=5).test_client()
+    spec = client.get("/api/openapi.json").get_json()
+    search = client.get("/api/search?q=x&limit=78")
+    errors = client.get("/api/errors?limit=78")
+    default = client.get("/api/search?q=x")
+    most = client.get("/api/errors?limit=77")
     limit = next(p for p in spec["paths"]["/api/search"]["get"]["parameters"] if p["name"] == "limit")
     assert {k: limit["schema"][k] for k in ("type", "minimum", "maximum", "default")} == {
         "type": "integer",

@@ -167,13 +167,11 @@ def test_index_is_rebuilt_when_missing_or_out_of_step(open_services, make_settin
     again.close()
 
 
-def test_changing_the_model_re_embeds_and_says_so(open_services, library, tmp_path):
-    from materialsearch.encoders.tiny import make_test_model
-
+def test_changing_the_model_re_embeds_and_says_so(open_services, library, make_model):
     services = open_services(library=str(library))
     services.scans.run()
     services.close()
-    other = make_test_model(str(tmp_path / "other.pt"), seed=7)
+    other = make_model(seed=7)
     changed = open_services(library=str(library), model=other)
     assert changed.model_change and "re-embedded" in changed.model_change
     assert changed.index.ntotal == 0

@@ -10,22 +10,14 @@ import io
 import os
 import re
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
 
-from materialsearch.web import CONTENT_SECURITY_POLICY, create_app
-from tests.conftest import REPO
+from materialsearch.web import CONTENT_SECURITY_POLICY, services_of
+from tests.conftest import REPO, served
 
 SECRET_MARKER = b"TOPSECRET-do-not-serve-7f3a"
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> str:
-    from materialsearch.encoders.tiny import make_test_model
-
-    return make_test_model(str(tmp_path_factory.mktemp("security-model") / "tiny.pt"))
 
 
 @pytest.fixture(scope="module")
@@ -48,30 +40,20 @@ def world(tmp_path_factory, media_dir):
 
 
 @pytest.fixture(scope="module")
-def app(world, model):
-    app = create_app({"library": str(world["library"]), "data_dir": str(world["data"]), "model": model})
-    app.extensions["materialsearch"].scans.run()
-    yield app
-    app.extensions["materialsearch"].close()
+def app(world, scanned_app):
+    return scanned_app(world["library"], data_dir=str(world["data"]))
 
 
 @pytest.fixture(scope="module")
 def live(app):
     """The same app behind a real waitress server (which decodes %2F and friends itself)."""
-    import waitress
-
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, name="waitress-security", daemon=True)
-    thread.start()
-    yield server.effective_port
-    server.task_dispatcher.shutdown(timeout=2)
-    server.close()
-    thread.join(timeout=5)
+    with served(app) as server:
+        yield server.effective_port
 
 
 def items(app) -> dict[str, int]:
     """Indexed path → id."""
-    store = app.extensions["materialsearch"].store
+    store = services_of(app).store
     return {item.path: item.id for item in store.get_items(range(1, 100)).values() if item.status == "ok"}
 
 
@@ -234,26 +216,16 @@ def test_a_link_re_pointed_after_indexing_is_not_served(app, world):
             swapped.write_bytes(original)
 
 
-def test_following_symlinks_is_a_setting(world, model, tmp_path):
+def test_following_symlinks_is_a_setting(world, make_app, tmp_path):
     from materialsearch.walk import servable_path
 
-    app = create_app(
-        {
-            "library": str(world["library"]),
-            "data_dir": str(tmp_path / "data"),
-            "model": model,
-            "follow_symlinks": True,
-        }
-    )
-    try:
-        app.extensions["materialsearch"].scans.run()
-        names = {Path(p).relative_to(world["library"]).as_posix() for p in items(app)}
-        assert {"out_link.bmp", "out_dir/private.bmp"} <= names
-        item_id = items(app)[str(world["library"] / "out_link.bmp")]
-        response = app.test_client().get(f"/api/items/{item_id}/file")
-        assert response.status_code == 200 and response.data == (world["outside"] / "private.bmp").read_bytes()
-    finally:
-        app.extensions["materialsearch"].close()
+    app = make_app(library=str(world["library"]), follow_symlinks=True)
+    services_of(app).scans.run()
+    names = {Path(p).relative_to(world["library"]).as_posix() for p in items(app)}
+    assert {"out_link.bmp", "out_dir/private.bmp"} <= names
+    item_id = items(app)[str(world["library"] / "out_link.bmp")]
+    response = app.test_client().get(f"/api/items/{item_id}/file")
+    assert response.status_code == 200 and response.data == (world["outside"] / "private.bmp").read_bytes()
     # Never the data dir, setting or not.
     data = tmp_path / "data"
     assert (
@@ -294,13 +266,9 @@ def test_uploads_are_sniffed_from_content_and_bombs_refused(app, media_dir):
     assert bomb.status_code == 400 and "decompression bomb" in bomb.get_json()["message"]
 
 
-def test_upload_size_limit(world, model, tmp_path, media_dir):
-    app = create_app({"data_dir": str(tmp_path / "data"), "model": model, "max_upload_bytes": 100_000})
-    try:
-        response = upload(app.test_client(), (media_dir / "jpg_orient1.jpg").read_bytes())
-        assert response.status_code == 413 and response.get_json()["status"] == 413
-    finally:
-        app.extensions["materialsearch"].close()
+def test_upload_size_limit(make_app, media_dir):
+    response = upload(make_app(max_upload_bytes=100_000).test_client(), (media_dir / "jpg_orient1.jpg").read_bytes())
+    assert response.status_code == 413 and response.get_json()["status"] == 413
 
 
 def test_uploads_stay_in_memory_and_are_never_stored(app, world, monkeypatch):
@@ -344,13 +312,10 @@ def test_security_headers_on_every_kind_of_response(app):
     assert "unsafe-inline" not in CONTENT_SECURITY_POLICY and "unsafe-eval" not in CONTENT_SECURITY_POLICY
 
 
-def test_pages_have_no_inline_code_the_csp_would_block(app, model, tmp_path):
-    secured = create_app({"data_dir": str(tmp_path / "data"), "model": model, "password": "pw"})
-    try:
-        pages = [app.test_client().get(u).get_data(as_text=True) for u in ["/", "/api/docs"]]
-        pages.append(secured.test_client().get("/login").get_data(as_text=True))
-    finally:
-        secured.extensions["materialsearch"].close()
+def test_pages_have_no_inline_code_the_csp_would_block(app, make_app):
+    secured = make_app(password="pw")
+    pages = [app.test_client().get(u).get_data(as_text=True) for u in ["/", "/api/docs"]]
+    pages.append(secured.test_client().get("/login").get_data(as_text=True))
     for html in pages:
         assert "<html" in html
         assert not re.search(r"<script(?![^>]*\ssrc=)[^>]*>", html), "inline <script>"
@@ -376,7 +341,7 @@ def snapshot(root: Path) -> dict[str, tuple]:
     return entries
 
 
-def test_a_read_only_library_is_scanned_served_and_never_written(model, tmp_path, media_dir):
+def test_a_read_only_library_is_scanned_served_and_never_written(make_app, tmp_path, media_dir):
     library = tmp_path / "library"
     (library / "2023" / "trip").mkdir(parents=True)
     for name, folder in [
@@ -393,9 +358,9 @@ def test_a_read_only_library_is_scanned_served_and_never_written(model, tmp_path
         os.chmod(folder, 0o555)
     before = snapshot(library)
     try:
-        app = create_app({"library": str(library), "data_dir": str(tmp_path / "data"), "model": model})
+        app = make_app(library=str(library))
+        services = services_of(app)
         try:
-            services = app.extensions["materialsearch"]
             services.scans.run()
             client = app.test_client()
             status = client.get("/api/status").get_json()
@@ -411,7 +376,7 @@ def test_a_read_only_library_is_scanned_served_and_never_written(model, tmp_path
             services.scans.wait()
             services.scans.run()
         finally:
-            app.extensions["materialsearch"].close()
+            services.close()  # before the snapshot: closing must not write into the library either
         assert snapshot(library) == before
     finally:
         for folder, _dirs, _files in os.walk(library):
@@ -419,33 +384,19 @@ def test_a_read_only_library_is_scanned_served_and_never_written(model, tmp_path
 
 
 # --- the production server's limits and the reverse-proxy setting --------------------------------------------------
-def test_server_limits_and_trusted_proxy(model, tmp_path, media_dir):
+def test_server_limits_and_trusted_proxy(make_settings, make_app):
     """Through real waitress with app.py's options: bodies over the limit are refused before the app reads them;
     behind a trusted proxy the login limit counts the real client and the cookie is Secure for HTTPS."""
     import re as regex
 
-    import waitress
-
     from app import server_options
-    from config import Settings
 
-    settings = Settings.from_env(
-        environ={},
-        data_dir=str(tmp_path / "data"),
-        model=model,
-        password="pw",
-        login_attempts=1,
-        max_upload_bytes=50_000,
-        request_timeout=7,
-        trusted_proxy="127.0.0.1",
-    )
+    limits = {"password": "pw", "login_attempts": 1, "max_upload_bytes": 50_000, "request_timeout": 7}
+    settings = make_settings(**limits, trusted_proxy="127.0.0.1")
     options = server_options(settings)
     assert options["channel_timeout"] == 7 and options["threads"] == 8
     assert options["max_request_body_size"] == 50_000 + 1024 * 1024
-    app = create_app(settings)
-    server = waitress.create_server(app, host="127.0.0.1", port=0, **options)
-    thread = threading.Thread(target=server.run, name="waitress-limits", daemon=True)
-    thread.start()
+    app = make_app(**limits, trusted_proxy="127.0.0.1")
 
     def request(method, path, body=b"", headers=None):
         connection = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=10)
@@ -456,7 +407,7 @@ def test_server_limits_and_trusted_proxy(model, tmp_path, media_dir):
         finally:
             connection.close()
 
-    try:
+    with served(app, **options) as server:
         # Declared too large: refused on the headers alone, before any of the body is read.
         connection = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=10)
         try:
@@ -484,11 +435,6 @@ def test_server_limits_and_trusted_proxy(model, tmp_path, media_dir):
         assert login("pw", "203.0.113.9").status == 429  # that client is now limited ...
         ok = login("pw", "198.51.100.4", proto="https")  # ... another one behind the same proxy is not
         assert ok.status == 302 and "Secure" in ok.getheader("Set-Cookie")
-    finally:
-        server.task_dispatcher.shutdown(timeout=2)
-        server.close()
-        thread.join(timeout=5)
-        app.extensions["materialsearch"].close()
 
 
 def test_unsupported_methods_answer_405_with_allow(app):

@@ -16,7 +16,7 @@ from PIL import Image
 
 from materialsearch.transcode import ffmpeg_executable
 from materialsearch.video import VideoError, probe, sample_frames
-from materialsearch.web import create_app
+from materialsearch.web import services_of
 from tests.conftest import MEDIA
 from tests.videos import counter_video, read_counter, scene_times, scene_video
 
@@ -118,10 +118,7 @@ def test_undecodable_videos_say_why(tmp_path):
 
 # --- scanning and searching -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def video_app(tmp_path_factory):
-    from config import Settings
-    from materialsearch.encoders.tiny import make_test_model
-
+def video_app(scanned_app, tmp_path_factory):
     root = tmp_path_factory.mktemp("videos")
     library = root / "library"
     library.mkdir()
@@ -139,16 +136,10 @@ def video_app(tmp_path_factory):
         shutil.copy2(MEDIA / name, library / name)
     shutil.copy2(MEDIA / "livephoto_iphone6s_train.mov", library / "lonely_movie.mov")  # no still: a video
     (library / "spoof.mov").write_bytes(b"A text file, not a movie")
-    model = make_test_model(str(root / "tiny.pt"))
-    settings = Settings.from_env(
-        environ={}, library=str(library), data_dir=str(root / "data"), model=model, frame_interval=INTERVAL_S
-    )
-    app = create_app(settings)
-    services = app.extensions["materialsearch"]
-    stats = services.scans.run()
-    assert stats.errors == 1, stats.summary()
-    yield app, library
-    services.close()
+    app = scanned_app(library, frame_interval=INTERVAL_S)
+    scan = services_of(app).scans.last
+    assert scan["stats"]["errors"] == 1, scan["summary"]
+    return app, library
 
 
 def by_name(results, name):

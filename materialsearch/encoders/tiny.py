@@ -31,13 +31,15 @@ TEST_MODEL_INFO: dict[str, Any] = {
 }
 
 
-def make_test_model(path: str, seed: int = 0) -> str:
-    """Write a tiny, seeded, random CN-CLIP checkpoint (cn_clip's format) that records its architecture."""
+def make_test_model(path: str, seed: int = 0, embed_dim: int | None = None) -> str:
+    """Write a tiny, seeded, random CN-CLIP checkpoint (cn_clip's format) that records its architecture;
+    ``embed_dim`` gives it another vector length (tests of a model change)."""
     import torch
     from cn_clip.clip.model import CLIP, convert_weights
 
+    info = TEST_MODEL_INFO if embed_dim is None else {**TEST_MODEL_INFO, "embed_dim": embed_dim}
     torch.manual_seed(seed)
-    model = CLIP(**TEST_MODEL_INFO)
+    model = CLIP(**info)
     # Random BERT init leaves LayerNorm at identity and biases at zero; perturb everything a little so
     # every weight matters and distinct inputs give clearly distinct vectors.
     with torch.no_grad():
@@ -47,8 +49,8 @@ def make_test_model(path: str, seed: int = 0) -> str:
     checkpoint = {
         "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()},
         ARCH_KEY: "tiny-test-ViT@tiny-test-BERT",
-        INFO_KEY: TEST_MODEL_INFO,
-        RESOLUTION_KEY: TEST_MODEL_INFO["image_resolution"],
+        INFO_KEY: info,
+        RESOLUTION_KEY: info["image_resolution"],
     }
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp"
