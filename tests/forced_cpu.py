@@ -1,14 +1,18 @@
 """A pytest plugin: ``pytest -p tests.forced_cpu --cpu avx512_bf16`` runs the tests as if the CPU were that one.
 
 The encoder factory then sees that CPU's flags instead of this machine's (CUDA and ONNX Runtime stay as they
-are), so every encoder built in the test process with ``auto`` takes the path that CPU would get: .ci/run uses it
-to prove the suite passes on each kind of CPU we deploy on, whatever CPU runs CI. Servers started as subprocesses
-still see the real CPU.
+are), so every encoder built with ``auto`` takes the path that CPU would get: .ci/run uses it to prove the suite
+passes on each kind of CPU we deploy on, whatever CPU runs CI. Processes the tests start (a real server, a CLI scan,
+the crash harness) see the same CPU: the plugin puts ``tests/forced_cpu_site`` (a ``sitecustomize``) on their
+``PYTHONPATH`` and names the CPU in ``FORCED_CPU_ENV``, so a database written in the test process and one written
+by its child agree on the model's identity.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +26,17 @@ CPUS = {
 }
 
 
+FORCED_CPU_ENV = "MATERIALSEARCH_TEST_FORCED_CPU"  # not MS_: the tests pass their children everything but MS_*
+SITE = Path(__file__).resolve().parent / "forced_cpu_site"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def force(name: str) -> None:
+    """From now on, this process's encoder factory sees CPU ``name``'s flags."""
+    machine = dataclasses.replace(Machine.probe(), cpu_flags=CPUS[name])
+    Machine.probe = classmethod(lambda _cls: machine)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--cpu", choices=sorted(CPUS), help="run as if the CPU had these flags (tests.forced_cpu)")
 
@@ -30,9 +45,11 @@ def pytest_configure(config: pytest.Config) -> None:
     name = config.getoption("--cpu")
     if not name:
         return
-    machine = dataclasses.replace(Machine.probe(), cpu_flags=CPUS[name])
     patch = pytest.MonkeyPatch()
-    patch.setattr(Machine, "probe", classmethod(lambda _cls: machine))
+    patch.setattr(Machine, "probe", Machine.probe)  # restored at cleanup, whatever force() puts there
+    force(name)
+    patch.setenv(FORCED_CPU_ENV, name)
+    patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(SITE), str(REPO), os.environ.get("PYTHONPATH")])))
     config.add_cleanup(patch.undo)
 
 
