@@ -10,31 +10,16 @@ by its child agree on the model's identity.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
 import pytest
 
 from materialsearch.encoders import Machine
+from tests.forced_cpu_site.forced_cpu_flags import CPUS, FORCED_CPU_ENV, force
 
-# /proc/cpuinfo flags that decide the choice, per kind of CPU (the rest of a real flags line does not matter).
-CPUS = {
-    "avx2": frozenset({"avx", "avx2", "fma"}),
-    "avx512_bf16": frozenset({"avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"}),
-    "amx": frozenset({"avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"}),
-}
-
-
-FORCED_CPU_ENV = "MATERIALSEARCH_TEST_FORCED_CPU"  # not MS_: the tests pass their children everything but MS_*
 SITE = Path(__file__).resolve().parent / "forced_cpu_site"
 REPO = Path(__file__).resolve().parents[1]
-
-
-def force(name: str) -> None:
-    """From now on, this process's encoder factory sees CPU ``name``'s flags."""
-    machine = dataclasses.replace(Machine.probe(), cpu_flags=CPUS[name])
-    Machine.probe = classmethod(lambda _cls: machine)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,7 +32,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     patch = pytest.MonkeyPatch()
     patch.setattr(Machine, "probe", Machine.probe)  # restored at cleanup, whatever force() puts there
-    force(name)
+    force(Machine, name)
     patch.setenv(FORCED_CPU_ENV, name)
     patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(SITE), str(REPO), os.environ.get("PYTHONPATH")])))
     config.add_cleanup(patch.undo)
