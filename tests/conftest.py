@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -14,6 +15,27 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # Resolved: the scanner records real paths, and shared/ may be reached through a symlink.
 MEDIA = (REPO.parent / "shared" / "media").resolve()
+# Debian's Chromium, driven by Playwright (never `playwright install`), with the flags this closed network needs.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def require_chromium(module_level: bool = False) -> None:
+    """Skip without Chromium on a developer's machine; fail under CI, which installs it (.ci/run)."""
+    if os.path.exists(CHROMIUM):
+        return
+    if os.environ.get("CI"):
+        raise RuntimeError(f"CI must have Chromium at {CHROMIUM} (apt-get install chromium)")
+    pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium", allow_module_level=module_level)
+
+
 VIDEO_EXTENSIONS = {".mov", ".mp4", ".m4v", ".mkv", ".webm", ".avi"}
 
 

@@ -12,26 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MEDIA, served
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, MEDIA, require_chromium, served
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PAGE_SIZE = 12  # smaller than the library, so "Load more" has something to load
 
-if not os.path.exists(CHROMIUM):
-    # CI installs Chromium (.ci/run), so there a missing browser is a failure, not a quiet skip.
-    if os.environ.get("CI"):
-        raise RuntimeError(f"CI must have Chromium at {CHROMIUM} (apt-get install chromium)")
-    pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium", allow_module_level=True)
+require_chromium(module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from tests.conftest import served
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, VISIBLE_IMAGES_LOADED
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, served
+from tests.test_browser import VISIBLE_IMAGES_LOADED
 
 pytestmark = pytest.mark.browser
 

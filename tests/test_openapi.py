@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, REPO, require_chromium, served
 from tests.openapi_contract import contract, lost
 
 # The document of the release before the API was declared by models (default settings): the contract to keep.
@@ -281,46 +281,30 @@ def test_schemathesis_accepts_real_searches_and_files(app, media_dir):
 
 
 # --- the docs page on a phone -----------------------------------------------------------------------------------
-CHROMIUM = "/usr/bin/chromium"
 PHONE = {"width": 390, "height": 844}
 
 
 @pytest.mark.browser
 def test_docs_page_fits_a_phone_and_obeys_the_csp(app):
     """At 390 px the page is no wider than the screen: wide tables scroll inside their own box."""
-    import os
-    import threading
-
-    import waitress
-
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            raise RuntimeError(f"CI must have Chromium at {CHROMIUM} (apt-get install chromium)")
-        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium")
+    require_chromium()
     sync_api = pytest.importorskip("playwright.sync_api")
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=2)
-    thread = threading.Thread(target=server.run, name="waitress-docs", daemon=True)
-    thread.start()
-    try:
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
-            page = browser.new_page(viewport=PHONE)
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(f"http://127.0.0.1:{server.effective_port}/api/docs")
-            widths = page.evaluate(
-                """() => ({
-                  page: document.documentElement.scrollWidth,
-                  boxes: [...document.querySelectorAll('.table-scroll')].map((b) => b.getBoundingClientRect().right),
-                  wide: [...document.querySelectorAll('.table-scroll')].filter((b) => b.scrollWidth > b.clientWidth)
-                    .map((b) => getComputedStyle(b).overflowX),
-                  code: document.querySelectorAll('.api-text code, td code').length,
-                })"""
-            )
-            browser.close()
-    finally:
-        server.close()
-        thread.join(timeout=5)
+    with served(app, threads=2) as server, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport=PHONE)
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(f"http://127.0.0.1:{server.effective_port}/api/docs")
+        widths = page.evaluate(
+            """() => ({
+              page: document.documentElement.scrollWidth,
+              boxes: [...document.querySelectorAll('.table-scroll')].map((b) => b.getBoundingClientRect().right),
+              wide: [...document.querySelectorAll('.table-scroll')].filter((b) => b.scrollWidth > b.clientWidth)
+                .map((b) => getComputedStyle(b).overflowX),
+              code: document.querySelectorAll('.api-text code, td code').length,
+            })"""
+        )
+        browser.close()
     assert widths["page"] <= PHONE["width"], widths["page"]
     assert widths["boxes"] and max(widths["boxes"]) <= PHONE["width"]
     assert all(overflow == "auto" for overflow in widths["wide"])  # a table wider than its box scrolls in it
