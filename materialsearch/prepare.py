@@ -83,11 +83,10 @@ class Preparer:
 
     def stalled(self, entry: FileEntry, seconds: float) -> EndMessage:
         """The end of a file given up because its decoding made no progress for ``seconds``."""
-        record = ItemRecord(entry.path, entry.kind, entry.size, entry.mtime_ns, Status.ERROR)
         limit = self.settings.decode_timeout
-        record.error = f"decoding stalled: no progress for {seconds:.0f} s (MS_DECODE_TIMEOUT is {limit:g} s)"
-        if entry.kind == Kind.VIDEO:
-            record.pair_path = entry.still  # as a finished scan would: an unchanged rescan must not retry it
+        record = error_record(
+            entry, f"decoding stalled: no progress for {seconds:.0f} s (MS_DECODE_TIMEOUT is {limit:g} s)"
+        )
         log.warning("giving up %s: %s", entry.path, record.error)
         return EndMessage(record)
 
@@ -201,10 +200,14 @@ def is_live_motion(info: VideoInfo, still_path: str) -> bool:
 def failed_record(entry: FileEntry, exc: Exception) -> ItemRecord:
     """The error record of a file whose preparation raised something nobody anticipated."""
     detail = " ".join(str(exc).split())[:UNEXPECTED_DETAIL_CHARS]
-    reason = f"unexpected error ({type(exc).__name__}{': ' + detail if detail else ''})"
+    return error_record(entry, f"unexpected error ({type(exc).__name__}{': ' + detail if detail else ''})")
+
+
+def error_record(entry: FileEntry, reason: str) -> ItemRecord:
+    """A file's error record, keeping what an unchanged rescan compares so that it does not retry the file."""
     record = ItemRecord(entry.path, entry.kind, entry.size, entry.mtime_ns, Status.ERROR, error=reason)
     if entry.kind == Kind.VIDEO:
-        record.pair_path = entry.still  # as a good scan would: an unchanged rescan must not retry the file
+        record.pair_path = entry.still
     return record
 
 
