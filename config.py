@@ -19,6 +19,8 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "MS_"
+# Camera RAW formats (decoded from their embedded preview by LibRaw, materialsearch/raw.py).
+RAW_EXTENSIONS = ("dng", "cr2", "cr3", "nef", "arw", "raf", "orf", "rw2")
 
 
 class SettingsError(ValueError):
@@ -194,8 +196,12 @@ class Settings(BaseSettings):
         "are camera-local and never converted.",
     )
     image_extensions: Extensions = Field(
-        ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "hif", "heics", "avif", "jxl"),
-        description="Comma-separated file extensions indexed as images (case-insensitive).",
+        (
+            *("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "hif", "heics", "avif", "jxl"),
+            *RAW_EXTENSIONS,
+        ),
+        description="Comma-separated file extensions indexed as images (case-insensitive). Camera RAW files are "
+        "indexed from their embedded preview; a RAW beside a same-name JPEG/HEIC is part of that photo's item.",
     )
     skip_patterns: Names = Field(
         (".*", "@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "System Volume Information", "lost+found"),
@@ -219,6 +225,12 @@ class Settings(BaseSettings):
         default_factory=_default_decode_threads,
         description="Threads that read and decode files ahead of the model.",
         json_schema_extra={"shown_default": "min(4, CPU cores)"},
+    )
+    max_video_decodes: int = Field(
+        1,
+        ge=1,
+        description="Videos decoded at the same time (photos go on beside them). Each 4K/8K decoder holds hundreds "
+        "of MB of frames: this bounds the scan's memory whatever the videos.",
     )
     decode_timeout: Seconds = Field(
         120,

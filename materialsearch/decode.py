@@ -2,7 +2,8 @@
 
 Handles EXIF orientation 1–8 (and HEIC, where pillow-heif already applies the ``irot`` box and resets the EXIF
 orientation, so it must not be applied twice), palette/CMYK/16-bit/alpha modes, animated and multi-image files
-(first/primary image only), JPEG draft decoding, and decompression bombs.
+(first/primary image only), JPEG draft decoding, and decompression bombs. Camera RAW files are decoded from
+their embedded preview (``raw``).
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def capture_time(image: Image.Image) -> dt.datetime | None:
     return None
 
 
-def _orientation(image: Image.Image) -> int:
+def orientation_of(image: Image.Image) -> int:
+    """The EXIF orientation (1–8) of an opened picture; 1 when it has none or a bad one."""
     try:
         value = image.getexif().get(TAG_ORIENTATION, 1)
     except Exception:  # noqa: BLE001
@@ -156,6 +158,15 @@ def decode_image(
     configure_pillow()
     if not data:
         raise DecodeError("empty file (0 bytes)", ProblemCode.EMPTY_FILE)
+    from .raw import decode_raw, open_camera_raw  # LibRaw is loaded only once a scan or upload needs it
+
+    raw = open_camera_raw(data)
+    if raw is not None:
+
+        def decode_preview(preview: bytes) -> DecodedImage:
+            return decode_image(preview, min_side=min_side, min_long_side=min_long_side, max_pixels=max_pixels)
+
+        return decode_raw(raw, data, decode_preview, min_side, max_pixels)
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
@@ -176,7 +187,7 @@ def decode_image(
                 f"({width * height / 1e6:.0f} MP), above MS_MAX_IMAGE_PIXELS ({max_pixels / 1e6:.0f} MP)",
                 ProblemCode.IMAGE_TOO_LARGE,
             )
-        orientation = _orientation(image)
+        orientation = orientation_of(image)
         if orientation in (5, 6, 7, 8):
             width, height = height, width
         taken_at = capture_time(image)

@@ -9,6 +9,14 @@ A scan must never hang on one file: a file whose producer hands over nothing for
 decoder stuck inside a C library, a read from a share that never answers) is given up — the consumer gets
 ``on_stall(entry, seconds)``'s message for it and goes on, and a fresh worker takes the stuck one's place. A
 thread stuck in C cannot be stopped; it is a daemon thread, so it holds neither the scan nor the process's exit.
+
+Files take permits before they are prepared: a worker thread, and for a heavy file (a video, whose decoder holds
+frame pools of hundreds of MB) also one of ``heavy_decodes`` heavy permits, both at once. Because the consumer
+takes files in order, a plain semaphore could deadlock: later files hold every permit while they wait for the
+consumer to take their frames, and the consumer waits for the oldest file, which waits for a permit. So the last
+free permit of each kind is kept for the oldest unfinished file (head of line) unless it already holds one of that
+kind: later files never hold them all, the oldest can always start, and once it is done (or given up as stalled)
+its permits go back, to the file that is oldest then.
 """
 
 from __future__ import annotations
@@ -68,6 +76,18 @@ class Stopped(BaseException):
     """
 
 
+class _Permits:
+    """A count of permits whose last free one is kept for the oldest unfinished file (see the module's doc)."""
+
+    def __init__(self, count: int):
+        if count < 1:
+            raise ValueError("at least one permit is needed")
+        self.free = count
+
+    def can_take(self, oldest: bool, oldest_holds_one: bool) -> bool:
+        return self.free > 1 or (self.free == 1 and (oldest or oldest_holds_one))
+
+
 class _InFlight(Generic[Entry]):
     """One file being prepared, with the messages it has handed over and the consumer has not taken yet."""
 
@@ -78,6 +98,7 @@ class _InFlight(Generic[Entry]):
         self.waiting = False  # its producer waits on a full queue: that is the consumer's pace, not a stall
         self.abandoned = False
         self.thread: threading.Thread | None = None
+        self.permits: list[_Permits] = []  # what its producer holds while it prepares the file
 
 
 class ReadAhead(Generic[Entry]):
@@ -97,6 +118,8 @@ class ReadAhead(Generic[Entry]):
         frame_buffer: int,
         stall_timeout: float | None = None,
         on_stall: OnStall | None = None,
+        heavy: Callable[[Entry], bool] | None = None,
+        heavy_decodes: int = 1,
     ):
         if (stall_timeout is None) != (on_stall is None):
             raise ValueError("stall_timeout and on_stall go together")
@@ -108,7 +131,10 @@ class ReadAhead(Generic[Entry]):
         self._on_stall = on_stall
         self._in_flight: collections.deque[_InFlight[Entry]] = collections.deque()
         self._stop = threading.Event()
-        self._slots = threading.Semaphore(threads)  # one per worker thread at work
+        self._changed = threading.Condition()  # guards the permits and the head of ``_in_flight``
+        self._workers = _Permits(threads)  # one per worker thread at work
+        self._heavy = _Permits(heavy_decodes)  # for files ``heavy`` says are (videos): at most this many at once
+        self._is_heavy = heavy or (lambda entry: False)
 
     def __enter__(self) -> ReadAhead[Entry]:
         self._refill()
@@ -141,13 +167,15 @@ class ReadAhead(Generic[Entry]):
                 stalled = self._stalled_for(head)
                 if stalled is not None:
                     head.abandoned = True
-                    self._slots.release()  # its thread is lost to the file: a fresh one takes its place
+                    self._release(head)  # its thread is lost to the file: a fresh one takes its place
                     message = self._on_stall(head.entry, stalled)
                     break
         if isinstance(message, FailedMessage):
             raise message.error
         if isinstance(message, EndMessage):
-            self._in_flight.popleft()
+            with self._changed:
+                self._in_flight.popleft()
+                self._changed.notify_all()  # a new oldest file: it may take the last permits
             self._refill()
         return head.entry, message
 
@@ -169,15 +197,36 @@ class ReadAhead(Generic[Entry]):
             work.thread.start()
 
     def _run(self, work: _InFlight[Entry]) -> None:
-        """In a worker thread: wait for a free slot, prepare one file and hand its messages over."""
-        while not self._slots.acquire(timeout=PUT_POLL_S):
-            if self._stop.is_set():
-                return  # closed before this file's turn came
+        """In a worker thread: wait for its permits, prepare one file and hand its messages over."""
+        if not self._acquire(work):
+            return  # closed before this file's turn came
         try:
             self._prepare(work)
         finally:
             if not work.abandoned:
-                self._slots.release()
+                self._release(work)
+
+    def _acquire(self, work: _InFlight[Entry]) -> bool:
+        """Wait until ``work`` may take its permits (all at once, head of line) and take them; False once closed."""
+        pools = [self._workers, self._heavy] if self._is_heavy(work.entry) else [self._workers]
+        with self._changed:
+            while not self._stop.is_set():
+                head = self._in_flight[0] if self._in_flight else None
+                if all(pool.can_take(head is work, head is not None and pool in head.permits) for pool in pools):
+                    for pool in pools:
+                        pool.free -= 1
+                    work.permits = pools
+                    return True
+                self._changed.wait(PUT_POLL_S)
+        return False
+
+    def _release(self, work: _InFlight[Entry]) -> None:
+        """Give ``work``'s permits back (once: the consumer giving it up and its thread ending may both call)."""
+        with self._changed:
+            for pool in work.permits:
+                pool.free += 1
+            work.permits = []
+            self._changed.notify_all()
 
     def _prepare(self, work: _InFlight[Entry]) -> None:
         def emit(message: Message) -> None:

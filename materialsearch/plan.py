@@ -51,12 +51,13 @@ class Plan:
 
 
 def is_unchanged(entry: FileEntry, state: FileState) -> bool:
-    """The database's item is still this file: same size and mtime, vectors not pending, same Live Photo still."""
+    """The database's item is still this file: same size and mtime, vectors not pending, paired with the same
+    photo (a Live Photo movie's or a RAW's same-name still)."""
     return (
         state.size == entry.size
         and state.mtime_ns == entry.mtime_ns
         and state.status != Status.PENDING
-        and (entry.kind != Kind.VIDEO or state.pair_path == entry.still)
+        and state.pair_path == entry.still
     )
 
 

@@ -110,7 +110,7 @@ class Preparer:
 
     def _photo(self, entry: FileEntry) -> tuple[ItemRecord, np.ndarray | None]:
         """Read once, hash, decode, thumbnail, preprocess a photo."""
-        record = ItemRecord(entry.path, entry.kind, entry.size, entry.mtime_ns, Status.OK)
+        record = ItemRecord(entry.path, entry.kind, entry.size, entry.mtime_ns, Status.OK, pair_path=entry.still)
         settings = self.settings
         try:
             with open(entry.path, "rb") as handle:
@@ -118,6 +118,9 @@ class Preparer:
         except OSError as exc:
             return _failed(record, exc), None
         record.content_hash = hashlib.blake2b(data, digest_size=20).hexdigest()
+        if entry.still is not None:  # a camera RAW whose same-name JPEG/HEIC is the photo shown and searched
+            record.status = Status.RAW
+            return record, None
         try:
             decoded = decode_image(data, max_pixels=settings.max_image_pixels, **self.decode_sizes)
         except DecodeError as exc:
@@ -209,10 +212,16 @@ def failed_record(entry: FileEntry, exc: Exception) -> ItemRecord:
 
 def error_record(entry: FileEntry, reason: str, code: ProblemCode) -> ItemRecord:
     """A file's error record, keeping what an unchanged rescan compares so that it does not retry the file."""
-    record = ItemRecord(entry.path, entry.kind, entry.size, entry.mtime_ns, Status.ERROR, error=reason, error_code=code)
-    if entry.kind == Kind.VIDEO:
-        record.pair_path = entry.still
-    return record
+    return ItemRecord(
+        entry.path,
+        entry.kind,
+        entry.size,
+        entry.mtime_ns,
+        Status.ERROR,
+        error=reason,
+        error_code=code,
+        pair_path=entry.still,
+    )
 
 
 def _failed(record: ItemRecord, exc: OSError | VideoError | DecodeError) -> ItemRecord:

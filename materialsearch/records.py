@@ -28,6 +28,8 @@ class Status(StrEnum):
     PENDING = "pending"
     # A Live Photo's movie: part of its still's item (played as its motion), never a result of its own.
     MOTION = "motion"
+    # A camera RAW beside its same-name JPEG/HEIC: part of that photo's item (its original), never a result itself.
+    RAW = "raw"
 
 
 @dataclasses.dataclass(frozen=True)

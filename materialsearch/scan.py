@@ -23,7 +23,7 @@ from .errors import Problem, ProblemCode
 from .pipeline import EndMessage, FrameMessage, ReadAhead
 from .plan import Plan, diff, match_moves
 from .prepare import Preparer, entry_hash
-from .records import ItemRecord, Status
+from .records import ItemRecord, Kind, Status
 from .reports import ScanWarning
 from .thumbnails import Renditions
 from .walk import FileEntry, walk_library
@@ -211,6 +211,8 @@ class Scanner:
             frame_buffer=settings.batch_size * 2,
             stall_timeout=settings.decode_timeout,
             on_stall=self.preparer.stalled,
+            heavy=lambda entry: entry.kind == Kind.VIDEO,
+            heavy_decodes=settings.max_video_decodes,
         ) as ahead:
             embedding.run(ahead, settings.batch_size)
         # Work already decoded is kept, also when cancelled; a video cut off mid-way is rescanned next time.

@@ -315,10 +315,17 @@ class Store:
 
     def motions_for(self, still_paths: Iterable[str]) -> dict[str, Item]:
         """Live Photo movies by the path of their still."""
+        return self._paired_with(still_paths, Status.MOTION)
+
+    def raws_for(self, still_paths: Iterable[str]) -> dict[str, Item]:
+        """Camera RAW originals by the path of their same-name JPEG/HEIC."""
+        return self._paired_with(still_paths, Status.RAW)
+
+    def _paired_with(self, still_paths: Iterable[str], status: Status) -> dict[str, Item]:
         return {
             item.pair_path: item
             for chunk in chunked(still_paths)
-            for item in self._items(Item.pair_path.in_(chunk), Item.status == Status.MOTION)
+            for item in self._items(Item.pair_path.in_(chunk), Item.status == status)
         }
 
     def problems(self, limit: int, offset: int) -> tuple[list[Item], int]:

@@ -14,6 +14,8 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 
+from config import RAW_EXTENSIONS
+
 from .errors import Problem, ProblemCode
 from .records import Kind
 
@@ -32,7 +34,8 @@ class FileEntry:
     size: int
     mtime_ns: int
     kind: Kind
-    # For a video: the photo with the same name in the same folder (a Live Photo's still), if there is one.
+    # For a video: the photo with the same name in the same folder (a Live Photo's still), if there is one; for a
+    # camera RAW: the same-name JPEG/HEIC the camera wrote beside it (the picture shown for both).
     still: str | None = None
 
 
@@ -153,18 +156,20 @@ def walk_library(
                     continue
                 kind = Kind.VIDEO if ext in video_exts else Kind.IMAGE
                 files.append(FileEntry(entry.path, stat.st_size, stat.st_mtime_ns, kind))
-            yield from reversed(_pair_live_photos(files))
+            yield from reversed(_pair_same_names(files))
 
 
 def _extension(path: str) -> str:
     return os.path.splitext(path)[1].lower().lstrip(".")
 
 
-def _pair_live_photos(files: list[FileEntry]) -> list[FileEntry]:
-    """Give each MOV/MP4 of a folder the HEIC/JPEG photo that shares its name (IMG_0001.HEIC + IMG_0001.MOV).
+def _pair_same_names(files: list[FileEntry]) -> list[FileEntry]:
+    """Give each MOV/MP4 and each camera RAW of a folder the HEIC/JPEG photo that shares its name
+    (IMG_0001.HEIC + IMG_0001.MOV, DSC_0001.JPG + DSC_0001.NEF).
 
-    Only the formats Live Photos come in are paired: a camera's ``Pentax.jpg`` and an unrelated ``Pentax.avi``
-    are two items. Whether a candidate pair really is a Live Photo is decided when the movie is prepared.
+    Only the formats Live Photos come in are paired with movies: a camera's ``Pentax.jpg`` and an unrelated
+    ``Pentax.avi`` are two items. Whether a candidate movie really is a Live Photo is decided when it is prepared;
+    a RAW beside a same-name JPEG/HEIC is always that photo's original (cameras write the pair in one shot).
     """
     stills = {}
     for entry in files:
@@ -174,7 +179,8 @@ def _pair_live_photos(files: list[FileEntry]) -> list[FileEntry]:
         return files
     return [
         dataclasses.replace(entry, still=stills.get(os.path.splitext(entry.path)[0].lower()))
-        if entry.kind == Kind.VIDEO and _extension(entry.path) in LIVE_MOVIE_EXTENSIONS
+        if (entry.kind == Kind.VIDEO and _extension(entry.path) in LIVE_MOVIE_EXTENSIONS)
+        or (entry.kind == Kind.IMAGE and _extension(entry.path) in RAW_EXTENSIONS)
         else entry
         for entry in files
     ]

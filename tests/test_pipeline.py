@@ -127,3 +127,131 @@ def test_closing_stops_producers_mid_file_even_through_their_own_except_exceptio
 def test_no_files_is_exhausted_at_once():
     with ReadAhead([], lambda name, emit: EndMessage(record(name)), threads=1, look_ahead=1, frame_buffer=1) as a:
         assert a.exhausted
+
+
+# --- the heavy-decode bound (head of line) ----------------------------------------------------------------------
+def stalled_end(name, seconds):
+    return EndMessage(ItemRecord(name, Kind.VIDEO, 1, 1, Status.ERROR, error=f"stalled {seconds:.1f}"))
+
+
+class Concurrency:
+    """Counts producers of heavy files running at once."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.now = self.peak = 0
+
+    def __enter__(self):
+        with self.lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+
+    def __exit__(self, *exc):
+        with self.lock:
+            self.now -= 1
+
+
+def is_video(name: str) -> bool:
+    return name.startswith("v")
+
+
+@pytest.mark.parametrize(("threads", "heavy_decodes"), [(1, 1), (2, 1), (4, 1), (4, 2), (3, 3)])
+def test_heavy_files_are_bounded_and_the_ordered_read_ahead_cannot_deadlock(threads, heavy_decodes):
+    """Videos emit far more frames than their queues hold, so every producer but the oldest file's blocks on the
+    consumer: with a plain semaphore, later videos would hold every permit while the oldest waits for one."""
+    names = [f"v{i}" if i % 3 else f"p{i}" for i in range(14)]
+    running = Concurrency()
+
+    def produce(name, emit):
+        if not is_video(name):
+            return EndMessage(record(name), FrameMessage(None, PIXELS))
+        with running:
+            for time_ms in range(12):
+                emit(FrameMessage(time_ms, PIXELS))
+                time.sleep(0.001)
+        return EndMessage(record(name))
+
+    done = []
+
+    def consume():
+        with ReadAhead(
+            names, produce, threads=threads, look_ahead=8, frame_buffer=2, heavy=is_video, heavy_decodes=heavy_decodes
+        ) as ahead:
+            done.extend(drain(ahead))
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    consumer.join(timeout=60)
+    assert not consumer.is_alive(), "the read-ahead deadlocked"
+    assert [name for name, message in done if message == "end"] == names
+    assert 1 <= running.peak <= min(heavy_decodes, threads)
+
+
+def test_more_than_one_heavy_file_runs_at_once_when_allowed():
+    both_running = threading.Barrier(2, timeout=20)
+
+    def produce(name, emit):
+        both_running.wait()  # passes only when two videos are being prepared together
+        emit(FrameMessage(0, PIXELS))
+        return EndMessage(record(name))
+
+    with ReadAhead(
+        ["v1", "v2"], produce, threads=3, look_ahead=2, frame_buffer=1, heavy=is_video, heavy_decodes=2
+    ) as ahead:
+        assert [m for _n, m in drain(ahead)] == [0, "end", 0, "end"]
+
+
+STALL_S = 0.6
+
+
+def drain_one_video_at_a_time(names, produce, frame_buffer):
+    """Every message of ``names`` through two worker threads, one heavy permit and a stall timeout of STALL_S."""
+    with ReadAhead(
+        names,
+        produce,
+        threads=2,
+        look_ahead=len(names),
+        frame_buffer=frame_buffer,
+        stall_timeout=STALL_S,
+        on_stall=stalled_end,
+        heavy=is_video,
+        heavy_decodes=1,
+    ) as ahead:
+        return drain(ahead)
+
+
+def test_a_stalled_heavy_file_times_out_and_hands_its_permit_on():
+    """The only heavy permit is held by a video stuck in its decoder: it is given up after the stall timeout,
+    and the next video gets the permit."""
+    stuck = threading.Event()
+
+    def produce(name, emit):
+        if name == "v-stuck":
+            stuck.wait(30)  # a decoder that never returns
+        emit(FrameMessage(0, PIXELS))
+        return EndMessage(record(name))
+
+    started = time.monotonic()
+    try:
+        messages = drain_one_video_at_a_time(["v-stuck", "v-next", "p-photo"], produce, frame_buffer=1)
+    finally:
+        stuck.set()
+    assert messages[0] == ("v-stuck", "end") and [n for n, m in messages if m == "end"] == [
+        "v-stuck",
+        "v-next",
+        "p-photo",
+    ]
+    assert time.monotonic() - started < 10
+
+
+def test_a_file_waiting_for_a_permit_is_not_stalled():
+    """Waiting for its turn is not decoding: a video queued behind a long one is never given up for the wait."""
+
+    def produce(name, emit):
+        for time_ms in range(6):
+            emit(FrameMessage(time_ms, PIXELS))
+            time.sleep(STALL_S / 3)  # each frame well within the timeout; the whole file far beyond it
+        return EndMessage(record(name))
+
+    messages = drain_one_video_at_a_time(["v1", "v2"], produce, frame_buffer=8)
+    assert [m for _n, m in messages] == [0, 1, 2, 3, 4, 5, "end"] * 2

@@ -91,9 +91,10 @@ def _page(params: FilterParams) -> Page:
 
 def _result(result) -> SearchResult:
     services = _services()
-    motions = services.store.motions_for([hit.item.path for hit in result.hits if hit.item.kind == Kind.IMAGE])
+    photos = [hit.item.path for hit in result.hits if hit.item.kind == Kind.IMAGE]
+    motions, raws = services.store.motions_for(photos), services.store.raws_for(photos)
     body = SearchResult(
-        results=[SearchHit.of_hit(hit, motions.get(hit.item.path)) for hit in result.hits],
+        results=[SearchHit.of_hit(hit, motions.get(hit.item.path), raws.get(hit.item.path)) for hit in result.hits],
         total=result.total,
         took_ms=result.took_ms,
     )
@@ -197,8 +198,10 @@ def _item_route(operation_id: str, tag: str, query=None, **responses):
 def item_detail(item_id: int):
     """One indexed item"""
     item = _indexed_item(item_id)
-    motion = _services().store.motions_for([item.path]).get(item.path) if item.kind == Kind.IMAGE else None
-    return ItemView.of(item, motion)
+    if item.kind != Kind.IMAGE:
+        return ItemView.of(item)
+    store = _services().store
+    return ItemView.of(item, store.motions_for([item.path]).get(item.path), store.raws_for([item.path]).get(item.path))
 
 
 @api.get(f"/api/items/{ITEM}/thumbnail")
@@ -366,9 +369,10 @@ def item_preview(item_id: int, query: Version):
 def item_file(item_id: int):
     """The original file (only for indexed items; never by path)
 
-    Supports conditional requests and HTTP Range (`206`).
+    Supports conditional requests and HTTP Range (`206`). Also the camera RAW of a RAW + JPEG pair (`raw_url`).
     """
-    return _original(_indexed_item(item_id))
+    item = _services().store.get_item(item_id)
+    return _original(item if item is not None and item.status == ItemStatus.RAW else _indexed_item(item_id))
 
 
 def _original(item: Item) -> Response:

@@ -315,10 +315,15 @@ class ItemView(Body):
     motion_url: Annotated[
         str | None, Field(description="Photos: the Live Photo movie or motion photo video, as MP4.")
     ] = None
+    raw_url: Annotated[
+        str,
+        Field(description="Photos shot as RAW + JPEG/HEIC: the camera RAW original (this item shows the JPEG/HEIC)."),
+    ] = None
 
     @classmethod
-    def fields_of(cls, item: Item, motion: Item | None = None) -> dict[str, Any]:
-        """The public view of ``item`` (``motion``: its Live Photo movie, if it has one), as field values."""
+    def fields_of(cls, item: Item, motion: Item | None = None, raw: Item | None = None) -> dict[str, Any]:
+        """The public view of ``item`` (``motion``: its Live Photo movie, ``raw``: its camera RAW original, if it
+        has them), as field values."""
         ext = os.path.splitext(item.path)[1].lower().lstrip(".")
         file_url = url_for("api.item_file", item_id=item.id)
         version = _version(item)
@@ -335,6 +340,8 @@ class ItemView(Body):
                 "motion_photo": item.motion_offset is not None,
                 "motion_url": url_for("api.item_motion", item_id=item.id, v=version) if has_motion else None,
             }
+            if raw is not None:
+                extra["raw_url"] = url_for("api.item_file", item_id=raw.id)
         shown = ext in BROWSER_IMAGE_EXTENSIONS or item.kind == "video"
         return {
             "id": item.id,
@@ -352,9 +359,9 @@ class ItemView(Body):
         }
 
     @classmethod
-    def of(cls, item: Item, motion: Item | None = None) -> ItemView:
+    def of(cls, item: Item, motion: Item | None = None, raw: Item | None = None) -> ItemView:
         """The public view of ``item``."""
-        return cls(**cls.fields_of(item, motion))
+        return cls(**cls.fields_of(item, motion, raw))
 
 
 class SearchHit(ItemView):
@@ -377,9 +384,9 @@ class SearchHit(ItemView):
     clip_url: Annotated[str, Field(description="Video moments: the moment as an MP4 clip.")] = None
 
     @classmethod
-    def of_hit(cls, hit, motion: Item | None = None) -> SearchHit:
+    def of_hit(cls, hit, motion: Item | None = None, raw: Item | None = None) -> SearchHit:
         """The result for one hit of a search."""
-        fields = {**ItemView.fields_of(hit.item, motion), "score": round(hit.score, 6)}
+        fields = {**ItemView.fields_of(hit.item, motion, raw), "score": round(hit.score, 6)}
         moment = hit.moment
         if moment is not None:
             item = hit.item
