@@ -158,15 +158,14 @@ def decode_image(
     configure_pillow()
     if not data:
         raise DecodeError("empty file (0 bytes)", ProblemCode.EMPTY_FILE)
-    from .raw import decode_raw, open_camera_raw  # LibRaw is loaded only once a scan or upload needs it
+    from . import raw as camera_raw  # LibRaw is loaded only once a scan or upload needs it
 
-    raw = open_camera_raw(data)
-    if raw is not None:
-
-        def decode_preview(preview: bytes) -> DecodedImage:
-            return decode_image(preview, min_side=min_side, min_long_side=min_long_side, max_pixels=max_pixels)
-
-        return decode_raw(raw, data, decode_preview, min_side, max_pixels)
+    try:
+        opened = camera_raw.open_camera_raw(data)
+    except camera_raw.RawError as exc:
+        raise DecodeError(str(exc), exc.code) from None
+    if opened is not None:
+        return _decode_camera_raw(opened, data, min_side, min_long_side, max_pixels)
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
@@ -223,6 +222,54 @@ def decode_image(
     if rgb is not image:
         image.close()
     return DecodedImage(rgb, width, height, taken_at)
+
+
+def _decode_camera_raw(opened, data: bytes, min_side: int, min_long_side: int, max_pixels: int) -> DecodedImage:
+    """A camera RAW (opened by LibRaw) from its embedded preview when that is at least ``min_side`` on its short
+    side, upright by the RAW's orientation unless the preview carries its own; else developed at half size."""
+    from . import raw as camera_raw
+
+    with opened:
+        width, height = camera_raw.displayed_size(opened)  # before developing, which changes LibRaw's sizes
+        decoded = None
+        preview = camera_raw.embedded_preview(opened)
+        if isinstance(preview, bytes):
+            try:
+                decoded = decode_image(preview, min_side=min_side, min_long_side=min_long_side, max_pixels=max_pixels)
+            except DecodeError:
+                decoded = None  # a broken preview: the sensor data may still be fine
+            else:
+                with Image.open(io.BytesIO(preview)) as header:
+                    if orientation_of(header) == 1:  # else the preview's own orientation is already applied
+                        decoded.image = camera_raw.upright(decoded.image, opened)
+        elif preview is not None:
+            picture = to_rgb(camera_raw.upright(preview, opened))
+            decoded = DecodedImage(picture, picture.width, picture.height, None)
+        if decoded is None or min(decoded.image.size) < min_side:
+            if camera_raw.sensor_pixels(opened) > max_pixels:
+                raise DecodeError(
+                    f"refused as a decompression bomb: the RAW's sensor picture is above MS_MAX_IMAGE_PIXELS "
+                    f"({max_pixels / 1e6:.0f} MP)",
+                    ProblemCode.IMAGE_TOO_LARGE,
+                )
+            try:
+                picture = camera_raw.develop(opened)
+            except camera_raw.RawError as exc:
+                if decoded is None:
+                    raise DecodeError(str(exc), exc.code) from None
+            else:
+                decoded = DecodedImage(picture, picture.width, picture.height, decoded.taken_at if decoded else None)
+    taken_at = capture_time_of_tiff(data) if data.startswith(camera_raw.TIFF_SIGNATURES) else None
+    return DecodedImage(decoded.image, width, height, taken_at or decoded.taken_at)
+
+
+def capture_time_of_tiff(data: bytes) -> dt.datetime | None:
+    """The capture time in a TIFF-based file's own EXIF (a DNG, CR2, NEF…), or None."""
+    try:
+        with Image.open(io.BytesIO(data)) as container:
+            return capture_time(container)
+    except (OSError, SyntaxError, ValueError):
+        return None  # Pillow cannot parse this RAW's container: the preview's EXIF time is used
 
 
 class _ModelInput(Protocol):

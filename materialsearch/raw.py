@@ -1,21 +1,19 @@
-"""Camera RAW files (DNG, CR2, CR3, NEF, ARW, RAF, ORF, RW2): indexed from the preview the camera embedded.
+"""Camera RAW files (DNG, CR2, CR3, NEF, ARW, RAF, ORF, RW2) through LibRaw (rawpy): what ``decode`` needs of them.
 
-LibRaw (through rawpy) finds the largest embedded preview — a full-size or large JPEG in most cameras' files —
-which decodes in milliseconds, where developing the sensor data takes seconds. The picture is turned upright by
-the RAW's own orientation (the preview usually carries none). Only a file without a usable preview is developed,
-at half size. Whatever LibRaw cannot read is a DecodeError with the reason.
+LibRaw finds the largest embedded preview — a full-size or large JPEG in most cameras' files — which decodes in
+milliseconds, where developing the sensor data takes seconds; ``decode`` uses the preview and develops only a file
+without a usable one. The picture is turned upright by the RAW's own orientation (the preview usually carries
+none). Whatever LibRaw cannot read is a ``RawError`` with the reason and its code.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 
 import numpy as np
 import rawpy
 from PIL import Image
 
-from .decode import DecodedImage, DecodeError, capture_time, orientation_of, to_rgb
 from .errors import ProblemCode
 
 # First bytes of the RAW formats that are not TIFF-based (RAF, ORF, RW2); CR3 is ISO media of brand "crx ".
@@ -24,6 +22,14 @@ CR3_BRAND = b"ftypcrx "
 TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*")  # DNG, CR2, NEF, ARW… and every plain TIFF
 # LibRaw's ``flip`` (what the RAW's orientation says) as the turn that makes the picture upright.
 UPRIGHT = {3: Image.Transpose.ROTATE_180, 5: Image.Transpose.ROTATE_90, 6: Image.Transpose.ROTATE_270}
+
+
+class RawError(Exception):
+    """A camera RAW LibRaw cannot read; ``str(err)`` is the reason, ``code`` its stable code."""
+
+    def __init__(self, message: str, code: ProblemCode):
+        super().__init__(message)
+        self.code = code
 
 
 def open_camera_raw(data: bytes) -> rawpy.RawPy | None:
@@ -36,84 +42,53 @@ def open_camera_raw(data: bytes) -> rawpy.RawPy | None:
     except rawpy.LibRawFileUnsupportedError:
         if tiff:
             return None  # an ordinary TIFF: Pillow reads it
-        raise DecodeError(
+        raise RawError(
             "not a readable camera RAW (LibRaw does not know this camera or format)", ProblemCode.UNSUPPORTED_FORMAT
         ) from None
     except (rawpy.LibRawError, rawpy.NotSupportedError) as exc:
-        raise DecodeError(f"truncated or corrupt camera RAW ({_reason(exc)})", ProblemCode.CORRUPT_IMAGE) from None
+        raise RawError(f"truncated or corrupt camera RAW ({_reason(exc)})", ProblemCode.CORRUPT_IMAGE) from None
 
 
-def decode_raw(
-    raw: rawpy.RawPy,
-    data: bytes,
-    decode_preview: Callable[[bytes], DecodedImage],
-    min_side: int,
-    max_pixels: int,
-) -> DecodedImage:
-    """The upright picture of an opened RAW: its embedded preview when that is at least ``min_side`` on its short
-    side (``decode_preview`` decodes a JPEG one), else the sensor data developed at half size."""
-    with raw:
-        sizes = raw.sizes
-        width, height = (sizes.height, sizes.width) if sizes.flip in (5, 6) else (sizes.width, sizes.height)
-        decoded = _preview(raw, decode_preview)
-        if decoded is None or min(decoded.image.size) < min_side:
-            if sizes.width * sizes.height > max_pixels:
-                raise DecodeError(
-                    f"refused as a decompression bomb: the RAW declares {sizes.width}x{sizes.height}, above "
-                    f"MS_MAX_IMAGE_PIXELS ({max_pixels / 1e6:.0f} MP)",
-                    ProblemCode.IMAGE_TOO_LARGE,
-                )
-            decoded = _developed(raw, decoded)
-    return DecodedImage(decoded.image, width, height, _raw_capture_time(data) or decoded.taken_at)
+def displayed_size(raw: rawpy.RawPy) -> tuple[int, int]:
+    """Width and height of the sensor's picture as displayed (orientation applied)."""
+    sizes = raw.sizes
+    return (sizes.height, sizes.width) if sizes.flip in (5, 6) else (sizes.width, sizes.height)
 
 
-def _preview(raw: rawpy.RawPy, decode_preview: Callable[[bytes], DecodedImage]) -> DecodedImage | None:
-    """The embedded preview, upright; None when there is none LibRaw can hand out, or it does not decode."""
+def sensor_pixels(raw: rawpy.RawPy) -> int:
+    """How many pixels developing the sensor data makes (checked against MS_MAX_IMAGE_PIXELS first)."""
+    return raw.sizes.width * raw.sizes.height
+
+
+def embedded_preview(raw: rawpy.RawPy) -> bytes | Image.Image | None:
+    """The largest embedded preview: JPEG bytes, an RGB bitmap, or None when there is none LibRaw hands out."""
     try:
         thumb = raw.extract_thumb()
     except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError, rawpy.LibRawDataError):
         return None
     if thumb.format == rawpy.ThumbFormat.JPEG:
-        try:
-            decoded = decode_preview(thumb.data)
-        except DecodeError:
-            return None  # a broken preview: the sensor data may still be fine
-        with Image.open(io.BytesIO(thumb.data)) as header:
-            turned = orientation_of(header) != 1  # the preview's own orientation, already applied
-    else:  # an uncompressed RGB bitmap
-        picture = to_rgb(Image.fromarray(np.ascontiguousarray(thumb.data)))
-        decoded, turned = DecodedImage(picture, picture.width, picture.height, None), False
-    if not turned and raw.sizes.flip in UPRIGHT:
-        decoded.image = decoded.image.transpose(UPRIGHT[raw.sizes.flip])
-    return decoded
+        return thumb.data
+    return Image.fromarray(np.ascontiguousarray(thumb.data))
 
 
-def _developed(raw: rawpy.RawPy, preview: DecodedImage | None) -> DecodedImage:
+def upright(image: Image.Image, raw: rawpy.RawPy) -> Image.Image:
+    """``image`` (a preview, as stored) turned the way the RAW's orientation says."""
+    turn = UPRIGHT.get(raw.sizes.flip)
+    return image.transpose(turn) if turn is not None else image
+
+
+def develop(raw: rawpy.RawPy) -> Image.Image:
     """The sensor data demosaiced at half size with the camera's white balance (LibRaw turns it upright)."""
     try:
-        pixels = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8, no_auto_bright=False)
+        pixels = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
     except (rawpy.LibRawError, rawpy.NotSupportedError) as exc:
-        if preview is not None:
-            return preview  # small, but a picture
-        raise DecodeError(
+        raise RawError(
             f"camera RAW without a usable preview, and its sensor data cannot be read ({_reason(exc)})",
             ProblemCode.RAW_NO_PREVIEW,
         ) from None
     except MemoryError:
-        raise DecodeError("not enough memory to develop this camera RAW", ProblemCode.OUT_OF_MEMORY) from None
-    picture = Image.fromarray(pixels)
-    return DecodedImage(picture, picture.width, picture.height, preview.taken_at if preview else None)
-
-
-def _raw_capture_time(data: bytes):
-    """The capture time in a TIFF-based RAW's own EXIF (None for other RAWs, or when it has none)."""
-    if not data.startswith(TIFF_SIGNATURES):
-        return None
-    try:
-        with Image.open(io.BytesIO(data)) as container:
-            return capture_time(container)
-    except (OSError, SyntaxError, ValueError):
-        return None  # Pillow cannot parse this RAW's container: the preview's EXIF time is used
+        raise RawError("not enough memory to develop this camera RAW", ProblemCode.OUT_OF_MEMORY) from None
+    return Image.fromarray(pixels)
 
 
 def _reason(exc: BaseException) -> str:
