@@ -74,7 +74,7 @@ def fresh_schema(tmp_path) -> dict:
 
 def test_a_new_database_is_created_at_the_current_version(fresh_schema):
     assert fresh_schema["version"] == VERSION == len(migrations.MIGRATIONS) + 1
-    assert set(fresh_schema) == {"version", "items", "vectors", "meta", "api_tokens"}
+    assert set(fresh_schema) == {"version", "items", "vectors", "meta", "api_tokens", "item_tags"}
     assert set(VIDEO_COLUMNS) <= {c[0] for c in fresh_schema["items"]["columns"]}
 
 

@@ -1,0 +1,344 @@
+"""Zero-shot tags: a bilingual label set, the rule that gives each item the labels that clearly stand out for it,
+and the background job that keeps the ``item_tags`` table in step with the stored vectors (never re-embedding).
+
+The labels come from ``data/tags.tsv`` (shipped) and ``MS_TAGS_FILE`` (the user's, same format; it extends the
+shipped set, or replaces it with ``MS_TAGS_REPLACE``). A label's text vector is the normalised mean of its Chinese
+and English prompts (prompt ensembling, as the CLIP paper does).
+
+The rule (``assign_tags``): an item's score for a label is the cosine between the item and the label (a video:
+the mean of its best third of frames, at least one, so a tag holds for a good part of the video rather than one
+frame). Over the library, each label's scores have a median and a spread (MAD × 1.4826, a standard deviation
+that the items which *do* show the label cannot inflate); an item's robust z-score for the label says how far
+it stands out from the library. An item gets a label when
+
+1. the label is among the item's ``TOP_K`` labels by z-score (an item is not tagged with everything), and
+2. the label clearly applies: z >= ``Z_MIN`` (with at least ``MIN_ITEMS_FOR_Z`` items, so the spread means
+   something), or the model's own zero-shot softmax over the whole label set (cn_clip's ``logit_scale``) gives it
+   at least ``P_MIN`` (this also tags a library where most items show the label, e.g. all cats).
+
+The tags, with the fingerprint of what they were computed from (labels, model identity, rule version, and the
+vectors' checksum), are written in one transaction: an interrupted run leaves the previous tags and a stale
+fingerprint, so the next start computes them again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import delete, func, insert, select
+
+from .encoders import Encoder
+from .encoders.clip import normalise
+from .records import Status
+from .schema import Item, ItemTag, Meta, Vector
+from .store import Store, chunked
+
+log = logging.getLogger(__name__)
+
+SHIPPED_TAGS = Path(__file__).parent / "data" / "tags.tsv"
+DEFAULT_PROMPTS = ("一张{}的照片", "a photo of a {}")  # zh, en, where a label gives none (CLIP's template)
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+RULE_VERSION = 1  # bump when the rule or its constants change: tags are recomputed
+TOP_K = 3  # at most this many tags per item
+Z_MIN = 3.0  # robust z-score from which a label stands out from the library
+P_MIN = 0.5  # zero-shot probability (softmax over the label set) from which a label clearly applies
+MIN_ITEMS_FOR_Z = 20  # below this many items the library's spread says nothing: only the softmax route tags
+VIDEO_TOP_FRACTION = 1 / 3  # a video's score for a label: the mean of its best third of frames
+MAD_TO_SIGMA = 1.4826  # the MAD of a normal distribution times this is its standard deviation
+STATE_KEY = "tags_state"  # meta: the fingerprint of what the stored tags were computed from
+
+
+class LabelError(ValueError):
+    """A label file cannot be used; the message names the file and line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Label:
+    """One tag: its key (in URLs), its names, and the prompts its text vector is made of."""
+
+    key: str
+    zh: str
+    en: str
+    prompt_zh: str
+    prompt_en: str
+
+    @property
+    def prompts(self) -> tuple[str, str]:
+        """The sentences embedded for this label."""
+        return self.prompt_zh, self.prompt_en
+
+
+def read_labels(path: str | os.PathLike) -> list[Label]:
+    """The labels of a TSV file (``key zh en [prompt_zh] [prompt_en]``, ``#`` comments); LabelError if malformed."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LabelError(f"cannot read the tag file {path}: {exc}") from None
+    labels: dict[str, Label] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = [field.strip() for field in line.split("\t")]
+        where = f"{path} line {number}"
+        if not 3 <= len(fields) <= 5 or not all(fields[:3]):
+            raise LabelError(f"{where}: expected key, zh, en (and optionally prompt_zh, prompt_en), tab-separated")
+        key, zh, en, *prompts = fields
+        if not KEY_PATTERN.match(key):
+            raise LabelError(f"{where}: the key {key!r} may only have letters, digits, - and _ (at most 64)")
+        if key in labels:
+            raise LabelError(f"{where}: the key {key!r} appears twice")
+        prompt_zh, prompt_en = [*prompts, "", ""][:2]
+        labels[key] = Label(
+            key,
+            zh,
+            en,
+            (prompt_zh or DEFAULT_PROMPTS[0]).replace("{}", zh),
+            (prompt_en or DEFAULT_PROMPTS[1]).replace("{}", en),
+        )
+    return list(labels.values())
+
+
+def label_set(tags_file: str = "", replace: bool = False) -> tuple[Label, ...]:
+    """The labels in use: the shipped set, extended (same key: replaced) or replaced by ``tags_file``."""
+    labels = {} if replace and tags_file else {label.key: label for label in read_labels(SHIPPED_TAGS)}
+    if tags_file:
+        labels.update((label.key, label) for label in read_labels(tags_file))
+    if not labels:
+        raise LabelError(f"the tag file {tags_file} has no labels")
+    return tuple(labels.values())
+
+
+def label_vectors(encoder: Encoder, labels: Sequence[Label]) -> np.ndarray:
+    """(labels, dim): each label's normalised mean prompt vector."""
+    texts = [prompt for label in labels for prompt in label.prompts]
+    vectors = encoder.encode_texts(texts).reshape(len(labels), len(DEFAULT_PROMPTS), -1)
+    return normalise(vectors.mean(axis=1))
+
+
+@dataclasses.dataclass(frozen=True)
+class Assigned:
+    """The tags of a library: row i tags item ``item_ids[i]`` with label ``labels[i]`` (index), standing out by
+    ``z[i]``."""
+
+    item_ids: np.ndarray
+    labels: np.ndarray
+    z: np.ndarray
+
+
+def item_scores(owners: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(item ids, their per-label scores) from per-vector scores whose rows are grouped by item (``owners``).
+
+    One vector: its scores. Several (a video's frames): per label, the mean of the best third of the frames."""
+    if len(owners) == 0:
+        return owners, scores
+    starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+    ends = np.r_[starts[1:], len(owners)]
+    result = scores[starts].copy()
+    for row in np.flatnonzero(ends - starts > 1):
+        frames = scores[starts[row] : ends[row]]
+        best = max(1, int(np.ceil(len(frames) * VIDEO_TOP_FRACTION)))
+        result[row] = np.partition(frames, len(frames) - best, axis=0)[-best:].mean(axis=0)
+    return owners[starts], result
+
+
+def assign_tags(item_ids: np.ndarray, scores: np.ndarray, logit_scale: float) -> Assigned:
+    """The module's rule (see its docstring) on ``scores``: (items, labels) cosines, one row per item."""
+    empty = Assigned(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))
+    if scores.size == 0:
+        return empty
+    median = np.median(scores, axis=0)
+    spread = np.median(np.abs(scores - median), axis=0) * MAD_TO_SIGMA
+    z = (scores - median) / np.maximum(spread, np.float32(1e-6))
+    logits = np.float32(np.exp(logit_scale)) * scores
+    logits -= logits.max(axis=1, keepdims=True)
+    probabilities = np.exp(logits)
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    k = min(TOP_K, scores.shape[1])
+    top = np.argpartition(-z, k - 1, axis=1)[:, :k]
+    rows = np.arange(len(scores))[:, None]
+    top_z, top_p = z[rows, top], probabilities[rows, top]
+    stands_out = top_z >= Z_MIN if len(scores) >= MIN_ITEMS_FOR_Z else np.zeros_like(top_z, bool)
+    chosen = stands_out | (top_p >= P_MIN)
+    row_index, column = np.nonzero(chosen)
+    return Assigned(item_ids[row_index], top[row_index, column], top_z[row_index, column].astype(np.float32))
+
+
+@dataclasses.dataclass(frozen=True)
+class TagCount:
+    """A label and how many items carry it."""
+
+    label: Label
+    count: int
+
+
+class Tagger:
+    """Keeps the ``item_tags`` table computed from the stored vectors for the current labels and model.
+
+    ``refresh`` computes when stale (synchronously); ``start`` runs a background thread that refreshes whenever
+    ``request`` wakes it (at start and after each scan), skipping while ``busy()`` (a scan runs: its end wakes it).
+    """
+
+    def __init__(self, store: Store, encoder: Encoder, labels: Sequence[Label], busy: Callable[[], bool]):
+        self.store = store
+        self.encoder = encoder
+        self.labels = tuple(labels)
+        self.by_key = {label.key: label for label in self.labels}
+        self._busy = busy
+        self._vectors: np.ndarray | None = None  # the labels' text vectors, made once
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._refreshing = threading.Lock()
+        self.computing = False
+        self.last_error: str | None = None
+        self.last_seconds: float | None = None
+
+    # --- freshness --------------------------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """What the tags depend on besides the vectors: the labels, the model, the rule."""
+        digest = hashlib.sha256(json.dumps([RULE_VERSION, self.encoder.identity]).encode())
+        for label in self.labels:
+            digest.update(json.dumps(dataclasses.astuple(label), ensure_ascii=False).encode())
+        return digest.hexdigest()[:32]
+
+    def _state(self) -> str:
+        return json.dumps({"labels_model": self.fingerprint(), "vectors": list(self.store.vector_checksum())})
+
+    def stale(self) -> bool:
+        """Whether the stored tags were computed from other labels, another model or other vectors."""
+        return self.store.get_meta(STATE_KEY) != self._state()
+
+    # --- computing --------------------------------------------------------------------------------------------
+    def refresh(self, force: bool = False) -> bool:
+        """Recompute the tags if stale (or ``force``); returns whether it computed."""
+        with self._refreshing:
+            state = self._state()  # read before the vectors: a scan writing meanwhile leaves the tags stale
+            if not force and self.store.get_meta(STATE_KEY) == state:
+                return False
+            self.computing = True
+            started = time.perf_counter()
+            try:
+                self._write(self.compute(), state)
+                self.last_error = None
+            finally:
+                self.computing = False
+            self.last_seconds = time.perf_counter() - started
+            log.info("tags computed for %d labels in %.2f s", len(self.labels), self.last_seconds)
+            return True
+
+    def compute(self) -> Assigned:
+        """The tags of every indexed item, from its stored vectors."""
+        if self._vectors is None:
+            self._vectors = label_vectors(self.encoder, self.labels)
+        owners, vectors = self._stored_vectors()
+        if len(owners) == 0:
+            return assign_tags(owners, np.empty((0, len(self.labels)), np.float32), self.encoder.logit_scale)
+        item_ids, scores = item_scores(owners, vectors @ self._vectors.T)
+        return assign_tags(item_ids, scores, self.encoder.logit_scale)
+
+    def _stored_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(item id per vector, vectors) of the indexed items, grouped by item."""
+        query = (
+            select(Vector.item_id, Vector.embedding)
+            .join(Item, Item.id == Vector.item_id)
+            .where(Item.status == Status.OK)
+            .order_by(Vector.item_id, Vector.id)
+        )
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            return np.empty(0, np.int64), np.empty((0, self.encoder.dim), np.float32)
+        owners = np.fromiter((row[0] for row in rows), np.int64, len(rows))
+        vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype="<f4").reshape(len(rows), -1)
+        return owners, vectors
+
+    def _write(self, assigned: Assigned, state: str) -> None:
+        keys = [label.key for label in self.labels]
+        rows = [
+            {"item_id": int(item), "tag": keys[label], "score": round(float(z), 4)}
+            for item, label, z in zip(assigned.item_ids, assigned.labels, assigned.z, strict=True)
+        ]
+        with self.store.engine.begin() as conn:  # tags and their fingerprint together, or neither
+            conn.execute(delete(ItemTag))
+            alive = set(conn.execute(select(Item.id).where(Item.status == Status.OK)).scalars())
+            rows = [row for row in rows if row["item_id"] in alive]  # items a scan removed meanwhile
+            if rows:
+                conn.execute(insert(ItemTag), rows)
+            conn.execute(delete(Meta).where(Meta.key == STATE_KEY))
+            conn.execute(insert(Meta).values(key=STATE_KEY, value=state))
+
+    # --- reading ----------------------------------------------------------------------------------------------
+    def counts(self) -> list[TagCount]:
+        """Every label in use with its number of items, most frequent first (then in the label set's order)."""
+        with self.store.engine.connect() as conn:
+            found = dict(conn.execute(select(ItemTag.tag, func.count(ItemTag.item_id)).group_by(ItemTag.tag)).all())
+        order = {label.key: i for i, label in enumerate(self.labels)}
+        counted = [TagCount(label, int(found.get(label.key, 0))) for label in self.labels]
+        return sorted(counted, key=lambda c: (-c.count, order[c.label.key]))
+
+    def tags_of(self, item_ids: Iterable[int]) -> dict[int, list[str]]:
+        """Item id → its tag keys, most standing-out first (items without tags are left out)."""
+        found: dict[int, list[str]] = {}
+        with self.store.engine.connect() as conn:
+            for chunk in chunked(int(i) for i in item_ids):
+                query = (
+                    select(ItemTag.item_id, ItemTag.tag)
+                    .where(ItemTag.item_id.in_(chunk))
+                    .order_by(ItemTag.item_id, ItemTag.score.desc())
+                )
+                for item_id, tag in conn.execute(query):
+                    if tag in self.by_key:  # a label dropped from the set shows until the next refresh: not here
+                        found.setdefault(item_id, []).append(tag)
+        return found
+
+    def unknown(self, keys: Iterable[str]) -> list[str]:
+        """The keys that name no label in use."""
+        return [key for key in keys if key not in self.by_key]
+
+    # --- in the background ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Run the background refresher and ask it to check now."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="tags", daemon=True)
+            self._thread.start()
+        self.request()
+
+    def request(self) -> None:
+        """Ask the background refresher (if started) to check whether the tags are stale."""
+        self._wake.set()
+
+    def close(self, timeout: float = 30) -> None:
+        """Stop the background refresher (a computation in flight finishes first)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            if self._busy():
+                continue  # a scan is writing vectors; the scan's end wakes us
+            try:
+                self.refresh()
+            except Exception as exc:  # a failed run must not end the thread; it is logged and reported
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("computing tags failed")
+
+
+def make_tagger(settings, store: Store, encoder: Encoder, busy: Callable[[], bool]) -> Tagger:
+    """The tagger for ``settings``' label set (LabelError if the tag file is unusable)."""
+    return Tagger(store, encoder, label_set(settings.tags_file, settings.tags_replace), busy)
