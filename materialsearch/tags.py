@@ -9,12 +9,16 @@ The rule (``assign_tags``): an item's score for a label is the cosine between th
 the mean of its best third of frames, at least one, so a tag holds for a good part of the video rather than one
 frame). Over the library, each label's scores have a median and a spread (MAD × 1.4826, a standard deviation
 that the items which *do* show the label cannot inflate); an item's robust z-score for the label says how far
-it stands out from the library. An item gets a label when
+it stands out from the library. An item gets a label when either
 
-1. the label is among the item's ``TOP_K`` labels by z-score (an item is not tagged with everything), and
-2. the label clearly applies: z >= ``Z_MIN`` (with at least ``MIN_ITEMS_FOR_Z`` items, so the spread means
-   something), or the model's own zero-shot softmax over the whole label set (cn_clip's ``logit_scale``) gives it
-   at least ``P_MIN`` (this also tags a library where most items show the label, e.g. all cats).
+1. the label stands out for it: z >= ``Z_MIN`` and the label is among the item's ``TOP_K`` labels by z (an item
+   that stands out for everything is not tagged with everything; z needs at least ``MIN_ITEMS_FOR_Z`` items,
+   else the spread means nothing), or
+2. the model itself is sure: cn_clip's zero-shot softmax over the whole label set (``exp(logit_scale) ·
+   cosine``) gives the label at least ``P_MIN``. This tags a library where most items show a label (all cats),
+   which z alone cannot, since there the label stands out from nothing.
+
+At most ``TOP_K`` tags an item: the softmax's label first, then by z.
 
 The tags, with the fingerprint of what they were computed from (labels, model identity, rule version, and the
 vectors' checksum), are written in one transaction: an interrupted run leaves the previous tags and a stale
@@ -164,12 +168,14 @@ def assign_tags(item_ids: np.ndarray, scores: np.ndarray, logit_scale: float) ->
     probabilities = np.exp(logits)
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     k = min(TOP_K, scores.shape[1])
-    top = np.argpartition(-z, k - 1, axis=1)[:, :k]
+    kth_z = -np.partition(-z, k - 1, axis=1)[:, k - 1 : k]  # the item's k-th highest z
+    stands_out = (z >= np.maximum(kth_z, Z_MIN)) if len(scores) >= MIN_ITEMS_FOR_Z else np.zeros_like(z, bool)
+    sure = probabilities >= P_MIN
+    priority = np.where(sure, np.inf, np.where(stands_out, z, -np.inf))  # the softmax's label first, then by z
+    top = np.argpartition(-priority, k - 1, axis=1)[:, :k]
     rows = np.arange(len(scores))[:, None]
-    top_z, top_p = z[rows, top], probabilities[rows, top]
-    stands_out = top_z >= Z_MIN if len(scores) >= MIN_ITEMS_FOR_Z else np.zeros_like(top_z, bool)
-    chosen = stands_out | (top_p >= P_MIN)
-    row_index, column = np.nonzero(chosen)
+    row_index, column = np.nonzero(priority[rows, top] > -np.inf)
+    top_z = z[rows, top]
     return Assigned(item_ids[row_index], top[row_index, column], top_z[row_index, column].astype(np.float32))
 
 
