@@ -40,7 +40,8 @@ def make_tag_library(root: Path, media_dir: Path) -> Path:
     width, height = base.size
     for i in range(COPIES):
         crop = base.crop((i, i // 2, width - (i % 5), height - (i % 3)))
-        crop.resize((crop.width * (90 + i) // 100, crop.height * (90 + i) // 100)).save(root / f"copy{i:02}.jpg", "JPEG")
+        size = (crop.width * (90 + i) // 100, crop.height * (90 + i) // 100)
+        crop.resize(size).save(root / f"copy{i:02}.jpg", "JPEG")
     for name in DISTINCT:
         shutil.copy2(media_dir / name, root / name)
     return root
