@@ -18,7 +18,7 @@ from .scans import ScanManager
 from .schedule import ScanScheduler, window_of
 from .search import SearchService
 from .store import DB_FILENAME, Store
-from .tags import make_tagger
+from .tags import Tagger, label_set
 from .thumbnails import Renditions
 from .transcode import Transcoder
 
@@ -57,6 +57,7 @@ class Services:
             log.warning("%s; this process only searches", refusal)
         else:
             refusal = None if self.owner else "opened read-only: this process does not scan"
+        labels = label_set(settings.tags_file, settings.tags_replace)  # a bad MS_TAGS_FILE fails before opening
         store = Store(os.path.join(settings.data_dir, DB_FILENAME))
         try:
             self.encoder = encoder or make_encoder(settings)
@@ -97,7 +98,7 @@ class Services:
         )
         self.scheduler: ScanScheduler | None = None
         self.classifier = Classifier(self.encoder)
-        self.tagger = make_tagger(settings, self.store, self.encoder, busy=lambda: self.scans.running)
+        self.tagger = Tagger(self.store, self.encoder, labels, busy=lambda: self.scans.running)
         self.scans.after_scan.append(self.tagger.request)
 
     # --- running by itself ------------------------------------------------------------------------------------

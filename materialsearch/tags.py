@@ -343,8 +343,3 @@ class Tagger:
             except Exception as exc:  # a failed run must not end the thread; it is logged and reported
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("computing tags failed")
-
-
-def make_tagger(settings, store: Store, encoder: Encoder, busy: Callable[[], bool]) -> Tagger:
-    """The tagger for ``settings``' label set (LabelError if the tag file is unusable)."""
-    return Tagger(store, encoder, label_set(settings.tags_file, settings.tags_replace), busy)
