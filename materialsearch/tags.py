@@ -59,6 +59,7 @@ P_MIN = 0.5  # zero-shot probability (softmax over the label set) from which a l
 MIN_ITEMS_FOR_Z = 20  # below this many items the library's spread says nothing: only the softmax route tags
 VIDEO_TOP_FRACTION = 1 / 3  # a video's score for a label: the mean of its best third of frames
 MAD_TO_SIGMA = 1.4826  # the MAD of a normal distribution times this is its standard deviation
+STATS_SAMPLE = 20_000  # items the library's per-label median and spread are estimated from
 STATE_KEY = "tags_state"  # meta: the fingerprint of what the stored tags were computed from
 
 
@@ -157,26 +158,39 @@ def item_scores(owners: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.
 
 def assign_tags(item_ids: np.ndarray, scores: np.ndarray, logit_scale: float) -> Assigned:
     """The module's rule (see its docstring) on ``scores``: (items, labels) cosines, one row per item."""
-    empty = Assigned(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))
     if scores.size == 0:
-        return empty
-    median = np.median(scores, axis=0)
-    spread = np.median(np.abs(scores - median), axis=0) * MAD_TO_SIGMA
-    z = (scores - median) / np.maximum(spread, np.float32(1e-6))
+        return Assigned(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))
+    z = robust_z(scores)
+    k = min(TOP_K, scores.shape[1])
+    if len(scores) >= MIN_ITEMS_FOR_Z:
+        kth_z = -np.partition(-z, k - 1, axis=1)[:, k - 1 : k]  # each item's k-th highest z
+        chosen = z >= np.maximum(kth_z, Z_MIN)
+    else:
+        chosen = np.zeros(scores.shape, bool)
     logits = np.float32(np.exp(logit_scale)) * scores
     logits -= logits.max(axis=1, keepdims=True)
-    probabilities = np.exp(logits)
-    probabilities /= probabilities.sum(axis=1, keepdims=True)
-    k = min(TOP_K, scores.shape[1])
-    kth_z = -np.partition(-z, k - 1, axis=1)[:, k - 1 : k]  # the item's k-th highest z
-    stands_out = (z >= np.maximum(kth_z, Z_MIN)) if len(scores) >= MIN_ITEMS_FOR_Z else np.zeros_like(z, bool)
-    sure = probabilities >= P_MIN
-    priority = np.where(sure, np.inf, np.where(stands_out, z, -np.inf))  # the softmax's label first, then by z
-    top = np.argpartition(-priority, k - 1, axis=1)[:, :k]
-    rows = np.arange(len(scores))[:, None]
-    row_index, column = np.nonzero(priority[rows, top] > -np.inf)
-    top_z = z[rows, top]
-    return Assigned(item_ids[row_index], top[row_index, column], top_z[row_index, column].astype(np.float32))
+    np.exp(logits, out=logits)
+    sure = logits >= P_MIN * logits.sum(axis=1, keepdims=True)  # softmax >= P_MIN (at most one label per item)
+    chosen |= sure
+    for row in np.flatnonzero(chosen.sum(axis=1) > k):  # a sure label outside the top k by z, or ties: trim
+        columns = np.flatnonzero(chosen[row])
+        keep = columns[np.argsort(-np.where(sure[row, columns], np.inf, z[row, columns]), kind="stable")[:k]]
+        chosen[row] = False
+        chosen[row, keep] = True
+    rows, columns = np.nonzero(chosen)
+    return Assigned(item_ids[rows], columns, z[rows, columns].astype(np.float32))
+
+
+def robust_z(scores: np.ndarray) -> np.ndarray:
+    """Each score's distance from its label's median over the items, in robust standard deviations (MAD ×
+    1.4826); the median and MAD come from at most ``STATS_SAMPLE`` items drawn at random (seeded: the same
+    library gives the same tags), which estimates them to well under a percent."""
+    sample = scores
+    if len(scores) > STATS_SAMPLE:
+        sample = scores[np.random.default_rng(0).choice(len(scores), STATS_SAMPLE, replace=False)]
+    median = np.median(sample, axis=0)
+    spread = np.median(np.abs(sample - median), axis=0) * MAD_TO_SIGMA
+    return (scores - median) / np.maximum(spread, np.float32(1e-6))
 
 
 @dataclasses.dataclass(frozen=True)
