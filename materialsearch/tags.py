@@ -27,7 +27,9 @@ fingerprint, so the next start computes them again.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -61,6 +63,7 @@ VIDEO_TOP_FRACTION = 1 / 3  # a video's score for a label: the mean of its best 
 MAD_TO_SIGMA = 1.4826  # the MAD of a normal distribution times this is its standard deviation
 STATS_SAMPLE = 20_000  # items the library's per-label median and spread are estimated from
 STATE_KEY = "tags_state"  # meta: the fingerprint of what the stored tags were computed from
+LABEL_VECTORS_KEY = "tags_label_vectors"  # meta: "fingerprint:base64 of the labels' float32 text vectors"
 
 
 class LabelError(ValueError):
@@ -224,6 +227,7 @@ class Tagger:
         self.last_seconds: float | None = None
 
     # --- freshness --------------------------------------------------------------------------------------------
+    @functools.cached_property
     def fingerprint(self) -> str:
         """What the tags depend on besides the vectors: the labels, the model, the rule."""
         digest = hashlib.sha256(json.dumps([RULE_VERSION, self.encoder.identity]).encode())
@@ -232,7 +236,7 @@ class Tagger:
         return digest.hexdigest()[:32]
 
     def _state(self) -> str:
-        return json.dumps({"labels_model": self.fingerprint(), "vectors": list(self.store.vector_checksum())})
+        return json.dumps({"labels_model": self.fingerprint, "vectors": list(self.store.vector_checksum())})
 
     def stale(self) -> bool:
         """Whether the stored tags were computed from other labels, another model or other vectors."""
@@ -259,12 +263,26 @@ class Tagger:
     def compute(self) -> Assigned:
         """The tags of every indexed item, from its stored vectors."""
         if self._vectors is None:
-            self._vectors = label_vectors(self.encoder, self.labels)
+            self._vectors = self._label_vectors()
         owners, vectors = self._stored_vectors()
         if len(owners) == 0:
             return assign_tags(owners, np.empty((0, len(self.labels)), np.float32), self.encoder.logit_scale)
         item_ids, scores = item_scores(owners, vectors @ self._vectors.T)
         return assign_tags(item_ids, scores, self.encoder.logit_scale)
+
+    def _label_vectors(self) -> np.ndarray:
+        """The labels' text vectors: kept in the meta table under the fingerprint, so a restart (a scan from the
+        command line, then the server) does not run the text tower again for the same labels and model."""
+        kept = self.store.get_meta(LABEL_VECTORS_KEY)
+        if kept:
+            fingerprint, _, blob = kept.partition(":")
+            if fingerprint == self.fingerprint:
+                vectors = np.frombuffer(base64.b64decode(blob), dtype="<f4")
+                return vectors.reshape(len(self.labels), -1).copy()
+        vectors = label_vectors(self.encoder, self.labels)
+        encoded = base64.b64encode(vectors.astype("<f4").tobytes()).decode("ascii")
+        self.store.set_meta(LABEL_VECTORS_KEY, f"{self.fingerprint}:{encoded}")
+        return vectors
 
     def _stored_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """(item id per vector, vectors) of the indexed items, grouped by item."""

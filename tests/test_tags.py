@@ -181,6 +181,14 @@ def test_a_fresh_fingerprint_computes_nothing(app):
     assert not tagger.stale() and tagger.refresh() is False
 
 
+def test_the_label_vectors_are_kept_for_the_next_process(app, monkeypatch):
+    services = services_of(app)
+    again = tags.Tagger(services.store, services.encoder, services.tagger.labels, busy=lambda: False)
+    fresh = tags.label_vectors(services.encoder, again.labels)
+    monkeypatch.setattr(tags, "label_vectors", lambda *_: pytest.fail("the text tower ran again"))
+    assert np.allclose(again._label_vectors(), fresh, atol=1e-6)
+
+
 def test_the_tag_filter_keeps_items_with_every_tag_given(app):
     client = app.test_client()
     found = tagged_items(app)
@@ -215,7 +223,7 @@ def test_another_label_set_or_model_makes_the_tags_stale(app, tmp_path, make_mod
     services = services_of(app)
     mine = write_tsv(tmp_path / "mine.tsv", "ramen\t拉面\tramen")
     other = tags.Tagger(services.store, services.encoder, label_set(str(mine)), busy=lambda: False)
-    assert other.stale() and other.fingerprint() != services.tagger.fingerprint()
+    assert other.stale() and other.fingerprint != services.tagger.fingerprint
     assert services.tagger.refresh(force=True)  # the same labels again: the stored state is this app's
 
 
