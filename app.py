@@ -56,13 +56,14 @@ def serve(settings: Settings | None = None) -> int:
     from materialsearch.encoders import ModelError
     from materialsearch.migrations import SchemaError
     from materialsearch.shutdown import graceful_stop
+    from materialsearch.tags import LabelError
     from materialsearch.web import create_app, services_of
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = settings or Settings.from_env()
         app = create_app(settings)
-    except (SettingsError, ModelError, SchemaError) as exc:
+    except (SettingsError, ModelError, SchemaError, LabelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     warning = exposure_warning(settings)

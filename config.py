@@ -253,6 +253,14 @@ class Settings(BaseSettings):
     max_upload_bytes: Count = Field(
         32 * 1024 * 1024, description="Largest query image (or request body) accepted, in bytes."
     )
+    # --- tags (zero-shot labels from the stored vectors) ---
+    tags_file: Text = Field(
+        "",
+        description="A tab-separated file of tag labels (`key`, `zh`, `en`, optional `prompt_zh`, `prompt_en`; the "
+        "format of the shipped `materialsearch/data/tags.tsv`) added to the shipped set; a row with a shipped key "
+        "replaces that label. Empty = the shipped set only.",
+    )
+    tags_replace: Flag = Field(False, description="Use only the labels of MS_TAGS_FILE, without the shipped set.")
     # --- videos, Live Photos and motion photos ---
     video_extensions: Extensions = Field(
         ("mov", "mp4", "m4v", "mkv", "webm", "avi", "3gp", "mts", "m2ts"),

@@ -14,6 +14,7 @@ from config import Settings, SettingsError
 from .encoders import ModelError
 from .migrations import SchemaError
 from .shutdown import graceful_stop
+from .tags import LabelError
 
 
 def _services(settings: Settings, claim: bool = True):
@@ -240,6 +241,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env() if args.command not in WITHOUT_SETTINGS else None
         return handlers[args.command](settings, args)
-    except (SettingsError, ModelError, SchemaError) as exc:
+    except (SettingsError, ModelError, SchemaError, LabelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

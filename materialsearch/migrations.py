@@ -61,12 +61,22 @@ def _add_error_codes(cursor: sqlite3.Cursor) -> None:
     cursor.executemany("UPDATE items SET error_code = ? WHERE id = ?", [(str(legacy_code(e)), i) for i, e in problems])
 
 
+def _add_item_tags(cursor: sqlite3.Cursor) -> None:
+    """Release 6: zero-shot tags per item (computed from the stored vectors)."""
+    cursor.execute(
+        "CREATE TABLE item_tags (item_id INTEGER NOT NULL, tag VARCHAR(64) NOT NULL, score FLOAT NOT NULL, "
+        "PRIMARY KEY (item_id, tag), FOREIGN KEY(item_id) REFERENCES items (id) ON DELETE CASCADE)"
+    )
+    cursor.execute("CREATE INDEX ix_item_tags_tag ON item_tags (tag, item_id)")
+
+
 # MIGRATIONS[n - 1] takes a database from version n to n + 1.
 MIGRATIONS: tuple[Callable[[sqlite3.Cursor], None], ...] = (
     _add_api_tokens,
     _add_video_columns,
     _add_kind_status_index,
     _add_error_codes,
+    _add_item_tags,
 )
 VERSION = len(MIGRATIONS) + 1  # the schema this release writes
 

@@ -67,6 +67,7 @@ class ScanManager:
         self.trigger: str | None = None
         self.last: dict | None = self._load_last()
         self.finished = 0  # scans finished by this process (lets callers tell that something may have changed)
+        self.after_scan: list[Callable[[], None]] = []  # called (in the scan's thread) when a scan has ended
 
     @property
     def running(self) -> bool:
@@ -232,6 +233,8 @@ class ScanManager:
             with self._lock:
                 self.progress = None
                 self.finished += 1
+            for listener in self.after_scan:
+                listener()
 
     def _finish(self, outcome: dict) -> None:
         self.last = {

@@ -7,6 +7,7 @@ import os
 import time
 
 from .catalog import INDEX_FILENAME, Catalog
+from .classify import Classifier
 from .decode import configure_pillow, decode_sizes
 from .encoders import Encoder, make_encoder
 from .index import VectorIndex
@@ -17,6 +18,7 @@ from .scans import ScanManager
 from .schedule import ScanScheduler, window_of
 from .search import SearchService
 from .store import DB_FILENAME, Store
+from .tags import Tagger, label_set
 from .thumbnails import Renditions
 from .transcode import Transcoder
 
@@ -55,6 +57,7 @@ class Services:
             log.warning("%s; this process only searches", refusal)
         else:
             refusal = None if self.owner else "opened read-only: this process does not scan"
+        labels = label_set(settings.tags_file, settings.tags_replace)  # a bad MS_TAGS_FILE fails before opening
         store = Store(os.path.join(settings.data_dir, DB_FILENAME))
         try:
             self.encoder = encoder or make_encoder(settings)
@@ -94,6 +97,9 @@ class Services:
             self.scanner, self.catalog, owner=self.owner, refusal=refusal, window=window_of(settings)
         )
         self.scheduler: ScanScheduler | None = None
+        self.classifier = Classifier(self.encoder)
+        self.tagger = Tagger(self.store, self.encoder, labels, busy=lambda: self.scans.running)
+        self.scans.after_scan.append(self.tagger.request)
 
     # --- running by itself ------------------------------------------------------------------------------------
     def start_background(self) -> None:
@@ -101,6 +107,7 @@ class Services:
         if not self.owner:
             log.warning("not scanning or scheduling: %s", self.scans.refusal)
             return
+        self.tagger.start()  # computes tags when the labels, the model or the vectors changed
         if not self.settings.library:
             log.warning("MS_LIBRARY is not set: nothing will be indexed until it is")
             return
@@ -161,5 +168,6 @@ class Services:
             self.scheduler.shutdown()
         self.scans.cancel()
         self.scans.wait()
+        self.tagger.close()
         self.catalog.close()
         self.lock.release()

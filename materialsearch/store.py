@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from . import migrations
 from .records import FileState, ItemRecord, Kind, Status
-from .schema import Base, Item, Meta, Vector
+from .schema import Base, Item, ItemTag, Meta, Vector
 
 DB_FILENAME = "materialsearch.db"  # inside MS_DATA_DIR
 PAGE_SIZE_BYTES = 16384  # 4 KiB pages waste about half the file on 2 KB vector blobs
@@ -46,6 +46,7 @@ class Filters:
     date_from: dt.datetime | None = None
     date_to: dt.datetime | None = None
     kind: str | None = None
+    tags: tuple[str, ...] | None = None  # tag keys the item must all have (``tags``)
 
     @property
     def active(self) -> bool:
@@ -300,6 +301,8 @@ class Store:
             query = query.where(Item.taken_at <= filters.date_to)
         if filters.kind is not None:
             query = query.where(Item.kind == filters.kind)
+        for tag in filters.tags or ():
+            query = query.where(Item.id.in_(select(ItemTag.item_id).where(ItemTag.tag == tag)))
         return query
 
     # --- items ------------------------------------------------------------------------------------------------

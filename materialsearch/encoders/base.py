@@ -122,6 +122,11 @@ class Encoder(Protocol):
     def input_resolution(self) -> int:
         """Square input size of the image tower, in pixels."""
 
+    @property
+    def logit_scale(self) -> float:
+        """The weights' learned ``logit_scale`` (cn_clip's parameter, the log of the factor applied to cosines
+        before the softmax: ``logits = exp(logit_scale) · cosine``)."""
+
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """PIL image → the model's input array (C, H, W), float32."""
 
@@ -140,6 +145,7 @@ class Loaded:
     identity: str
     tower_precision: Mapping[Tower, Precision]
     fidelity: Mapping[Tower, float]
+    logit_scale: float  # the weights' own, as a Python float (fp32 arithmetic reproduces cn_clip's)
 
 
 class LoadedWeights(abc.ABC):
@@ -210,6 +216,11 @@ class LoadedWeights(abc.ABC):
     def input_resolution(self) -> int:
         """Square input size of the image tower."""
         return self.spec.input_resolution
+
+    @property
+    def logit_scale(self) -> float:
+        """The weights' learned ``logit_scale`` (log of the cosine → logit factor)."""
+        return self.loaded.logit_scale
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """cn_clip's own transform (bicubic squash to the input size, normalise), the same in every backend."""

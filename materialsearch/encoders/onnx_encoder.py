@@ -26,7 +26,7 @@ import numpy as np
 
 from .base import Backend, BackendChoice, Loaded, LoadedWeights, ModelError, Precision, Tower, WeightsSpec
 from .clip import CONTEXT_LENGTH, clip_preprocess, cosines, normalise, tokenize_trimmed
-from .weights import build_clip, identity_for, resolve_weights, weights_fingerprint
+from .weights import build_clip, identity_for, logit_scale_of, resolve_weights, weights_fingerprint
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -219,6 +219,7 @@ class OnnxEncoder(LoadedWeights):
                     "set MS_BACKEND=torch to run it in torch instead"
                 ) from exc
             del model
+        logit_scale = logit_scale_of(checkpoint, spec)
         del checkpoint
         chosen = dict.fromkeys(Tower, Precision.FP32)
         fidelity: dict[Tower, float] = {}
@@ -244,7 +245,7 @@ class OnnxEncoder(LoadedWeights):
             chosen[Tower.TEXT],
             self._choice.reason,
         )
-        return Loaded(spec, identity_for(spec, chosen[Tower.IMAGE]), chosen, fidelity)
+        return Loaded(spec, identity_for(spec, chosen[Tower.IMAGE]), chosen, fidelity, logit_scale)
 
     def _session(self, path: str):
         import onnxruntime as ort

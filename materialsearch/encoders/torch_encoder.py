@@ -11,7 +11,7 @@ import numpy as np
 
 from .base import Backend, BackendChoice, Loaded, LoadedWeights, Precision, Tower
 from .clip import normalise, tokenize_trimmed
-from .weights import build_clip, identity_for, resolve_weights
+from .weights import build_clip, identity_for, logit_scale_of, resolve_weights
 
 if TYPE_CHECKING:
     from config import Settings
@@ -60,9 +60,11 @@ class TorchEncoder(LoadedWeights):
             settings.model, settings.models_dir, settings.model_arch, settings.offline, settings.model_source
         )
         self._model = to_precision(build_clip(spec, checkpoint, self.device), choice.precision, self.device)
+        logit_scale = logit_scale_of(checkpoint, spec)
         del checkpoint
         log.info("model %s: torch %s on %s (%s)", spec.arch, choice.precision, self.device, choice.reason)
-        return Loaded(spec, identity_for(spec, choice.precision), dict.fromkeys(Tower, choice.precision), {})
+        precisions = dict.fromkeys(Tower, choice.precision)
+        return Loaded(spec, identity_for(spec, choice.precision), precisions, {}, logit_scale)
 
     def encode_images(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
         """Encode a batch of preprocessed images."""

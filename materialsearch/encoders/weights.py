@@ -133,6 +133,14 @@ def build_clip(spec: WeightsSpec, checkpoint: dict[str, Any], device: str = "cpu
     return model
 
 
+def logit_scale_of(checkpoint: dict[str, Any], spec: WeightsSpec) -> float:
+    """The learned ``logit_scale`` of a checkpoint read by ``resolve_weights``, as cn_clip's fp32 model holds it."""
+    value = checkpoint["state_dict"].get("logit_scale")
+    if value is None:
+        raise ModelError(f"{spec.path} has no logit_scale: not a complete CLIP checkpoint")
+    return float(value.float().reshape(()).item())
+
+
 def weights_fingerprint(path: str) -> str:
     """A cheap identity for a weights file (or a Hugging Face model folder): size plus its first and last MiB."""
     if os.path.isdir(path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import mimetypes
 import os
+import time
 
 from flask import Blueprint, Response, current_app, send_file
 
@@ -22,6 +23,9 @@ from ..video import VideoError
 from ..walk import servable_path
 from .models import (
     MAX_INT,
+    ClassifyItem,
+    ClassifyResult,
+    ClassifyUpload,
     ClipQuery,
     Counts,
     Error,
@@ -30,6 +34,7 @@ from .models import (
     ImageSearch,
     IndexInfo,
     ItemView,
+    LabelScore,
     ModelInfo,
     PageParams,
     ProblemFile,
@@ -39,6 +44,8 @@ from .models import (
     SearchHit,
     SearchResult,
     Status,
+    TagInfo,
+    TagList,
     TextSearch,
     ThumbnailQuery,
     Version,
@@ -82,7 +89,32 @@ def api_error(exc: ApiError):
 
 def _filters(params: FilterParams) -> Filters:
     kind = None if params.kind == "all" else params.kind
-    return Filters(path_contains=params.path, date_from=params.date_from, date_to=params.date_to, kind=kind)
+    return Filters(
+        path_contains=params.path,
+        date_from=params.date_from,
+        date_to=params.date_to,
+        kind=kind,
+        tags=_tag_keys(params.tag),
+    )
+
+
+def _tag_keys(keys: list[str] | None) -> tuple[str, ...] | None:
+    """The ``tag=`` keys, each checked against the label set in use (400 naming the unknown ones)."""
+    if not keys:
+        return None
+    keys = list(dict.fromkeys(key.strip() for key in keys))
+    unknown = _services().tagger.unknown(keys)
+    if unknown:
+        raise BadRequest(f"unknown tag {', '.join(map(repr, unknown))}: GET /api/tags lists the tags")
+    return tuple(keys)
+
+
+def _with_tags(views: list) -> list:
+    """``views`` (ItemView or SearchHit) with their items' tags filled in (one query for all)."""
+    found = _services().tagger.tags_of({view.id for view in views})
+    for view in views:
+        view.tags = found.get(view.id, [])
+    return views
 
 
 def _page(params: FilterParams) -> Page:
@@ -94,7 +126,9 @@ def _result(result) -> SearchResult:
     photos = [hit.item.path for hit in result.hits if hit.item.kind == Kind.IMAGE]
     motions, raws = services.store.motions_for(photos), services.store.raws_for(photos)
     body = SearchResult(
-        results=[SearchHit.of_hit(hit, motions.get(hit.item.path), raws.get(hit.item.path)) for hit in result.hits],
+        results=_with_tags(
+            [SearchHit.of_hit(hit, motions.get(hit.item.path), raws.get(hit.item.path)) for hit in result.hits]
+        ),
         total=result.total,
         took_ms=result.took_ms,
     )
@@ -158,6 +192,63 @@ def search_post(form: ImageSearch):
     return _result(search.search(vector, _filters(form), _page(form)))
 
 
+# --- classification and tags -----------------------------------------------------------------------------------
+@api.post("/api/classify")
+@api_spec.validate(
+    tags=[TAGS["search"]],
+    operation_id="classify",
+    resp=Responses(
+        HTTP_200=(ClassifyResult, "Each label's probability and cosine, most probable first."),
+        HTTP_400=(Error, "No or too many labels, a template without `{}`, an unreadable picture, or a bad option."),
+        HTTP_404=(Error, "`item_id` names no indexed item, or the video has no indexed frame at `t`."),
+        HTTP_413=(Error, "The request is larger than MS_MAX_UPLOAD_BYTES."),
+    ),
+)
+def classify(json: ClassifyItem, form: ClassifyUpload):
+    """Zero-shot classification of an indexed item or an uploaded picture
+
+    JSON `{labels, item_id, t?, template?}`, or a multipart form with `image`, `labels` and `template`. The
+    probability is cn_clip's own: the softmax over the labels of `exp(logit_scale) × cosine`, as its
+    `model(image, text)` gives `logits_per_image`. A video without `t` is classified by its mean frame vector.
+    """
+    started = time.perf_counter()
+    services = _services()
+    if form is not None:
+        try:
+            vector = services.search.image_vector(form.image.read())
+        except DecodeError as exc:
+            raise BadRequest(f"the uploaded file is not a usable image: {exc}") from None
+        request = form
+    elif json is not None:
+        vector = services.search.item_vector(json.item_id, json.t)
+        request = json
+    else:
+        raise BadRequest("send JSON {labels, item_id} or a multipart form with image and labels")
+    scored = services.classifier.classify(vector, request.labels, request.template)
+    return ClassifyResult(
+        results=[LabelScore(**dataclasses.asdict(s)) for s in scored],
+        took_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+
+
+@api.get("/api/tags")
+@api_spec.validate(
+    tags=[TAGS["library"]], operation_id="listTags", resp=Responses(HTTP_200=(TagList, "The tags with their counts."))
+)
+def tags():
+    """The tag set with zh/en names and how many items carry each tag, most frequent first
+
+    Tags are computed from the stored vectors in the background (after each scan, and when the labels or the
+    model change); `current` is false until that has happened.
+    """
+    tagger = _services().tagger
+    listed = [TagInfo(key=c.label.key, zh=c.label.zh, en=c.label.en, count=c.count) for c in tagger.counts()]
+    body = TagList(tags=listed, current=not tagger.stale(), computing=tagger.computing)
+    if tagger.last_error:
+        body.error = tagger.last_error
+    return body
+
+
 # --- items ------------------------------------------------------------------------------------------------------
 def _indexed_item(item_id: int) -> Item:
     item = _services().store.get_item(item_id)
@@ -199,9 +290,10 @@ def item_detail(item_id: int):
     """One indexed item"""
     item = _indexed_item(item_id)
     if item.kind != Kind.IMAGE:
-        return ItemView.of(item)
+        return _with_tags([ItemView.of(item)])[0]
     store = _services().store
-    return ItemView.of(item, store.motions_for([item.path]).get(item.path), store.raws_for([item.path]).get(item.path))
+    motion, raw = store.motions_for([item.path]).get(item.path), store.raws_for([item.path]).get(item.path)
+    return _with_tags([ItemView.of(item, motion, raw)])[0]
 
 
 @api.get(f"/api/items/{ITEM}/thumbnail")

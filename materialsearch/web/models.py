@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
+import re
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
 from flask import Response as FlaskResponse
 from flask import current_app, url_for
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -43,6 +46,9 @@ SETTINGS_KEY = "x-from-settings"  # in a generated schema: {"maximum": "max_page
 ItemId = Annotated[int, Field(ge=1, le=MAX_INT)]
 TimeMs = Annotated[int, Field(ge=0, le=MAX_INT)]
 ItemKind = Literal["image", "video"]
+MAX_TAG_FILTERS = 16  # tag= parameters one search takes (each is one more SQL condition)
+MAX_CLASSIFY_LABELS = 200  # labels one classify request takes (each is a sentence through the text tower)
+MAX_LABEL_LENGTH = 200  # characters per label (cn_clip's context is 52 tokens anyway)
 
 
 def current_settings():
@@ -141,6 +147,11 @@ def _lower(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 
 
+def _as_list(value: Any) -> Any:
+    # A form field arrives as one string; a repeated query parameter as a list.
+    return [value] if isinstance(value, str) else value
+
+
 class PageParams(Params):
     """A page of results."""
 
@@ -180,6 +191,14 @@ class FilterParams(PageParams):
             description="Only results at least this similar (cosine); `total` then counts only those.",
         ),
     ] = None
+    tag: Annotated[
+        list[str],
+        BeforeValidator(_as_list),
+        Field(
+            max_length=MAX_TAG_FILTERS,
+            description="Only items with this tag (a key from `/api/tags`); repeat it for items with all of them.",
+        ),
+    ] = None
 
     @model_validator(mode="after")
     def _dates_in_order(self):
@@ -213,6 +232,75 @@ class ImageSearch(FilterParams):
 
     image: Annotated[BaseFile, Field(description="The picture.")]
     q: Annotated[str, Field(description="Words that refine the picture.")] = None
+
+
+def _label_list(value: Any) -> Any:
+    # Form fields are text: a JSON array, or labels separated by new lines or commas.
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"labels is not a JSON array of strings: {exc}") from None
+    return [part for part in re.split(r"[\n,，]", text) if part.strip()]
+
+
+def _unique_labels(labels: list[str]) -> list[str]:
+    stripped = [label.strip() for label in labels]
+    if not all(stripped):
+        raise ValueError("a label is blank")
+    repeated = sorted({label for label in stripped if stripped.count(label) > 1})
+    if repeated:
+        raise ValueError(f"labels repeat: {', '.join(repeated)}")
+    return stripped
+
+
+Labels = Annotated[
+    list[Annotated[str, Field(max_length=MAX_LABEL_LENGTH)]],
+    BeforeValidator(_label_list),
+    AfterValidator(_unique_labels),
+    Field(
+        min_length=1,
+        max_length=MAX_CLASSIFY_LABELS,
+        description="The candidate labels, Chinese or English (a form: a JSON array, or one per line).",
+    ),
+]
+
+
+def _template(value: str) -> str:
+    if "{}" not in value:
+        raise ValueError(f"the template must contain {{}} where the label goes, got {value!r}")
+    return value
+
+
+Template = Annotated[
+    str,
+    AfterValidator(_template),
+    Field(
+        max_length=MAX_LABEL_LENGTH,
+        description="The sentence each label is put into at `{}`, e.g. `一张{}的照片` or `a photo of {}`; "
+        "`{}` (the default) uses the labels as given.",
+    ),
+]
+
+
+class ClassifyItem(BaseModel):
+    """``POST /api/classify`` (JSON): labels for an indexed item (a video: its mean frame, or its frame at ``t``)."""
+
+    labels: Labels
+    item_id: Annotated[ItemId, Field(description="The indexed item to classify.")]
+    t: Annotated[TimeMs, Field(description="Videos: classify the indexed frame at `t` ms.")] = None
+    template: Template = "{}"
+
+
+class ClassifyUpload(Params):
+    """``POST /api/classify`` (multipart): labels for an uploaded picture."""
+
+    image: Annotated[BaseFile, Field(description="The picture.")]
+    labels: Labels
+    template: Template = "{}"
 
 
 class Version(Params):
@@ -318,6 +406,9 @@ class ItemView(Body):
     raw_url: Annotated[
         str,
         Field(description="Photos shot as RAW + JPEG/HEIC: the camera RAW original (this item shows the JPEG/HEIC)."),
+    ] = None
+    tags: Annotated[
+        list[str], Field(description="The item's zero-shot tags (keys of `/api/tags`), most standing-out first.")
     ] = None
 
     @classmethod
@@ -526,6 +617,41 @@ class Health(Body):
     """Alive."""
 
     ok: Literal[True]
+
+
+class LabelScore(Body):
+    """One label's result."""
+
+    label: str
+    probability: Annotated[float, Field(ge=0, le=1, description="Softmax over the labels of logit_scale × cosine.")]
+    score: Annotated[float, Field(ge=-1, le=1, description="Cosine between the image and the label's sentence.")]
+
+
+class ClassifyResult(Body):
+    """The labels, most probable first."""
+
+    results: list[LabelScore]
+    took_ms: Annotated[float, Field(ge=0)]
+
+
+class TagInfo(Body):
+    """A tag of the label set and how many items carry it."""
+
+    key: Annotated[str, Field(description="What `tag=` takes.")]
+    zh: Annotated[str, Field(description="Chinese name.")]
+    en: Annotated[str, Field(description="English name.")]
+    count: Count
+
+
+class TagList(Body):
+    """The label set, most frequent tags first."""
+
+    tags: list[TagInfo]
+    current: Annotated[
+        bool, Field(description="Whether the tags are computed for the current labels, model and vectors.")
+    ]
+    computing: Annotated[bool, Field(description="The tags are being computed now.")]
+    error: Annotated[str | None, Field(description="Why the last computation failed, if it did.")] = None
 
 
 class Document(RootModel[dict[str, Any]]):

@@ -80,6 +80,14 @@ class _FlaskPlugin(FlaskPlugin):
             parameter["schema"].pop("format", None)
         return path, parameters
 
+    def request_validation(self, request, *args, **kwargs):
+        """An invalid request is a BadRequest at once: spectree's own error list would repeat the input, which
+        cannot be serialised when it holds an uploaded file (a form with a file and a missing field)."""
+        try:
+            super().request_validation(request, *args, **kwargs)
+        except ValidationError as error:
+            raise BadRequest(validation_message(error), validation_code(error)) from None
+
     def fill_form(self, request) -> dict:
         """A form's fields may also come in the query string (as they always could)."""
         values = {key: request.values.get(key) for key in request.values}

@@ -1,5 +1,6 @@
 /* The filters panel: its values as API parameters, the "n active" badge, and when a change re-runs the search. */
 import { t } from "./i18n.js";
+import { appendTagParams } from "./tags.js";
 
 const PATH_TYPING_MS = 400; // the path filter applies once typing pauses this long
 const el = {
@@ -22,6 +23,7 @@ export function filterParams() {
   if (el.kind.value && el.kind.value !== "all") params.set("kind", el.kind.value);
   const minScore = el.minScore.value.trim();
   if (minScore) params.set("min_score", minScore);
+  appendTagParams(params);
   return params;
 }
 

@@ -8,6 +8,7 @@ import { bindResults, renderResults } from "./results.js";
 import { bindScan, refreshStatus, renderStatus } from "./scan.js";
 import { runSearch } from "./search.js";
 import { state } from "./state.js";
+import { bindTags, renderTagBrowser } from "./tags.js";
 import { bindViewer, openViewer, renderViewer, viewerIsOpen } from "./viewer.js";
 
 // Everything drawn in the current language, drawn again (after a language switch).
@@ -16,6 +17,7 @@ function renderAll() {
   renderFilterBadge();
   renderResults(true);
   renderStatus();
+  renderTagBrowser();
   if (viewerIsOpen()) renderViewer();
   if (errorsAreOpen()) renderErrors();
 }
@@ -32,6 +34,7 @@ function bind() {
   });
   bindResults({ open: openViewer, similar: startLike, loadMore: () => runSearch(true) });
   bindViewer();
+  bindTags({ changed: () => runSearch(false) });
   bindErrors();
   bindScan();
   bindDropAndPaste();

@@ -2,6 +2,7 @@
 import { formatClock, formatDate, formatNumber, formatScore } from "./format.js";
 import { t } from "./i18n.js";
 import { indexedCount, isMoment, resultKey, state } from "./state.js";
+import { renderCardTags } from "./tags.js";
 import { fromTemplate } from "./template.js";
 
 const el = {
@@ -127,6 +128,7 @@ function resultCard(item, index) {
   similar.textContent = t("similar");
   similar.title = t("similar_title", { name: item.name });
   similar.setAttribute("aria-label", t("similar_title", { name: item.name }));
+  renderCardTags(card.querySelector(".result-meta"), item);
   return card;
 }
 

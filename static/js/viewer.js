@@ -5,6 +5,7 @@ import { t } from "./i18n.js";
 import { startLike } from "./query.js";
 import { runSearch } from "./search.js";
 import { isMoment, state } from "./state.js";
+import { renderViewerTags } from "./tags.js";
 
 const RENDITION_POLL_MS = 2000; // how often to ask whether the server's playable version of a video is ready
 const el = {
@@ -119,6 +120,7 @@ function renderDetails(item) {
   if (isVideo) row(t("detail_kind"), t("kind_video"));
   if (isVideo && typeof item.duration === "number") row(t("detail_duration"), formatClock(item.duration));
   if (isMoment(item)) row(t("detail_moment"), `${formatClock(item.start)}–${formatClock(item.end)}`);
+  renderViewerTags(el.details, item);
 }
 
 // Play a video result in place from its moment. Browsers play H.264/VP9 originals directly; for others (HEVC,
