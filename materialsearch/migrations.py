@@ -52,11 +52,24 @@ def _add_kind_status_index(cursor: sqlite3.Cursor) -> None:
     cursor.execute("CREATE INDEX IF NOT EXISTS ix_items_kind_status ON items (kind, status)")
 
 
+def _add_ocr_text(cursor: sqlite3.Cursor) -> None:
+    """Release 5: the text read in photos (OCR state, and the FTS5 text index with its triggers)."""
+    from .ocrstore import create_text_tables  # FTS5 tables and triggers are declared there (SQLAlchemy cannot)
+
+    cursor.execute(
+        "CREATE TABLE IF NOT EXISTS ocr_state (item_id INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT "
+        "NULL, status VARCHAR(16) NOT NULL, error TEXT, line_count INTEGER NOT NULL, read_at DATETIME NOT NULL, "
+        "PRIMARY KEY (item_id), FOREIGN KEY(item_id) REFERENCES items (id) ON DELETE CASCADE)"
+    )
+    create_text_tables(cursor)
+
+
 # MIGRATIONS[n - 1] takes a database from version n to n + 1.
 MIGRATIONS: tuple[Callable[[sqlite3.Cursor], None], ...] = (
     _add_api_tokens,
     _add_video_columns,
     _add_kind_status_index,
+    _add_ocr_text,
 )
 VERSION = len(MIGRATIONS) + 1  # the schema this release writes
 
@@ -118,6 +131,8 @@ def _create(cursor: sqlite3.Cursor, engine: Engine, metadata: MetaData) -> None:
         cursor.execute(str(CreateTable(table).compile(dialect=engine.dialect)))
         for index in sorted(table.indexes, key=lambda index: index.name):
             cursor.execute(str(CreateIndex(index).compile(dialect=engine.dialect)))
+    for create in metadata.info.get("raw_ddl", ()):  # what SQLAlchemy cannot declare (FTS5 tables, triggers)
+        create(cursor)
 
 
 def _columns(cursor: sqlite3.Cursor, table: str) -> set[str]:
