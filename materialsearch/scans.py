@@ -66,6 +66,7 @@ class ScanManager:
         self.trigger: str | None = None
         self.last: dict | None = self._load_last()
         self.finished = 0  # scans finished by this process (lets callers tell that something may have changed)
+        self.on_finished: list[Callable[[], None]] = []  # called after each scan ends (the OCR pass follows it)
 
     @property
     def running(self) -> bool:
@@ -231,6 +232,8 @@ class ScanManager:
             with self._lock:
                 self.progress = None
                 self.finished += 1
+            for follow in self.on_finished:
+                follow()
 
     def _finish(self, outcome: dict) -> None:
         self.last = {

@@ -9,8 +9,11 @@ import time
 from .catalog import INDEX_FILENAME, Catalog
 from .decode import configure_pillow, decode_sizes
 from .encoders import Encoder, make_encoder
+from .fusion import FusedSearch
 from .index import VectorIndex
 from .lock import DataDirLock
+from .ocrpass import OcrManager, OcrPass
+from .ocrstore import OcrStore
 from .reports import Reindexing
 from .scan import Scanner
 from .scans import ScanManager
@@ -94,6 +97,16 @@ class Services:
             self.scanner, self.catalog, owner=self.owner, refusal=refusal, window=window_of(settings)
         )
         self.scheduler: ScanScheduler | None = None
+        self.ocr_store = OcrStore(store.engine)
+        self.fused = FusedSearch(self.search, self.ocr_store)  # text= and the text side of q=
+        self.ocr = OcrManager(
+            OcrPass(settings, self.ocr_store),
+            store,
+            enabled=settings.ocr,
+            owner=self.owner,
+            scans=self.scans,
+            window=window_of(settings),
+        )
 
     # --- running by itself ------------------------------------------------------------------------------------
     def start_background(self) -> None:
@@ -112,6 +125,10 @@ class Services:
             self.scans.start("model change")  # re-embed now (keeping to the window), whatever MS_SCAN_ON_START says
         elif self.settings.scan_on_start:
             self.scans.start("start-up")
+        if self.settings.ocr:  # the text of what is indexed follows each scan; at start-up, what is left of it
+            self.scans.on_finished.append(self.ocr.after_scan)
+            if self.ocr_store.waiting_count():
+                self.ocr.try_start("start-up")
 
     def pending_count(self, fresh: bool = False) -> int:
         """Items waiting to be (re-)embedded with the current model.
@@ -159,7 +176,10 @@ class Services:
         self._closed = True
         if self.scheduler is not None:
             self.scheduler.shutdown()
+        self.scans.on_finished.clear()  # a scan ended by closing must not start an OCR pass
         self.scans.cancel()
+        self.ocr.cancel()
         self.scans.wait()
+        self.ocr.wait()
         self.catalog.close()
         self.lock.release()
