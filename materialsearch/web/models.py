@@ -414,7 +414,8 @@ class ItemText(Body):
     def of(cls, stored) -> ItemText:
         """From ``ocrstore.ItemText``."""
         lines = [TextLine(text=line.text, box=list(line.box), confidence=line.confidence) for line in stored.lines]
-        return cls(status=stored.status or "waiting", lines=lines, error=stored.error)
+        error = {"error": stored.error} if stored.error is not None else {}
+        return cls(status=stored.status or "waiting", lines=lines, **error)
 
 
 class ItemDetail(ItemView):
