@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import MEDIA, REPO
 from tests.test_ocr_pass import PHRASES, TEXT_FREE
 
-COPIES = 3  # each text photo three times under different names: 18 text photos, 3 batches of OCR and more
+COPIES = 2  # each text photo twice under different names: 12 text photos, more than a batch of OCR
 
 
 def _read_count(db: str) -> int:

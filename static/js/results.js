@@ -3,6 +3,7 @@ import { formatClock, formatDate, formatNumber, formatScore } from "./format.js"
 import { t } from "./i18n.js";
 import { indexedCount, isMoment, resultKey, state } from "./state.js";
 import { fromTemplate } from "./template.js";
+import { addSnippet } from "./textboxes.js";
 
 const el = {
   title: document.getElementById("results-heading"),
@@ -127,6 +128,7 @@ function resultCard(item, index) {
   similar.textContent = t("similar");
   similar.title = t("similar_title", { name: item.name });
   similar.setAttribute("aria-label", t("similar_title", { name: item.name }));
+  addSnippet(card, item);
   return card;
 }
 
