@@ -1,5 +1,4 @@
-/* The text read in photos (OCR): the matched line on result cards, the matched boxes drawn over the photo in the
- * large view with the recognised text to copy, and the OCR pass beside the scan in the status line. */
+/* Text read in photos (OCR): card snippets, matched boxes over the large view, text to copy, OCR status. */
 import { fetchJson } from "./api.js";
 import { formatNumber } from "./format.js";
 import { t } from "./i18n.js";
@@ -11,12 +10,12 @@ let request = 0; // bumped per photo, so a slow answer for the previous photo is
 
 /** Fold text as the server does for search (textnorm.py), less traditional → simplified: NFKC, case, and only
  * letters, digits and marks. */
-export function foldText(text) {
+function foldText(text) {
   return text.normalize("NFKC").toLowerCase().replace(/[^\p{L}\p{N}\p{M}]/gu, "");
 }
 
 /** The lines that match the current query: the hit's snippet, and every line containing all its words. */
-export function matchedLines(lines, query, snippet) {
+function matchedLines(lines, query, snippet) {
   const terms = (query || "").split(/\s+/).map(foldText).filter(Boolean);
   return lines.map((line) => {
     const folded = foldText(line.text);
