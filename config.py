@@ -378,6 +378,22 @@ class Settings(BaseSettings):
         description="Embed HEIC/HEIF photos from the thumbnail they carry when it covers the model's input size "
         "(~60x faster than a full decode); off decodes the full picture.",
     )
+    # --- text in photos (OCR) ---
+    ocr: Flag = Field(
+        True,
+        description="Read the text in photos (screenshots, signs, documents; Chinese and English) in a second "
+        "background pass after embedding, so `text=` and plain queries find it. `off`: no OCR pass (text already "
+        "read is kept and still searched).",
+    )
+    ocr_threads: Count = Field(
+        1,
+        description="CPU threads the OCR runtime (ONNX Runtime) uses per model: the OCR pass's share of the CPU.",
+    )
+    ocr_duty: Annotated[float, Field(gt=0, le=1)] = Field(
+        1.0,
+        description="Share of the time the OCR pass may work (0 < x <= 1): at 0.5 it rests as long as it worked "
+        "after each photo, leaving the CPU to searches and other programs.",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -87,6 +87,21 @@ def cmd_scan(settings: Settings, _args) -> int:
     return 0
 
 
+def cmd_ocr(settings: Settings, _args) -> int:
+    """The OCR pass over the photos still waiting for it, then a summary. SIGINT/SIGTERM stop it after the photo."""
+    services = _services(settings)
+    try:
+        with graceful_stop(lambda _signum: services.ocr.cancel()) as stopped:
+            stats = services.ocr.run()
+    except RuntimeError as exc:  # OCR is off, or another process owns the data dir
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        services.close()
+    print(f"OCR: {stats.summary()}")
+    return 130 if stopped else 0
+
+
 def cmd_serve(settings: Settings, _args) -> int:
     """Run the web app (see app.py)."""
     import app as entry
@@ -210,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("scan", help="scan the library once (MS_LIBRARY) and exit with a summary")
     sub.add_parser("serve", help="run the web app and REST API")
+    sub.add_parser(
+        "ocr",
+        help="read the text in indexed photos still waiting for it and exit (the server does it after each scan)",
+    )
     search = sub.add_parser("search", help="print the best matches for a sentence")
     search.add_argument("text")
     search.add_argument("--limit", type=int, default=10)
@@ -231,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         "scan": cmd_scan,
         "serve": cmd_serve,
+        "ocr": cmd_ocr,
         "search": cmd_search,
         "token": cmd_token,
         "hash-password": cmd_hash_password,

@@ -70,6 +70,18 @@ def _add_item_tags(cursor: sqlite3.Cursor) -> None:
     cursor.execute("CREATE INDEX ix_item_tags_tag ON item_tags (tag, item_id)")
 
 
+def _add_ocr_text(cursor: sqlite3.Cursor) -> None:
+    """Release 7: the text read in photos (OCR state, and the FTS5 text index with its triggers)."""
+    from .ocrstore import create_text_tables  # FTS5 tables and triggers are declared there (SQLAlchemy cannot)
+
+    cursor.execute(
+        "CREATE TABLE IF NOT EXISTS ocr_state (item_id INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT "
+        "NULL, status VARCHAR(16) NOT NULL, error TEXT, line_count INTEGER NOT NULL, read_at DATETIME NOT NULL, "
+        "PRIMARY KEY (item_id), FOREIGN KEY(item_id) REFERENCES items (id) ON DELETE CASCADE)"
+    )
+    create_text_tables(cursor)
+
+
 # MIGRATIONS[n - 1] takes a database from version n to n + 1.
 MIGRATIONS: tuple[Callable[[sqlite3.Cursor], None], ...] = (
     _add_api_tokens,
@@ -77,6 +89,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Cursor], None], ...] = (
     _add_kind_status_index,
     _add_error_codes,
     _add_item_tags,
+    _add_ocr_text,
 )
 VERSION = len(MIGRATIONS) + 1  # the schema this release writes
 
@@ -138,6 +151,8 @@ def _create(cursor: sqlite3.Cursor, engine: Engine, metadata: MetaData) -> None:
         cursor.execute(str(CreateTable(table).compile(dialect=engine.dialect)))
         for index in sorted(table.indexes, key=lambda index: index.name):
             cursor.execute(str(CreateIndex(index).compile(dialect=engine.dialect)))
+    for create in metadata.info.get("raw_ddl", ()):  # what SQLAlchemy cannot declare (FTS5 tables, triggers)
+        create(cursor)
 
 
 def _columns(cursor: sqlite3.Cursor, table: str) -> set[str]:

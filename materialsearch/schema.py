@@ -17,6 +17,16 @@ class Base(DeclarativeBase):
     pass
 
 
+def _create_text_tables(cursor) -> None:
+    from .ocrstore import create_text_tables  # imported when a database is created, not with the schema
+
+    create_text_tables(cursor)
+
+
+# Created with a new database after the tables (``migrations._create``): objects SQLAlchemy cannot declare.
+Base.metadata.info["raw_ddl"] = (_create_text_tables,)
+
+
 class Item(Base):
     """One file of the library (a photo or a video), indexed or not, with why not."""
 
@@ -85,3 +95,22 @@ class ItemTag(Base):
     tag: Mapped[str] = mapped_column(String(64), primary_key=True)
     score: Mapped[float] = mapped_column(Float)
     __table_args__ = (Index("ix_item_tags_tag", "tag", "item_id"),)
+
+
+class OcrState(Base):
+    """Whether a photo's text has been read (OCR), for which version of its file, and why not when it failed.
+
+    The lines themselves live in the text index's tables (``textindex``: FTS5 virtual tables, which SQLAlchemy
+    cannot declare; ``ocrstore.create_text_tables`` creates them, and the triggers that forget an item's text when
+    the item is deleted or its file changes).
+    """
+
+    __tablename__ = "ocr_state"
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    # The item's (size, mtime_ns) when it was read: a different pair means the text is of an older file.
+    size: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # OcrOutcome: done | error
+    error: Mapped[str | None] = mapped_column(Text)
+    line_count: Mapped[int] = mapped_column(Integer)
+    read_at: Mapped[dt.datetime] = mapped_column(DateTime)

@@ -10,8 +10,11 @@ from .catalog import INDEX_FILENAME, Catalog
 from .classify import Classifier
 from .decode import configure_pillow, decode_sizes
 from .encoders import Encoder, make_encoder
+from .fusion import FusedSearch
 from .index import VectorIndex
 from .lock import DataDirLock
+from .ocrpass import OcrManager, OcrPass
+from .ocrstore import OcrStore
 from .reports import Reindexing
 from .scan import Scanner
 from .scans import ScanManager
@@ -100,6 +103,16 @@ class Services:
         self.classifier = Classifier(self.encoder)
         self.tagger = Tagger(self.store, self.encoder, labels, busy=lambda: self.scans.running)
         self.scans.after_scan.append(self.tagger.request)
+        self.ocr_store = OcrStore(store.engine)
+        self.fused = FusedSearch(self.search, self.ocr_store)  # text= and the text side of q=
+        self.ocr = OcrManager(
+            OcrPass(settings, self.ocr_store),
+            store,
+            enabled=settings.ocr,
+            owner=self.owner,
+            scans=self.scans,
+            window=window_of(settings),
+        )
 
     # --- running by itself ------------------------------------------------------------------------------------
     def start_background(self) -> None:
@@ -119,6 +132,10 @@ class Services:
             self.scans.start("model change")  # re-embed now (keeping to the window), whatever MS_SCAN_ON_START says
         elif self.settings.scan_on_start:
             self.scans.start("start-up")
+        if self.settings.ocr:  # the text of what is indexed follows each scan; at start-up, what is left of it
+            self.scans.after_scan.append(self.ocr.after_scan)
+            if self.ocr_store.waiting_count():
+                self.ocr.try_start("start-up")
 
     def pending_count(self, fresh: bool = False) -> int:
         """Items waiting to be (re-)embedded with the current model.
@@ -166,8 +183,11 @@ class Services:
         self._closed = True
         if self.scheduler is not None:
             self.scheduler.shutdown()
+        self.scans.after_scan.clear()  # a scan ended by closing must not start an OCR pass
         self.scans.cancel()
+        self.ocr.cancel()
         self.scans.wait()
         self.tagger.close()
+        self.ocr.wait()
         self.catalog.close()
         self.lock.release()

@@ -28,6 +28,7 @@ DOWNGRADES = {
     2: ["DROP TABLE api_tokens"],
 }
 EARLIER_RELEASES = (1, 2, 3, 4)
+FTS5_SHADOWS = ("data", "idx", "docsize", "config")  # the tables SQLite keeps behind each FTS5 table
 
 
 def release_db(tmp_path: Path, release: int) -> Path:
@@ -43,10 +44,17 @@ def release_db(tmp_path: Path, release: int) -> Path:
 
 
 def schema_of(path: Path) -> dict:
-    """Every table's columns (in order), foreign keys and indexes, and the version, as SQLite reports them."""
+    """Every table's columns (in order), foreign keys and indexes, the triggers and virtual tables (FTS5, as their
+    SQL), and the version, as SQLite reports them."""
     with sqlite3.connect(path) as conn:
         tables = sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
         schema: dict = {"version": conn.execute("PRAGMA user_version").fetchone()[0]}
+        schema["sql of triggers and virtual tables"] = {
+            name: " ".join(sql.split())
+            for name, sql in conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' OR sql LIKE 'CREATE VIRTUAL TABLE%'"
+            )
+        }
         for table in tables:
             indexes = {
                 name: (unique, [r[2] for r in conn.execute(f"PRAGMA index_info({name})")])
@@ -74,7 +82,18 @@ def fresh_schema(tmp_path) -> dict:
 
 def test_a_new_database_is_created_at_the_current_version(fresh_schema):
     assert fresh_schema["version"] == VERSION == len(migrations.MIGRATIONS) + 1
-    assert set(fresh_schema) == {"version", "items", "vectors", "meta", "api_tokens", "item_tags"}
+    tables = {"items", "vectors", "meta", "api_tokens", "item_tags", "ocr_state", "ocr_text_lines", "ocr_text"}
+    tables |= {"ocr_text_short"}
+    fts_shadows = {f"{fts}_{shadow}" for fts in ("ocr_text", "ocr_text_short") for shadow in FTS5_SHADOWS}
+    assert set(fresh_schema) == {"version", "sql of triggers and virtual tables", *tables, *fts_shadows}
+    assert set(fresh_schema["sql of triggers and virtual tables"]) == {
+        "ocr_text",
+        "ocr_text_short",
+        "ocr_text_lines_insert",
+        "ocr_text_lines_delete",
+        "ocr_forget_deleted",
+        "ocr_forget_changed",
+    }
     assert set(VIDEO_COLUMNS) <= {c[0] for c in fresh_schema["items"]["columns"]}
 
 
@@ -139,7 +158,7 @@ def test_a_failed_step_rolls_the_whole_upgrade_back(tmp_path, monkeypatch):
     monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS[:2], broken))  # in place of step 3
     with pytest.raises(RuntimeError, match="disk on fire"):
         Store(str(path))
-    # The columns step before it ran in the same transaction: nothing of either is left.
+    # The steps before it ran in the same transaction: nothing of any of them is left.
     assert (schema_of(path), rows(path, "SELECT * FROM items ORDER BY id")) == before
 
 

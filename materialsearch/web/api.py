@@ -12,6 +12,7 @@ from flask import Blueprint, Response, current_app, send_file
 
 from ..decode import DecodeError
 from ..errors import ApiErrorCode as Code
+from ..ocrpass import OcrStatus
 from ..records import Kind
 from ..records import Status as ItemStatus
 from ..reports import LastScan, ScanStatus
@@ -33,6 +34,8 @@ from .models import (
     Health,
     ImageSearch,
     IndexInfo,
+    ItemDetail,
+    ItemText,
     ItemView,
     LabelScore,
     ModelInfo,
@@ -152,15 +155,19 @@ def _result(result) -> SearchResult:
 def search_get(query: TextSearch):
     """Search by text, or for items similar to an indexed item
 
-    Give exactly one of `q` (a sentence, Chinese or English) and `like` (an item id; the item itself is left out
-    of the results).
+    Give `q` (a sentence, Chinese or English), `text` (words read in photos) or both, or `like` (an item id; the
+    item itself is left out of the results). A `q` also looks in the photos' text: a photo whose text contains it
+    ranks at or near the top (reciprocal-rank fusion; results found by text carry the line as `snippet`).
     """
     filters, page = _filters(query), _page(query)
     search = _services().search
     if query.like is not None:
         vector = search.item_vector(query.like, query.t)
         return _result(search.search(vector, filters, page, exclude=frozenset({query.like})))
-    return _result(search.search(search.text_vector(query.q), filters, page))
+    fused = _services().fused
+    if query.text is not None:
+        return _result(fused.search_text(query.text, filters, page, q=query.q))
+    return _result(fused.search_fused(query.q, filters, page))
 
 
 @api.post("/api/search")
@@ -285,15 +292,16 @@ def _item_route(operation_id: str, tag: str, query=None, **responses):
 
 
 @api.get(f"/api/items/{ITEM}")
-@_item_route("getItem", "items", HTTP_200=(ItemView, "The item."))
+@_item_route("getItem", "items", HTTP_200=(ItemDetail, "The item, with the text read in it."))
 def item_detail(item_id: int):
-    """One indexed item"""
+    """One indexed item, with the lines of text read in it (boxes, confidence)"""
     item = _indexed_item(item_id)
-    if item.kind != Kind.IMAGE:
-        return _with_tags([ItemView.of(item)])[0]
     store = _services().store
-    motion, raw = store.motions_for([item.path]).get(item.path), store.raws_for([item.path]).get(item.path)
-    return _with_tags([ItemView.of(item, motion, raw)])[0]
+    motion = raw = None
+    if item.kind == Kind.IMAGE:
+        motion, raw = store.motions_for([item.path]).get(item.path), store.raws_for([item.path]).get(item.path)
+    text = ItemText.of(_services().ocr_store.text_of(item.id))
+    return _with_tags([ItemDetail(**ItemView.fields_of(item, motion, raw), text=text)])[0]
 
 
 @api.get(f"/api/items/{ITEM}/thumbnail")
@@ -538,6 +546,7 @@ def status():
             building=services.index.building,  # an IVF being (re)built in the background
         ),
         library=list(services.settings.library),
+        ocr=services.ocr.status(),
     )
 
 
@@ -600,6 +609,59 @@ def cancel_scan():
     if not scans.cancel():
         return error_response(409, "no scan is running", code=Code.NO_SCAN_RUNNING)
     return scans.status(), 202
+
+
+NO_OCR_PASS = (Error, "No OCR pass is running.")
+
+
+def _ocr_control(operation_id: str, done: tuple, code: str = "HTTP_200", **responses):
+    """The declaration of an OCR-pass control route: its answer, or 409 when no pass runs."""
+    return api_spec.validate(
+        tags=[TAGS["library"]],
+        operation_id=operation_id,
+        resp=Responses(**{code: done, "HTTP_409": NO_OCR_PASS, **responses}),
+    )
+
+
+@api.post("/api/ocr")
+@_ocr_control(
+    "startOcr",
+    (OcrStatus, "The OCR pass started."),
+    "HTTP_202",
+    HTTP_409=(Error, "A pass is running, OCR is off (MS_OCR), or another process owns the data dir."),
+)
+def start_ocr():
+    """Start reading the text of the photos still waiting for it (it also follows every scan by itself)"""
+    ocr = _services().ocr
+    refusal = ocr.try_start("manual")
+    if refusal:
+        return error_response(409, refusal)
+    return ocr.status(), 202
+
+
+def _ocr_changed(done: bool):
+    return _services().ocr.status() if done else error_response(409, "no OCR pass is running")
+
+
+@api.post("/api/ocr/pause")
+@_ocr_control("pauseOcr", (OcrStatus, "The OCR pass's status, now paused."))
+def pause_ocr():
+    """Pause the OCR pass after its current batch"""
+    return _ocr_changed(_services().ocr.pause())
+
+
+@api.post("/api/ocr/resume")
+@_ocr_control("resumeOcr", (OcrStatus, "The OCR pass's status, now reading (unless a scan runs)."))
+def resume_ocr():
+    """Resume a paused OCR pass (also outside the scan window; it still waits for a running scan)"""
+    return _ocr_changed(_services().ocr.resume())
+
+
+@api.post("/api/ocr/cancel")
+@_ocr_control("cancelOcr", (OcrStatus, "The OCR pass is stopping."))
+def cancel_ocr():
+    """Stop the OCR pass after the photo in hand, keeping the text read so far"""
+    return _ocr_changed(_services().ocr.cancel())
 
 
 @api.get("/healthz")

@@ -33,6 +33,7 @@ from pydantic import (
 from spectree.model_adapter.pydantic_adapter import BaseFile
 
 from ..errors import ApiErrorCode, ProblemCode, legacy_code
+from ..ocrpass import OcrStatus
 from ..reports import Reindexing, ScanStatus, ScanWarning
 from ..store import Item
 from ..thumbnails import rendition_key
@@ -215,13 +216,22 @@ class TextSearch(FilterParams):
         None
     )
     t: Annotated[TimeMs, Field(description="With `like` on a video: similar to its frame at `t` ms.")] = None
+    text: Annotated[
+        str,
+        Field(
+            description="Photos whose recognised text (OCR) contains all these words (Chinese substrings, English "
+            "words; case, width, punctuation and traditional/simplified folded); with `q`, ordered by `q`."
+        ),
+    ] = None
 
     @model_validator(mode="after")
     def _one_query(self):
-        if self.q is None and self.like is None:
+        if self.q is None and self.like is None and self.text is None:
             raise CodedValueError(
-                "give a query: q=TEXT, or like=ITEM_ID (or POST an image)", ApiErrorCode.MISSING_QUERY
+                "give a query: q=TEXT, text=WORDS, or like=ITEM_ID (or POST an image)", ApiErrorCode.MISSING_QUERY
             )
+        if self.like is not None and self.text is not None:
+            raise CodedValueError("give either text or like, not both", ApiErrorCode.CONFLICTING_QUERY)
         if self.q is not None and self.like is not None:
             raise CodedValueError("give either q or like, not both", ApiErrorCode.CONFLICTING_QUERY)
         return self
@@ -473,11 +483,14 @@ class SearchHit(ItemView):
         Field(ge=0, description="Video moments: the best frame's time, in seconds (its picture is `thumbnail_url`)."),
     ] = None
     clip_url: Annotated[str, Field(description="Video moments: the moment as an MP4 clip.")] = None
+    snippet: Annotated[str, Field(description="Photos whose text matched: the best-matching line, as read.")] = None
 
     @classmethod
     def of_hit(cls, hit, motion: Item | None = None, raw: Item | None = None) -> SearchHit:
         """The result for one hit of a search."""
         fields = {**ItemView.fields_of(hit.item, motion, raw), "score": round(hit.score, 6)}
+        if getattr(hit, "snippet", None) is not None:  # fusion.TextMatchHit
+            fields["snippet"] = hit.snippet
         moment = hit.moment
         if moment is not None:
             item = hit.item
@@ -494,6 +507,44 @@ class SearchHit(ItemView):
                 ),
             )
         return cls(**fields)
+
+
+class TextLine(Body):
+    """A line of text read in a photo."""
+
+    text: str
+    box: Annotated[
+        list[Annotated[float, Field(ge=0, le=1)]],
+        Field(
+            min_length=4,
+            max_length=4,
+            description="[left, top, right, bottom] in the upright photo, as fractions of its width and height.",
+        ),
+    ]
+    confidence: Annotated[float, Field(ge=0, le=1, description="The recogniser's confidence.")]
+
+
+class ItemText(Body):
+    """What OCR read in the photo."""
+
+    status: Annotated[
+        Literal["done", "error", "waiting"], Field(description="`waiting`: not read yet (or not a photo).")
+    ]
+    lines: list[TextLine]
+    error: Annotated[str | None, Field(description="Why OCR could not read it.")] = None
+
+    @classmethod
+    def of(cls, stored) -> ItemText:
+        """From ``ocrstore.ItemText``."""
+        lines = [TextLine(text=line.text, box=list(line.box), confidence=line.confidence) for line in stored.lines]
+        error = {"error": stored.error} if stored.error is not None else {}
+        return cls(status=stored.status or "waiting", lines=lines, **error)
+
+
+class ItemDetail(ItemView):
+    """An indexed item, with the text read in it."""
+
+    text: ItemText
 
 
 class SearchResult(Body):
@@ -597,6 +648,7 @@ class Status(Body):
     reindexing: Reindexing | None
     index: IndexInfo
     library: list[str]
+    ocr: Annotated[OcrStatus, Field(description="The OCR pass (text in photos), which follows each scan.")]
 
 
 class ScanStarted(Body):

@@ -4,6 +4,7 @@ import { t } from "./i18n.js";
 import { indexedCount, isMoment, resultKey, state } from "./state.js";
 import { renderCardTags } from "./tags.js";
 import { fromTemplate } from "./template.js";
+import { addSnippet } from "./textboxes.js";
 
 const el = {
   title: document.getElementById("results-heading"),
@@ -129,6 +130,7 @@ function resultCard(item, index) {
   similar.title = t("similar_title", { name: item.name });
   similar.setAttribute("aria-label", t("similar_title", { name: item.name }));
   renderCardTags(card.querySelector(".result-meta"), item);
+  addSnippet(card, item);
   return card;
 }
 

@@ -4,6 +4,7 @@ import { formatDate, formatDuration, formatNumber } from "./format.js";
 import { hasString, t } from "./i18n.js";
 import { renderMessage } from "./results.js";
 import { state, VERSION } from "./state.js";
+import { appendOcrStatus } from "./textboxes.js";
 import { toast } from "./toast.js";
 
 // How long until the next status poll: while a scan runs, when idle, when the tab is hidden, after a failure.
@@ -75,6 +76,7 @@ export function renderStatus() {
   const counts = status.counts || {};
   const scan = status.scan || {};
   renderStatusLine(counts, scan);
+  appendOcrStatus(el.text, status.ocr);
   renderScanInfo(scan);
   const problems = (counts.errors || 0) + (counts.skipped || 0);
   el.errors.hidden = problems === 0;

@@ -1,5 +1,4 @@
-/* Zero-shot tags: the tag browser (tags with counts, click → filtered results), the tag= filter it sets, and tag
- * chips on result cards and in the viewer, named in the UI's language (names from GET /api/tags). */
+/* Zero-shot tags: the tag browser, the tag= filter it sets, and tag chips on cards and in the viewer. */
 import { fetchJson } from "./api.js";
 import { currentLanguage, t } from "./i18n.js";
 import { state } from "./state.js";
@@ -55,7 +54,7 @@ async function loadTags() {
 }
 
 /** Add `key` to the filter (`on`), remove it, or toggle it; then search again. */
-export function toggleTag(key, on) {
+function toggleTag(key, on) {
   const want = on === undefined ? !active.has(key) : on;
   if (want) active.add(key);
   else active.delete(key);

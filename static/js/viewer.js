@@ -6,6 +6,7 @@ import { startLike } from "./query.js";
 import { runSearch } from "./search.js";
 import { isMoment, state } from "./state.js";
 import { renderViewerTags } from "./tags.js";
+import { clearItemText, showItemText } from "./textboxes.js";
 
 const RENDITION_POLL_MS = 2000; // how often to ask whether the server's playable version of a video is ready
 const el = {
@@ -93,6 +94,7 @@ export function renderViewer() {
     el.image.src = item.view_url;
   }
   renderDetails(item);
+  showItemText(item, isVideo ? null : el.image, el.details);
   el.original.href = item.file_url;
   el.position.textContent = t("position", { n: formatNumber(state.viewerIndex + 1), total: formatNumber(state.total) });
   el.prev.disabled = state.viewerIndex <= 0;
@@ -203,6 +205,7 @@ function closeViewer() {
 
 // Back in the grid, the card that was open has the focus.
 function onViewerClosed() {
+  clearItemText();
   token += 1;
   el.video.pause();
   el.video.removeAttribute("src");
