@@ -52,11 +52,25 @@ def _add_kind_status_index(cursor: sqlite3.Cursor) -> None:
     cursor.execute("CREATE INDEX IF NOT EXISTS ix_items_kind_status ON items (kind, status)")
 
 
+def _add_hidden_items_and_hashes(cursor: sqlite3.Cursor) -> None:
+    """Release 5: duplicates — items hidden from results, and the perceptual hashes that confirm duplicates."""
+    cursor.execute(
+        "CREATE TABLE hidden_items (item_id INTEGER NOT NULL, hidden_at DATETIME NOT NULL, PRIMARY KEY (item_id), "
+        "FOREIGN KEY(item_id) REFERENCES items (id) ON DELETE CASCADE)"
+    )
+    cursor.execute(
+        "CREATE TABLE perceptual_hashes (item_id INTEGER NOT NULL, time_ms INTEGER NOT NULL, "
+        "rendition VARCHAR(64) NOT NULL, phash INTEGER NOT NULL, PRIMARY KEY (item_id, time_ms), "
+        "FOREIGN KEY(item_id) REFERENCES items (id) ON DELETE CASCADE)"
+    )
+
+
 # MIGRATIONS[n - 1] takes a database from version n to n + 1.
 MIGRATIONS: tuple[Callable[[sqlite3.Cursor], None], ...] = (
     _add_api_tokens,
     _add_video_columns,
     _add_kind_status_index,
+    _add_hidden_items_and_hashes,
 )
 VERSION = len(MIGRATIONS) + 1  # the schema this release writes
 

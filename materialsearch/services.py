@@ -8,6 +8,7 @@ import time
 
 from .catalog import INDEX_FILENAME, Catalog
 from .decode import configure_pillow, decode_sizes
+from .duplicates import make_finder
 from .encoders import Encoder, make_encoder
 from .index import VectorIndex
 from .lock import DataDirLock
@@ -81,6 +82,7 @@ class Services:
             settings.preview_size,
             settings.max_image_pixels,
         )
+        self.duplicates = make_finder(settings, store, self.renditions)
         self.search = SearchService(
             self.store, self.index, self.encoder, settings.max_image_pixels, decode_sizes(settings, self.encoder)
         )
