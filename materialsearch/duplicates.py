@@ -45,7 +45,6 @@ HASH_MAX_DISTANCE = 10  # of the pHash's 64 bits: at most this many differ for a
 HASH_BITS = 64  # imagehash.phash with hash_size 8
 VIDEO_MIN_COVERAGE = 0.8  # share of the shorter video's sampled frames found, in order, in the other
 VIDEO_MIN_MATCHED_FRAMES = 2  # and at least this many of them (or all of a shorter one)
-VIDEO_FRAME_CANDIDATES = 3  # per frame, the most similar frames of the other video whose hashes are compared
 EXACT_SEARCH_MAX = 20000  # up to this many vectors the range search is exact; above, an IVF
 IVF_LISTS_PER_SQRT = 2  # IVF lists: this × sqrt(n)
 IVF_NPROBE = 16  # lists searched per query: near-duplicates sit in the same or an adjacent list
@@ -267,31 +266,30 @@ class Frames:
 
 
 def same_video(a: Frames, b: Frames, frame_hash: Callable[[int, int], int | None], tolerance_ms: int) -> bool:
-    """Whether the shorter of two videos is found in the other: enough of its frames match (vector and hash) at
-    one time offset (± ``tolerance_ms``, about a sampling interval)."""
+    """Whether the shorter of two videos is found in the other: enough of its frames match a frame of the other
+    (vector proposes, hash confirms) at one time offset (± ``tolerance_ms``, about a sampling interval).
+
+    Every confirmed frame pair votes for its offset, and the offset that explains most of the shorter video's
+    frames wins: a static scene matching several frames cannot throw it off, and the same shots in another order
+    (or only a shared intro) explain too few frames.
+    """
     if len(a.times) > len(b.times):
         a, b = b, a
     if len(a.times) == 0:
         return False
     similarity = a.vectors @ b.vectors.T
-    offsets = []
-    for i in range(len(a.times)):
-        candidates = np.argsort(-similarity[i], kind="stable")[:VIDEO_FRAME_CANDIDATES]
-        ha = None
-        for j in candidates.tolist():
-            if similarity[i, j] < PROPOSE_MIN_COSINE:
-                break
-            ha = frame_hash(a.item_id, int(a.times[i])) if ha is None else ha
-            hb = frame_hash(b.item_id, int(b.times[j]))
-            if ha is not None and hb is not None and hash_distance(ha, hb) <= HASH_MAX_DISTANCE:
-                offsets.append(int(b.times[j]) - int(a.times[i]))
-                break
-    if not offsets:
+    matches: list[tuple[int, int]] = []  # (frame of a, offset to a confirmed frame of b)
+    for i, j in zip(*np.nonzero(similarity >= np.float32(PROPOSE_MIN_COSINE)), strict=True):
+        ha, hb = frame_hash(a.item_id, int(a.times[i])), frame_hash(b.item_id, int(b.times[j]))
+        if ha is not None and hb is not None and hash_distance(ha, hb) <= HASH_MAX_DISTANCE:
+            matches.append((int(i), int(b.times[j]) - int(a.times[i])))
+    if not matches:
         return False
-    offsets_array = np.array(offsets)
-    consistent = int(np.sum(np.abs(offsets_array - np.median(offsets_array)) <= tolerance_ms))
+    frames = np.array([m[0] for m in matches])
+    offsets = np.array([m[1] for m in matches])
+    explained = max(len(np.unique(frames[np.abs(offsets - offset) <= tolerance_ms])) for offset in np.unique(offsets))
     needed = max(min(VIDEO_MIN_MATCHED_FRAMES, len(a.times)), int(np.ceil(VIDEO_MIN_COVERAGE * len(a.times))))
-    return consistent >= needed
+    return explained >= needed
 
 
 def group_videos(
