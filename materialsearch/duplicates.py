@@ -46,9 +46,13 @@ HASH_BITS = 64  # imagehash.phash with hash_size 8
 VIDEO_MIN_COVERAGE = 0.8  # share of the shorter video's sampled frames found, in order, in the other
 VIDEO_MIN_MATCHED_FRAMES = 2  # and at least this many of them (or all of a shorter one)
 EXACT_SEARCH_MAX = 20000  # up to this many vectors the range search is exact; above, an IVF
-IVF_LISTS_PER_SQRT = 2  # IVF lists: this × sqrt(n)
-IVF_NPROBE = 16  # lists searched per query: near-duplicates sit in the same or an adjacent list
-IVF_TRAIN_PER_LIST = 40  # k-means sample per list
+# The IVF is tuned for near-duplicates, not for search: many small lists and few probed, since a copy sits in the
+# same list as its original or the next one (at 100k: 1264 lists, 4 probed — recall 1.0 of planted pairs in
+# bench/bench_duplicates.py, 6x less CPU than 632 lists / 16 probed).
+IVF_LISTS_PER_SQRT = 4  # IVF lists: this × sqrt(n)
+IVF_NPROBE = 4  # lists searched per query
+IVF_TRAIN_PER_LIST = 20  # k-means sample per list (training is most of the cost at 100k)
+IVF_KMEANS_ITERATIONS = 8
 RANGE_BATCH = 2048  # queries per FAISS range search call (bounds the memory of the results)
 STILL = -1  # the time of a photo's (not a video frame's) hash
 
@@ -153,7 +157,8 @@ def _search_index(vectors: np.ndarray):
     else:
         nlist = int(IVF_LISTS_PER_SQRT * np.sqrt(n))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.cp.niter = 10
+        index.cp.niter = IVF_KMEANS_ITERATIONS
+        index.cp.min_points_per_centroid = IVF_TRAIN_PER_LIST  # the sample is small on purpose: no warning
         sample = min(n, nlist * IVF_TRAIN_PER_LIST)
         rows = np.sort(np.random.default_rng(0).choice(n, sample, replace=False))
         index.train(np.ascontiguousarray(vectors[rows]))

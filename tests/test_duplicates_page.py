@@ -89,7 +89,13 @@ def _open(browser, server, viewport, locale):
 
 @pytest.mark.browser
 @pytest.mark.parametrize(
-    ("name", "viewport", "locale"), [("desktop-en", DESKTOP, "en-US"), ("phone-zh", PHONE, "zh-CN")]
+    ("name", "viewport", "locale"),
+    [
+        ("desktop-en", DESKTOP, "en-US"),
+        ("desktop-zh", DESKTOP, "zh-CN"),
+        ("phone-en", PHONE, "en-US"),
+        ("phone-zh", PHONE, "zh-CN"),
+    ],
 )
 def test_groups_side_by_side_with_the_keeper_marked(browser, server, name, viewport, locale):
     context, page, errors = _open(browser, server, viewport, locale)

@@ -85,7 +85,8 @@ def not_found(exc):
 
 def _filters(params: FilterParams) -> Filters:
     kind = None if params.kind == "all" else params.kind
-    hide = None if params.include_hidden or not _services().store.has_hidden() else True
+    shown = getattr(params, "include_hidden", False)  # a text search may ask for hidden items too
+    hide = None if shown or not _services().store.has_hidden() else True
     return Filters(
         path_contains=params.path, date_from=params.date_from, date_to=params.date_to, kind=kind, exclude_hidden=hide
     )

@@ -172,9 +172,6 @@ class FilterParams(PageParams):
             description="Only results at least this similar (cosine); `total` then counts only those.",
         ),
     ] = None
-    include_hidden: Annotated[
-        bool, Field(description="Also show the items hidden from results (see `/api/hidden`).")
-    ] = False
 
     @model_validator(mode="after")
     def _dates_in_order(self):
@@ -191,6 +188,9 @@ class TextSearch(FilterParams):
         None
     )
     t: Annotated[TimeMs, Field(description="With `like` on a video: similar to its frame at `t` ms.")] = None
+    include_hidden: Annotated[
+        bool, Field(description="Also find the items hidden from results (see `/api/hidden`; left out by default).")
+    ] = False
 
     @model_validator(mode="after")
     def _one_query(self):
