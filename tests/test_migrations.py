@@ -74,7 +74,15 @@ def fresh_schema(tmp_path) -> dict:
 
 def test_a_new_database_is_created_at_the_current_version(fresh_schema):
     assert fresh_schema["version"] == VERSION == len(migrations.MIGRATIONS) + 1
-    assert set(fresh_schema) == {"version", "items", "vectors", "meta", "api_tokens"}
+    assert set(fresh_schema) == {
+        "version",
+        "items",
+        "vectors",
+        "meta",
+        "api_tokens",
+        "hidden_items",
+        "perceptual_hashes",
+    }
     assert set(VIDEO_COLUMNS) <= {c[0] for c in fresh_schema["items"]["columns"]}
 
 
@@ -133,13 +141,13 @@ def test_a_failed_step_rolls_the_whole_upgrade_back(tmp_path, monkeypatch):
     before = schema_of(path), rows(path, "SELECT * FROM items ORDER BY id")
 
     def broken(cursor):
-        cursor.execute("CREATE INDEX ix_items_kind_status ON items (kind, status)")
+        cursor.execute("CREATE TABLE half_done (x INTEGER)")
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS[:-1], broken))
+    monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS, broken))
     with pytest.raises(RuntimeError, match="disk on fire"):
         Store(str(path))
-    # The columns step before it ran in the same transaction: nothing of either is left.
+    # The steps before it (columns, index, tables) ran in the same transaction: nothing of any of them is left.
     assert (schema_of(path), rows(path, "SELECT * FROM items ORDER BY id")) == before
 
 
