@@ -82,6 +82,19 @@ def _add_ocr_text(cursor: sqlite3.Cursor) -> None:
     create_text_tables(cursor)
 
 
+def _add_hidden_items_and_hashes(cursor: sqlite3.Cursor) -> None:
+    """Release 8: duplicates — items hidden from results, and the perceptual hashes that confirm duplicates."""
+    cursor.execute(
+        "CREATE TABLE hidden_items (item_id INTEGER NOT NULL, hidden_at DATETIME NOT NULL, PRIMARY KEY (item_id), "
+        "FOREIGN KEY(item_id) REFERENCES items (id) ON DELETE CASCADE)"
+    )
+    cursor.execute(
+        "CREATE TABLE perceptual_hashes (item_id INTEGER NOT NULL, time_ms INTEGER NOT NULL, "
+        "rendition VARCHAR(64) NOT NULL, phash INTEGER NOT NULL, PRIMARY KEY (item_id, time_ms), "
+        "FOREIGN KEY(item_id) REFERENCES items (id) ON DELETE CASCADE)"
+    )
+
+
 # MIGRATIONS[n - 1] takes a database from version n to n + 1.
 MIGRATIONS: tuple[Callable[[sqlite3.Cursor], None], ...] = (
     _add_api_tokens,
@@ -90,6 +103,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Cursor], None], ...] = (
     _add_error_codes,
     _add_item_tags,
     _add_ocr_text,
+    _add_hidden_items_and_hashes,
 )
 VERSION = len(MIGRATIONS) + 1  # the schema this release writes
 

@@ -114,3 +114,22 @@ class OcrState(Base):
     error: Mapped[str | None] = mapped_column(Text)
     line_count: Mapped[int] = mapped_column(Integer)
     read_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class HiddenItem(Base):
+    """An item the user chose to hide from results (a duplicate's other copies); reversible, the file is untouched."""
+
+    __tablename__ = "hidden_items"
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    hidden_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class PerceptualHash(Base):
+    """The 64-bit pHash of an item's thumbnail (``time_ms`` -1) or of a video frame's, for one version of its file
+    (``rendition``: the thumbnail key, which changes when the file does)."""
+
+    __tablename__ = "perceptual_hashes"
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    time_ms: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rendition: Mapped[str] = mapped_column(String(64))
+    phash: Mapped[int] = mapped_column(Integer)  # the unsigned 64 bits stored as a signed SQLite integer

@@ -9,6 +9,7 @@ import time
 from .catalog import INDEX_FILENAME, Catalog
 from .classify import Classifier
 from .decode import configure_pillow, decode_sizes
+from .duplicates import make_finder
 from .encoders import Encoder, make_encoder
 from .fusion import FusedSearch
 from .index import VectorIndex
@@ -87,6 +88,7 @@ class Services:
             settings.preview_size,
             settings.max_image_pixels,
         )
+        self.duplicates = make_finder(settings, store, self.renditions)
         self.search = SearchService(
             self.store, self.index, self.encoder, settings.max_image_pixels, decode_sizes(settings, self.encoder)
         )

@@ -14,13 +14,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import numpy as np
-from sqlalchemy import bindparam, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import bindparam, create_engine, delete, event, exists, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from . import migrations
 from .records import FileState, ItemRecord, Kind, Status
-from .schema import Base, Item, ItemTag, Meta, Vector
+from .schema import Base, HiddenItem, Item, ItemTag, Meta, PerceptualHash, Vector
 
 DB_FILENAME = "materialsearch.db"  # inside MS_DATA_DIR
 PAGE_SIZE_BYTES = 16384  # 4 KiB pages waste about half the file on 2 KB vector blobs
@@ -47,6 +47,7 @@ class Filters:
     date_to: dt.datetime | None = None
     kind: str | None = None
     tags: tuple[str, ...] | None = None  # tag keys the item must all have (``tags``)
+    exclude_hidden: bool | None = None  # leave out the items hidden from results (None: nothing to leave out)
 
     @property
     def active(self) -> bool:
@@ -303,6 +304,8 @@ class Store:
             query = query.where(Item.kind == filters.kind)
         for tag in filters.tags or ():
             query = query.where(Item.id.in_(select(ItemTag.item_id).where(ItemTag.tag == tag)))
+        if filters.exclude_hidden:
+            query = query.where(~exists().where(HiddenItem.item_id == Item.id))
         return query
 
     # --- items ------------------------------------------------------------------------------------------------
@@ -358,3 +361,67 @@ class Store:
             skipped=total(Status.SKIPPED),
             pending=total(Status.PENDING),
         )
+
+    # --- duplicates: hidden items, perceptual hashes, vectors by kind ---------------------------------------------
+    def hide(self, item_ids: Iterable[int]) -> None:
+        """Hide items from results (already hidden ones stay as they are)."""
+        now = _now()
+        with self.engine.begin() as conn:
+            for chunk in chunked(sorted(set(item_ids))):
+                known = set(conn.execute(select(HiddenItem.item_id).where(HiddenItem.item_id.in_(chunk))).scalars())
+                rows = [{"item_id": i, "hidden_at": now} for i in chunk if i not in known]
+                if rows:
+                    conn.execute(insert(HiddenItem), rows)
+
+    def unhide(self, item_ids: Iterable[int]) -> None:
+        """Show items in results again."""
+        with self.engine.begin() as conn:
+            for chunk in chunked(set(item_ids)):
+                conn.execute(delete(HiddenItem).where(HiddenItem.item_id.in_(chunk)))
+
+    def hidden_ids(self) -> set[int]:
+        """Every hidden item's id."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(HiddenItem.item_id)).scalars())
+
+    def has_hidden(self) -> bool:
+        """Whether any item is hidden (searches then leave them out)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(HiddenItem.item_id).limit(1)).scalar() is not None
+
+    def kind_vectors(self, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(item ids, frame times or -1, vectors) of every indexed item of ``kind``, by item then time."""
+        query = (
+            select(Vector.item_id, func.coalesce(Vector.time_ms, -1), Vector.embedding)
+            .join(Item, Item.id == Vector.item_id)
+            .where(Item.status == Status.OK, Item.kind == kind)
+            .order_by(Vector.item_id, Vector.time_ms)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        items = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        times = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+        return items, times, _stack([r[2] for r in rows])
+
+    def perceptual_hashes(self) -> dict[tuple[int, int], tuple[str, int]]:
+        """(item id, time or -1) → (rendition key it was computed from, unsigned 64-bit pHash)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(PerceptualHash.item_id, PerceptualHash.time_ms, PerceptualHash.rendition, PerceptualHash.phash)
+            )
+            return {(item, time): (key, value & (2**64 - 1)) for item, time, key, value in rows}
+
+    def save_perceptual_hashes(self, rows: Sequence[tuple[int, int, str, int]]) -> None:
+        """Store (item id, time or -1, rendition key, unsigned 64-bit pHash) rows, replacing older ones."""
+        signed = [
+            {"item_id": i, "time_ms": t, "rendition": k, "phash": h - 2**64 if h >= 2**63 else h} for i, t, k, h in rows
+        ]
+        with self.engine.begin() as conn:
+            for chunk in chunked(signed):
+                for row in chunk:
+                    conn.execute(
+                        delete(PerceptualHash).where(
+                            PerceptualHash.item_id == row["item_id"], PerceptualHash.time_ms == row["time_ms"]
+                        )
+                    )
+                conn.execute(insert(PerceptualHash), chunk)

@@ -78,6 +78,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, services: Serv
 
     from . import auth
     from .api import api
+    from .duplicates_api import duplicates_api
     from .pages import pages
     from .reference import reference
 
@@ -89,6 +90,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, services: Serv
         raise
     auth.init_app(app, authn)
     app.register_blueprint(api)
+    app.register_blueprint(duplicates_api)
     app.register_blueprint(pages)
     app.register_blueprint(reference)
 

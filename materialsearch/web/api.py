@@ -92,12 +92,15 @@ def api_error(exc: ApiError):
 
 def _filters(params: FilterParams) -> Filters:
     kind = None if params.kind == "all" else params.kind
+    shown = getattr(params, "include_hidden", False)  # a text search may ask for hidden items too
+    hide = None if shown or not _services().store.has_hidden() else True
     return Filters(
         path_contains=params.path,
         date_from=params.date_from,
         date_to=params.date_to,
         kind=kind,
         tags=_tag_keys(params.tag),
+        exclude_hidden=hide,
     )
 
 

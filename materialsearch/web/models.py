@@ -32,6 +32,7 @@ from pydantic import (
 )
 from spectree.model_adapter.pydantic_adapter import BaseFile
 
+from ..duplicates import KeeperReason
 from ..errors import ApiErrorCode, ProblemCode, legacy_code
 from ..ocrpass import OcrStatus
 from ..reports import Reindexing, ScanStatus, ScanWarning
@@ -223,6 +224,9 @@ class TextSearch(FilterParams):
             "words; case, width, punctuation and traditional/simplified folded); with `q`, ordered by `q`."
         ),
     ] = None
+    include_hidden: Annotated[
+        bool, Field(description="Also find the items hidden from results (see `/api/hidden`; left out by default).")
+    ] = False
 
     @model_validator(mode="after")
     def _one_query(self):
@@ -708,3 +712,75 @@ class TagList(Body):
 
 class Document(RootModel[dict[str, Any]]):
     """An OpenAPI document."""
+
+
+# --- duplicates -------------------------------------------------------------------------------------------------
+MAX_IDS = 10000  # ids per hide/restore request
+
+
+class DuplicatesQuery(PageParams):
+    """``GET /api/duplicates``: a page of groups, of photos, videos or both."""
+
+    kind: Annotated[
+        Literal["all", "image", "video"],
+        BeforeValidator(_lower),
+        Field(description="Which groups: `all` (default), `image` or `video`."),
+    ] = "all"
+
+
+class DuplicateMember(ItemView):
+    """A member of a duplicate group."""
+
+    hidden: Annotated[bool, Field(description="Hidden from search results and the timeline.")]
+
+
+class DuplicateGroup(Body):
+    """Near-identical items, the best keeper first."""
+
+    ids: Annotated[list[int], Field(description="The members' ids, the keeper first, then best to worst.")]
+    keeper: Annotated[int, Field(description="The member to keep.")]
+    why: Annotated[KeeperReason, Field(description="Why it is the keeper: a stable code a UI can translate.")]
+    why_text: Annotated[str, Field(description="The same in English.")]
+    kind: ItemKind
+    items: Annotated[list[DuplicateMember], Field(description="The members, in the order of `ids`.")]
+
+
+class DuplicateList(Body):
+    """A page of duplicate groups (photos first, then videos; larger groups first)."""
+
+    groups: list[DuplicateGroup]
+    total: Annotated[int, Field(ge=0, description="Groups in all (of the asked kind).")]
+    others: Annotated[int, Field(ge=0, description="Non-keepers in all those groups.")]
+    compared: Annotated[int, Field(ge=0, description="Indexed items compared.")]
+    took_ms: Annotated[float, Field(ge=0, description="How long the grouping took when it was computed.")]
+
+
+class DuplicateOther(Body):
+    """One non-keeper copy, for the user's own tools."""
+
+    group: Annotated[int, Field(ge=1, description="Its group's number (1-based, in `/api/duplicates` order).")]
+    id: int
+    path: str
+    size: Annotated[int, Field(ge=0)]
+    keeper_id: int
+    keeper_path: str
+    why: KeeperReason
+
+
+class DuplicateExport(Body):
+    """Every non-keeper's path."""
+
+    others: list[DuplicateOther]
+
+
+class ItemIds(BaseModel):
+    """A JSON body naming items."""
+
+    ids: Annotated[list[ItemId], Field(min_length=1, max_length=MAX_IDS, description="Item ids.")]
+
+
+class HiddenList(Body):
+    """The items hidden from results."""
+
+    ids: Annotated[list[int], Field(description="Every hidden item's id, ascending.")]
+    total: Annotated[int, Field(ge=0)]

@@ -19,3 +19,10 @@ def index():
         page_size=settings.page_size,
         max_upload_bytes=settings.max_upload_bytes,
     )
+
+
+@pages.get("/duplicates")
+def duplicates():
+    """The duplicates review page: groups side by side, the keeper marked; hide the others, export their paths."""
+    settings = current_app.extensions["materialsearch"].settings
+    return render_template("duplicates.html", version=__version__, page_size=settings.page_size)
