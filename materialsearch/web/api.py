@@ -27,6 +27,7 @@ from .models import (
     FilterParams,
     Health,
     ImageSearch,
+    ImageUpload,
     IndexInfo,
     ItemView,
     ModelInfo,
@@ -149,6 +150,30 @@ def search_post(form: ImageSearch):
     if text:
         vector = search.combine(vector, search.text_vector(text))
     return _result(search.search(vector, _filters(form), _page(form)))
+
+
+@api.post("/api/query-preview")
+@api_spec.validate(
+    tags=[TAGS["search"]],
+    operation_id="previewQueryImage",
+    resp=Responses(
+        HTTP_200=("image/jpeg", "A thumbnail-sized JPEG of the picture."),
+        HTTP_400=(Error, "No `image` field, or an unreadable picture."),
+        HTTP_413=(Error, "The request is larger than MS_MAX_UPLOAD_BYTES."),
+    ),
+)
+def query_preview(form: ImageUpload):
+    """A JPEG of a query picture the browser cannot show itself (HEIC, TIFF)
+
+    Multipart form with the picture in `image`; decoded in memory like a search picture, never stored.
+    """
+    if form is None:
+        raise BadRequest("send the picture as a multipart form field named 'image'")
+    try:
+        jpeg = _services().renditions.thumbnail_of_upload(form.image.read())
+    except DecodeError as exc:
+        raise BadRequest(f"the uploaded file is not a usable image: {exc}") from None
+    return Response(jpeg, mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 # --- items ------------------------------------------------------------------------------------------------------

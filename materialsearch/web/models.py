@@ -204,6 +204,12 @@ class ImageSearch(FilterParams):
     q: Annotated[str, Field(description="Words that refine the picture.")] = None
 
 
+class ImageUpload(Params):
+    """``POST /api/query-preview``: a picture (multipart) to be shown as the query image."""
+
+    image: Annotated[BaseFile, Field(description="The picture.")]
+
+
 class Version(Params):
     """Renditions: the version in their URLs."""
 
