@@ -52,11 +52,17 @@ def _add_kind_status_index(cursor: sqlite3.Cursor) -> None:
     cursor.execute("CREATE INDEX IF NOT EXISTS ix_items_kind_status ON items (kind, status)")
 
 
+def _add_timeline_index(cursor: sqlite3.Cursor) -> None:
+    """Release 5: the timeline (indexed items by capture time) pages by keyset over an index."""
+    cursor.execute("CREATE INDEX IF NOT EXISTS ix_items_status_taken_at ON items (status, taken_at)")
+
+
 # MIGRATIONS[n - 1] takes a database from version n to n + 1.
 MIGRATIONS: tuple[Callable[[sqlite3.Cursor], None], ...] = (
     _add_api_tokens,
     _add_video_columns,
     _add_kind_status_index,
+    _add_timeline_index,
 )
 VERSION = len(MIGRATIONS) + 1  # the schema this release writes
 

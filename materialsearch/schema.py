@@ -41,7 +41,11 @@ class Item(Base):
     pair_path: Mapped[str | None] = mapped_column(Text, index=True)
     # Photos: byte offset of the MP4 embedded in an Android motion photo.
     motion_offset: Mapped[int | None] = mapped_column(Integer)
-    __table_args__ = (Index("ix_items_kind_status", "kind", "status"),)
+    __table_args__ = (
+        Index("ix_items_kind_status", "kind", "status"),
+        # The timeline: indexed items in capture-time order, a keyset page at any depth (rowid breaks ties).
+        Index("ix_items_status_taken_at", "status", "taken_at"),
+    )
 
 
 class Vector(Base):

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import numpy as np
-from sqlalchemy import bindparam, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import and_, bindparam, create_engine, delete, event, func, insert, select, tuple_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -46,11 +46,24 @@ class Filters:
     date_from: dt.datetime | None = None
     date_to: dt.datetime | None = None
     kind: str | None = None
+    name_contains: str | None = None  # in the file name (not its folders)
 
     @property
     def active(self) -> bool:
         """Whether any filter is set."""
         return any(v is not None for v in dataclasses.astuple(self))
+
+
+# A keyset position in the timeline: (capture time or None for an undated item, item id) of the last row shown.
+TimelinePosition = tuple[dt.datetime | None, int]
+# SQLite has no basename(): the path with everything up to its last "/" trimmed (rtrim drops the name's
+# characters from the right; what is left is the folder with its slash).
+_FILE_NAME = func.substr(Item.path, func.length(func.rtrim(Item.path, func.replace(Item.path, "/", ""))) + 1)
+_FOLDER = func.rtrim(Item.path, func.replace(Item.path, "/", ""))
+
+
+def _like_escaped(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,8 +305,9 @@ class Store:
     @staticmethod
     def _apply_filters(query, filters: Filters):
         if filters.path_contains:
-            escaped = filters.path_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where(Item.path.like(f"%{escaped}%", escape="\\"))
+            query = query.where(Item.path.like(_like_escaped(filters.path_contains), escape="\\"))
+        if filters.name_contains:
+            query = query.where(_FILE_NAME.like(_like_escaped(filters.name_contains), escape="\\"))
         if filters.date_from is not None:
             query = query.where(Item.taken_at >= filters.date_from)
         if filters.date_to is not None:
@@ -301,6 +315,43 @@ class Store:
         if filters.kind is not None:
             query = query.where(Item.kind == filters.kind)
         return query
+
+    # --- browsing ---------------------------------------------------------------------------------------------
+    def timeline(self, filters: Filters, newest_first: bool, after: TimelinePosition | None, limit: int) -> list[Item]:
+        """Indexed items passing ``filters`` in capture-time order (ties by id), the ``limit`` after ``after``.
+
+        A keyset page over ``ix_items_status_taken_at``: as cheap at any depth, and stable while a scan adds
+        items. Undated items (the scan dates a file without a capture time by its mtime, so only rows of old
+        releases) count as older than every dated one: last when newest first, first when oldest first."""
+        dated, undated = Item.taken_at.is_not(None), Item.taken_at.is_(None)
+        key = tuple_(Item.taken_at, Item.id)
+        if newest_first:
+            phases = [(dated, (Item.taken_at.desc(), Item.id.desc())), (undated, (Item.id.desc(),))]
+            if after is not None and after[0] is not None:
+                phases[0] = (and_(dated, key < tuple_(*after)), phases[0][1])
+            elif after is not None:
+                phases = [(and_(undated, Item.id < after[1]), phases[1][1])]
+        else:
+            phases = [(undated, (Item.id.asc(),)), (dated, (Item.taken_at.asc(), Item.id.asc()))]
+            if after is not None and after[0] is not None:
+                phases = [(and_(dated, key > tuple_(*after)), phases[1][1])]
+            elif after is not None:
+                phases[0] = (and_(undated, Item.id > after[1]), phases[0][1])
+        found: list[Item] = []
+        with Session(self.engine) as session:
+            for where, order in phases:
+                if len(found) >= limit:
+                    break
+                query = self._apply_filters(select(Item).where(Item.status == Status.OK, where), filters)
+                found += session.scalars(query.order_by(*order).limit(limit - len(found)))
+        return found
+
+    def folder_counts(self) -> dict[str, int]:
+        """Indexed items per folder (the path up to its last "/", without it), one grouped query."""
+        folder = func.rtrim(_FOLDER, "/")
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(folder, func.count(Item.id)).where(Item.status == Status.OK).group_by(folder))
+            return {path: int(count) for path, count in rows}
 
     # --- items ------------------------------------------------------------------------------------------------
     def get_item(self, item_id: int) -> Item | None:

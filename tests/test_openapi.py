@@ -17,6 +17,13 @@ FIXTURE = REPO / "tests" / "data" / "openapi_v1.json"
 # Fields every response had, that the hand-written document left out; the models declare them now.
 NEWLY_DOCUMENTED = {"backend", "precision", "layout", "building", "started_at", "trigger", "cancelled"}
 
+# Added since that release, on purpose (issue 11: timeline, narrowing, stacks, folders, download, item info).
+ADDED = {
+    "operations": {("get", "/api/items")},
+    "parameters": {"name"},
+    "fields": set(),
+}
+
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 # Routes outside /api that belong to the REST surface and are documented too.
 EXTRA_DOCUMENTED = {"/healthz"}
@@ -37,18 +44,25 @@ def app(scanned_app, tmp_path_factory, media_dir):
 def test_document_keeps_the_contract_of_the_hand_written_one(make_app):
     """Same operations, parameters (name, place, required, type, bounds, default), request bodies and statuses;
     every response field it described is still there with the same type; the only new fields are ones the
-    responses always had."""
+    responses always had, or ones added since on purpose (``ADDED``), and added parameters are optional."""
     new = contract(make_app().test_client().get("/api/openapi.json").get_json())
     old = contract(json.loads(FIXTURE.read_text(encoding="utf-8")))
-    assert set(new) == set(old)
+    assert set(new) == set(old) | ADDED["operations"]
     for operation, before in old.items():
         after = new[operation]
-        assert after["parameters"] == before["parameters"], operation
-        assert after["body"] == before["body"], operation
+        assert {k: after["parameters"][k] for k in before["parameters"]} == before["parameters"], operation
+        added_parameters = {k: v for k, v in after["parameters"].items() if k not in before["parameters"]}
+        assert {name for name, _in in added_parameters} <= ADDED["parameters"], operation
+        assert not any(p["required"] for p in added_parameters.values()), operation
+        assert lost(before["body"], after["body"]) == [], operation
+        body_added = {p.rsplit("/", 1)[1].removesuffix(": missing") for p in lost(after["body"], before["body"])}
+        assert body_added <= ADDED["parameters"], operation
         assert set(after["responses"]) == set(before["responses"]), operation
         assert lost(before["responses"], after["responses"]) == [], operation
         added = {p for p in lost(after["responses"], before["responses"]) if p.endswith(": missing")}
-        assert {p.rsplit("/", 1)[1].removesuffix(": missing") for p in added} <= NEWLY_DOCUMENTED, operation
+        assert {p.rsplit("/", 1)[1].removesuffix(": missing") for p in added} <= NEWLY_DOCUMENTED | ADDED["fields"], (
+            operation
+        )
 
 
 def test_contract_comparison_sees_a_lost_field_or_bound():
@@ -222,6 +236,28 @@ def _fuzz(operation, mode: str, checks, **fixed) -> None:
     run()
 
 
+def _form_text_is_text(ctx, response, case):
+    """schemathesis' ``negative_data_rejection``, less one false alarm: it counts a number or a structure sent in a
+    multipart text field (``path=3565304467954``) as invalid, but every form field is text on the wire, so the
+    server rightly takes it as text (schemathesis itself allows this for query and path parameters)."""
+    from schemathesis.checks import negative_data_rejection
+    from schemathesis.core.mutations import OperatorKind
+
+    phase = getattr(getattr(case.meta, "phase", None), "data", None)
+    mutations = getattr(phase, "mutations", None) or []
+    if (
+        str(case.media_type or "").startswith("multipart/")
+        and mutations
+        and all(
+            m.operator == OperatorKind.CHANGE_TYPE
+            and m.original_value == "string"  # whatever replaces it is sent as text (JSON for a structure)
+            for m in mutations
+        )
+    ):
+        return None
+    return negative_data_rejection(ctx, response, case)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["positive", "negative"])
 def test_schemathesis_finds_no_server_errors_or_schema_violations(app, mode):
@@ -230,7 +266,6 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(app, mode):
     from hypothesis.errors import Unsatisfiable
     from schemathesis.checks import (
         content_type_conformance,
-        negative_data_rejection,
         not_a_server_error,
         response_schema_conformance,
         status_code_conformance,
@@ -238,7 +273,7 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(app, mode):
 
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
     if mode == "negative":
-        checks.append(negative_data_rejection)
+        checks.append(_form_text_is_text)
     failures = []
     operations = _operations(app)
     assert len(operations) >= 11

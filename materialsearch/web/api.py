@@ -9,6 +9,7 @@ import os
 
 from flask import Blueprint, Response, abort, current_app, send_file
 
+from ..browse import CursorError, Sort, timeline_page
 from ..decode import DecodeError
 from ..records import Kind
 from ..records import Status as ItemStatus
@@ -29,7 +30,10 @@ from .models import (
     ImageSearch,
     ImageUpload,
     IndexInfo,
+    ItemList,
+    ItemsQuery,
     ItemView,
+    LibraryFilters,
     ModelInfo,
     PageParams,
     ProblemFile,
@@ -66,6 +70,7 @@ def _services():
 
 @api.errorhandler(BadRequest)
 @api.errorhandler(SearchError)
+@api.errorhandler(CursorError)
 def bad_request(exc):
     return error_response(400, str(exc))
 
@@ -75,9 +80,15 @@ def not_found(exc):
     return error_response(404, str(exc))
 
 
-def _filters(params: FilterParams) -> Filters:
+def _filters(params: LibraryFilters) -> Filters:
     kind = None if params.kind == "all" else params.kind
-    return Filters(path_contains=params.path, date_from=params.date_from, date_to=params.date_to, kind=kind)
+    return Filters(
+        path_contains=params.path,
+        name_contains=params.name,
+        date_from=params.date_from,
+        date_to=params.date_to,
+        kind=kind,
+    )
 
 
 def _page(params: FilterParams) -> Page:
@@ -177,6 +188,31 @@ def query_preview(form: ImageUpload):
 
 
 # --- items ------------------------------------------------------------------------------------------------------
+@api.get("/api/items")
+@api_spec.validate(
+    tags=[TAGS["items"]],
+    operation_id="listItems",
+    resp=Responses(
+        HTTP_200=(ItemList, "A page of items in capture-time order."),
+        HTTP_400=(Error, "A parameter is malformed or out of range, or the cursor is not one this API gave."),
+    ),
+)
+def list_items(query: ItemsQuery):
+    """The timeline: every indexed photo and video by capture time, a page at a time
+
+    Newest first (`sort=date_desc`) or oldest first; the same filters as a search. Pages follow by keyset: pass
+    `next_cursor` back as `cursor` (stable while a scan adds items). Undated items (only from databases of old
+    releases: a scan dates a file without a capture time by its modification time) come after every dated one
+    newest first, before them oldest first. Results are not stacked (every copy of a photo is its own item).
+    """
+    services = _services()
+    page = timeline_page(services.store, _filters(query), Sort(query.sort), query.limit, query.cursor)
+    motions = services.store.motions_for([item.path for item in page.items if item.kind == Kind.IMAGE])
+    return ItemList(
+        results=[ItemView.of(item, motions.get(item.path)) for item in page.items], next_cursor=page.next_cursor
+    )
+
+
 def _indexed_item(item_id: int) -> Item:
     item = _services().store.get_item(item_id)
     if item is None or item.status != ItemStatus.OK:

@@ -29,6 +29,7 @@ from pydantic import (
 )
 from spectree.model_adapter.pydantic_adapter import BaseFile
 
+from ..browse import Sort
 from ..reports import Reindexing, ScanStatus
 from ..store import Item
 from ..thumbnails import rendition_key
@@ -143,10 +144,17 @@ class PageParams(Params):
     offset: Annotated[int, Field(ge=0, le=MAX_INT, description="How many results to skip.")] = 0
 
 
-class FilterParams(PageParams):
-    """The options every search takes."""
+class LibraryFilters(Params):
+    """Which items: the filters every search and the timeline take."""
 
     path: Annotated[str, Field(description="Only items whose path contains this text.")] = None
+    name: Annotated[
+        str,
+        Field(
+            description="Only items whose file name contains this text (case-insensitive for ASCII); without "
+            "`q`, `like` or a picture, a search by name ranked by match quality."
+        ),
+    ] = None
     date_from: Annotated[
         dt.datetime,
         *_datetime(end_of_day=False),
@@ -162,6 +170,17 @@ class FilterParams(PageParams):
         BeforeValidator(_lower),
         Field(description="Which items: `all` (default), `image` or `video`."),
     ] = "all"
+
+    @model_validator(mode="after")
+    def _dates_in_order(self):
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ValueError("date_from is after date_to")
+        return self
+
+
+class FilterParams(PageParams, LibraryFilters):
+    """The options every search takes."""
+
     min_score: Annotated[
         float,
         Field(
@@ -172,11 +191,22 @@ class FilterParams(PageParams):
         ),
     ] = None
 
-    @model_validator(mode="after")
-    def _dates_in_order(self):
-        if self.date_from and self.date_to and self.date_from > self.date_to:
-            raise ValueError("date_from is after date_to")
-        return self
+
+class ItemsQuery(LibraryFilters):
+    """``GET /api/items``: the timeline, a page at a time."""
+
+    sort: Annotated[
+        Literal[Sort.DATE_DESC, Sort.DATE_ASC],
+        Field(description="`date_desc` (newest first, default) or `date_asc`, by capture time."),
+    ] = Sort.DATE_DESC
+    limit: Annotated[
+        int,
+        Field(ge=1, description="Items per page (default MS_PAGE_SIZE, at most MS_MAX_PAGE_SIZE)."),
+        FromSetting(maximum="max_page_size", default="page_size"),
+    ] = None
+    cursor: Annotated[
+        str, Field(max_length=512, description="`next_cursor` of the previous page (absent: the first page).")
+    ] = None
 
 
 class TextSearch(FilterParams):
@@ -393,6 +423,13 @@ class SearchResult(Body):
     ]
     took_ms: Annotated[float, Field(ge=0)]
     reindexing: Annotated[Reindexing, Field(description="Present while re-indexing after a model change.")] = None
+
+
+class ItemList(Body):
+    """A page of the timeline."""
+
+    results: list[ItemView]
+    next_cursor: Annotated[str | None, Field(description="Pass as `cursor` for the next page; null at the end.")]
 
 
 class ProblemFile(Body):
