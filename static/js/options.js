@@ -10,11 +10,14 @@ const el = {
   toggle: document.getElementById("match-toggle"),
 };
 let match = "good"; // "good" | "all"
+let dateByDefault = false; // the timeline shows "Newest first" in place of "Best match": a search goes back to it
+
+const chosenSort = (query) => (dateByDefault && query ? "score" : el.sort.value);
 
 /** The API parameters for ordering (timeline: query null, a date order only) and, for a search, the cut. */
 export function optionParams(query) {
   const params = new URLSearchParams();
-  const sort = el.sort.value;
+  const sort = chosenSort(query);
   if (!query) params.set("sort", sort === "date_asc" ? "date_asc" : "date_desc");
   else {
     if (sort !== "score") params.set("sort", sort);
@@ -26,7 +29,8 @@ export function optionParams(query) {
 /** The options as they appear in the address: only what differs from the defaults. */
 export function optionState() {
   const params = new URLSearchParams();
-  if (el.sort.value !== "score") params.set("sort", el.sort.value);
+  const sort = chosenSort(state.query);
+  if (sort !== "score" && !(dateByDefault && !state.query)) params.set("sort", sort);
   if (match !== "good") params.set("match", match);
   return params;
 }
@@ -34,6 +38,7 @@ export function optionState() {
 export function setOptions(params) {
   const sort = params.get("sort");
   el.sort.value = SORTS.includes(sort) ? sort : "score";
+  dateByDefault = false;
   match = params.get("match") === "all" ? "all" : "good";
 }
 
@@ -41,6 +46,13 @@ export function setOptions(params) {
  * matches only" left out. */
 export function renderOptions() {
   el.sort.querySelector('option[value="score"]').disabled = !state.query;
+  if (!state.query && el.sort.value === "score") {
+    el.sort.value = "date_desc";
+    dateByDefault = true;
+  } else if (state.query && dateByDefault) {
+    el.sort.value = "score";
+    dateByDefault = false;
+  }
   const show = Boolean(state.query) && !state.error && !state.loading;
   const hidden = state.moreCount;
   el.note.hidden = !show || (match === "good" && !hidden);
@@ -57,7 +69,10 @@ export function renderOptions() {
 
 /** `changed()` runs when the order or the cut changes. */
 export function bindOptions(changed) {
-  el.sort.addEventListener("change", changed);
+  el.sort.addEventListener("change", () => {
+    dateByDefault = false;
+    changed();
+  });
   el.toggle.addEventListener("click", () => {
     match = match === "good" ? "all" : "good";
     changed();

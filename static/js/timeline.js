@@ -14,6 +14,7 @@ const el = {
 };
 let loadNext = () => {};
 let observer = null;
+let dockScrubber = () => {};
 
 const dayOf = (item) => (item.taken_at ? item.taken_at.slice(0, 10) : "");
 const monthOf = (item) => dayOf(item).slice(0, 7);
@@ -28,6 +29,11 @@ export function bindTimeline(more) {
     { rootMargin: `0px 0px ${SCROLL_AHEAD} 0px` },
   );
   observer.observe(el.sentinel);
+  // The scrubber shows beside the timeline only: not over the search box and status above it.
+  const dock = () => el.scrubber.classList.toggle("is-away", el.panel.getBoundingClientRect().top > innerHeight / 2);
+  window.addEventListener("scroll", dock, { passive: true });
+  window.addEventListener("resize", dock);
+  dockScrubber = dock;
   el.scrubber.addEventListener("click", (event) => {
     const button = event.target.closest("[data-month]");
     if (button) jumpToMonth(button.dataset.month);
@@ -40,6 +46,7 @@ export function renderTimeline(clear, fromIndex) {
   el.panel.hidden = !active;
   el.scrubber.hidden = !active || state.results.length === 0;
   if (!active) return;
+  dockScrubber();
   if (clear) el.groups.replaceChildren();
   const start = clear ? 0 : fromIndex;
   if (typeof start === "number") {
