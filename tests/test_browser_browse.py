@@ -158,6 +158,7 @@ def test_the_scrubber_jumps_to_a_month(open_page, server, device, language):
     everything = api(server, "/api/items?sort=date_asc&limit=200")["results"]
     oldest = everything[0]["taken_at"][:7]  # the oldest month: many pages down the timeline
     button = page.locator(f'#scrubber [data-month="{oldest}"]')
+    page.locator("#timeline").scroll_into_view_if_needed()  # the scrubber shows beside the timeline
     for _ in range(20):  # the scrubber lists the months reached so far, and "Older…"
         if button.count() and button.first.is_visible():
             break
@@ -315,7 +316,10 @@ def swipe(page, dx: int) -> None:
     )
 
 
-VIDEO = "() => { const v = document.querySelector('#viewer-video'); return {t: v.currentTime, paused: v.paused, muted: v.muted, src: v.getAttribute('src')}; }"
+VIDEO = """() => {
+  const v = document.querySelector('#viewer-video');
+  return {t: v.currentTime, paused: v.paused, muted: v.muted, src: v.getAttribute('src')};
+}"""
 
 
 def test_a_video_moment_autoplays_muted_and_stops_at_its_end(open_page):
@@ -531,7 +535,9 @@ def test_filter_values_are_checked_before_sending_in_the_pages_words(open_page):
     page.fill("#filter-date-to", "2024-04-01")
     page.locator("#filter-date-to").dispatch_event("change")
     expect(page.locator("#filter-problem")).to_contain_text("after")
-    invalid = [url for url in sent if "min_score=5" in url or ("date_from=2024-05-01" in url and "date_to=2024-04" in url)]
+    invalid = [
+        url for url in sent if "min_score=5" in url or ("date_from=2024-05-01" in url and "date_to=2024-04" in url)
+    ]
     assert invalid == [], f"sent although invalid: {invalid}"
     page.fill("#filter-date-from", "")
     page.locator("#filter-date-from").dispatch_event("change")
@@ -588,3 +594,45 @@ def test_the_pages_have_a_favicon(open_page, server):
         assert href.startswith("/static/"), href  # same-origin, so the strict CSP lets it load
         icon = page.request.get(server["url"] + href)
         assert icon.status == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+
+
+# --- stacks -----------------------------------------------------------------------------------------------------
+COPIES = 20
+
+
+@pytest.fixture(scope="module")
+def copies_server(scanned_app, tmp_path_factory, media_dir):
+    """A library of 20 byte-identical copies of one photo beside two other photos."""
+    import shutil
+
+    library = tmp_path_factory.mktemp("copies") / "library"
+    library.mkdir()
+    for i in range(COPIES):
+        shutil.copy2(media_dir / "jpg_orient1.jpg", library / f"copy_{i:02}.jpg")
+    for name in ["webp_lossy_photo.webp", "png_rgba_transparent.png"]:
+        shutil.copy2(media_dir / name, library / name)
+    with served(scanned_app(library)) as httpd:
+        yield f"http://127.0.0.1:{httpd.effective_port}"
+
+
+def test_twenty_copies_show_as_one_stack_card_that_opens_the_stack(browser, copies_server):
+    context = browser.new_context(locale="en-US", **DESKTOP)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(f"{copies_server}/?q=photo&match=all")
+        cards = page.locator("#results .result")
+        expect(cards).to_have_count(3)  # one card for the twenty copies
+        stacked = page.locator("#results .result:has(.result-stack)")
+        expect(stacked).to_have_count(1)
+        expect(stacked.locator(".result-stack")).to_have_text(f"×{COPIES}")
+        shoot(page, "stack-desktop-en")
+        stacked.locator(".result-stack").click()
+        expect(page.locator("#results .result")).to_have_count(COPIES)
+        expect(page).to_have_url(re.compile(r"stack=\d+"))
+        names = page.locator("#results .result").evaluate_all("(cards) => cards.map((c) => c.dataset.name)")
+        assert sorted(names) == [f"copy_{i:02}.jpg" for i in range(COPIES)]
+        page.go_back()
+        expect(page.locator("#results .result")).to_have_count(3)
+    finally:
+        context.close()

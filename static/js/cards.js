@@ -1,6 +1,7 @@
 /* One result card (<template id="result-card">): thumbnail, score, badges, stack count, selection tick, and clicks. */
 import { formatDate, formatNumber, formatScore, formatSpan } from "./format.js";
 import { t } from "./i18n.js";
+import { isSelected } from "./selection.js";
 import { isMoment, resultKey } from "./state.js";
 import { fromTemplate } from "./template.js";
 
@@ -30,6 +31,10 @@ export function resultCard(item, index) {
   const check = card.querySelector(".result-check");
   check.setAttribute("aria-label", t("select_item", { name: item.name }));
   check.title = t("select_item", { name: item.name });
+  if (isSelected(resultKey(item))) {
+    card.classList.add("is-selected");
+    check.setAttribute("aria-pressed", "true");
+  }
 
   const name = card.querySelector(".result-name");
   name.title = item.path;

@@ -7,7 +7,7 @@ import { bindFilters, renderFilterBadge } from "./filters.js";
 import { loadFolders } from "./folders.js";
 import { currentLanguage, initialLanguage, setLanguage } from "./i18n.js";
 import { bindOptions, renderOptions } from "./options.js";
-import { bindQuery, currentQuery, focusQuery, renderChip, restoreQuery, startLike } from "./query.js";
+import { bindQuery, currentQuery, focusQuery, openStack, renderChip, restoreQuery, startLike } from "./query.js";
 import { bindResults, renderResults } from "./results.js";
 import { bindScan, refreshStatus, renderStatus } from "./scan.js";
 import { runSearch } from "./search.js";
@@ -47,6 +47,7 @@ function actOnCard(kind, index, event) {
   const item = state.results[index];
   if (!item) return;
   if (kind === "similar") startLike(item);
+  else if (kind === "stack") openStack(item);
   else if (kind === "select" || (kind === "open" && clickSelects(event))) toggleSelection(index, event);
   else openViewer(index);
 }

@@ -53,7 +53,7 @@ export function renderOptions() {
     el.sort.value = "score";
     dateByDefault = false;
   }
-  const show = Boolean(state.query) && !state.error && !state.loading;
+  const show = Boolean(state.query) && state.query.mode !== "stack" && !state.error && !state.loading;
   const hidden = state.moreCount;
   el.note.hidden = !show || (match === "good" && !hidden);
   el.toggle.hidden = el.note.hidden;

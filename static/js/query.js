@@ -144,6 +144,14 @@ function clearQueryImage(rerun) {
   el.query.focus();
 }
 
+/** Show the near-identical items `item` stands for (its stack); Back returns to the results. */
+export function openStack(item) {
+  state.query = { mode: "stack", stack: { id: item.id, name: item.name } };
+  runSearch(false);
+  saveLocation(true);
+  window.scrollTo({ top: 0 });
+}
+
 /** Search for results similar to `item` (for a video moment: to its matched frame). */
 export function startLike(item) {
   releaseImageUrl();
@@ -188,6 +196,16 @@ export async function restoreQuery(params) {
   setFilters(params);
   setOptions(params);
   el.query.value = params.get("q") || "";
+  const stackId = parseInt(params.get("stack") || "", 10);
+  if (stackId > 0 && !el.query.value) {
+    try {
+      const item = await fetchJson(`/api/items/${stackId}`);
+      state.query = { mode: "stack", stack: { id: item.id, name: item.name } };
+    } catch (error) {
+      state.query = null;
+    }
+    return quietly(() => runSearch(false));
+  }
   const likeId = parseInt(params.get("like") || "", 10);
   if (!(likeId > 0) || el.query.value) {
     releaseImageUrl();

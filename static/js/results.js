@@ -69,8 +69,9 @@ export function renderMessage() {
 function resultsTitle(query) {
   if (!query) return t("timeline_title");
   if (query.mode === "name") return t("results_for_name", { name: query.name });
-  if (query.mode === "text") return t("results_for_text", { q: query.q });
+  if (query.mode === "text") return t("results_for_text", { q: query.raw || query.q }); // -words as typed
   if (query.mode === "like") return t("results_similar", { name: query.like.name });
+  if (query.mode === "stack") return t("stack_results", { name: query.stack.name });
   return query.q ? t("results_for_image_text", { q: query.q }) : t("results_for_image");
 }
 

@@ -30,8 +30,10 @@ export async function runSearch(append) {
   if (!append) state.moreCount = null;
   render(false);
   try {
-    const data = query ? await fetchPage(query, append ? state.results.length : 0, mine.signal)
-      : await fetchTimeline(append ? state.nextCursor : null, mine.signal);
+    let data;
+    if (!query) data = await fetchTimeline(append ? state.nextCursor : null, mine.signal);
+    else if (query.mode === "stack") data = await fetchStack(query.stack.id, mine.signal);
+    else data = await fetchPage(query, append ? state.results.length : 0, mine.signal);
     if (current !== seq) return;
     const incoming = data.results || [];
     state.loading = false;
@@ -48,7 +50,8 @@ export async function runSearch(append) {
       state.total = Math.max(data.total || 0, incoming.length);
       state.viewerIndex = -1;
       render(true);
-      if (query) countHidden(query, current);
+      if (typeof data.more === "number") state.moreCount = data.more; // the server's estimate
+      else if (query && query.mode !== "stack") countHidden(query, current);
     }
   } catch (error) {
     if (error && error.name === "AbortError") return;
@@ -103,6 +106,9 @@ function fetchPage(query, offset, signal, overrides) {
   } else if (query.q) params.set("q", query.q);
   return fetchJson(`/api/search?${params}`, { signal });
 }
+
+// A stack: the item and its near-identical ones (one answer, no pages).
+const fetchStack = (id, signal) => fetchJson(`/api/items/${id}/stack?${filterParams(true)}`, { signal });
 
 function fetchTimeline(cursor, signal) {
   const params = filterParams(true);

@@ -20,6 +20,9 @@ let pressed = null; // {timer, x, y, fired} while a touch rests on a card
 
 const selecting = () => selected.size > 0;
 
+/** Whether the result with this key is selected (cards drawn later show their tick). */
+export const isSelected = (key) => selected.has(key);
+
 /** A card was ticked, ctrl/shift-clicked (or long-pressed): change the selection. */
 export function toggleSelection(index, event) {
   const item = state.results[index];

@@ -16,6 +16,7 @@ function searchAddress() {
     params.set("like", String(query.like.id));
     if (query.like.t != null) params.set("lt", String(query.like.t));
   }
+  if (query && query.mode === "stack") params.set("stack", String(query.stack.id));
   for (const [key, value] of filterState()) params.set(key, value);
   for (const [key, value] of optionState()) params.set(key, value);
   return params;
