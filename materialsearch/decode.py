@@ -16,6 +16,8 @@ from typing import Protocol
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from .errors import ProblemCode
+
 # Background for transparent pixels: white, what a viewer shows behind a transparent picture.
 ALPHA_BACKGROUND = (255, 255, 255)
 EXIF_IFD = 0x8769
@@ -29,7 +31,11 @@ _registered = False
 
 
 class DecodeError(Exception):
-    """A file is not a usable image; ``str(err)`` is a one-line reason for the user."""
+    """A file is not a usable image; ``str(err)`` is a one-line reason for the user, ``code`` its stable code."""
+
+    def __init__(self, message: str, code: ProblemCode = ProblemCode.CORRUPT_IMAGE):
+        super().__init__(message)
+        self.code = code
 
 
 @dataclasses.dataclass
@@ -149,13 +155,15 @@ def decode_image(
     """
     configure_pillow()
     if not data:
-        raise DecodeError("empty file (0 bytes)")
+        raise DecodeError("empty file (0 bytes)", ProblemCode.EMPTY_FILE)
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise DecodeError("not a readable image (unrecognised or unsupported format)") from None
+        raise DecodeError(
+            "not a readable image (unrecognised or unsupported format)", ProblemCode.UNSUPPORTED_FORMAT
+        ) from None
     except Image.DecompressionBombError as exc:  # pragma: no cover - the limit is lifted in configure_pillow
-        raise DecodeError(f"refused as a decompression bomb: {exc}") from None
+        raise DecodeError(f"refused as a decompression bomb: {exc}", ProblemCode.IMAGE_TOO_LARGE) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise DecodeError(f"not a readable image ({_short(exc)})") from None
     try:
@@ -165,7 +173,8 @@ def decode_image(
         if width * height > max_pixels:
             raise DecodeError(
                 f"refused as a decompression bomb: declares {width}x{height} "
-                f"({width * height / 1e6:.0f} MP), above MS_MAX_IMAGE_PIXELS ({max_pixels / 1e6:.0f} MP)"
+                f"({width * height / 1e6:.0f} MP), above MS_MAX_IMAGE_PIXELS ({max_pixels / 1e6:.0f} MP)",
+                ProblemCode.IMAGE_TOO_LARGE,
             )
         orientation = _orientation(image)
         if orientation in (5, 6, 7, 8):
@@ -196,7 +205,7 @@ def decode_image(
         rgb.load()
     except MemoryError:
         image.close()
-        raise DecodeError("not enough memory to decode this image") from None
+        raise DecodeError("not enough memory to decode this image", ProblemCode.OUT_OF_MEMORY) from None
     except BaseException:
         image.close()
         raise

@@ -19,6 +19,8 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import Engine
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from .errors import legacy_code  # the wording of older releases, which does not change any more
+
 log = logging.getLogger(__name__)
 
 
@@ -57,12 +59,20 @@ def _add_timeline_index(cursor: sqlite3.Cursor) -> None:
     cursor.execute("CREATE INDEX IF NOT EXISTS ix_items_status_taken_at ON items (status, taken_at)")
 
 
+def _add_error_codes(cursor: sqlite3.Cursor) -> None:
+    """Release 6: a stable code next to each recorded problem (derived from the words older releases stored)."""
+    cursor.execute("ALTER TABLE items ADD COLUMN error_code VARCHAR(32)")
+    problems = cursor.execute("SELECT id, error FROM items WHERE error IS NOT NULL").fetchall()
+    cursor.executemany("UPDATE items SET error_code = ? WHERE id = ?", [(str(legacy_code(e)), i) for i, e in problems])
+
+
 # MIGRATIONS[n - 1] takes a database from version n to n + 1.
 MIGRATIONS: tuple[Callable[[sqlite3.Cursor], None], ...] = (
     _add_api_tokens,
     _add_video_columns,
     _add_kind_status_index,
     _add_timeline_index,
+    _add_error_codes,
 )
 VERSION = len(MIGRATIONS) + 1  # the schema this release writes
 

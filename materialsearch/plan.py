@@ -13,7 +13,9 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from .errors import Problem, ProblemCode
 from .records import FileState, Kind, Status
+from .reports import ScanWarning
 from .walk import FileEntry
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,7 @@ class Plan:
     moved: list[Move] = dataclasses.field(default_factory=list)
     vanished: dict[str, FileState] = dataclasses.field(default_factory=dict)
     unreachable: int = 0  # indexed items kept because their folder or file could not be read this time
-    warnings: list[str] = dataclasses.field(default_factory=list)
+    warnings: list[ScanWarning] = dataclasses.field(default_factory=list)
 
     @property
     def to_prepare(self) -> list[FileEntry]:
@@ -63,14 +65,14 @@ def diff(
     known: Mapping[str, FileState],
     roots: Sequence[str],
     root_exists: Callable[[str], bool],
-    unreachable: Mapping[str, str] | None = None,
+    unreachable: Mapping[str, Problem] | None = None,
 ) -> Plan:
     """Sort a complete walk into new, changed, unchanged and vanished (moves are matched by ``match_moves``).
 
     ``roots`` are the library folders as real paths. A missing library folder, or one that yields no file at all
     while the database holds files from it, is what an unmounted NAS share looks like: sweeping it would throw
     away the whole index, so its items are kept (with a warning) until the folder is back. The same holds for
-    ``unreachable`` paths (path → reason): a subfolder that could not be listed or a file that could not be
+    ``unreachable`` paths (path → problem): a subfolder that could not be listed or a file that could not be
     examined this time keeps every indexed item at or under it, until a walk sees the folder again without them.
     Known paths outside every library folder are swept.
     """
@@ -95,7 +97,8 @@ def diff(
     for root in held:
         message = f"library folder {root} is missing or empty; keeping its indexed items until it is back"
         log.warning(message)
-        plan.warnings.append(message)
+        kept = sum(1 for path in known if _root_of(path, [root]))
+        plan.warnings.append(ScanWarning(ProblemCode.LIBRARY_FOLDER_MISSING, message, root, kept))
     plan.vanished = {
         path: state for path, state in known.items() if path not in seen and _root_of(path, roots) not in held
     }
@@ -107,7 +110,7 @@ def diff(
         if kept:
             message = f"{place}: {reason}; keeping its {len(kept)} indexed item(s) until it can be read again"
             log.warning(message)
-            plan.warnings.append(message)
+            plan.warnings.append(ScanWarning(reason.code, message, place, len(kept)))
     return plan
 
 
@@ -146,7 +149,7 @@ def plan_scan(
     roots: Sequence[str],
     root_exists: Callable[[str], bool],
     content_hash: Callable[[FileEntry], str],
-    unreachable: Mapping[str, str] | None = None,
+    unreachable: Mapping[str, Problem] | None = None,
 ) -> Plan:
     """``diff`` then ``match_moves``: the whole plan of a scan from a complete walk."""
     return match_moves(diff(entries, known, roots, root_exists, unreachable), content_hash)

@@ -18,6 +18,7 @@ import numpy as np
 from .capture_time import fallback_zone
 from .decode import DecodeError, decode_image, decode_sizes
 from .encoders import Encoder
+from .errors import ProblemCode
 from .motion import (
     LIVE_PHOTO_MAX_TIME_GAP_S,
     LIVE_PHOTO_MAX_UNVERIFIED_MS,
@@ -85,7 +86,9 @@ class Preparer:
         """The end of a file given up because its decoding made no progress for ``seconds``."""
         limit = self.settings.decode_timeout
         record = error_record(
-            entry, f"decoding stalled: no progress for {seconds:.0f} s (MS_DECODE_TIMEOUT is {limit:g} s)"
+            entry,
+            f"decoding stalled: no progress for {seconds:.0f} s (MS_DECODE_TIMEOUT is {limit:g} s)",
+            ProblemCode.DECODE_STALLED,
         )
         log.warning("giving up %s: %s", entry.path, record.error)
         return EndMessage(record)
@@ -123,7 +126,7 @@ class Preparer:
         del data
         record.width, record.height, record.taken_at = decoded.width, decoded.height, decoded.taken_at
         if min(decoded.width, decoded.height) < settings.min_image_size:
-            record.status = Status.SKIPPED
+            record.status, record.error_code = Status.SKIPPED, ProblemCode.TOO_SMALL
             record.error = (
                 f"too small ({decoded.width}x{decoded.height}; MS_MIN_IMAGE_SIZE is {settings.min_image_size})"
             )
@@ -200,12 +203,13 @@ def is_live_motion(info: VideoInfo, still_path: str) -> bool:
 def failed_record(entry: FileEntry, exc: Exception) -> ItemRecord:
     """The error record of a file whose preparation raised something nobody anticipated."""
     detail = " ".join(str(exc).split())[:UNEXPECTED_DETAIL_CHARS]
-    return error_record(entry, f"unexpected error ({type(exc).__name__}{': ' + detail if detail else ''})")
+    reason = f"unexpected error ({type(exc).__name__}{': ' + detail if detail else ''})"
+    return error_record(entry, reason, ProblemCode.UNEXPECTED_ERROR)
 
 
-def error_record(entry: FileEntry, reason: str) -> ItemRecord:
+def error_record(entry: FileEntry, reason: str, code: ProblemCode) -> ItemRecord:
     """A file's error record, keeping what an unchanged rescan compares so that it does not retry the file."""
-    record = ItemRecord(entry.path, entry.kind, entry.size, entry.mtime_ns, Status.ERROR, error=reason)
+    record = ItemRecord(entry.path, entry.kind, entry.size, entry.mtime_ns, Status.ERROR, error=reason, error_code=code)
     if entry.kind == Kind.VIDEO:
         record.pair_path = entry.still
     return record
@@ -215,8 +219,10 @@ def _failed(record: ItemRecord, exc: OSError | VideoError | DecodeError) -> Item
     """``record`` marked with a failure we know: unreadable, not decodable, or (skipped) not a video at all."""
     if isinstance(exc, OSError):
         record.status, record.error = Status.ERROR, f"cannot read file ({exc.strerror or exc})"
+        record.error_code = ProblemCode.UNREADABLE_FILE
     else:
         record.status, record.error = Status.SKIPPED if isinstance(exc, NotAVideo) else Status.ERROR, str(exc)
+        record.error_code = exc.code
     return record
 
 

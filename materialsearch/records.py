@@ -8,6 +8,8 @@ from enum import StrEnum
 
 import numpy as np
 
+from .errors import ProblemCode
+
 
 class Kind(StrEnum):
     """What an item is (stored in ``items.kind``)."""
@@ -53,6 +55,7 @@ class ItemRecord:
     mtime_ns: int
     status: Status
     error: str | None = None
+    error_code: ProblemCode | None = None  # the stable code of ``error`` (see errors.ProblemCode)
     content_hash: str | None = None
     taken_at: dt.datetime | None = None
     width: int | None = None

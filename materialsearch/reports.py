@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from .errors import ProblemCode, legacy_code
+
 Count = Annotated[int, Field(ge=0)]
 Seconds = Annotated[float, Field(ge=0)]
 ScanState = Literal["idle", "scanning", "paused"]
@@ -33,6 +35,26 @@ class ScanProgress:
 
 
 @dataclasses.dataclass(frozen=True)
+class ScanWarning:
+    """Something a scan could not do, and what it kept because of it (e.g. a folder it could not list)."""
+
+    code: Annotated[ProblemCode, Field(description="Stable code:\n" + ProblemCode.described())]
+    message: Annotated[str, Field(description="What happened, for people.")]
+    path: Annotated[str | None, Field(description="The folder or file concerned.")] = None
+    kept: Annotated[int, Field(ge=0, description="Indexed items kept (not swept) because of it.")] = 0
+
+    def __str__(self) -> str:
+        return self.message
+
+    @classmethod
+    def from_record(cls, value: dict[str, Any] | str) -> ScanWarning:
+        """From a stored scan record (older releases stored the message alone)."""
+        if isinstance(value, str):
+            return cls(legacy_code(value), value)
+        return cls(**value)
+
+
+@dataclasses.dataclass(frozen=True)
 class LastScan:
     """The last finished scan, as recorded in the database (``ScanManager.last``)."""
 
@@ -44,12 +66,17 @@ class LastScan:
     started_at: str | None = None
     trigger: str | None = None
     cancelled: bool = False
+    warnings: Annotated[
+        list[ScanWarning], Field(description="What it could not do (folders it could not list…), with codes.")
+    ] = dataclasses.field(default_factory=list)
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> LastScan:
         """From the stored record (older releases stored fewer keys; unknown keys are ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{"stats": None, "error": None, **{k: v for k, v in record.items() if k in names}})
+        names = {f.name for f in dataclasses.fields(cls)} - {"warnings"}
+        warnings = [ScanWarning.from_record(w) for w in (record.get("stats") or {}).get("warnings", [])]
+        fields = {"stats": None, "error": None, **{k: v for k, v in record.items() if k in names}}
+        return cls(**fields, warnings=warnings)
 
 
 @dataclasses.dataclass(frozen=True)

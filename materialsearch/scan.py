@@ -19,10 +19,12 @@ import numpy as np
 
 from .catalog import Catalog
 from .encoders import Encoder
+from .errors import Problem, ProblemCode
 from .pipeline import EndMessage, FrameMessage, ReadAhead
 from .plan import Plan, diff, match_moves
 from .prepare import Preparer, entry_hash
 from .records import ItemRecord, Status
+from .reports import ScanWarning
 from .thumbnails import Renditions
 from .walk import FileEntry, walk_library
 
@@ -62,7 +64,7 @@ class ScanStats:
     unreachable: int = 0  # indexed items kept because their folder or file could not be read this time
     cancelled: bool = False
     seconds: float = 0.0
-    warnings: list[str] = dataclasses.field(default_factory=list)
+    warnings: list[ScanWarning] = dataclasses.field(default_factory=list)
 
     def summary(self) -> str:
         """One line for people."""
@@ -115,7 +117,7 @@ class Scanner:
         """How large decoded pictures stay: enough for the model input and the thumbnail."""
         return self.preparer.decode_sizes
 
-    def walk(self, on_unreachable: Callable[[str, str], None] | None = None) -> Iterator[FileEntry]:
+    def walk(self, on_unreachable: Callable[[str, Problem], None] | None = None) -> Iterator[FileEntry]:
         """The library's current media files (``on_unreachable`` hears of folders and files it could not read)."""
         s = self.settings
         return walk_library(
@@ -150,7 +152,7 @@ class Scanner:
         controls.pause()
         progress.phase = Phase.WALKING
         known = self.catalog.store.file_states()
-        unreachable: dict[str, str] = {}
+        unreachable: dict[str, Problem] = {}
         entries = self._walk(stats, progress, controls, unreachable)
         if not stats.cancelled:
             roots = [os.path.realpath(r) for r in self.settings.library]
@@ -169,7 +171,7 @@ class Scanner:
         return stats
 
     def _walk(
-        self, stats: ScanStats, progress: Progress, controls: _Controls, unreachable: dict[str, str]
+        self, stats: ScanStats, progress: Progress, controls: _Controls, unreachable: dict[str, Problem]
     ) -> list[FileEntry]:
         """The walk's files; stops early (``stats.cancelled``) when asked to during it. What could not be read is
         put in ``unreachable`` (path → reason)."""
@@ -237,6 +239,7 @@ class _File:
         record.vectors = sorted(kept, key=lambda pair: -1 if pair[0] is None else pair[0])
         if record.status == Status.OK and not record.vectors:
             record.status, record.error = Status.ERROR, "nothing could be embedded"
+            record.error_code = ProblemCode.NOTHING_EMBEDDED
         return record
 
 

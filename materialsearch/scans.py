@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -209,7 +210,7 @@ class ScanManager:
                 {
                     "seconds": round(stats.seconds, 2),
                     "summary": stats.summary(),
-                    "stats": stats.__dict__.copy(),
+                    "stats": dataclasses.asdict(stats),  # warnings as dicts, with their codes
                     "cancelled": stats.cancelled,
                     "error": None,
                 }

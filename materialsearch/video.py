@@ -21,6 +21,7 @@ import av
 from PIL import Image
 
 from .capture_time import video_capture_time
+from .errors import ProblemCode
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,19 @@ BYTES_PER_PIXEL_10BIT = 3
 
 
 class VideoError(ValueError):
-    """A video that cannot be read; the message says why, for the errors list."""
+    """A video that cannot be read; the message says why, for the errors list, and ``code`` is its stable code."""
+
+    code: ProblemCode = ProblemCode.CORRUPT_VIDEO
+
+    def __init__(self, message: str, code: ProblemCode | None = None):
+        super().__init__(message)
+        self.code = code or type(self).code
 
 
 class NotAVideo(VideoError):
     """A readable media file without any video stream (an audio-only MP4/M4A): skipped, not broken."""
+
+    code = ProblemCode.NOT_A_VIDEO
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +95,7 @@ def _open(source: str | bytes):
     if container.streams.video[0].codec_context is None:
         # FFmpeg knows the container but has no decoder for the stream (e.g. Dolby Vision over AV1, "dav1").
         container.close()
-        raise VideoError("no decoder for this video's codec in the bundled FFmpeg")
+        raise VideoError("no decoder for this video's codec in the bundled FFmpeg", ProblemCode.NO_DECODER)
     return container
 
 
@@ -253,7 +262,7 @@ def sample_frames(
                 stats.update(packets=sampler.packets, decoded=sampler.decoded, sampled=yielded)
         if yielded == 0:
             detail = f" ({last_error})" if last_error else ""
-            raise VideoError(f"no decodable video frame{detail}")
+            raise VideoError(f"no decodable video frame{detail}", ProblemCode.NO_VIDEO_FRAMES)
         if errors:
             name = source if isinstance(source, str) else "embedded video"
             log.info("%s: %d undecodable packets skipped (%s)", name, errors, last_error)
@@ -359,7 +368,9 @@ def frame_at(source: str | bytes, time_ms: int, min_side: int = 224, min_long_si
                     break
         except (av.FFmpegError, EOFError) as exc:
             if last is None:
-                raise VideoError(f"no decodable frame at {time_ms} ms ({_reason(exc)})") from None
+                raise VideoError(
+                    f"no decodable frame at {time_ms} ms ({_reason(exc)})", ProblemCode.NO_VIDEO_FRAMES
+                ) from None
         if last is None:
-            raise VideoError(f"no decodable frame at {time_ms} ms")
+            raise VideoError(f"no decodable frame at {time_ms} ms", ProblemCode.NO_VIDEO_FRAMES)
         return _to_image(last, min_side, min_long_side)

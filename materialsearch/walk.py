@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 
+from .errors import Problem, ProblemCode
 from .records import Kind
 
 log = logging.getLogger(__name__)
@@ -61,11 +62,11 @@ def walk_library(
     on_error: Callable[[str, str], None] | None = None,
     video_extensions: Iterable[str] = (),
     follow_symlinks: bool = False,
-    on_unreachable: Callable[[str, str], None] | None = None,
+    on_unreachable: Callable[[str, Problem], None] | None = None,
 ) -> Iterator[FileEntry]:
     """Yield every image and video file under ``roots`` (depth-first, sorted by name for stable order).
 
-    ``on_unreachable(path, reason)`` hears of every folder that could not be listed and every file or folder
+    ``on_unreachable(path, problem)`` hears of every folder that could not be listed and every file or folder
     entry that could not be examined this time (permission denied, an I/O error on a network share): what the
     library holds under such a path is unknown, not gone.
     """
@@ -104,8 +105,8 @@ def walk_library(
                 with os.scandir(folder) as it:
                     entries = sorted(it, key=lambda e: e.name, reverse=True)
             except OSError as exc:
-                reason = f"cannot list folder ({exc.strerror or exc})"
-                report(folder, reason)
+                reason = Problem(ProblemCode.FOLDER_UNLISTABLE, f"cannot list folder ({exc.strerror or exc})")
+                report(folder, str(reason))
                 if on_unreachable is not None:
                     on_unreachable(folder, reason)
                 continue
@@ -145,8 +146,8 @@ def walk_library(
                         continue
                     stat = entry.stat(follow_symlinks=True)
                 except OSError as exc:
-                    reason = f"cannot stat ({exc.strerror or exc})"
-                    report(entry.path, reason)
+                    reason = Problem(ProblemCode.FILE_UNSTATTABLE, f"cannot stat ({exc.strerror or exc})")
+                    report(entry.path, str(reason))
                     if on_unreachable is not None:
                         on_unreachable(entry.path, reason)
                     continue

@@ -220,7 +220,7 @@ def test_a_response_that_breaks_its_model_is_a_json_500(client, monkeypatch):
 
     from materialsearch.web import api
 
-    monkeypatch.setattr(api, "error_response", lambda status, message: (jsonify(oops=message), status))
+    monkeypatch.setattr(api, "error_response", lambda status, message, **_: (jsonify(oops=message), status))
     response = client.post("/api/scan/pause")
     assert response.status_code == 500 and response.json["status"] == 500
     assert "does not match its declared model" in response.json["message"]

@@ -163,3 +163,20 @@ def test_the_cli_reports_a_newer_database_clearly(tmp_path, monkeypatch, capsys)
     monkeypatch.setenv("MS_DATA_DIR", str(path.parent))
     assert main(["token", "list"]) == 2
     assert "newer release of materialsearch" in capsys.readouterr().err
+
+
+def test_problems_recorded_by_an_older_release_get_their_code_from_their_words(tmp_path):
+    path = release_db(tmp_path, 4)
+    with sqlite3.connect(path) as conn:  # a skip and an unknown wording besides the fixture's unreadable image
+        conn.execute(
+            "UPDATE items SET status = 'skipped', error = 'too small (10x10; MS_MIN_IMAGE_SIZE is 32)' "
+            "WHERE id = (SELECT min(id) FROM items WHERE error IS NULL)"
+        )
+        conn.execute("UPDATE items SET error = 'the disk hummed' WHERE id = (SELECT max(id) FROM items)")
+    Store(str(path)).close()
+    assert sorted(rows(path, "SELECT error_code FROM items WHERE error IS NOT NULL")) == [
+        ("too_small",),
+        ("unknown",),
+        ("unsupported_format",),
+    ]
+    assert rows(path, "SELECT count(*) FROM items WHERE error IS NULL AND error_code IS NOT NULL") == [(0,)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from materialsearch.errors import ProblemCode
 from materialsearch.plan import Move, diff, match_moves, plan_scan
 from materialsearch.records import FileState, Kind, Status
 from materialsearch.walk import FileEntry
@@ -64,9 +65,10 @@ def test_a_missing_or_empty_library_folder_keeps_its_items(folder_exists):
     plan = diff(walked, known, [ROOT, OTHER_ROOT], lambda root: root == ROOT or folder_exists)
 
     assert plan.vanished == {}
-    assert plan.warnings == [
+    assert [str(w) for w in plan.warnings] == [
         f"library folder {OTHER_ROOT} is missing or empty; keeping its indexed items until it is back"
     ]
+    assert [(w.code, w.path, w.kept) for w in plan.warnings] == [(ProblemCode.LIBRARY_FOLDER_MISSING, OTHER_ROOT, 2)]
 
 
 def test_a_missing_folder_holds_only_its_own_items_and_paths_outside_every_folder_are_swept():

@@ -13,9 +13,12 @@ import numpy as np
 import pytest
 
 from materialsearch import walk as walk_module
+from materialsearch.errors import Problem, ProblemCode
 from materialsearch.plan import diff
 from materialsearch.records import FileState, Kind, Status
 from materialsearch.walk import FileEntry
+
+FOLDER_DENIED = Problem(ProblemCode.FOLDER_UNLISTABLE, "cannot list folder (Permission denied)")
 
 
 def _snapshot(services):
@@ -86,7 +89,8 @@ def test_an_unlistable_subfolder_keeps_every_item_and_vector(open_services, libr
     assert _snapshot(services) == before
     assert stats.removed == 0 and stats.decoded == 0
     assert stats.unreachable == 3  # the three files of trip/, the broken one included
-    assert any(trip in w and "cannot list folder (Permission denied)" in w for w in stats.warnings)
+    assert any(trip in str(w) and "cannot list folder (Permission denied)" in str(w) for w in stats.warnings)
+    assert [(w.code, w.path, w.kept) for w in stats.warnings] == [(ProblemCode.FOLDER_UNLISTABLE, trip, 3)]
     summary = services.scans.status().last.summary
     assert "3 kept while unreadable" in summary and "Permission denied" in summary
 
@@ -121,7 +125,8 @@ def test_a_file_whose_stat_fails_keeps_its_item(open_services, library, failing_
     stats = services.scans.run()
     assert _snapshot(services) == before
     assert stats.removed == 0 and stats.unreachable == 1
-    assert any(target in w and "cannot stat (Input/output error)" in w for w in stats.warnings)
+    assert any(target in str(w) and "cannot stat (Input/output error)" in str(w) for w in stats.warnings)
+    assert [(w.code, w.path, w.kept) for w in stats.warnings] == [(ProblemCode.FILE_UNSTATTABLE, target, 1)]
 
 
 def test_the_plan_keeps_items_under_unreachable_paths_only():
@@ -130,10 +135,28 @@ def test_the_plan_keeps_items_under_unreachable_paths_only():
 
     known = {"/lib/a/1.jpg": state(1), "/lib/a/b/2.jpg": state(2), "/lib/ab/3.jpg": state(3), "/lib/4.jpg": state(4)}
     seen = [FileEntry("/lib/4.jpg", 1, 1, Kind.IMAGE)]
-    plan = diff(seen, known, ["/lib"], lambda root: True, {"/lib/a": "cannot list folder (Permission denied)"})
+    plan = diff(seen, known, ["/lib"], lambda root: True, {"/lib/a": FOLDER_DENIED})
     # /lib/ab is a sibling that merely shares the prefix: it is swept; /lib/a and below are kept.
     assert set(plan.vanished) == {"/lib/ab/3.jpg"} and plan.unreachable == 2
-    assert plan.warnings == [
+    assert [str(w) for w in plan.warnings] == [
         "/lib/a: cannot list folder (Permission denied); keeping its 2 indexed item(s) until it can be read again"
     ]
+    assert [(w.code, w.path, w.kept) for w in plan.warnings] == [(ProblemCode.FOLDER_UNLISTABLE, "/lib/a", 2)]
     assert np.array_equal(sorted(plan.vanished), ["/lib/ab/3.jpg"])
+
+
+def test_api_errors_lists_the_unreadable_folder_with_its_code(open_services, library, failing_walk):
+    from materialsearch.web import create_app
+
+    broken_folders, _ = failing_walk
+    services = open_services(library=str(library))
+    services.scans.run()
+    broken_folders.add(str(library / "trip"))
+    services.scans.run()
+    body = create_app(services.settings, services).test_client().get("/api/errors").get_json()
+    assert [(w["code"], w["path"], w["kept"]) for w in body["unreachable"]] == [
+        ("folder_unlistable", str(library / "trip"), 3)
+    ]
+    assert "Permission denied" in body["unreachable"][0]["message"]
+    status = create_app(services.settings, services).test_client().get("/api/status").get_json()
+    assert status["scan"]["last"]["warnings"] == body["unreachable"]

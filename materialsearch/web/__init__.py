@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from config import Settings
 
 from ..auth import Authenticator
+from ..errors import ApiErrorCode
 from ..services import Services
 from ..tokens import TokenStore
 from .models import error_response
@@ -109,7 +110,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, services: Serv
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, f"{type(exc).__name__}: {exc}")
+        return error_response(500, f"{type(exc).__name__}: {exc}", code=ApiErrorCode.INTERNAL_ERROR)
 
     return app
 

@@ -7,13 +7,14 @@ import dataclasses
 import mimetypes
 import os
 
-from flask import Blueprint, Response, abort, current_app, send_file
+from flask import Blueprint, Response, current_app, send_file
 
 from ..browse import CursorError, Sort, timeline_page
 from ..decode import DecodeError
+from ..errors import ApiErrorCode as Code
 from ..records import Kind
 from ..records import Status as ItemStatus
-from ..reports import ScanStatus
+from ..reports import LastScan, ScanStatus
 from ..search import NotFound, Page, SearchError
 from ..store import Filters, Item
 from ..thumbnails import rendition_key
@@ -48,7 +49,7 @@ from .models import (
     Version,
     error_response,
 )
-from .spec import TAGS, BadRequest, Responses, api_spec
+from .spec import TAGS, ApiError, BadRequest, Responses, api_spec
 
 api = Blueprint("api", __name__)
 
@@ -72,12 +73,17 @@ def _services():
 @api.errorhandler(SearchError)
 @api.errorhandler(CursorError)
 def bad_request(exc):
-    return error_response(400, str(exc))
+    return error_response(400, str(exc), code=getattr(exc, "code", Code.BAD_REQUEST))
 
 
 @api.errorhandler(NotFound)
 def not_found(exc):
-    return error_response(404, str(exc))
+    return error_response(404, str(exc), code=Code.NOT_FOUND)
+
+
+@api.errorhandler(ApiError)
+def api_error(exc: ApiError):
+    return error_response(exc.status, str(exc), code=exc.code)
 
 
 def _filters(params: LibraryFilters) -> Filters:
@@ -151,12 +157,12 @@ def search_post(form: ImageSearch):
     decoded in memory (its type is sniffed from its content, decompression bombs are refused) and never stored.
     """
     if form is None:  # not a form at all (spectree validates only form bodies)
-        raise BadRequest("send the query picture as a multipart form field named 'image'")
+        raise BadRequest("send the query picture as a multipart form field named 'image'", Code.MISSING_IMAGE)
     search = _services().search
     try:
         vector = search.image_vector(form.image.read())
     except DecodeError as exc:
-        raise BadRequest(f"the uploaded file is not a usable image: {exc}") from None
+        raise BadRequest(f"the uploaded file is not a usable image: {exc}", Code.UNUSABLE_IMAGE) from None
     text = (form.q or "").strip()
     if text:
         vector = search.combine(vector, search.text_vector(text))
@@ -223,7 +229,7 @@ def _indexed_item(item_id: int) -> Item:
 def _video_item(item_id: int) -> Item:
     item = _indexed_item(item_id)
     if item.kind != Kind.VIDEO:
-        raise BadRequest(f"item {item_id} is not a video")
+        raise BadRequest(f"item {item_id} is not a video", Code.NOT_A_VIDEO)
     return item
 
 
@@ -232,7 +238,7 @@ def _source_path(item: Item) -> str:
     settings = _services().settings
     path = servable_path(item.path, settings.library, settings.follow_symlinks, exclude=[settings.data_dir])
     if path is None:
-        abort(404, description=f"the original of item {item.id} is not inside the library any more")
+        raise ApiError(404, Code.ORIGINAL_GONE, f"the original of item {item.id} is not inside the library any more")
     return path
 
 
@@ -282,7 +288,9 @@ def item_thumbnail(item_id: int, query: ThumbnailQuery):
         else:
             path = services.renditions.thumbnail(key, source)
     except (OSError, DecodeError, VideoError) as exc:
-        abort(404, description=f"the original of item {item_id} cannot be read any more: {exc}")
+        raise ApiError(
+            404, Code.ORIGINAL_GONE, f"the original of item {item_id} cannot be read any more: {exc}"
+        ) from None
     return _cached_file(path, "image/jpeg")
 
 
@@ -307,17 +315,19 @@ def item_clip(item_id: int, query: ClipQuery):
     start, end = query.start, query.end
     duration = (item.duration_ms or 0) / 1000
     if duration and start >= duration:
-        raise BadRequest(f"start ({start:g} s) is past the end of the video ({duration:g} s)")
+        raise BadRequest(f"start ({start:g} s) is past the end of the video ({duration:g} s)", Code.CLIP_OUT_OF_RANGE)
     end = min(end, duration) if duration else end
     if end <= start:
-        raise BadRequest("end must be after start")
+        raise BadRequest("end must be after start", Code.CLIP_OUT_OF_RANGE)
     if end - start > settings.max_clip_seconds:
-        raise BadRequest(f"a clip may last at most {settings.max_clip_seconds} s (MS_MAX_CLIP_SECONDS)")
+        raise BadRequest(
+            f"a clip may last at most {settings.max_clip_seconds} s (MS_MAX_CLIP_SECONDS)", Code.CLIP_TOO_LONG
+        )
     start_ms, end_ms = round(start * 1000), round(end * 1000)
     try:
         path = _services().transcoder.clip(_source_path(item), item.size, item.mtime_ns, start_ms, end_ms)
     except TranscodeError as exc:
-        abort(422, description=f"cannot cut this video: {exc}")
+        raise ApiError(422, Code.TRANSCODE_FAILED, f"cannot cut this video: {exc}") from None
     stem = os.path.splitext(os.path.basename(item.path))[0]
     name = f"{stem}_{start_ms / 1000:g}-{end_ms / 1000:g}s.mp4"
     return send_file(path, mimetype="video/mp4", conditional=True, max_age=86400, download_name=name)
@@ -346,7 +356,7 @@ def item_stream(item_id: int, query: Version):
     if state == "ready":
         return _cached_file(detail, "video/mp4")
     if state == "failed":
-        abort(422, description=f"cannot convert this video: {detail}")
+        raise ApiError(422, Code.TRANSCODE_FAILED, f"cannot convert this video: {detail}")
     working = RenditionPending(state="working", message="a browser-playable version is being made; try again shortly")
     return working, 202, {"Retry-After": "2"}
 
@@ -370,16 +380,16 @@ def item_motion(item_id: int, query: Version):
         if movie is not None:
             source = _source_path(movie)
             if not os.path.isfile(source):
-                abort(404, description=f"the motion of item {item_id} is gone from the library")
+                raise ApiError(404, Code.ORIGINAL_GONE, f"the motion of item {item_id} is gone from the library")
             if movie.playable:
                 return send_file(source, mimetype=_media_type(movie), conditional=True, max_age=86400)
             path = services.transcoder.rendition(source, movie.size, movie.mtime_ns)
         elif item.motion_offset is not None:
             path = services.transcoder.rendition(_source_path(item), item.size, item.mtime_ns, item.motion_offset)
         else:
-            raise NotFound(f"item {item_id} has no motion (not a Live Photo or motion photo)")
+            raise ApiError(404, Code.NO_MOTION, f"item {item_id} has no motion (not a Live Photo or motion photo)")
     except TranscodeError as exc:
-        abort(422, description=f"cannot play this motion: {exc}")
+        raise ApiError(422, Code.TRANSCODE_FAILED, f"cannot play this motion: {exc}") from None
     return _cached_file(path, "video/mp4")
 
 
@@ -399,7 +409,9 @@ def item_preview(item_id: int, query: Version):
     try:
         path = _services().renditions.preview(key, source)
     except (OSError, DecodeError) as exc:
-        abort(404, description=f"the original of item {item_id} cannot be read any more: {exc}")
+        raise ApiError(
+            404, Code.ORIGINAL_GONE, f"the original of item {item_id} cannot be read any more: {exc}"
+        ) from None
     return _cached_file(path, "image/jpeg")
 
 
@@ -423,7 +435,7 @@ def item_file(item_id: int):
 def _original(item: Item) -> Response:
     source = _source_path(item)
     if not os.path.isfile(source):
-        abort(404, description=f"the original of item {item.id} is gone from the library")
+        raise ApiError(404, Code.ORIGINAL_GONE, f"the original of item {item.id} is gone from the library")
     return send_file(source, mimetype=_media_type(item), conditional=True, download_name=os.path.basename(item.path))
 
 
@@ -449,9 +461,15 @@ def _cached_file(path: str, mimetype: str) -> Response:
     ),
 )
 def errors(query: PageParams):
-    """Files that could not be indexed or were skipped, each with its reason"""
-    rows, total = _services().store.problems(query.limit, query.offset)
-    return ProblemList(errors=[ProblemFile.of(row) for row in rows], total=total)
+    """Files that could not be indexed or were skipped, each with its reason and code
+
+    `unreachable` lists the folders and files the last scan could not read (their indexed items are kept).
+    """
+    services = _services()
+    rows, total = services.store.problems(query.limit, query.offset)
+    last = services.scans.last
+    unreachable = [w for w in LastScan.from_record(last).warnings if w.path] if last else []
+    return ProblemList(errors=[ProblemFile.of(row) for row in rows], total=total, unreachable=unreachable)
 
 
 def _counts(services) -> Counts:
@@ -512,10 +530,10 @@ def start_scan():
     """
     services = _services()
     if not services.settings.library:
-        raise BadRequest("no library configured: set MS_LIBRARY to the folder(s) to index")
+        raise BadRequest("no library configured: set MS_LIBRARY to the folder(s) to index", Code.NO_LIBRARY)
     refusal = services.scans.try_start("manual")
     if refusal:
-        return error_response(409, refusal)
+        return error_response(409, refusal, code=Code.SCAN_RUNNING if services.scans.owner else Code.DATA_DIR_IN_USE)
     return ScanStarted(started=True, status=services.scans.status()), 202
 
 
@@ -525,7 +543,7 @@ def pause_scan():
     """Pause the running scan after its current batch (the index is saved first)"""
     scans = _services().scans
     if not scans.pause():
-        return error_response(409, "no scan is running")
+        return error_response(409, "no scan is running", code=Code.NO_SCAN_RUNNING)
     return scans.status()
 
 
@@ -535,7 +553,7 @@ def resume_scan():
     """Resume a paused scan (also outside the scan window)"""
     scans = _services().scans
     if not scans.resume():
-        return error_response(409, "no scan is running")
+        return error_response(409, "no scan is running", code=Code.NO_SCAN_RUNNING)
     return scans.status()
 
 
@@ -545,7 +563,7 @@ def cancel_scan():
     """Stop the running scan after its current batch, keeping what is done"""
     scans = _services().scans
     if not scans.cancel():
-        return error_response(409, "no scan is running")
+        return error_response(409, "no scan is running", code=Code.NO_SCAN_RUNNING)
     return scans.status(), 202
 
 

@@ -25,6 +25,7 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface
 
 from ..auth import Authenticator
+from ..errors import ApiErrorCode
 from .models import error_response
 
 auth = Blueprint("auth", __name__)
@@ -88,10 +89,10 @@ def _template_values() -> dict:
     return {"auth_enabled": authenticator().enabled, "csrf_token": csrf_token}
 
 
-def _unauthorized(message: str):
+def _unauthorized(message: str, code: ApiErrorCode):
     if request.endpoint in HTML_ENDPOINTS and request.method in SAFE_METHODS:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-    response = error_response(401, message)
+    response = error_response(401, message, code=code)
     response.headers["WWW-Authenticate"] = 'Bearer realm="materialsearch"'
     return response
 
@@ -105,15 +106,19 @@ def _guard():
     if header is not None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or authn.verify_token(token.strip()) is None:
-            return _unauthorized("the API token is missing, malformed or revoked")
+            return _unauthorized("the API token is missing, malformed or revoked", ApiErrorCode.INVALID_TOKEN)
         return None
     if not authn.session_valid(session.get("stamp")):
-        return _unauthorized("log in first (or send an API token: Authorization: Bearer …)")
+        return _unauthorized(
+            "log in first (or send an API token: Authorization: Bearer …)", ApiErrorCode.LOGIN_REQUIRED
+        )
     if request.method not in SAFE_METHODS:
         # A session cookie rides along on requests other sites make; only our own page knows this token.
         sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD)
         if not _csrf_ok(sent):
-            return error_response(403, f"missing or wrong CSRF token (send the {CSRF_HEADER} header)")
+            return error_response(
+                403, f"missing or wrong CSRF token (send the {CSRF_HEADER} header)", code=ApiErrorCode.CSRF_FAILED
+            )
     return None
 
 
@@ -170,6 +175,6 @@ def login_submit():
 def logout():
     """End this browser's session."""
     if authenticator().enabled and not _csrf_ok(request.form.get(CSRF_FIELD)):
-        return error_response(403, "missing or wrong CSRF token")
+        return error_response(403, "missing or wrong CSRF token", code=ApiErrorCode.CSRF_FAILED)
     session.clear()
     return redirect(url_for("auth.login"))

@@ -30,7 +30,8 @@ from pydantic import (
 from spectree.model_adapter.pydantic_adapter import BaseFile
 
 from ..browse import Sort
-from ..reports import Reindexing, ScanStatus
+from ..errors import ApiErrorCode, ProblemCode, legacy_code
+from ..reports import Reindexing, ScanStatus, ScanWarning
 from ..store import Item
 from ..thumbnails import rendition_key
 
@@ -85,6 +86,14 @@ def fill_settings(node: Any, settings) -> Any:
 
 
 # --- requests ---------------------------------------------------------------------------------------------------
+class CodedValueError(ValueError):
+    """A validator's refusal with a more precise code than ``invalid_parameter`` (spec.validation_code reads it)."""
+
+    def __init__(self, message: str, code: ApiErrorCode):
+        super().__init__(message)
+        self.code = code
+
+
 def _absent_is_not_null(schema: dict) -> None:
     # A parameter left out is None here, but a client cannot send null: the document shows no null default.
     for field in schema.get("properties", {}).values():
@@ -221,9 +230,11 @@ class TextSearch(FilterParams):
     @model_validator(mode="after")
     def _one_query(self):
         if self.q is None and self.like is None:
-            raise ValueError("give a query: q=TEXT, or like=ITEM_ID (or POST an image)")
+            raise CodedValueError(
+                "give a query: q=TEXT, or like=ITEM_ID (or POST an image)", ApiErrorCode.MISSING_QUERY
+            )
         if self.q is not None and self.like is not None:
-            raise ValueError("give either q or like, not both")
+            raise CodedValueError("give either q or like, not both", ApiErrorCode.CONFLICTING_QUERY)
         return self
 
 
@@ -281,16 +292,30 @@ class Body(BaseModel):
 
 
 class Error(Body):
-    """Every error: ``{error, message, status}`` with the HTTP status."""
+    """Every error: ``{error, code, message, status}`` with the HTTP status."""
 
     error: Annotated[str, Field(description="HTTP reason phrase, e.g. `Bad Request`.")]
+    code: Annotated[
+        ApiErrorCode,
+        Field(
+            description="What went wrong, as a stable code (for translations and scripts):\n" + ApiErrorCode.described()
+        ),
+    ]
     message: Annotated[str, Field(description="What was wrong, for people.")]
     status: Annotated[int, Field(ge=400, le=599)]
 
 
-def error_response(status: int, message: str, name: str | None = None) -> FlaskResponse:
-    """The JSON answer to a failed request (``name``: the reason phrase, by default the standard one)."""
-    body = Error(error=name or HTTPStatus(status).phrase, message=message, status=status)
+def error_response(
+    status: int, message: str, name: str | None = None, code: ApiErrorCode | None = None
+) -> FlaskResponse:
+    """The JSON answer to a failed request (``name``: the reason phrase, by default the standard one; ``code``:
+    by default the status's general code)."""
+    body = Error(
+        error=name or HTTPStatus(status).phrase,
+        code=code or ApiErrorCode.for_status(status),
+        message=message,
+        status=status,
+    )
     return current_app.response_class(body.model_dump_json(), status=status, mimetype="application/json")
 
 
@@ -440,19 +465,38 @@ class ProblemFile(Body):
     kind: str
     status: Literal["error", "skipped"]
     reason: str | None
+    error_code: Annotated[
+        ProblemCode,
+        Field(description="Why, as a stable code (for translations and scripts):\n" + ProblemCode.described()),
+    ]
     size: Annotated[int, Field(ge=0)]
 
     @classmethod
     def of(cls, item: Item) -> ProblemFile:
         """The problem recorded for ``item``."""
-        return cls(id=item.id, path=item.path, kind=item.kind, status=item.status, reason=item.error, size=item.size)
+        return cls(
+            id=item.id,
+            path=item.path,
+            kind=item.kind,
+            status=item.status,
+            reason=item.error,
+            error_code=item.error_code or legacy_code(item.error) or ProblemCode.UNKNOWN,
+            size=item.size,
+        )
 
 
 class ProblemList(Body):
-    """A page of problem files."""
+    """A page of problem files, and the folders and files the last scan could not read."""
 
     errors: list[ProblemFile]
     total: Annotated[int, Field(ge=0)]
+    unreachable: Annotated[
+        list[ScanWarning],
+        Field(
+            description="Folders and files the last scan could not list or examine (and missing library folders); "
+            "their indexed items are kept until they can be read again."
+        ),
+    ]
 
 
 Count = Annotated[int, Field(ge=0)]

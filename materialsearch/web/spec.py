@@ -17,6 +17,7 @@ from spectree.plugins.flask_plugin import FlaskPlugin
 from spectree.utils import parse_code
 
 from .. import __version__
+from ..errors import ApiErrorCode
 from .models import Error, fill_settings
 
 JSON = "application/json"
@@ -24,7 +25,19 @@ _GENERATING = threading.Lock()
 
 
 class BadRequest(ValueError):
-    """A parameter is missing or malformed (answered with 400 and the message)."""
+    """A parameter is missing or malformed (answered with 400, ``code`` and the message)."""
+
+    def __init__(self, message: str, code: ApiErrorCode = ApiErrorCode.BAD_REQUEST):
+        super().__init__(message)
+        self.code = code
+
+
+class ApiError(Exception):
+    """A request that cannot be answered: ``status``, a stable ``code`` and the message (JSON, like every error)."""
+
+    def __init__(self, status: int, code: ApiErrorCode, message: str):
+        super().__init__(message)
+        self.status, self.code = status, code
 
 
 class Responses(Response):
@@ -92,10 +105,19 @@ def validation_message(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def validation_code(error: ValidationError) -> ApiErrorCode:
+    """The code of a refused request: a validator's own (``CodedValueError``), else ``invalid_parameter``."""
+    for problem in error.errors(include_url=False):
+        code = getattr((problem.get("ctx") or {}).get("error"), "code", None)
+        if isinstance(code, ApiErrorCode):
+            return code
+    return ApiErrorCode.INVALID_PARAMETER
+
+
 def _refuse_invalid(req, resp, error, instance, model_adapter) -> None:
     # spectree calls this after validating a request; an invalid one is answered like every other bad request.
     if error is not None:
-        raise BadRequest(validation_message(error))
+        raise BadRequest(validation_message(error), validation_code(error))
 
 
 def _refuse_unfaithful(req, resp, error, instance, model_adapter) -> None:
@@ -128,7 +150,8 @@ api_spec = SpecTree(
     title="materialsearch",
     version=__version__,
     description="Search your own photos by a sentence or an example picture. JSON everywhere; errors are "
-    "`{error, message, status}` with a 4xx status for bad input. When a password is set (MS_PASSWORD), every "
+    "`{error, code, message, status}` with a 4xx status for bad input; `code` is stable (see the `Error` schema). "
+    "When a password is set (MS_PASSWORD), every "
     "operation except `/healthz` needs a session cookie (log in at `/login`) or an API token "
     "(`python -m materialsearch token create NAME`) sent as `Authorization: Bearer …`.",
     servers=[{"url": "/"}],
