@@ -184,12 +184,12 @@ def query_preview(form: ImageUpload):
 
     Multipart form with the picture in `image`; decoded in memory like a search picture, never stored.
     """
-    if form is None:
-        raise BadRequest("send the picture as a multipart form field named 'image'")
+    if form is None or form.image is None:
+        raise BadRequest("send the picture as a multipart form field named 'image'", Code.MISSING_IMAGE)
     try:
         jpeg = _services().renditions.thumbnail_of_upload(form.image.read())
     except DecodeError as exc:
-        raise BadRequest(f"the uploaded file is not a usable image: {exc}") from None
+        raise BadRequest(f"the uploaded file is not a usable image: {exc}", Code.UNUSABLE_IMAGE) from None
     return Response(jpeg, mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
 
 

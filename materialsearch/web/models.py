@@ -248,7 +248,8 @@ class ImageSearch(FilterParams):
 class ImageUpload(Params):
     """``POST /api/query-preview``: a picture (multipart) to be shown as the query image."""
 
-    image: Annotated[BaseFile, Field(description="The picture.")]
+    # Not required in the schema: its absence is answered by the route (400, missing_image), the same as no form.
+    image: Annotated[BaseFile, Field(description="The picture (required).")] = None
 
 
 class Version(Params):
