@@ -13,8 +13,9 @@ from ..browse import CursorError, Sort, timeline_page
 from ..decode import DecodeError
 from ..records import Kind
 from ..records import Status as ItemStatus
+from ..relevance import QueryKind
 from ..reports import ScanStatus
-from ..search import NotFound, Page, SearchError
+from ..search import Match, Narrowing, NotFound, Page, SearchError
 from ..store import Filters, Item
 from ..thumbnails import rendition_key
 from ..transcode import TranscodeError
@@ -34,6 +35,7 @@ from .models import (
     ItemView,
     LibraryFilters,
     ModelInfo,
+    NarrowParams,
     PageParams,
     ProblemFile,
     ProblemList,
@@ -102,6 +104,8 @@ def _result(result) -> SearchResult:
         total=result.total,
         took_ms=result.took_ms,
     )
+    if result.more is not None:
+        body.more = result.more
     reindexing = services.reindexing()
     if reindexing:  # after a model change: say that results come only from what is re-embedded so far
         body.reindexing = reindexing
@@ -120,17 +124,33 @@ def _result(result) -> SearchResult:
     ),
 )
 def search_get(query: TextSearch):
-    """Search by text, or for items similar to an indexed item
+    """Search by text, by similarity to an indexed item, or by file name / folder
 
-    Give exactly one of `q` (a sentence, Chinese or English) and `like` (an item id; the item itself is left out
-    of the results).
+    Give `q` (a sentence, Chinese or English) or `like` (an item id; the item itself is left out of the
+    results), not both. With neither, `name` and/or `path` alone are a keyword search over file names / paths,
+    ranked by match quality (exact name, then prefix, then word start, then anywhere; ties newest first); with
+    them, they only filter. `sort`, `match`, `exclude` and `stack` narrow and order any of these.
     """
     filters, page = _filters(query), _page(query)
     search = _services().search
     if query.like is not None:
         vector = search.item_vector(query.like, query.t)
-        return _result(search.search(vector, filters, page, exclude=frozenset({query.like})))
-    return _result(search.search(search.text_vector(query.q), filters, page))
+        narrowing = _narrowing(query, QueryKind.IMAGE)
+        return _result(search.search(vector, filters, page, exclude=frozenset({query.like}), narrowing=narrowing))
+    if query.q is None:
+        return _result(search.search_names(filters, page, _narrowing(query, QueryKind.TEXT)))
+    return _result(search.search(search.text_vector(query.q), filters, page, narrowing=_narrowing(query)))
+
+
+def _narrowing(params: NarrowParams, kind: QueryKind = QueryKind.TEXT) -> Narrowing:
+    search = _services().search
+    return Narrowing(
+        sort=params.sort,
+        match=Match(params.match) if params.match else None,
+        excluded_texts=tuple(search.text_vector(text) for text in params.exclude or ()),
+        stack=params.stack,
+        kind=kind,
+    )
 
 
 @api.post("/api/search")
@@ -157,9 +177,10 @@ def search_post(form: ImageSearch):
     except DecodeError as exc:
         raise BadRequest(f"the uploaded file is not a usable image: {exc}") from None
     text = (form.q or "").strip()
+    kind = QueryKind.IMAGE
     if text:
-        vector = search.combine(vector, search.text_vector(text))
-    return _result(search.search(vector, _filters(form), _page(form)))
+        vector, kind = search.combine(vector, search.text_vector(text)), QueryKind.COMBINED
+    return _result(search.search(vector, _filters(form), _page(form), narrowing=_narrowing(form, kind)))
 
 
 # --- items ------------------------------------------------------------------------------------------------------
@@ -229,6 +250,27 @@ def item_detail(item_id: int):
     item = _indexed_item(item_id)
     motion = _services().store.motions_for([item.path]).get(item.path) if item.kind == Kind.IMAGE else None
     return ItemView.of(item, motion)
+
+
+@api.get(f"/api/items/{ITEM}/stack")
+@_item_route(
+    "getItemStack",
+    "items",
+    query=LibraryFilters,
+    HTTP_200=(ItemList, "The item, then its near-identical items, most similar first (`next_cursor` is null)."),
+    HTTP_400=(Error, "A filter is malformed (the message says which)."),
+)
+def item_stack(item_id: int, query: LibraryFilters):
+    """Every indexed item near-identical to this one (its stack)
+
+    Near-identical: cosine at least MS_STACK_COSINE between stored vectors, as search results are stacked;
+    a search result's stack members are all among these (this list may hold more: items the search left out).
+    """
+    _indexed_item(item_id)
+    services = _services()
+    members = services.search.stack_of(item_id, _filters(query))
+    motions = services.store.motions_for([item.path for item in members if item.kind == Kind.IMAGE])
+    return ItemList(results=[ItemView.of(item, motions.get(item.path)) for item in members], next_cursor=None)
 
 
 @api.get(f"/api/items/{ITEM}/thumbnail")

@@ -31,6 +31,7 @@ from spectree.model_adapter.pydantic_adapter import BaseFile
 
 from ..browse import Sort
 from ..reports import Reindexing, ScanStatus
+from ..search import Match
 from ..store import Item
 from ..thumbnails import rendition_key
 
@@ -38,6 +39,7 @@ from ..thumbnails import rendition_key
 MAX_INT = 2**63 - 1
 # Formats a browser shows directly; others (HEIC, TIFF) get a JPEG rendition for the large view.
 BROWSER_IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp", "gif", "bmp", "avif"}
+MAX_EXCLUSIONS = 10  # `exclude` texts per search: each costs one text encoding and a pass over the results
 SETTINGS_KEY = "x-from-settings"  # in a generated schema: {"maximum": "max_page_size", …}, filled in per app
 
 ItemId = Annotated[int, Field(ge=1, le=MAX_INT)]
@@ -209,8 +211,50 @@ class ItemsQuery(LibraryFilters):
     ] = None
 
 
-class TextSearch(FilterParams):
-    """``GET /api/search``: words, or an item to find similar ones to."""
+def _text_list(value: Any) -> Any:
+    # One value arrives as a string, several as a list (query string or form): a list without blank entries.
+    values = [value] if isinstance(value, str) else value
+    return [v for v in values if not (isinstance(v, str) and not v.strip())] if isinstance(values, list) else value
+
+
+class NarrowParams(Params):
+    """How a search narrows and orders its results."""
+
+    sort: Annotated[
+        Sort,
+        Field(
+            description="`score` (best first, default), or by capture time: `date_desc` (newest first) or "
+            "`date_asc`; a date order keeps only the good matches unless `match=all`."
+        ),
+    ] = Sort.SCORE
+    match: Annotated[
+        Match,
+        Field(
+            description="`good`: only results that stand out from this query's own scores over the library (a "
+            "z-score rule, see the README); `all`: every result. Default: `all` with `sort=score` (as scripts "
+            "always got), `good` with a date order. With `good` the answer says how many `more` `all` gives."
+        ),
+    ] = None
+    exclude: Annotated[
+        list[Annotated[str, Field(max_length=500)]],
+        BeforeValidator(_text_list),
+        Field(
+            max_length=MAX_EXCLUSIONS,
+            description="Leave out results that look like this text (high relative to the text's own scores over "
+            "the library); repeat for several.",
+        ),
+    ] = None
+    stack: Annotated[
+        bool,
+        Field(
+            description="Collapse near-identical results (copies, bursts, edits) into one with `stack_size` "
+            "(default true; `false`: every result on its own)."
+        ),
+    ] = True
+
+
+class TextSearch(FilterParams, NarrowParams):
+    """``GET /api/search``: words, or an item to find similar ones to, or a file name / folder keyword."""
 
     q: Annotated[str, Field(description="What to look for (a sentence, Chinese or English).")] = None
     like: Annotated[ItemId, Field(description="Find items similar to this indexed item (a video: its mean frame).")] = (
@@ -220,14 +264,14 @@ class TextSearch(FilterParams):
 
     @model_validator(mode="after")
     def _one_query(self):
-        if self.q is None and self.like is None:
-            raise ValueError("give a query: q=TEXT, or like=ITEM_ID (or POST an image)")
+        if self.q is None and self.like is None and self.name is None and self.path is None:
+            raise ValueError("give a query: q=TEXT, like=ITEM_ID, name=FILE_NAME or path=FOLDER (or POST an image)")
         if self.q is not None and self.like is not None:
             raise ValueError("give either q or like, not both")
         return self
 
 
-class ImageSearch(FilterParams):
+class ImageSearch(FilterParams, NarrowParams):
     """``POST /api/search``: a picture (multipart), optionally refined with words."""
 
     image: Annotated[BaseFile, Field(description="The picture.")]
@@ -380,11 +424,23 @@ class SearchHit(ItemView):
         Field(ge=0, description="Video moments: the best frame's time, in seconds (its picture is `thumbnail_url`)."),
     ] = None
     clip_url: Annotated[str, Field(description="Video moments: the moment as an MP4 clip.")] = None
+    stack_size: Annotated[
+        int, Field(ge=1, description="How many near-identical results this one stands for (1 when alone).")
+    ]
+    stack_url: Annotated[
+        str,
+        Field(
+            description="When `stack_size` > 1: every indexed item near-identical to this one (`GET "
+            "/api/items/{item_id}/stack`), which holds the stack's members."
+        ),
+    ] = None
 
     @classmethod
     def of_hit(cls, hit, motion: Item | None = None) -> SearchHit:
         """The result for one hit of a search."""
-        fields = {**ItemView.fields_of(hit.item, motion), "score": round(hit.score, 6)}
+        fields = {**ItemView.fields_of(hit.item, motion), "score": round(hit.score, 6), "stack_size": hit.stack_size}
+        if hit.stack_size > 1:
+            fields["stack_url"] = url_for("api.item_stack", item_id=hit.item.id)
         moment = hit.moment
         if moment is not None:
             item = hit.item
@@ -416,6 +472,14 @@ class SearchResult(Body):
         ),
     ]
     took_ms: Annotated[float, Field(ge=0)]
+    more: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="With good matches only: about how many more items `match=all` would give (items, "
+            "whether stacked or not; an estimate like `total`).",
+        ),
+    ] = None
     reindexing: Annotated[Reindexing, Field(description="Present while re-indexing after a model change.")] = None
 
 
