@@ -19,9 +19,14 @@ NEWLY_DOCUMENTED = {"backend", "precision", "layout", "building", "started_at", 
 
 # Added since that release, on purpose (issue 11: timeline, narrowing, stacks, folders, download, item info).
 ADDED = {
-    "operations": {("get", "/api/items"), ("get", "/api/items/{item_id}/stack")},
+    "operations": {
+        ("get", "/api/items"),
+        ("get", "/api/items/{item_id}/stack"),
+        ("get", "/api/folders"),
+        ("post", "/api/download"),
+    },
     "parameters": {"name", "sort", "match", "exclude", "stack"},
-    "fields": {"stack_size", "stack_url", "more"},
+    "fields": {"stack_size", "stack_url", "more", "info"},
 }
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}

@@ -7,10 +7,13 @@ import dataclasses
 import mimetypes
 import os
 
-from flask import Blueprint, Response, abort, current_app, send_file
+from flask import Blueprint, Response, abort, current_app, send_file, stream_with_context
 
 from ..browse import CursorError, Sort, timeline_page
 from ..decode import DecodeError
+from ..download import Member, unique_names, zip_stream
+from ..exif_info import media_info
+from ..folders import folder_tree, real_roots
 from ..records import Kind
 from ..records import Status as ItemStatus
 from ..relevance import QueryKind
@@ -25,15 +28,20 @@ from .models import (
     MAX_INT,
     ClipQuery,
     Counts,
+    DownloadRequest,
     Error,
     FilterParams,
+    Folder,
+    FolderTree,
     Health,
     ImageSearch,
     IndexInfo,
+    ItemDetail,
     ItemList,
     ItemsQuery,
     ItemView,
     LibraryFilters,
+    MediaInfo,
     ModelInfo,
     NarrowParams,
     PageParams,
@@ -244,12 +252,19 @@ def _item_route(operation_id: str, tag: str, query=None, **responses):
 
 
 @api.get(f"/api/items/{ITEM}")
-@_item_route("getItem", "items", HTTP_200=(ItemView, "The item."))
+@_item_route("getItem", "items", HTTP_200=(ItemDetail, "The item, with what its file says in `info`."))
 def item_detail(item_id: int):
-    """One indexed item"""
+    """One indexed item
+
+    `info` is read from the file on each request (never written): camera, lens, exposure, GPS as decimal
+    degrees, upright size and file size for photos (EXIF); size, duration, codec and location for videos.
+    """
     item = _indexed_item(item_id)
     motion = _services().store.motions_for([item.path]).get(item.path) if item.kind == Kind.IMAGE else None
-    return ItemView.of(item, motion)
+    settings = _services().settings
+    source = servable_path(item.path, settings.library, settings.follow_symlinks, exclude=[settings.data_dir])
+    facts = media_info(source, item.kind).given() if source else {"error": "the original is outside the library"}
+    return ItemDetail(**ItemView.fields_of(item, motion), info=MediaInfo(**facts))
 
 
 @api.get(f"/api/items/{ITEM}/stack")
@@ -437,6 +452,51 @@ def item_file(item_id: int):
     return _original(_indexed_item(item_id))
 
 
+@api.post("/api/download")
+@api_spec.validate(
+    json=DownloadRequest,
+    tags=[TAGS["items"]],
+    operation_id="downloadItems",
+    resp=Responses(
+        HTTP_200=("application/zip", "A zip of the originals (stored, streamed as it is written)."),
+        HTTP_400=(Error, "No ids, malformed ids, or more than MS_MAX_DOWNLOAD_ITEMS."),
+        HTTP_404=(Error, "Some ids name no indexed item, or an original is gone (the message lists them)."),
+    ),
+)
+def download(json: DownloadRequest):
+    """A zip of the originals of the given items
+
+    By id only, never by path. Each file keeps its name (repeats get ` (2)`…) and modification time. A Live
+    Photo brings its movie along (the pair is one photo to its owner); an Android motion photo is one file.
+    """
+    services = _services()
+    ids = list(dict.fromkeys(json.ids))
+    most = services.settings.max_download_items
+    if len(ids) > most:
+        raise BadRequest(f"ids: at most {most} items per download (MS_MAX_DOWNLOAD_ITEMS), got {len(ids)}")
+    found = services.store.get_items(ids)
+    missing = [i for i in ids if i not in found or found[i].status != ItemStatus.OK]
+    if missing:
+        raise NotFound(f"no indexed item with id {', '.join(map(str, missing))}")
+    items = [found[i] for i in ids]
+    motions = services.store.motions_for([item.path for item in items if item.kind == Kind.IMAGE])
+    files = []
+    for item in items:
+        files += [item] + ([motions[item.path]] if item.path in motions else [])
+    paths = [_source_path(item) for item in files]
+    gone = [item.id for item, path in zip(files, paths, strict=True) if not os.path.isfile(path)]
+    if gone:
+        raise NotFound(f"the original of item {', '.join(map(str, gone))} is gone from the library")
+    names = unique_names([os.path.basename(item.path) for item in files])
+    members = [Member(path, name) for path, name in zip(paths, names, strict=True)]
+    filename = f"materialsearch-{len(items)}-items.zip"
+    return Response(
+        stream_with_context(zip_stream(members)),
+        mimetype="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
 def _original(item: Item) -> Response:
     source = _source_path(item)
     if not os.path.isfile(source):
@@ -469,6 +529,17 @@ def errors(query: PageParams):
     """Files that could not be indexed or were skipped, each with its reason"""
     rows, total = _services().store.problems(query.limit, query.offset)
     return ProblemList(errors=[ProblemFile.of(row) for row in rows], total=total)
+
+
+@api.get("/api/folders")
+@api_spec.validate(
+    tags=[TAGS["library"]], operation_id="listFolders", resp=Responses(HTTP_200=(FolderTree, "The folder trees."))
+)
+def folders():
+    """The library folders and their sub-folders, with how many items are indexed in and below each"""
+    services = _services()
+    trees = folder_tree(services.store.folder_counts(), real_roots(services.settings.library))
+    return FolderTree(roots=[Folder.of(tree) for tree in trees])
 
 
 def _counts(services) -> Counts:

@@ -490,6 +490,70 @@ class ItemList(Body):
     next_cursor: Annotated[str | None, Field(description="Pass as `cursor` for the next page; null at the end.")]
 
 
+class Folder(Body):
+    """A folder of the library and its indexed items (its own and all below it)."""
+
+    name: Annotated[str, Field(description="The folder's name (a root: its absolute path).")]
+    path: Annotated[str, Field(description='Relative to its library root (`""` for the root).')]
+    prefix: Annotated[str, Field(description="Its absolute path with a trailing `/`: pass as `path` to filter.")]
+    count: Annotated[int, Field(ge=0, description="Indexed photos and videos in it and below it.")]
+    children: list[Folder]
+
+    @classmethod
+    def of(cls, node) -> Folder:
+        """The public view of a ``folders.FolderNode``, sub-folders by name."""
+        children = [cls.of(child) for _name, child in sorted(node.children.items())]
+        return cls(name=node.name, path=node.path, prefix=node.prefix, count=node.count, children=children)
+
+
+class FolderTree(Body):
+    """The library folders (MS_LIBRARY), each a tree of its indexed sub-folders."""
+
+    roots: list[Folder]
+
+
+class DownloadRequest(BaseModel):
+    """``POST /api/download``: which originals to zip."""
+
+    ids: Annotated[
+        list[ItemId],
+        Field(
+            min_length=1,
+            description="Item ids from results (never paths); at most MS_MAX_DOWNLOAD_ITEMS, repeats count once.",
+        ),
+    ]
+
+
+class MediaInfo(Body):
+    """What the file itself says (read on demand; a fact it does not carry is left out)."""
+
+    file_size: Annotated[int, Field(ge=0, description="Bytes, now.")] = None
+    width: Annotated[int, Field(ge=0, description="Upright pixel width.")] = None
+    height: Annotated[int, Field(ge=0)] = None
+    camera_make: str = None
+    camera_model: str = None
+    lens: str = None
+    exposure_time: Annotated[float, Field(ge=0, description="Shutter time in seconds (1/250 s: 0.004).")] = None
+    f_number: Annotated[float, Field(ge=0, description="Aperture, e.g. 1.8 for f/1.8.")] = None
+    iso: Annotated[int, Field(ge=0)] = None
+    focal_length: Annotated[float, Field(ge=0, description="In mm.")] = None
+    focal_length_35mm: Annotated[int, Field(ge=0, description="35 mm-equivalent focal length, in mm.")] = None
+    latitude: Annotated[float, Field(ge=-90, le=90, description="GPS, decimal degrees north.")] = None
+    longitude: Annotated[float, Field(ge=-180, le=180, description="GPS, decimal degrees east.")] = None
+    altitude: Annotated[float, Field(description="GPS, metres above sea level.")] = None
+    duration: Annotated[float, Field(ge=0, description="Videos: seconds.")] = None
+    codec: Annotated[str, Field(description="Videos: the video codec.")] = None
+    container: Annotated[str, Field(description="Videos: the container format.")] = None
+    has_audio: Annotated[bool, Field(description="Videos: whether there is a sound track.")] = None
+    error: Annotated[str, Field(description="Why the file could not be read (then little else is given).")] = None
+
+
+class ItemDetail(ItemView):
+    """An indexed item, with what its file says (for an info panel)."""
+
+    info: MediaInfo
+
+
 class ProblemFile(Body):
     """A file that could not be indexed, or was skipped."""
 
