@@ -82,7 +82,12 @@ class Services:
             settings.max_image_pixels,
         )
         self.search = SearchService(
-            self.store, self.index, self.encoder, settings.max_image_pixels, decode_sizes(settings, self.encoder)
+            self.store,
+            self.index,
+            self.encoder,
+            settings.max_image_pixels,
+            decode_sizes(settings, self.encoder),
+            settings.stack_cosine,
         )
         self.transcoder = Transcoder(
             os.path.join(settings.data_dir, "transcodes"),

@@ -46,7 +46,7 @@ class Filters:
     date_from: dt.datetime | None = None
     date_to: dt.datetime | None = None
     kind: str | None = None
-    name_contains: str | None = None  # in the file name (not its folders)
+    name_contains: str | None = None  # each of its words in the file name (not its folders)
 
     @property
     def active(self) -> bool:
@@ -306,8 +306,8 @@ class Store:
     def _apply_filters(query, filters: Filters):
         if filters.path_contains:
             query = query.where(Item.path.like(_like_escaped(filters.path_contains), escape="\\"))
-        if filters.name_contains:
-            query = query.where(_FILE_NAME.like(_like_escaped(filters.name_contains), escape="\\"))
+        for word in (filters.name_contains or "").split():  # every word, anywhere in the file name
+            query = query.where(_FILE_NAME.like(_like_escaped(word), escape="\\"))
         if filters.date_from is not None:
             query = query.where(Item.taken_at >= filters.date_from)
         if filters.date_to is not None:
@@ -344,6 +344,33 @@ class Store:
                     break
                 query = self._apply_filters(select(Item).where(Item.status == Status.OK, where), filters)
                 found += session.scalars(query.order_by(*order).limit(limit - len(found)))
+        return found
+
+    def listed(self, filters: Filters) -> list[tuple[int, str, dt.datetime | None]]:
+        """(id, path, capture time) of every indexed item passing ``filters`` (a name or path search's matches)."""
+        query = self._apply_filters(select(Item.id, Item.path, Item.taken_at).where(Item.status == Status.OK), filters)
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+
+    def vectors_by_id(self, vector_ids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of ``vector_ids``, in that order (every id must exist)."""
+        found: dict[int, bytes] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunked(int(v) for v in vector_ids):
+                found.update(conn.execute(select(Vector.id, Vector.embedding).where(Vector.id.in_(chunk))).all())
+        return _stack([found[int(v)] for v in vector_ids])
+
+    def first_vector_ids(self, item_ids: Iterable[int]) -> dict[int, int]:
+        """item id → the id of its first vector (a photo's only one), for items that have one."""
+        found: dict[int, int] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunked(int(i) for i in item_ids):
+                rows = conn.execute(
+                    select(Vector.item_id, func.min(Vector.id))
+                    .where(Vector.item_id.in_(chunk))
+                    .group_by(Vector.item_id)
+                )
+                found.update((item_id, vector_id) for item_id, vector_id in rows)
         return found
 
     def folder_counts(self) -> dict[str, int]:

@@ -21,9 +21,15 @@ NEWLY_DOCUMENTED |= {"code", "error_code", "warnings", "unreachable"}
 
 # Added since that release, on purpose (issue 11: timeline, narrowing, stacks, folders, download, item info).
 ADDED = {
-    "operations": {("get", "/api/items"), ("post", "/api/query-preview")},
-    "parameters": {"name"},
-    "fields": set(),
+    "operations": {
+        ("get", "/api/items"),
+        ("get", "/api/items/{item_id}/stack"),
+        ("get", "/api/folders"),
+        ("post", "/api/download"),
+        ("post", "/api/query-preview"),
+    },
+    "parameters": {"name", "sort", "match", "exclude", "stack"},
+    "fields": {"stack_size", "stack_url", "more", "info"},
 }
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}

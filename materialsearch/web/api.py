@@ -7,15 +7,19 @@ import dataclasses
 import mimetypes
 import os
 
-from flask import Blueprint, Response, current_app, send_file
+from flask import Blueprint, Response, current_app, send_file, stream_with_context
 
 from ..browse import CursorError, Sort, timeline_page
 from ..decode import DecodeError
+from ..download import Member, unique_names, zip_stream
 from ..errors import ApiErrorCode as Code
+from ..exif_info import media_info
+from ..folders import folder_tree, real_roots
 from ..records import Kind
 from ..records import Status as ItemStatus
+from ..relevance import QueryKind
 from ..reports import LastScan, ScanStatus
-from ..search import NotFound, Page, SearchError
+from ..search import Match, Narrowing, NotFound, Page, SearchError
 from ..store import Filters, Item
 from ..thumbnails import rendition_key
 from ..transcode import TranscodeError
@@ -25,17 +29,23 @@ from .models import (
     MAX_INT,
     ClipQuery,
     Counts,
+    DownloadRequest,
     Error,
     FilterParams,
+    Folder,
+    FolderTree,
     Health,
     ImageSearch,
     ImageUpload,
     IndexInfo,
+    ItemDetail,
     ItemList,
     ItemsQuery,
     ItemView,
     LibraryFilters,
+    MediaInfo,
     ModelInfo,
+    NarrowParams,
     PageParams,
     ProblemFile,
     ProblemList,
@@ -109,6 +119,8 @@ def _result(result) -> SearchResult:
         total=result.total,
         took_ms=result.took_ms,
     )
+    if result.more is not None:
+        body.more = result.more
     reindexing = services.reindexing()
     if reindexing:  # after a model change: say that results come only from what is re-embedded so far
         body.reindexing = reindexing
@@ -127,17 +139,33 @@ def _result(result) -> SearchResult:
     ),
 )
 def search_get(query: TextSearch):
-    """Search by text, or for items similar to an indexed item
+    """Search by text, by similarity to an indexed item, or by file name / folder
 
-    Give exactly one of `q` (a sentence, Chinese or English) and `like` (an item id; the item itself is left out
-    of the results).
+    Give `q` (a sentence, Chinese or English) or `like` (an item id; the item itself is left out of the
+    results), not both. With neither, `name` and/or `path` alone are a keyword search over file names / paths,
+    ranked by match quality (exact name, then prefix, then word start, then anywhere; ties newest first); with
+    them, they only filter. `sort`, `match`, `exclude` and `stack` narrow and order any of these.
     """
     filters, page = _filters(query), _page(query)
     search = _services().search
     if query.like is not None:
         vector = search.item_vector(query.like, query.t)
-        return _result(search.search(vector, filters, page, exclude=frozenset({query.like})))
-    return _result(search.search(search.text_vector(query.q), filters, page))
+        narrowing = _narrowing(query, QueryKind.IMAGE)
+        return _result(search.search(vector, filters, page, exclude=frozenset({query.like}), narrowing=narrowing))
+    if query.q is None:
+        return _result(search.search_names(filters, page, _narrowing(query, QueryKind.TEXT)))
+    return _result(search.search(search.text_vector(query.q), filters, page, narrowing=_narrowing(query)))
+
+
+def _narrowing(params: NarrowParams, kind: QueryKind = QueryKind.TEXT) -> Narrowing:
+    search = _services().search
+    return Narrowing(
+        sort=params.sort,
+        match=Match(params.match) if params.match else None,
+        excluded_texts=tuple(search.text_vector(text) for text in params.exclude or ()),
+        stack=params.stack,
+        kind=kind,
+    )
 
 
 @api.post("/api/search")
@@ -164,9 +192,10 @@ def search_post(form: ImageSearch):
     except DecodeError as exc:
         raise BadRequest(f"the uploaded file is not a usable image: {exc}", Code.UNUSABLE_IMAGE) from None
     text = (form.q or "").strip()
+    kind = QueryKind.IMAGE
     if text:
-        vector = search.combine(vector, search.text_vector(text))
-    return _result(search.search(vector, _filters(form), _page(form)))
+        vector, kind = search.combine(vector, search.text_vector(text)), QueryKind.COMBINED
+    return _result(search.search(vector, _filters(form), _page(form), narrowing=_narrowing(form, kind)))
 
 
 @api.post("/api/query-preview")
@@ -254,12 +283,40 @@ def _item_route(operation_id: str, tag: str, query=None, **responses):
 
 
 @api.get(f"/api/items/{ITEM}")
-@_item_route("getItem", "items", HTTP_200=(ItemView, "The item."))
+@_item_route("getItem", "items", HTTP_200=(ItemDetail, "The item, with what its file says in `info`."))
 def item_detail(item_id: int):
-    """One indexed item"""
+    """One indexed item
+
+    `info` is read from the file on each request (never written): camera, lens, exposure, GPS as decimal
+    degrees, upright size and file size for photos (EXIF); size, duration, codec and location for videos.
+    """
     item = _indexed_item(item_id)
     motion = _services().store.motions_for([item.path]).get(item.path) if item.kind == Kind.IMAGE else None
-    return ItemView.of(item, motion)
+    settings = _services().settings
+    source = servable_path(item.path, settings.library, settings.follow_symlinks, exclude=[settings.data_dir])
+    facts = media_info(source, item.kind).given() if source else {"error": "the original is outside the library"}
+    return ItemDetail(**ItemView.fields_of(item, motion), info=MediaInfo(**facts))
+
+
+@api.get(f"/api/items/{ITEM}/stack")
+@_item_route(
+    "getItemStack",
+    "items",
+    query=LibraryFilters,
+    HTTP_200=(ItemList, "The item, then its near-identical items, most similar first (`next_cursor` is null)."),
+    HTTP_400=(Error, "A filter is malformed (the message says which)."),
+)
+def item_stack(item_id: int, query: LibraryFilters):
+    """Every indexed item near-identical to this one (its stack)
+
+    Near-identical: cosine at least MS_STACK_COSINE between stored vectors, as search results are stacked;
+    a search result's stack members are all among these (this list may hold more: items the search left out).
+    """
+    _indexed_item(item_id)
+    services = _services()
+    members = services.search.stack_of(item_id, _filters(query))
+    motions = services.store.motions_for([item.path for item in members if item.kind == Kind.IMAGE])
+    return ItemList(results=[ItemView.of(item, motions.get(item.path)) for item in members], next_cursor=None)
 
 
 @api.get(f"/api/items/{ITEM}/thumbnail")
@@ -432,6 +489,51 @@ def item_file(item_id: int):
     return _original(_indexed_item(item_id))
 
 
+@api.post("/api/download")
+@api_spec.validate(
+    json=DownloadRequest,
+    tags=[TAGS["items"]],
+    operation_id="downloadItems",
+    resp=Responses(
+        HTTP_200=("application/zip", "A zip of the originals (stored, streamed as it is written)."),
+        HTTP_400=(Error, "No ids, malformed ids, or more than MS_MAX_DOWNLOAD_ITEMS."),
+        HTTP_404=(Error, "Some ids name no indexed item, or an original is gone (the message lists them)."),
+    ),
+)
+def download(json: DownloadRequest):
+    """A zip of the originals of the given items
+
+    By id only, never by path. Each file keeps its name (repeats get ` (2)`…) and modification time. A Live
+    Photo brings its movie along (the pair is one photo to its owner); an Android motion photo is one file.
+    """
+    services = _services()
+    ids = list(dict.fromkeys(json.ids))
+    most = services.settings.max_download_items
+    if len(ids) > most:
+        raise BadRequest(f"ids: at most {most} items per download (MS_MAX_DOWNLOAD_ITEMS), got {len(ids)}")
+    found = services.store.get_items(ids)
+    missing = [i for i in ids if i not in found or found[i].status != ItemStatus.OK]
+    if missing:
+        raise NotFound(f"no indexed item with id {', '.join(map(str, missing))}")
+    items = [found[i] for i in ids]
+    motions = services.store.motions_for([item.path for item in items if item.kind == Kind.IMAGE])
+    files = []
+    for item in items:
+        files += [item] + ([motions[item.path]] if item.path in motions else [])
+    paths = [_source_path(item) for item in files]
+    gone = [item.id for item, path in zip(files, paths, strict=True) if not os.path.isfile(path)]
+    if gone:
+        raise NotFound(f"the original of item {', '.join(map(str, gone))} is gone from the library")
+    names = unique_names([os.path.basename(item.path) for item in files])
+    members = [Member(path, name) for path, name in zip(paths, names, strict=True)]
+    filename = f"materialsearch-{len(items)}-items.zip"
+    return Response(
+        stream_with_context(zip_stream(members)),
+        mimetype="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
 def _original(item: Item) -> Response:
     source = _source_path(item)
     if not os.path.isfile(source):
@@ -470,6 +572,17 @@ def errors(query: PageParams):
     last = services.scans.last
     unreachable = [w for w in LastScan.from_record(last).warnings if w.path] if last else []
     return ProblemList(errors=[ProblemFile.of(row) for row in rows], total=total, unreachable=unreachable)
+
+
+@api.get("/api/folders")
+@api_spec.validate(
+    tags=[TAGS["library"]], operation_id="listFolders", resp=Responses(HTTP_200=(FolderTree, "The folder trees."))
+)
+def folders():
+    """The library folders and their sub-folders, with how many items are indexed in and below each"""
+    services = _services()
+    trees = folder_tree(services.store.folder_counts(), real_roots(services.settings.library))
+    return FolderTree(roots=[Folder.of(tree) for tree in trees])
 
 
 def _counts(services) -> Counts:
