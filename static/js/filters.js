@@ -32,6 +32,11 @@ export function filterParams(timeline) {
     if (timeline && !TIMELINE_FIELDS.includes(key)) continue;
     params.set(key, value);
   }
+  // The folder picker gives a folder's absolute path (ending in "/"): the API's path filter; it wins over the
+  // typed path, since both cannot be sent.
+  const folder = params.get("folder");
+  params.delete("folder");
+  if (folder) params.set("path", folder);
   if (!timeline) for (const word of excludedWords(el.exclude.value)) params.append("exclude", word);
   return params;
 }
@@ -43,8 +48,11 @@ export function excludedWords(text) {
 
 /** The filters as they appear in the address (the exclusions typed in the panel as one value). */
 export function filterState() {
-  const params = filterParams(false);
-  params.delete("exclude");
+  const params = new URLSearchParams();
+  for (const [key, input] of Object.entries(FIELDS)) {
+    const value = input.value.trim();
+    if (value && !(key === "kind" && value === "all")) params.set(key, value);
+  }
   if (el.exclude.value.trim()) params.set("exclude", el.exclude.value.trim());
   return params;
 }
@@ -92,9 +100,9 @@ export function setFolderChoices(folders) {
   el.folder.replaceChildren(first);
   for (const folder of folders) {
     const option = document.createElement("option");
-    option.value = folder.path;
+    option.value = folder.prefix;
     option.textContent = `${"\u2003".repeat(folder.depth)}${folder.name} (${folder.count})`;
-    option.title = folder.path;
+    option.title = folder.prefix;
     el.folder.append(option);
   }
   if (chosen && ![...el.folder.options].some((option) => option.value === chosen)) {

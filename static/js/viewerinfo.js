@@ -1,7 +1,7 @@
 /* The large view's side panel: file details, camera information (EXIF) and place, fetched from GET /api/items/ID. */
 import { fetchJson } from "./api.js";
 import { formatBytes, formatClock, formatDate, formatNumber, formatScore, formatSpan } from "./format.js";
-import { hasString, t } from "./i18n.js";
+import { t } from "./i18n.js";
 import { isMoment } from "./state.js";
 
 const GPS_DIGITS = 6; // about 10 cm
@@ -37,28 +37,42 @@ export function renderDetails(item) {
     .catch(() => {}); // the details above stand without the camera's
 }
 
-// {camera, lens, exposure…, gps: {latitude, longitude, altitude}} → rows; the names the page knows are translated.
+// The file's own facts (GET /api/items/ID's `info`): camera, lens, exposure, GPS as numbers, a video's codec.
 function renderInfo(full) {
   const info = full.info || {};
-  for (const [key, value] of Object.entries(info)) {
-    if (value == null || value === "" || ["width", "height", "size"].includes(key)) continue;
-    row(hasString(`info_${key}`) ? t(`info_${key}`) : key.replace(/_/g, " "), infoText(key, value), `info-${key}`);
+  const camera = [info.camera_make, info.camera_model].filter(Boolean);
+  // "Canon Canon EOS 5D": the make is left out when the model repeats it.
+  if (camera.length === 2 && camera[1].toLowerCase().startsWith(camera[0].toLowerCase())) camera.shift();
+  if (camera.length) row(t("info_camera"), camera.join(" "), "info-camera");
+  if (info.lens) row(t("info_lens"), info.lens, "info-lens");
+  const exposure = exposureText(info);
+  if (exposure) row(t("info_exposure"), exposure, "info-exposure");
+  if (typeof info.latitude === "number" && typeof info.longitude === "number") {
+    const parts = [info.latitude.toFixed(GPS_DIGITS), info.longitude.toFixed(GPS_DIGITS)];
+    let text = parts.join(", ");
+    if (typeof info.altitude === "number") text += ` · ${formatNumber(Math.round(info.altitude))} m`;
+    row(t("info_gps"), text, "info-gps");
   }
-  const location = full.location;
-  if (location) row(t("info_location"), locationText(location), "info-location");
+  const video = [info.codec, info.container].filter(Boolean).join(" · ");
+  if (video) row(t("info_video"), video, "info-video");
+  if (full.location) row(t("info_location"), locationText(full.location), "info-location");
 }
 
-function infoText(key, value) {
-  if (key === "gps" && typeof value === "object") {
-    const lat = value.latitude != null ? value.latitude : value.lat;
-    const lon = value.longitude != null ? value.longitude : value.lon;
-    const parts = [lat, lon].filter((n) => typeof n === "number").map((n) => n.toFixed(GPS_DIGITS));
-    if (typeof value.altitude === "number") parts.push(`${formatNumber(Math.round(value.altitude))} m`);
-    return parts.join(", ");
+// "1/250 s · f/1.8 · ISO 100 · 4.2 mm (26 mm)"
+function exposureText(info) {
+  const parts = [];
+  if (info.exposure_time) {
+    const time = info.exposure_time;
+    parts.push(time < 1 ? `1/${Math.round(1 / time)} s` : `${formatNumber(time)} s`);
   }
-  if (Array.isArray(value)) return value.join(" · ");
-  if (typeof value === "object") return Object.values(value).filter((v) => v != null && v !== "").join(" · ");
-  return String(value);
+  if (info.f_number) parts.push(`f/${formatNumber(info.f_number)}`);
+  if (info.iso) parts.push(`ISO ${info.iso}`);
+  if (info.focal_length) {
+    let focal = `${formatNumber(Math.round(info.focal_length * 10) / 10)} mm`;
+    if (info.focal_length_35mm) focal += ` (${t("info_35mm", { mm: info.focal_length_35mm })})`;
+    parts.push(focal);
+  }
+  return parts.join(" · ");
 }
 
 function locationText(location) {
