@@ -261,6 +261,14 @@ class Settings(BaseSettings):
         "replaces that label. Empty = the shipped set only.",
     )
     tags_replace: Flag = Field(False, description="Use only the labels of MS_TAGS_FILE, without the shipped set.")
+    stack_cosine: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.95,
+        description="Search results at least this similar to each other (cosine between their stored vectors) "
+        "collapse into one stack: copies are 1, re-encodes, bursts and light edits about 0.95 and up with CLIP.",
+    )
+    max_download_items: Count = Field(
+        1000, description="Most items one `POST /api/download` zip may hold (streamed, never copied to disk)."
+    )
     # --- videos, Live Photos and motion photos ---
     video_extensions: Extensions = Field(
         ("mov", "mp4", "m4v", "mkv", "webm", "avi", "3gp", "mts", "m2ts"),

@@ -45,6 +45,12 @@ WHERE = {
     "Store": "materialsearch.store",
     "Vector": "materialsearch.store",
     "probe": "materialsearch.video",
+    "Sort": "materialsearch.browse",
+    "encode_cursor": "materialsearch.browse",
+    "timeline_page": "materialsearch.browse",
+    "Match": "materialsearch.search",
+    "Narrowing": "materialsearch.search",
+    "QueryKind": "materialsearch.relevance",
     "sample_frames": "materialsearch.video",
 }
 

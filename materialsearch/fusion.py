@@ -20,9 +20,10 @@ import time
 
 import numpy as np
 
+from .browse import Sort
 from .ocrstore import OcrStore
 from .records import Kind, Status
-from .search import Hit, Page, SearchResult, SearchService
+from .search import Hit, Narrowing, Page, SearchResult, SearchService, newest_first_key
 from .store import Filters, Item
 
 RRF_K = 60  # the usual constant: ranks far down a list still count, but little
@@ -48,15 +49,13 @@ def fuse(rankings: list[tuple[float, list]]) -> list:
     return sorted(scores, key=lambda key: (-scores[key], first_seen[key]))
 
 
-def _passes(item: Item, filters: Filters) -> bool:
-    """Whether an item found by its text is searchable and passes the search's filters."""
-    if item.status != Status.OK or item.kind != Kind.IMAGE or filters.kind not in (None, Kind.IMAGE):
-        return False
-    if filters.path_contains and filters.path_contains not in item.path:
-        return False
-    if filters.date_from is not None and (item.taken_at is None or item.taken_at < filters.date_from):
-        return False
-    return filters.date_to is None or (item.taken_at is not None and item.taken_at <= filters.date_to)
+def _searchable(item: Item) -> bool:
+    """Whether an item found by its text is an indexed photo (its text is read; a video's is not)."""
+    return item.status == Status.OK and item.kind == Kind.IMAGE
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
 
 
 class FusedSearch:
@@ -77,18 +76,21 @@ class FusedSearch:
             hits.sort(key=lambda hit: -hit.score)
         total = len(hits) if complete else len(hits) + 1  # a lower bound while more may match
         window = hits[page.offset : page.offset + page.limit]
-        return SearchResult(window, total, round((time.perf_counter() - started) * 1000, 2))
+        return SearchResult(window, total, _ms(started))
 
-    def search_fused(self, q: str, filters: Filters, page: Page) -> SearchResult:
-        """The semantic ranking of ``q`` fused with the photos whose text contains it (the rule: module doc)."""
+    def search_fused(self, q: str, filters: Filters, page: Page, narrowing: Narrowing | None = None) -> SearchResult:
+        """The semantic ranking of ``q`` (narrowed by ``narrowing``) fused with the photos whose text contains it
+        (the rule: module doc); a date order puts the fused results in date order."""
         started = time.perf_counter()
+        narrowing = narrowing or Narrowing()
         wanted = page.offset + page.limit
         vector = self.search.text_vector(q)
-        semantic = self.search.search(vector, filters, Page(limit=wanted, offset=0, min_score=page.min_score))
+        semantic_page = Page(limit=wanted, offset=0, min_score=page.min_score)
+        semantic = self.search.search(vector, filters, semantic_page, narrowing=narrowing)
         text_hits, _complete = self._text_hits(q, filters, wanted)
         if not text_hits:  # nothing in the text: the semantic page as it is
             window = semantic.hits[page.offset : page.offset + page.limit]
-            return SearchResult(window, semantic.total, round((time.perf_counter() - started) * 1000, 2))
+            return SearchResult(window, semantic.total, _ms(started), semantic.more)
         by_key: dict = {}
         for hit in semantic.hits:
             by_key.setdefault(_key(hit), hit)
@@ -104,11 +106,15 @@ class FusedSearch:
         for key in order:
             hit = by_key[key]
             if key[1] is None and hit.item.id in snippets and not isinstance(hit, TextMatchHit):
-                hit = TextMatchHit(hit.item, hit.score, hit.moment, snippets[hit.item.id])
+                hit = TextMatchHit(hit.item, hit.score, hit.moment, hit.stack, snippet=snippets[hit.item.id])
             fused.append(hit)
+        if narrowing.sort.by_date:
+            fused.sort(key=lambda hit: newest_first_key(hit.item.taken_at, hit.item.id))
+            if narrowing.sort is not Sort.DATE_DESC:
+                fused.reverse()
         total = max(semantic.total, len(fused))
         window = fused[page.offset : page.offset + page.limit]
-        return SearchResult(window, total, round((time.perf_counter() - started) * 1000, 2))
+        return SearchResult(window, total, _ms(started), semantic.more)
 
     def _text_hits(self, words: str, filters: Filters, wanted: int) -> tuple[list[TextMatchHit], bool]:
         """Up to ``wanted`` searchable photos matching ``words`` that pass ``filters``, and whether that is all."""
@@ -116,10 +122,9 @@ class FusedSearch:
         while True:
             found = self.ocr.search(words, limit)
             items = self.search.store.get_items([hit.item_id for hit in found])
+            passing = self.search.store.passing_filters([i for i, item in items.items() if _searchable(item)], filters)
             hits = [
-                TextMatchHit(items[hit.item_id], 0.0, None, hit.snippet)
-                for hit in found
-                if hit.item_id in items and _passes(items[hit.item_id], filters)
+                TextMatchHit(items[hit.item_id], 0.0, snippet=hit.snippet) for hit in found if hit.item_id in passing
             ]
             exhausted = len(found) < limit
             if len(hits) > wanted or exhausted:

@@ -318,6 +318,19 @@ class VectorIndex:
         order = np.argsort(-scores, kind="stable")
         return scores[order], ids[order]
 
+    def sample(self, size: int, allowed: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+        """Up to ``size`` of the held vectors, drawn uniformly and reproducibly (``seed``), from ``allowed`` ids
+        only when given (for estimating a query's score distribution over the library)."""
+        with self._lock:
+            ids = _ids_of(self._index) if allowed is None else np.unique(np.asarray(allowed, dtype=np.int64))
+            if len(ids) > size:
+                ids = np.sort(np.random.default_rng(seed).choice(ids, size, replace=False))
+            if allowed is not None:
+                ids = np.asarray([i for i in ids.tolist() if self._has(i)], dtype=np.int64)
+            if ids.size == 0:
+                return np.empty((0, self.dim), np.float32)
+            return self._index.reconstruct_batch(ids)
+
     def _subset_scores(self, query: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact scores of the allowed ids that are present: an IVF probing a few lists would miss most of a
         small filtered set."""

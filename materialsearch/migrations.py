@@ -54,8 +54,13 @@ def _add_kind_status_index(cursor: sqlite3.Cursor) -> None:
     cursor.execute("CREATE INDEX IF NOT EXISTS ix_items_kind_status ON items (kind, status)")
 
 
+def _add_timeline_index(cursor: sqlite3.Cursor) -> None:
+    """Release 5: the timeline (indexed items by capture time) pages by keyset over an index."""
+    cursor.execute("CREATE INDEX IF NOT EXISTS ix_items_status_taken_at ON items (status, taken_at)")
+
+
 def _add_error_codes(cursor: sqlite3.Cursor) -> None:
-    """Release 5: a stable code next to each recorded problem (derived from the words older releases stored)."""
+    """Release 6: a stable code next to each recorded problem (derived from the words older releases stored)."""
     cursor.execute("ALTER TABLE items ADD COLUMN error_code VARCHAR(32)")
     problems = cursor.execute("SELECT id, error FROM items WHERE error IS NOT NULL").fetchall()
     cursor.executemany("UPDATE items SET error_code = ? WHERE id = ?", [(str(legacy_code(e)), i) for i, e in problems])
@@ -100,6 +105,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Cursor], None], ...] = (
     _add_api_tokens,
     _add_video_columns,
     _add_kind_status_index,
+    _add_timeline_index,
     _add_error_codes,
     _add_item_tags,
     _add_ocr_text,

@@ -53,7 +53,11 @@ class Item(Base):
     motion_offset: Mapped[int | None] = mapped_column(Integer)
     # The stable code of ``error`` (errors.ProblemCode), for the UI to translate and scripts to branch on.
     error_code: Mapped[str | None] = mapped_column(String(32))
-    __table_args__ = (Index("ix_items_kind_status", "kind", "status"),)
+    __table_args__ = (
+        Index("ix_items_kind_status", "kind", "status"),
+        # The timeline: indexed items in capture-time order, a keyset page at any depth (rowid breaks ties).
+        Index("ix_items_status_taken_at", "status", "taken_at"),
+    )
 
 
 class Vector(Base):

@@ -90,7 +90,12 @@ class Services:
         )
         self.duplicates = make_finder(settings, store, self.renditions)
         self.search = SearchService(
-            self.store, self.index, self.encoder, settings.max_image_pixels, decode_sizes(settings, self.encoder)
+            self.store,
+            self.index,
+            self.encoder,
+            settings.max_image_pixels,
+            decode_sizes(settings, self.encoder),
+            settings.stack_cosine,
         )
         self.transcoder = Transcoder(
             os.path.join(settings.data_dir, "transcodes"),

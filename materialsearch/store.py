@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import numpy as np
-from sqlalchemy import bindparam, create_engine, delete, event, exists, func, insert, select, update
+from sqlalchemy import and_, bindparam, create_engine, delete, event, exists, func, insert, select, tuple_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -48,11 +48,24 @@ class Filters:
     kind: str | None = None
     tags: tuple[str, ...] | None = None  # tag keys the item must all have (``tags``)
     exclude_hidden: bool | None = None  # leave out the items hidden from results (None: nothing to leave out)
+    name_contains: str | None = None  # each of its words in the file name (not its folders)
 
     @property
     def active(self) -> bool:
         """Whether any filter is set."""
         return any(v is not None for v in dataclasses.astuple(self))
+
+
+# A keyset position in the timeline: (capture time or None for an undated item, item id) of the last row shown.
+TimelinePosition = tuple[dt.datetime | None, int]
+# SQLite has no basename(): the path with everything up to its last "/" trimmed (rtrim drops the name's
+# characters from the right; what is left is the folder with its slash).
+_FILE_NAME = func.substr(Item.path, func.length(func.rtrim(Item.path, func.replace(Item.path, "/", ""))) + 1)
+_FOLDER = func.rtrim(Item.path, func.replace(Item.path, "/", ""))
+
+
+def _like_escaped(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,6 +294,17 @@ class Store:
         with self.engine.connect() as conn:
             return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
 
+    def passing_filters(self, item_ids: Sequence[int], filters: Filters) -> set[int]:
+        """Those of ``item_ids`` whose items pass ``filters`` (found outside the vectors, e.g. by their text)."""
+        if not filters.active:
+            return set(item_ids)
+        found: set[int] = set()
+        for chunk in chunked(item_ids):
+            query = self._apply_filters(select(Item.id).where(Item.id.in_(chunk)), filters)
+            with self.engine.connect() as conn:
+                found.update(conn.execute(query).scalars())
+        return found
+
     def count_searchable(self, filters: Filters, exclude: Iterable[int] = ()) -> int:
         """How many indexed items pass ``filters`` (leaving out ``exclude``)."""
         query = select(func.count(func.distinct(Vector.item_id))).join(Item, Item.id == Vector.item_id)
@@ -294,8 +318,9 @@ class Store:
     @staticmethod
     def _apply_filters(query, filters: Filters):
         if filters.path_contains:
-            escaped = filters.path_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where(Item.path.like(f"%{escaped}%", escape="\\"))
+            query = query.where(Item.path.like(_like_escaped(filters.path_contains), escape="\\"))
+        for word in (filters.name_contains or "").split():  # every word, anywhere in the file name
+            query = query.where(_FILE_NAME.like(_like_escaped(word), escape="\\"))
         if filters.date_from is not None:
             query = query.where(Item.taken_at >= filters.date_from)
         if filters.date_to is not None:
@@ -307,6 +332,70 @@ class Store:
         if filters.exclude_hidden:
             query = query.where(~exists().where(HiddenItem.item_id == Item.id))
         return query
+
+    # --- browsing ---------------------------------------------------------------------------------------------
+    def timeline(self, filters: Filters, newest_first: bool, after: TimelinePosition | None, limit: int) -> list[Item]:
+        """Indexed items passing ``filters`` in capture-time order (ties by id), the ``limit`` after ``after``.
+
+        A keyset page over ``ix_items_status_taken_at``: as cheap at any depth, and stable while a scan adds
+        items. Undated items (the scan dates a file without a capture time by its mtime, so only rows of old
+        releases) count as older than every dated one: last when newest first, first when oldest first."""
+        dated, undated = Item.taken_at.is_not(None), Item.taken_at.is_(None)
+        key = tuple_(Item.taken_at, Item.id)
+        if newest_first:
+            phases = [(dated, (Item.taken_at.desc(), Item.id.desc())), (undated, (Item.id.desc(),))]
+            if after is not None and after[0] is not None:
+                phases[0] = (and_(dated, key < tuple_(*after)), phases[0][1])
+            elif after is not None:
+                phases = [(and_(undated, Item.id < after[1]), phases[1][1])]
+        else:
+            phases = [(undated, (Item.id.asc(),)), (dated, (Item.taken_at.asc(), Item.id.asc()))]
+            if after is not None and after[0] is not None:
+                phases = [(and_(dated, key > tuple_(*after)), phases[1][1])]
+            elif after is not None:
+                phases[0] = (and_(undated, Item.id > after[1]), phases[0][1])
+        found: list[Item] = []
+        with Session(self.engine) as session:
+            for where, order in phases:
+                if len(found) >= limit:
+                    break
+                query = self._apply_filters(select(Item).where(Item.status == Status.OK, where), filters)
+                found += session.scalars(query.order_by(*order).limit(limit - len(found)))
+        return found
+
+    def listed(self, filters: Filters) -> list[tuple[int, str, dt.datetime | None]]:
+        """(id, path, capture time) of every indexed item passing ``filters`` (a name or path search's matches)."""
+        query = self._apply_filters(select(Item.id, Item.path, Item.taken_at).where(Item.status == Status.OK), filters)
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+
+    def vectors_by_id(self, vector_ids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of ``vector_ids``, in that order (every id must exist)."""
+        found: dict[int, bytes] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunked(int(v) for v in vector_ids):
+                found.update(conn.execute(select(Vector.id, Vector.embedding).where(Vector.id.in_(chunk))).all())
+        return _stack([found[int(v)] for v in vector_ids])
+
+    def first_vector_ids(self, item_ids: Iterable[int]) -> dict[int, int]:
+        """item id → the id of its first vector (a photo's only one), for items that have one."""
+        found: dict[int, int] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunked(int(i) for i in item_ids):
+                rows = conn.execute(
+                    select(Vector.item_id, func.min(Vector.id))
+                    .where(Vector.item_id.in_(chunk))
+                    .group_by(Vector.item_id)
+                )
+                found.update((item_id, vector_id) for item_id, vector_id in rows)
+        return found
+
+    def folder_counts(self) -> dict[str, int]:
+        """Indexed items per folder (the path up to its last "/", without it), one grouped query."""
+        folder = func.rtrim(_FOLDER, "/")
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(folder, func.count(Item.id)).where(Item.status == Status.OK).group_by(folder))
+            return {path: int(count) for path, count in rows}
 
     # --- items ------------------------------------------------------------------------------------------------
     def get_item(self, item_id: int) -> Item | None:

@@ -75,6 +75,12 @@ class Renditions:
             self.write_image_thumbnail(path, image)
         return path
 
+    def thumbnail_of_upload(self, data: bytes) -> bytes:
+        """A thumbnail-sized upright JPEG of an uploaded picture (a query image the browser cannot show, e.g.
+        HEIC), made in memory and never stored. Raises DecodeError."""
+        decoded = decode_image(data, min_side=1, min_long_side=self.thumbnail_size, max_pixels=self.max_pixels)
+        return encode_jpeg(render(decoded, self.thumbnail_size))
+
     def _decode(self, source: str, side: int) -> DecodedImage:
         with open(source, "rb") as handle:
             data = handle.read()

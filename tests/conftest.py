@@ -82,11 +82,16 @@ def make_model(tmp_path_factory):
     return build
 
 
+# The tiny random model puts unrelated pictures within 0.999 cosine of each other (a real CLIP: ~0.5–0.85), so
+# with it only the same picture stacks; tests of stacking at a lower threshold set their own.
+TINY_STACK_COSINE = 0.99999
+
+
 def settings_on(data_dir, model: str, /, **overrides):
     """Settings on ``data_dir`` with ``model`` and two decode threads, from no environment; overrides win."""
     from config import Settings
 
-    values = {"data_dir": str(data_dir), "model": model, "decode_threads": 2}
+    values = {"data_dir": str(data_dir), "model": model, "decode_threads": 2, "stack_cosine": TINY_STACK_COSINE}
     values.update(overrides)
     return Settings.from_env(environ={}, **values)
 

@@ -7,29 +7,37 @@ from typing import Any
 SCALAR_KEYS = ("type", "enum", "const", "minimum", "maximum", "format")
 
 
-def shape(spec: dict, schema: dict | None) -> dict:
-    """A schema with references resolved, ``allOf`` merged, ``X | null`` as ``nullable`` and wording dropped."""
+def shape(spec: dict, schema: dict | None, seen: frozenset[str] = frozenset()) -> dict:
+    """A schema with references resolved, ``allOf`` merged, ``X | null`` as ``nullable`` and wording dropped.
+
+    A reference back to a schema being resolved (a tree's ``children``) stays a reference: ``{"recursive": name}``.
+    """
     schema = dict(schema or {})
     while "$ref" in schema:
-        schema = {**spec["components"]["schemas"][schema.pop("$ref").rsplit("/", 1)[-1]], **schema}
+        name = schema.pop("$ref").rsplit("/", 1)[-1]
+        if name in seen:
+            return {"recursive": name}
+        seen = seen | {name}
+        schema = {**spec["components"]["schemas"][name], **schema}
     if "allOf" in schema:
         merged: dict[str, Any] = {"type": "object", "properties": {}, "required": []}
         for part in schema["allOf"]:
-            part = shape(spec, part)
+            part = shape(spec, part, seen)
             merged["properties"].update(part.get("properties", {}))
             merged["required"] += part.get("required", [])
         merged["required"] = sorted(merged["required"])
         return merged
     if "anyOf" in schema:
         options = [s for s in schema["anyOf"] if s != {"type": "null"}]
-        inner = shape(spec, options[0]) if len(options) == 1 else {"anyOf": [shape(spec, s) for s in options]}
+        shaped = [shape(spec, s, seen) for s in options]
+        inner = shaped[0] if len(shaped) == 1 else {"anyOf": shaped}
         return {**inner, "nullable": True} if len(options) < len(schema["anyOf"]) else inner
     if schema.get("type") == "object" or "properties" in schema:
-        props = {name: shape(spec, sub) for name, sub in schema.get("properties", {}).items()}
+        props = {name: shape(spec, sub, seen) for name, sub in schema.get("properties", {}).items()}
         out = {"type": "object", "properties": props, "required": sorted(schema.get("required", []))}
         return out
     if schema.get("type") == "array":
-        return {"type": "array", "items": shape(spec, schema.get("items"))}
+        return {"type": "array", "items": shape(spec, schema.get("items"), seen)}
     out = {k: schema[k] for k in SCALAR_KEYS if k in schema}
     if "const" in out:
         out.pop("type", None)

@@ -46,15 +46,15 @@ def page(server):
 
 
 def test_log_in_search_and_get_sent_back_when_the_session_ends(page, server):
-    page.goto(f"{server}/?q=train")
-    expect(page).to_have_url(f"{server}/login?next=/?q%3Dtrain")
+    page.goto(f"{server}/?q=train&match=all")  # every result: the tiny model's scores do not stand out
+    expect(page).to_have_url(f"{server}/login?next=/?q%3Dtrain%26match%3Dall")
     page.fill("#password", "not it")
     page.click("#login-button")
     expect(page.locator("#login-error")).to_contain_text("Wrong password")
 
     page.fill("#password", PASSWORD)
     page.click("#login-button")
-    expect(page).to_have_url(f"{server}/?q=train")  # back where we wanted to go, and the search ran
+    expect(page).to_have_url(f"{server}/?q=train&match=all")  # back where we wanted to go, and the search ran
     expect(page.locator("#results .result")).to_have_count(4)
     broken = page.wait_for_function(VISIBLE_IMAGES_LOADED, arg="#results img.result-thumb").json_value()
     assert broken == [], f"thumbnails that did not load with the session cookie: {broken}"
@@ -73,7 +73,7 @@ def test_log_in_search_and_get_sent_back_when_the_session_ends(page, server):
     page.context.clear_cookies()
     page.fill("#query", "sunset")
     page.press("#query", "Enter")
-    expect(page).to_have_url(f"{server}/login?next=%2F%3Fq%3Dsunset")
+    expect(page).to_have_url(f"{server}/login?next=%2F%3Fq%3Dsunset%26match%3Dall")
     page.fill("#password", PASSWORD)
     page.click("#login-button")
     expect(page.locator("#results .result")).to_have_count(4)

@@ -88,12 +88,21 @@ def test_every_element_and_template_the_modules_ask_for_is_in_the_page():
     assert cloned == templates, f"templates cloned {cloned} vs templates in the page {templates}"
 
 
+STRING_FILES = sorted(JS.glob("strings*.js"))  # the strings by feature (strings.js, strings-browse.js, …)
+
+
 def string_keys(language: str) -> set[str]:
-    """The keys of one language's table in strings.js (four-space indented `key:` or `"key with spaces":`)."""
-    source = (JS / "strings.js").read_text(encoding="utf-8")
-    table = re.search(rf"^  {language}: \{{\n(.*?)^  \}},$", source, re.MULTILINE | re.DOTALL)
-    assert table, f"no {language} table in strings.js"
-    return {key for _, key in re.findall(r'^    ("?)([\w ]+)\1:', table.group(1), re.MULTILINE)}
+    """The keys of one language's tables in the strings*.js files (four-space indented `key:` or `"key with
+    spaces":`); a key declared in two files is refused (one would silently win)."""
+    keys: set[str] = set()
+    for path in STRING_FILES:
+        source = path.read_text(encoding="utf-8")
+        table = re.search(rf"^  {language}: \{{\n(.*?)^  \}},$", source, re.MULTILINE | re.DOTALL)
+        assert table, f"no {language} table in {path.name}"
+        found = {key for _, key in re.findall(r'^    ("?)([\w ]+)\1:', table.group(1), re.MULTILINE)}
+        assert not keys & found, f"{path.name} declares again: {keys & found}"
+        keys |= found
+    return keys
 
 
 def test_both_languages_have_every_string_the_page_uses():
@@ -102,6 +111,6 @@ def test_both_languages_have_every_string_the_page_uses():
     assert english == chinese, f"only in English: {english - chinese}; only in Chinese: {chinese - english}"
     html = INDEX.read_text(encoding="utf-8")
     used = set(re.findall(r'data-i18n(?:-[a-z-]+)?="(\w+)"', html))
-    source = "\n".join(text for name, text in modules().items() if name != "strings.js")
+    source = "\n".join(text for name, text in modules().items() if not name.startswith("strings"))
     used |= set(re.findall(r'\bt\("(\w+)"', source))
     assert len(used) > 50 and used <= english, f"strings used but not declared: {used - english}"

@@ -151,8 +151,8 @@ def test_a_failed_step_rolls_the_whole_upgrade_back(tmp_path, monkeypatch):
     path = release_db(tmp_path, 2)
     before = schema_of(path), rows(path, "SELECT * FROM items ORDER BY id")
 
-    def broken(cursor):
-        cursor.execute("CREATE TABLE half_done (x INTEGER)")
+    def broken(cursor):  # in place of the last step: it writes, then fails
+        cursor.execute("CREATE INDEX ix_written_before_failing ON items (kind, status)")
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS[:2], broken))  # in place of step 3

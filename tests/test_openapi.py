@@ -30,8 +30,18 @@ ADDED_OPERATIONS |= {  # issue 12: duplicates
     ("post", "/api/hidden"),
     ("post", "/api/hidden/restore"),
 }
+ADDED_OPERATIONS |= {  # issue 11: timeline, stacks, folders, download, the query picture's preview
+    ("get", "/api/items"),
+    ("get", "/api/items/{item_id}/stack"),
+    ("get", "/api/folders"),
+    ("post", "/api/download"),
+    ("post", "/api/query-preview"),
+}
 ADDED_PARAMETERS = {"tag", "text", "include_hidden"}
+ADDED_PARAMETERS |= {"name", "sort", "match", "exclude", "stack"}  # issue 11
 ADDED_FIELDS = {"tags", "ocr", "snippet", "text"}
+ADDED_FIELDS |= {"stack_size", "stack_url", "more", "info"}  # issue 11
+ADDED = {"operations": ADDED_OPERATIONS, "parameters": ADDED_PARAMETERS, "fields": ADDED_FIELDS}
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 # Routes outside /api that belong to the REST surface and are documented too.
@@ -53,25 +63,25 @@ def app(scanned_app, tmp_path_factory, media_dir):
 def test_document_keeps_the_contract_of_the_hand_written_one(make_app):
     """Same operations, parameters (name, place, required, type, bounds, default), request bodies and statuses;
     every response field it described is still there with the same type; the only new fields are ones the
-    responses always had."""
+    responses always had, or ones added since on purpose (``ADDED``), and added parameters are optional."""
     new = contract(make_app().test_client().get("/api/openapi.json").get_json())
     old = contract(json.loads(FIXTURE.read_text(encoding="utf-8")))
-    assert set(new) == set(old) | ADDED_OPERATIONS
+    assert set(new) == set(old) | ADDED["operations"]
     for operation, before in old.items():
         after = new[operation]
-        added = {key: p for key, p in after["parameters"].items() if key[0] in ADDED_PARAMETERS}
-        assert not any(p["required"] for p in added.values()), operation
-        assert {k: p for k, p in after["parameters"].items() if k not in added} == before["parameters"], operation
-        for form in after["body"].values():
-            for name in ADDED_PARAMETERS & set(form.get("properties", {})):
-                assert name not in form["required"], operation
-                del form["properties"][name]
-        assert after["body"] == before["body"], operation
+        assert {k: after["parameters"][k] for k in before["parameters"]} == before["parameters"], operation
+        added_parameters = {k: v for k, v in after["parameters"].items() if k not in before["parameters"]}
+        assert {name for name, _in in added_parameters} <= ADDED["parameters"], operation
+        assert not any(p["required"] for p in added_parameters.values()), operation
+        assert lost(before["body"], after["body"]) == [], operation
+        body_added = {p.rsplit("/", 1)[1].removesuffix(": missing") for p in lost(after["body"], before["body"])}
+        assert body_added <= ADDED["parameters"], operation
         assert set(after["responses"]) == set(before["responses"]), operation
         assert lost(before["responses"], after["responses"]) == [], operation
         added = {p for p in lost(after["responses"], before["responses"]) if p.endswith(": missing")}
-        names = {p.rsplit("/", 1)[1].removesuffix(": missing") for p in added}
-        assert names <= NEWLY_DOCUMENTED | ADDED_FIELDS, operation
+        assert {p.rsplit("/", 1)[1].removesuffix(": missing") for p in added} <= NEWLY_DOCUMENTED | ADDED["fields"], (
+            operation
+        )
 
 
 def test_contract_comparison_sees_a_lost_field_or_bound():
@@ -245,6 +255,28 @@ def _fuzz(operation, mode: str, checks, **fixed) -> None:
     run()
 
 
+def _form_text_is_text(ctx, response, case):
+    """schemathesis' ``negative_data_rejection``, less one false alarm: it counts a number or a structure sent in a
+    multipart text field (``path=3565304467954``) as invalid, but every form field is text on the wire, so the
+    server rightly takes it as text (schemathesis itself allows this for query and path parameters)."""
+    from schemathesis.checks import negative_data_rejection
+    from schemathesis.core.mutations import OperatorKind
+
+    phase = getattr(getattr(case.meta, "phase", None), "data", None)
+    mutations = getattr(phase, "mutations", None) or []
+    if (
+        str(case.media_type or "").startswith("multipart/")
+        and mutations
+        and all(
+            m.operator == OperatorKind.CHANGE_TYPE
+            and m.original_value == "string"  # whatever replaces it is sent as text (JSON for a structure)
+            for m in mutations
+        )
+    ):
+        return None
+    return negative_data_rejection(ctx, response, case)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["positive", "negative"])
 def test_schemathesis_finds_no_server_errors_or_schema_violations(app, mode):
@@ -253,7 +285,6 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(app, mode):
     from hypothesis.errors import Unsatisfiable
     from schemathesis.checks import (
         content_type_conformance,
-        negative_data_rejection,
         not_a_server_error,
         response_schema_conformance,
         status_code_conformance,
@@ -261,7 +292,7 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(app, mode):
 
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
     if mode == "negative":
-        checks.append(negative_data_rejection)
+        checks.append(_form_text_is_text)
     failures = []
     operations = _operations(app)
     assert len(operations) >= 11

@@ -8,15 +8,20 @@ import mimetypes
 import os
 import time
 
-from flask import Blueprint, Response, current_app, send_file
+from flask import Blueprint, Response, current_app, send_file, stream_with_context
 
+from ..browse import CursorError, Sort, timeline_page
 from ..decode import DecodeError
+from ..download import Member, unique_names, zip_stream
 from ..errors import ApiErrorCode as Code
+from ..exif_info import media_info
+from ..folders import folder_tree, real_roots
 from ..ocrpass import OcrStatus
 from ..records import Kind
 from ..records import Status as ItemStatus
+from ..relevance import QueryKind
 from ..reports import LastScan, ScanStatus
-from ..search import NotFound, Page, SearchError
+from ..search import Match, Narrowing, NotFound, Page, SearchError
 from ..store import Filters, Item
 from ..thumbnails import rendition_key
 from ..transcode import TranscodeError
@@ -29,16 +34,25 @@ from .models import (
     ClassifyUpload,
     ClipQuery,
     Counts,
+    DownloadRequest,
     Error,
     FilterParams,
+    Folder,
+    FolderTree,
     Health,
     ImageSearch,
+    ImageUpload,
     IndexInfo,
     ItemDetail,
+    ItemList,
+    ItemsQuery,
     ItemText,
     ItemView,
     LabelScore,
+    LibraryFilters,
+    MediaInfo,
     ModelInfo,
+    NarrowParams,
     PageParams,
     ProblemFile,
     ProblemList,
@@ -76,6 +90,7 @@ def _services():
 
 @api.errorhandler(BadRequest)
 @api.errorhandler(SearchError)
+@api.errorhandler(CursorError)
 def bad_request(exc):
     return error_response(400, str(exc), code=getattr(exc, "code", Code.BAD_REQUEST))
 
@@ -90,12 +105,13 @@ def api_error(exc: ApiError):
     return error_response(exc.status, str(exc), code=exc.code)
 
 
-def _filters(params: FilterParams) -> Filters:
+def _filters(params: LibraryFilters) -> Filters:
     kind = None if params.kind == "all" else params.kind
     shown = getattr(params, "include_hidden", False)  # a text search may ask for hidden items too
     hide = None if shown or not _services().store.has_hidden() else True
     return Filters(
         path_contains=params.path,
+        name_contains=params.name,
         date_from=params.date_from,
         date_to=params.date_to,
         kind=kind,
@@ -138,6 +154,8 @@ def _result(result) -> SearchResult:
         total=result.total,
         took_ms=result.took_ms,
     )
+    if result.more is not None:
+        body.more = result.more
     reindexing = services.reindexing()
     if reindexing:  # after a model change: say that results come only from what is re-embedded so far
         body.reindexing = reindexing
@@ -156,21 +174,38 @@ def _result(result) -> SearchResult:
     ),
 )
 def search_get(query: TextSearch):
-    """Search by text, or for items similar to an indexed item
+    """Search by text, by similarity to an indexed item, or by file name / folder
 
     Give `q` (a sentence, Chinese or English), `text` (words read in photos) or both, or `like` (an item id; the
     item itself is left out of the results). A `q` also looks in the photos' text: a photo whose text contains it
-    ranks at or near the top (reciprocal-rank fusion; results found by text carry the line as `snippet`).
+    ranks at or near the top (reciprocal-rank fusion; results found by text carry the line as `snippet`). With
+    none of them, `name` and/or `path` alone are a keyword search over file names / paths, ranked by match quality
+    (exact name, then prefix, then word start, then anywhere; ties newest first); with them, they only filter.
+    `sort`, `match`, `exclude` and `stack` narrow and order any of these.
     """
     filters, page = _filters(query), _page(query)
     search = _services().search
     if query.like is not None:
         vector = search.item_vector(query.like, query.t)
-        return _result(search.search(vector, filters, page, exclude=frozenset({query.like})))
+        narrowing = _narrowing(query, QueryKind.IMAGE)
+        return _result(search.search(vector, filters, page, exclude=frozenset({query.like}), narrowing=narrowing))
     fused = _services().fused
     if query.text is not None:
         return _result(fused.search_text(query.text, filters, page, q=query.q))
-    return _result(fused.search_fused(query.q, filters, page))
+    if query.q is None:
+        return _result(search.search_names(filters, page, _narrowing(query, QueryKind.TEXT)))
+    return _result(fused.search_fused(query.q, filters, page, _narrowing(query)))
+
+
+def _narrowing(params: NarrowParams, kind: QueryKind = QueryKind.TEXT) -> Narrowing:
+    search = _services().search
+    return Narrowing(
+        sort=params.sort,
+        match=Match(params.match) if params.match else None,
+        excluded_texts=tuple(search.text_vector(text) for text in params.exclude or ()),
+        stack=params.stack,
+        kind=kind,
+    )
 
 
 @api.post("/api/search")
@@ -197,9 +232,34 @@ def search_post(form: ImageSearch):
     except DecodeError as exc:
         raise BadRequest(f"the uploaded file is not a usable image: {exc}", Code.UNUSABLE_IMAGE) from None
     text = (form.q or "").strip()
+    kind = QueryKind.IMAGE
     if text:
-        vector = search.combine(vector, search.text_vector(text))
-    return _result(search.search(vector, _filters(form), _page(form)))
+        vector, kind = search.combine(vector, search.text_vector(text)), QueryKind.COMBINED
+    return _result(search.search(vector, _filters(form), _page(form), narrowing=_narrowing(form, kind)))
+
+
+@api.post("/api/query-preview")
+@api_spec.validate(
+    tags=[TAGS["search"]],
+    operation_id="previewQueryImage",
+    resp=Responses(
+        HTTP_200=("image/jpeg", "A thumbnail-sized JPEG of the picture."),
+        HTTP_400=(Error, "No `image` field, or an unreadable picture."),
+        HTTP_413=(Error, "The request is larger than MS_MAX_UPLOAD_BYTES."),
+    ),
+)
+def query_preview(form: ImageUpload):
+    """A JPEG of a query picture the browser cannot show itself (HEIC, TIFF)
+
+    Multipart form with the picture in `image`; decoded in memory like a search picture, never stored.
+    """
+    if form is None or form.image is None:
+        raise BadRequest("send the picture as a multipart form field named 'image'", Code.MISSING_IMAGE)
+    try:
+        jpeg = _services().renditions.thumbnail_of_upload(form.image.read())
+    except DecodeError as exc:
+        raise BadRequest(f"the uploaded file is not a usable image: {exc}", Code.UNUSABLE_IMAGE) from None
+    return Response(jpeg, mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 # --- classification and tags -----------------------------------------------------------------------------------
@@ -260,6 +320,31 @@ def tags():
 
 
 # --- items ------------------------------------------------------------------------------------------------------
+@api.get("/api/items")
+@api_spec.validate(
+    tags=[TAGS["items"]],
+    operation_id="listItems",
+    resp=Responses(
+        HTTP_200=(ItemList, "A page of items in capture-time order."),
+        HTTP_400=(Error, "A parameter is malformed or out of range, or the cursor is not one this API gave."),
+    ),
+)
+def list_items(query: ItemsQuery):
+    """The timeline: every indexed photo and video by capture time, a page at a time
+
+    Newest first (`sort=date_desc`) or oldest first; the same filters as a search. Pages follow by keyset: pass
+    `next_cursor` back as `cursor` (stable while a scan adds items). Undated items (only from databases of old
+    releases: a scan dates a file without a capture time by its modification time) come after every dated one
+    newest first, before them oldest first. Results are not stacked (every copy of a photo is its own item).
+    """
+    services = _services()
+    page = timeline_page(services.store, _filters(query), Sort(query.sort), query.limit, query.cursor)
+    motions = services.store.motions_for([item.path for item in page.items if item.kind == Kind.IMAGE])
+    return ItemList(
+        results=[ItemView.of(item, motions.get(item.path)) for item in page.items], next_cursor=page.next_cursor
+    )
+
+
 def _indexed_item(item_id: int) -> Item:
     item = _services().store.get_item(item_id)
     if item is None or item.status != ItemStatus.OK:
@@ -295,16 +380,47 @@ def _item_route(operation_id: str, tag: str, query=None, **responses):
 
 
 @api.get(f"/api/items/{ITEM}")
-@_item_route("getItem", "items", HTTP_200=(ItemDetail, "The item, with the text read in it."))
+@_item_route("getItem", "items", HTTP_200=(ItemDetail, "The item, with the text read in it and its file's facts."))
 def item_detail(item_id: int):
-    """One indexed item, with the lines of text read in it (boxes, confidence)"""
+    """One indexed item
+
+    With the lines of text read in it (boxes, confidence), and `info`, read from the file on each request (never
+    written): camera, lens, exposure, GPS as decimal degrees, upright size and file size for photos (EXIF); size,
+    duration, codec and location for videos.
+    """
     item = _indexed_item(item_id)
-    store = _services().store
+    services = _services()
+    store, settings = services.store, services.settings
     motion = raw = None
     if item.kind == Kind.IMAGE:
         motion, raw = store.motions_for([item.path]).get(item.path), store.raws_for([item.path]).get(item.path)
-    text = ItemText.of(_services().ocr_store.text_of(item.id))
-    return _with_tags([ItemDetail(**ItemView.fields_of(item, motion, raw), text=text)])[0]
+    text = ItemText.of(services.ocr_store.text_of(item.id))
+    source = servable_path(item.path, settings.library, settings.follow_symlinks, exclude=[settings.data_dir])
+    facts = media_info(source, item.kind).given() if source else {"error": "the original is outside the library"}
+    detail = ItemDetail(**ItemView.fields_of(item, motion, raw), text=text, info=MediaInfo(**facts))
+    return _with_tags([detail])[0]
+
+
+@api.get(f"/api/items/{ITEM}/stack")
+@_item_route(
+    "getItemStack",
+    "items",
+    query=LibraryFilters,
+    HTTP_200=(ItemList, "The item, then its near-identical items, most similar first (`next_cursor` is null)."),
+    HTTP_400=(Error, "A filter is malformed (the message says which)."),
+)
+def item_stack(item_id: int, query: LibraryFilters):
+    """Every indexed item near-identical to this one (its stack)
+
+    Near-identical: cosine at least MS_STACK_COSINE between stored vectors, as search results are stacked;
+    a search result's stack members are all among these (this list may hold more: items the search left out).
+    """
+    _indexed_item(item_id)
+    services = _services()
+    members = services.search.stack_of(item_id, _filters(query))
+    motions = services.store.motions_for([item.path for item in members if item.kind == Kind.IMAGE])
+    views = _with_tags([ItemView.of(item, motions.get(item.path)) for item in members])
+    return ItemList(results=views, next_cursor=None)
 
 
 @api.get(f"/api/items/{ITEM}/thumbnail")
@@ -478,6 +594,51 @@ def item_file(item_id: int):
     return _original(item if item is not None and item.status == ItemStatus.RAW else _indexed_item(item_id))
 
 
+@api.post("/api/download")
+@api_spec.validate(
+    json=DownloadRequest,
+    tags=[TAGS["items"]],
+    operation_id="downloadItems",
+    resp=Responses(
+        HTTP_200=("application/zip", "A zip of the originals (stored, streamed as it is written)."),
+        HTTP_400=(Error, "No ids, malformed ids, or more than MS_MAX_DOWNLOAD_ITEMS."),
+        HTTP_404=(Error, "Some ids name no indexed item, or an original is gone (the message lists them)."),
+    ),
+)
+def download(json: DownloadRequest):
+    """A zip of the originals of the given items
+
+    By id only, never by path. Each file keeps its name (repeats get ` (2)`…) and modification time. A Live
+    Photo brings its movie along (the pair is one photo to its owner); an Android motion photo is one file.
+    """
+    services = _services()
+    ids = list(dict.fromkeys(json.ids))
+    most = services.settings.max_download_items
+    if len(ids) > most:
+        raise BadRequest(f"ids: at most {most} items per download (MS_MAX_DOWNLOAD_ITEMS), got {len(ids)}")
+    found = services.store.get_items(ids)
+    missing = [i for i in ids if i not in found or found[i].status != ItemStatus.OK]
+    if missing:
+        raise NotFound(f"no indexed item with id {', '.join(map(str, missing))}")
+    items = [found[i] for i in ids]
+    motions = services.store.motions_for([item.path for item in items if item.kind == Kind.IMAGE])
+    files = []
+    for item in items:
+        files += [item] + ([motions[item.path]] if item.path in motions else [])
+    paths = [_source_path(item) for item in files]
+    gone = [item.id for item, path in zip(files, paths, strict=True) if not os.path.isfile(path)]
+    if gone:
+        raise NotFound(f"the original of item {', '.join(map(str, gone))} is gone from the library")
+    names = unique_names([os.path.basename(item.path) for item in files])
+    members = [Member(path, name) for path, name in zip(paths, names, strict=True)]
+    filename = f"materialsearch-{len(items)}-items.zip"
+    return Response(
+        stream_with_context(zip_stream(members)),
+        mimetype="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
 def _original(item: Item) -> Response:
     source = _source_path(item)
     if not os.path.isfile(source):
@@ -516,6 +677,17 @@ def errors(query: PageParams):
     last = services.scans.last
     unreachable = [w for w in LastScan.from_record(last).warnings if w.path] if last else []
     return ProblemList(errors=[ProblemFile.of(row) for row in rows], total=total, unreachable=unreachable)
+
+
+@api.get("/api/folders")
+@api_spec.validate(
+    tags=[TAGS["library"]], operation_id="listFolders", resp=Responses(HTTP_200=(FolderTree, "The folder trees."))
+)
+def folders():
+    """The library folders and their sub-folders, with how many items are indexed in and below each"""
+    services = _services()
+    trees = folder_tree(services.store.folder_counts(), real_roots(services.settings.library))
+    return FolderTree(roots=[Folder.of(tree) for tree in trees])
 
 
 def _counts(services) -> Counts:

@@ -162,7 +162,7 @@ def login_submit():
         return render_template("login.html", next=target, error="expired"), 400
     if not authn.check_password(request.form.get("password", "")):
         authn.limiter.fail(_client_key())
-        return render_template("login.html", next=target, error="wrong"), 401
+        return render_template("login.html", next=target, error="wrong")  # a page saying why, not a 401
     authn.limiter.reset(_client_key())
     session.clear()  # a fresh session (and CSRF token) after login
     session["stamp"] = authn.session_stamp

@@ -32,10 +32,12 @@ from pydantic import (
 )
 from spectree.model_adapter.pydantic_adapter import BaseFile
 
+from ..browse import Sort
 from ..duplicates import KeeperReason
 from ..errors import ApiErrorCode, ProblemCode, legacy_code
 from ..ocrpass import OcrStatus
 from ..reports import Reindexing, ScanStatus, ScanWarning
+from ..search import Match
 from ..store import Item
 from ..thumbnails import rendition_key
 
@@ -43,6 +45,7 @@ from ..thumbnails import rendition_key
 MAX_INT = 2**63 - 1
 # Formats a browser shows directly; others (HEIC, TIFF) get a JPEG rendition for the large view.
 BROWSER_IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp", "gif", "bmp", "avif"}
+MAX_EXCLUSIONS = 10  # `exclude` texts per search: each costs one text encoding and a pass over the results
 SETTINGS_KEY = "x-from-settings"  # in a generated schema: {"maximum": "max_page_size", …}, filled in per app
 
 ItemId = Annotated[int, Field(ge=1, le=MAX_INT)]
@@ -165,10 +168,17 @@ class PageParams(Params):
     offset: Annotated[int, Field(ge=0, le=MAX_INT, description="How many results to skip.")] = 0
 
 
-class FilterParams(PageParams):
-    """The options every search takes."""
+class LibraryFilters(Params):
+    """Which items: the filters every search and the timeline take."""
 
     path: Annotated[str, Field(description="Only items whose path contains this text.")] = None
+    name: Annotated[
+        str,
+        Field(
+            description="Only items whose file name contains this text (case-insensitive for ASCII); without "
+            "`q`, `like` or a picture, a search by name ranked by match quality."
+        ),
+    ] = None
     date_from: Annotated[
         dt.datetime,
         *_datetime(end_of_day=False),
@@ -184,15 +194,6 @@ class FilterParams(PageParams):
         BeforeValidator(_lower),
         Field(description="Which items: `all` (default), `image` or `video`."),
     ] = "all"
-    min_score: Annotated[
-        float,
-        Field(
-            ge=-1,
-            le=1,
-            allow_inf_nan=False,
-            description="Only results at least this similar (cosine); `total` then counts only those.",
-        ),
-    ] = None
     tag: Annotated[
         list[str],
         BeforeValidator(_as_list),
@@ -209,8 +210,81 @@ class FilterParams(PageParams):
         return self
 
 
-class TextSearch(FilterParams):
-    """``GET /api/search``: words, or an item to find similar ones to."""
+class FilterParams(PageParams, LibraryFilters):
+    """The options every search takes."""
+
+    min_score: Annotated[
+        float,
+        Field(
+            ge=-1,
+            le=1,
+            allow_inf_nan=False,
+            description="Only results at least this similar (cosine); `total` then counts only those.",
+        ),
+    ] = None
+
+
+class ItemsQuery(LibraryFilters):
+    """``GET /api/items``: the timeline, a page at a time."""
+
+    sort: Annotated[
+        Literal[Sort.DATE_DESC, Sort.DATE_ASC],
+        Field(description="`date_desc` (newest first, default) or `date_asc`, by capture time."),
+    ] = Sort.DATE_DESC
+    limit: Annotated[
+        int,
+        Field(ge=1, description="Items per page (default MS_PAGE_SIZE, at most MS_MAX_PAGE_SIZE)."),
+        FromSetting(maximum="max_page_size", default="page_size"),
+    ] = None
+    cursor: Annotated[
+        str, Field(max_length=512, description="`next_cursor` of the previous page (absent: the first page).")
+    ] = None
+
+
+def _text_list(value: Any) -> Any:
+    # One value arrives as a string, several as a list (query string or form): a list without blank entries.
+    values = [value] if isinstance(value, str) else value
+    return [v for v in values if not (isinstance(v, str) and not v.strip())] if isinstance(values, list) else value
+
+
+class NarrowParams(Params):
+    """How a search narrows and orders its results."""
+
+    sort: Annotated[
+        Sort,
+        Field(
+            description="`score` (best first, default), or by capture time: `date_desc` (newest first) or "
+            "`date_asc`; a date order keeps only the good matches unless `match=all`."
+        ),
+    ] = Sort.SCORE
+    match: Annotated[
+        Match,
+        Field(
+            description="`good`: only results that stand out from this query's own scores over the library (a "
+            "z-score rule, see the README); `all`: every result. Default: `all` with `sort=score` (as scripts "
+            "always got), `good` with a date order. With `good` the answer says how many `more` `all` gives."
+        ),
+    ] = None
+    exclude: Annotated[
+        list[Annotated[str, Field(max_length=500)]],
+        BeforeValidator(_text_list),
+        Field(
+            max_length=MAX_EXCLUSIONS,
+            description="Leave out results that look like this text (high relative to the text's own scores over "
+            "the library); repeat for several.",
+        ),
+    ] = None
+    stack: Annotated[
+        bool,
+        Field(
+            description="Collapse near-identical results (copies, bursts, edits) into one with `stack_size` "
+            "(default true; `false`: every result on its own)."
+        ),
+    ] = True
+
+
+class TextSearch(FilterParams, NarrowParams):
+    """``GET /api/search``: words, or an item to find similar ones to, or a file name / folder keyword."""
 
     q: Annotated[str, Field(description="What to look for (a sentence, Chinese or English).")] = None
     like: Annotated[ItemId, Field(description="Find items similar to this indexed item (a video: its mean frame).")] = (
@@ -230,9 +304,10 @@ class TextSearch(FilterParams):
 
     @model_validator(mode="after")
     def _one_query(self):
-        if self.q is None and self.like is None and self.text is None:
+        if self.q is None and self.like is None and self.text is None and self.name is None and self.path is None:
             raise CodedValueError(
-                "give a query: q=TEXT, text=WORDS, or like=ITEM_ID (or POST an image)", ApiErrorCode.MISSING_QUERY
+                "give a query: q=TEXT, text=WORDS, like=ITEM_ID, name=FILE_NAME or path=FOLDER (or POST an image)",
+                ApiErrorCode.MISSING_QUERY,
             )
         if self.like is not None and self.text is not None:
             raise CodedValueError("give either text or like, not both", ApiErrorCode.CONFLICTING_QUERY)
@@ -241,7 +316,7 @@ class TextSearch(FilterParams):
         return self
 
 
-class ImageSearch(FilterParams):
+class ImageSearch(FilterParams, NarrowParams):
     """``POST /api/search``: a picture (multipart), optionally refined with words."""
 
     image: Annotated[BaseFile, Field(description="The picture.")]
@@ -315,6 +390,13 @@ class ClassifyUpload(Params):
     image: Annotated[BaseFile, Field(description="The picture.")]
     labels: Labels
     template: Template = "{}"
+
+
+class ImageUpload(Params):
+    """``POST /api/query-preview``: a picture (multipart) to be shown as the query image."""
+
+    # Not required in the schema: its absence is answered by the route (400, missing_image), the same as no form.
+    image: Annotated[BaseFile, Field(description="The picture (required).")] = None
 
 
 class Version(Params):
@@ -488,11 +570,27 @@ class SearchHit(ItemView):
     ] = None
     clip_url: Annotated[str, Field(description="Video moments: the moment as an MP4 clip.")] = None
     snippet: Annotated[str, Field(description="Photos whose text matched: the best-matching line, as read.")] = None
+    stack_size: Annotated[
+        int, Field(ge=1, description="How many near-identical results this one stands for (1 when alone).")
+    ]
+    stack_url: Annotated[
+        str,
+        Field(
+            description="When `stack_size` > 1: every indexed item near-identical to this one (`GET "
+            "/api/items/{item_id}/stack`), which holds the stack's members."
+        ),
+    ] = None
 
     @classmethod
     def of_hit(cls, hit, motion: Item | None = None, raw: Item | None = None) -> SearchHit:
         """The result for one hit of a search."""
-        fields = {**ItemView.fields_of(hit.item, motion, raw), "score": round(hit.score, 6)}
+        fields = {
+            **ItemView.fields_of(hit.item, motion, raw),
+            "score": round(hit.score, 6),
+            "stack_size": hit.stack_size,
+        }
+        if hit.stack_size > 1:
+            fields["stack_url"] = url_for("api.item_stack", item_id=hit.item.id)
         if getattr(hit, "snippet", None) is not None:  # fusion.TextMatchHit
             fields["snippet"] = hit.snippet
         moment = hit.moment
@@ -545,12 +643,6 @@ class ItemText(Body):
         return cls(status=stored.status or "waiting", lines=lines, **error)
 
 
-class ItemDetail(ItemView):
-    """An indexed item, with the text read in it."""
-
-    text: ItemText
-
-
 class SearchResult(Body):
     """Ranked results, best first."""
 
@@ -564,7 +656,87 @@ class SearchResult(Body):
         ),
     ]
     took_ms: Annotated[float, Field(ge=0)]
+    more: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="With good matches only: about how many more items `match=all` would give (items, "
+            "whether stacked or not; an estimate like `total`).",
+        ),
+    ] = None
     reindexing: Annotated[Reindexing, Field(description="Present while re-indexing after a model change.")] = None
+
+
+class ItemList(Body):
+    """A page of the timeline."""
+
+    results: list[ItemView]
+    next_cursor: Annotated[str | None, Field(description="Pass as `cursor` for the next page; null at the end.")]
+
+
+class Folder(Body):
+    """A folder of the library and its indexed items (its own and all below it)."""
+
+    name: Annotated[str, Field(description="The folder's name (a root: its absolute path).")]
+    path: Annotated[str, Field(description='Relative to its library root (`""` for the root).')]
+    prefix: Annotated[str, Field(description="Its absolute path with a trailing `/`: pass as `path` to filter.")]
+    count: Annotated[int, Field(ge=0, description="Indexed photos and videos in it and below it.")]
+    children: list[Folder]
+
+    @classmethod
+    def of(cls, node) -> Folder:
+        """The public view of a ``folders.FolderNode``, sub-folders by name."""
+        children = [cls.of(child) for _name, child in sorted(node.children.items())]
+        return cls(name=node.name, path=node.path, prefix=node.prefix, count=node.count, children=children)
+
+
+class FolderTree(Body):
+    """The library folders (MS_LIBRARY), each a tree of its indexed sub-folders."""
+
+    roots: list[Folder]
+
+
+class DownloadRequest(BaseModel):
+    """``POST /api/download``: which originals to zip."""
+
+    ids: Annotated[
+        list[ItemId],
+        Field(
+            min_length=1,
+            description="Item ids from results (never paths); at most MS_MAX_DOWNLOAD_ITEMS, repeats count once.",
+        ),
+    ]
+
+
+class MediaInfo(Body):
+    """What the file itself says (read on demand; a fact it does not carry is left out)."""
+
+    file_size: Annotated[int, Field(ge=0, description="Bytes, now.")] = None
+    width: Annotated[int, Field(ge=0, description="Upright pixel width.")] = None
+    height: Annotated[int, Field(ge=0)] = None
+    camera_make: str = None
+    camera_model: str = None
+    lens: str = None
+    exposure_time: Annotated[float, Field(ge=0, description="Shutter time in seconds (1/250 s: 0.004).")] = None
+    f_number: Annotated[float, Field(ge=0, description="Aperture, e.g. 1.8 for f/1.8.")] = None
+    iso: Annotated[int, Field(ge=0)] = None
+    focal_length: Annotated[float, Field(ge=0, description="In mm.")] = None
+    focal_length_35mm: Annotated[int, Field(ge=0, description="35 mm-equivalent focal length, in mm.")] = None
+    latitude: Annotated[float, Field(ge=-90, le=90, description="GPS, decimal degrees north.")] = None
+    longitude: Annotated[float, Field(ge=-180, le=180, description="GPS, decimal degrees east.")] = None
+    altitude: Annotated[float, Field(description="GPS, metres above sea level.")] = None
+    duration: Annotated[float, Field(ge=0, description="Videos: seconds.")] = None
+    codec: Annotated[str, Field(description="Videos: the video codec.")] = None
+    container: Annotated[str, Field(description="Videos: the container format.")] = None
+    has_audio: Annotated[bool, Field(description="Videos: whether there is a sound track.")] = None
+    error: Annotated[str, Field(description="Why the file could not be read (then little else is given).")] = None
+
+
+class ItemDetail(ItemView):
+    """An indexed item, with the text read in it and what its file says (for an info panel)."""
+
+    text: ItemText
+    info: MediaInfo
 
 
 class ProblemFile(Body):

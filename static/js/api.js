@@ -1,5 +1,5 @@
 /* The client for this server's REST API: CSRF header, JSON errors, and the way to the login page on 401. */
-import { t } from "./i18n.js";
+import { t, tCode } from "./i18n.js";
 
 // When login is on, the page carries a CSRF token that state-changing API calls must echo in a header.
 const CSRF_TOKEN = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
@@ -18,7 +18,8 @@ export async function apiFetch(url, options = {}) {
   return response;
 }
 
-/** The JSON body of a successful response; otherwise an Error with the server's message (the page shows it). */
+/** The JSON body of a successful response; otherwise an Error saying why in the page's language (from the error's
+ * stable code; the server's own message for a code this page does not know). */
 export async function readJson(response) {
   let data = null;
   try {
@@ -27,7 +28,7 @@ export async function readJson(response) {
     data = null;
   }
   if (!response.ok) {
-    const message = data && (data.message || data.error);
+    const message = data && tCode(data.code, data.message || data.error);
     throw new Error(message || t("http_error", { status: `${response.status} ${response.statusText}`.trim() }));
   }
   if (data === null) throw new Error(t("http_error", { status: response.status }));

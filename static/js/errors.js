@@ -1,7 +1,7 @@
 /* The "not indexed" panel (#errors-panel): the files the scan refused or skipped, a page at a time, with why. */
 import { fetchJson } from "./api.js";
 import { formatBytes, formatNumber } from "./format.js";
-import { t } from "./i18n.js";
+import { t, tCode } from "./i18n.js";
 import { fromTemplate } from "./template.js";
 
 const ERRORS_PAGE = 100;
@@ -66,6 +66,10 @@ function errorRow(row) {
   li.querySelector(".error-badge").textContent = t(row.status === "skipped" ? "status_skipped" : "status_error");
   li.querySelector(".error-name").textContent = row.path.split(/[\\/]/).pop();
   li.querySelector(".error-path").textContent = `${row.path} · ${formatBytes(row.size)}`;
-  li.querySelector(".error-reason").textContent = row.reason || "";
+  const reason = tCode(row.error_code, row.reason);
+  li.querySelector(".error-reason").textContent = reason;
+  const detail = li.querySelector(".error-detail"); // the server's own words, when the code gave other ones
+  detail.textContent = row.reason && row.reason !== reason ? row.reason : "";
+  detail.hidden = !detail.textContent;
   return li;
 }

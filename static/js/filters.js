@@ -1,60 +1,146 @@
-/* The filters panel: its values as API parameters, the "n active" badge, and when a change re-runs the search. */
+/* The filters panel: its values (checked before sending) as API parameters, the "n active" badge, and re-running. */
 import { t } from "./i18n.js";
 import { appendTagParams } from "./tags.js";
 
-const PATH_TYPING_MS = 400; // the path filter applies once typing pauses this long
+const TYPING_MS = 400; // a typed filter applies once typing pauses this long
+const MIN_SCORE = -1; // cosine similarity bounds
+const MAX_SCORE = 1;
 const el = {
   badge: document.getElementById("filters-active"),
+  panel: document.getElementById("filters"),
+  folder: document.getElementById("filter-folder"),
   path: document.getElementById("filter-path"),
+  name: document.getElementById("filter-name"),
+  exclude: document.getElementById("filter-exclude"),
   from: document.getElementById("filter-date-from"),
   to: document.getElementById("filter-date-to"),
   kind: document.getElementById("filter-kind"),
   minScore: document.getElementById("filter-min-score"),
+  problem: document.getElementById("filter-problem"),
   reset: document.getElementById("reset-filters"),
 };
+// URL / API parameter → its input (the address and the API use the same names).
+const FIELDS = { folder: el.folder, path: el.path, name: el.name, date_from: el.from, date_to: el.to, kind: el.kind,
+  min_score: el.minScore };
+const TIMELINE_FIELDS = ["folder", "path", "date_from", "date_to", "kind"]; // what narrows a timeline
 
-/** The filters that are set, as /api/search parameters. */
-export function filterParams() {
+/** The filters that are set, as API parameters (for the timeline: only those that narrow it). */
+export function filterParams(timeline) {
   const params = new URLSearchParams();
-  const path = el.path.value.trim();
-  if (path) params.set("path", path);
-  if (el.from.value) params.set("date_from", el.from.value);
-  if (el.to.value) params.set("date_to", el.to.value);
-  if (el.kind.value && el.kind.value !== "all") params.set("kind", el.kind.value);
-  const minScore = el.minScore.value.trim();
-  if (minScore) params.set("min_score", minScore);
+  for (const [key, input] of Object.entries(FIELDS)) {
+    const value = input.value.trim();
+    if (!value || (key === "kind" && value === "all")) continue;
+    if (timeline && !TIMELINE_FIELDS.includes(key)) continue;
+    params.set(key, value);
+  }
+  // The folder picker gives a folder's absolute path (ending in "/"): the API's path filter; it wins over the
+  // typed path, since both cannot be sent.
+  const folder = params.get("folder");
+  params.delete("folder");
+  if (folder) params.set("path", folder);
+  if (!timeline) for (const word of excludedWords(el.exclude.value)) params.append("exclude", word);
   appendTagParams(params);
   return params;
 }
 
+/** "cat, -dog  bird" → ["cat", "dog", "bird"]: the words to leave out (a comma or space separates them). */
+export function excludedWords(text) {
+  return text.split(/[,，\s]+/).map((word) => word.replace(/^-/, "").trim()).filter(Boolean);
+}
+
+/** The filters as they appear in the address (the exclusions typed in the panel as one value). */
+export function filterState() {
+  const params = new URLSearchParams();
+  for (const [key, input] of Object.entries(FIELDS)) {
+    const value = input.value.trim();
+    if (value && !(key === "kind" && value === "all")) params.set(key, value);
+  }
+  if (el.exclude.value.trim()) params.set("exclude", el.exclude.value.trim());
+  return params;
+}
+
+/** Put the values of an address's parameters into the panel (missing ones are cleared). */
+export function setFilters(params) {
+  for (const [key, input] of Object.entries(FIELDS)) input.value = params.get(key) || (key === "kind" ? "all" : "");
+  el.exclude.value = params.get("exclude") || "";
+  if ([...filterState().keys()].length) el.panel.open = true;
+  renderFilterBadge();
+  showProblem(null);
+}
+
+/** Why the filters cannot be sent (in words for people, never the API's parameter names), or null. */
+export function filterProblem() {
+  const raw = el.minScore.value.trim();
+  const score = Number(raw);
+  let problem = null;
+  if (raw && (!Number.isFinite(score) || score < MIN_SCORE || score > MAX_SCORE)) {
+    problem = t("invalid_min_score", { min: MIN_SCORE, max: MAX_SCORE });
+  } else if (el.minScore.validity && el.minScore.validity.badInput) {
+    problem = t("invalid_min_score", { min: MIN_SCORE, max: MAX_SCORE });
+  } else if (el.from.value && el.to.value && el.from.value > el.to.value) {
+    problem = t("invalid_date_range");
+  }
+  showProblem(problem);
+  return problem;
+}
+
+function showProblem(problem) {
+  el.problem.hidden = !problem;
+  el.problem.textContent = problem || "";
+}
+
 export function renderFilterBadge() {
-  const count = [...filterParams().keys()].length;
+  const count = [...filterState().keys()].length;
   el.badge.hidden = count === 0;
   el.badge.textContent = count ? t("filters_active", { n: count }) : "";
 }
 
-/** `changed()` runs after each change (the path once typing pauses, or on Enter), and after "Reset filters". */
+/** Fill the folder picker with the library's folders (from /api/folders), keeping the chosen one. */
+export function setFolderChoices(folders) {
+  const chosen = el.folder.value;
+  const first = el.folder.options[0];
+  el.folder.replaceChildren(first);
+  for (const folder of folders) {
+    const option = document.createElement("option");
+    option.value = folder.prefix;
+    option.textContent = `${"\u2003".repeat(folder.depth)}${folder.name} (${folder.count})`;
+    option.title = folder.prefix;
+    el.folder.append(option);
+  }
+  if (chosen && ![...el.folder.options].some((option) => option.value === chosen)) {
+    const option = document.createElement("option"); // from the address, before the folders arrived
+    option.value = chosen;
+    option.textContent = chosen;
+    el.folder.append(option);
+  }
+  el.folder.value = chosen;
+}
+
+/** `changed()` runs after each change (typed fields once typing pauses, or on Enter), and after "Reset filters". */
 export function bindFilters(changed) {
   const apply = () => {
     renderFilterBadge();
     changed();
   };
-  const applyOnEnter = (event) => {
-    if (event.key !== "Enter") return;
-    event.preventDefault();
-    clearTimeout(pathTimer);
-    apply();
-  };
-  let pathTimer = null;
-  el.path.addEventListener("input", () => {
-    clearTimeout(pathTimer);
-    pathTimer = setTimeout(apply, PATH_TYPING_MS);
-  });
-  el.path.addEventListener("keydown", applyOnEnter);
-  el.minScore.addEventListener("keydown", applyOnEnter);
-  for (const input of [el.from, el.to, el.kind, el.minScore]) input.addEventListener("change", apply);
+  let typingTimer = null;
+  const typed = [el.path, el.name, el.exclude];
+  for (const input of typed) {
+    input.addEventListener("input", () => {
+      clearTimeout(typingTimer);
+      typingTimer = setTimeout(apply, TYPING_MS);
+    });
+  }
+  for (const input of [...typed, el.minScore]) {
+    input.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter") return;
+      event.preventDefault();
+      clearTimeout(typingTimer);
+      apply();
+    });
+  }
+  for (const input of [el.folder, el.from, el.to, el.kind, el.minScore]) input.addEventListener("change", apply);
   el.reset.addEventListener("click", () => {
-    for (const input of [el.path, el.from, el.to, el.minScore]) input.value = "";
+    for (const input of [el.folder, el.path, el.name, el.exclude, el.from, el.to, el.minScore]) input.value = "";
     el.kind.value = "all";
     apply();
   });

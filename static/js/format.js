@@ -43,13 +43,28 @@ export function formatBytes(bytes) {
   return `${new Intl.NumberFormat(locale(), { maximumFractionDigits: digits }).format(value)} ${units[unit]}`;
 }
 
-export const formatScore = (score) => (typeof score === "number" ? score.toFixed(3) : "—");
+/** 0.4567 → "0.457"; a score that rounds to zero is "0.000", never "-0.000". */
+export function formatScore(score) {
+  if (typeof score !== "number") return "—";
+  const text = score.toFixed(3);
+  return Number(text) === 0 ? (0).toFixed(3) : text;
+}
 
-/** 75.3 → "1:15"; 3725 → "1:02:05". */
-export function formatClock(seconds) {
-  const whole = Math.max(0, Math.floor(seconds || 0));
+/** 75.3 → "1:15"; 3725 → "1:02:05"; with `tenths`, 2.44 → "0:02.4". */
+export function formatClock(seconds, tenths) {
+  const value = Math.max(0, seconds || 0);
+  const whole = Math.floor(value);
   const h = Math.floor(whole / 3600);
   const m = Math.floor((whole % 3600) / 60);
-  const sec = String(whole % 60).padStart(2, "0");
+  let sec = String(whole % 60).padStart(2, "0");
+  if (tenths) sec += `.${Math.min(9, Math.floor((value - whole) * 10 + 1e-6))}`;
   return h ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
+}
+
+/** A video moment's span: "0:02.0–0:02.9" (tenths, so a short moment never reads "0:02–0:02"), or with whole
+ * seconds when both ends are whole. */
+export function formatSpan(start, end) {
+  const whole = Number.isInteger(start) && Number.isInteger(end) && end > start;
+  const to = Math.max(end, start + 0.1);
+  return `${formatClock(start, !whole)}–${formatClock(whole ? to : Math.ceil(to * 10 - 1e-6) / 10, !whole)}`;
 }

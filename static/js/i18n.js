@@ -1,21 +1,36 @@
 /* The page's language: which one is chosen (and remembered), looking strings up, and the strings in the HTML. */
 import { STRINGS } from "./strings.js";
+import { BROWSE_STRINGS } from "./strings-browse.js";
+import { CODE_STRINGS } from "./strings-codes.js";
+
+// One table per language, from the files that hold the strings by feature.
+const TABLES = Object.fromEntries(
+  ["en", "zh"].map((language) => [
+    language,
+    { ...STRINGS[language], ...BROWSE_STRINGS[language], ...CODE_STRINGS[language] },
+  ]),
+);
 
 const LANG_KEY = "materialsearch.lang";
 let lang = "en";
 
 export const currentLanguage = () => lang;
 export const locale = () => (lang === "zh" ? "zh-CN" : "en");
-export const hasString = (key) => key in STRINGS.en;
+export const hasString = (key) => key in TABLES.en;
 
 /** The string for `key` in the current language (English if it has none), with {name} filled from `params`. */
 export function t(key, params) {
-  const table = STRINGS[lang] || STRINGS.en;
-  let text = key in table ? table[key] : key in STRINGS.en ? STRINGS.en[key] : key;
+  const table = TABLES[lang] || TABLES.en;
+  let text = key in table ? table[key] : key in TABLES.en ? TABLES.en[key] : key;
   if (params && typeof text === "string") {
     text = text.replace(/\{(\w+)\}/g, (match, name) => (name in params ? String(params[name]) : match));
   }
   return text;
+}
+
+/** The words for a server's stable `code` (an error or a file's problem), else the server's own `message`. */
+export function tCode(code, message) {
+  return code && hasString(`code_${code}`) ? t(`code_${code}`) : message || "";
 }
 
 /** The remembered language, else the browser's. */

@@ -1,24 +1,34 @@
-/* The search page's entry point: binds every feature, picks the language, and starts status and search. */
+/* The search page's entry point: binds every feature, picks the language, restores the address, and starts. */
+import { fetchJson } from "./api.js";
+import { bindCards } from "./cards.js";
 import { bindDropAndPaste } from "./drop.js";
 import { bindErrors, errorsAreOpen, renderErrors } from "./errors.js";
 import { bindFilters, renderFilterBadge } from "./filters.js";
+import { loadFolders } from "./folders.js";
 import { currentLanguage, initialLanguage, setLanguage } from "./i18n.js";
-import { bindQuery, focusQuery, renderChip, restoreFromLocation, startLike } from "./query.js";
+import { bindOptions, renderOptions } from "./options.js";
+import { bindQuery, currentQuery, focusQuery, openStack, renderChip, restoreQuery, startLike } from "./query.js";
 import { bindResults, renderResults } from "./results.js";
 import { bindScan, refreshStatus, renderStatus } from "./scan.js";
 import { runSearch } from "./search.js";
+import { bindSelection, clickSelects, clearSelection, renderSelection, toggleSelection } from "./selection.js";
 import { state } from "./state.js";
 import { bindTags, renderTagBrowser } from "./tags.js";
-import { bindViewer, openViewer, renderViewer, viewerIsOpen } from "./viewer.js";
+import { bindTimeline, renderTimeline } from "./timeline.js";
+import { currentSearchKey, readLocation, saveLocation } from "./urlstate.js";
+import { bindViewer, closeViewer, openViewer, renderViewer, viewerIsOpen } from "./viewer.js";
 
 // Everything drawn in the current language, drawn again (after a language switch).
 function renderAll() {
   renderChip();
   renderFilterBadge();
   renderResults(true);
+  renderTimeline(true);
+  renderOptions();
+  renderSelection();
   renderStatus();
   renderTagBrowser();
-  if (viewerIsOpen()) renderViewer();
+  if (viewerIsOpen()) renderViewer("keep");
   if (errorsAreOpen()) renderErrors();
 }
 
@@ -27,14 +37,34 @@ function switchLanguage(lang, remember) {
   renderAll();
 }
 
+// Filters, sort or cut changed: the same query again (the timeline too), the address replaced.
+function narrowed() {
+  clearSelection();
+  state.query = currentQuery();
+  runSearch(false);
+  saveLocation(false);
+}
+
+function actOnCard(kind, index, event) {
+  const item = state.results[index];
+  if (!item) return;
+  if (kind === "similar") startLike(item);
+  else if (kind === "stack") openStack(item);
+  else if (kind === "select" || (kind === "open" && clickSelects(event))) toggleSelection(index, event);
+  else openViewer(index);
+}
+
 function bind() {
   bindQuery();
-  bindFilters(() => {
-    if (state.query) runSearch(false);
-  });
-  bindResults({ open: openViewer, similar: startLike, loadMore: () => runSearch(true) });
+  bindFilters(narrowed);
+  bindOptions(narrowed);
+  bindResults({ loadMore: () => runSearch(true) });
+  bindTimeline(() => runSearch(true));
+  const lists = [document.getElementById("results"), document.getElementById("timeline-groups")];
+  for (const list of lists) bindCards(list, actOnCard);
+  bindSelection(lists);
   bindViewer();
-  bindTags({ changed: () => runSearch(false) });
+  bindTags({ changed: narrowed });
   bindErrors();
   bindScan();
   bindDropAndPaste();
@@ -48,9 +78,39 @@ function bind() {
       focusQuery();
     }
   });
+  window.addEventListener("popstate", restoreFromLocation);
+}
+
+// The item the address names: among the results (for a video, the moment holding its time), else on its own.
+async function openFromLocation(id, time) {
+  const fits = (item) => item.id === id && (time == null || item.start == null || (item.start <= time + 0.05
+    && time <= item.end + 0.05));
+  const index = state.results.findIndex(fits);
+  if (index >= 0) {
+    openViewer(index, null, time, true);
+    return;
+  }
+  try {
+    openViewer(-1, await fetchJson(`/api/items/${id}`), time, true);
+  } catch (_) {
+    /* the item is gone: the search shows without it */
+  }
+}
+
+/** Show what the address says: the search (run again only when it differs), then the open item, if any. */
+async function restoreFromLocation() {
+  const asked = readLocation();
+  if (!asked.item && viewerIsOpen()) closeViewer(true);
+  if (asked.key !== currentSearchKey() || (!state.results.length && !state.loading)) {
+    if (viewerIsOpen()) closeViewer(true);
+    clearSelection();
+    await restoreQuery(asked.params);
+  }
+  if (asked.item && !viewerIsOpen()) await openFromLocation(asked.item, asked.t);
 }
 
 bind();
 switchLanguage(initialLanguage(), false);
 refreshStatus();
+loadFolders();
 restoreFromLocation();

@@ -1,10 +1,9 @@
-/* The results panel: its title, count, message, "Load more", and the grid of cards (<template id="result-card">). */
-import { formatClock, formatDate, formatNumber, formatScore } from "./format.js";
+/* The results panel: its title, count, message, "Load more", and the search's grid of cards (cards.js makes them). */
+import { resultCard } from "./cards.js";
+import { formatNumber } from "./format.js";
 import { t } from "./i18n.js";
-import { indexedCount, isMoment, resultKey, state } from "./state.js";
-import { renderCardTags } from "./tags.js";
-import { fromTemplate } from "./template.js";
-import { addSnippet } from "./textboxes.js";
+import { renderOptions } from "./options.js";
+import { indexedCount, state } from "./state.js";
 
 const el = {
   title: document.getElementById("results-heading"),
@@ -16,16 +15,8 @@ const el = {
   loadMore: document.getElementById("load-more"),
 };
 
-/** Clicks on a card open it (`open(index)`) or look for similar ones (`similar(item)`); "Load more" calls
- * `loadMore()`. */
-export function bindResults({ open, similar, loadMore }) {
-  el.list.addEventListener("click", (event) => {
-    const card = event.target.closest(".result");
-    const item = card && state.results[Number(card.dataset.index)];
-    if (!item) return;
-    if (event.target.closest(".result-similar")) similar(item);
-    else if (event.target.closest(".result-open")) open(Number(card.dataset.index));
-  });
+/** "Load more" calls `loadMore()` (clicks on the cards are bound by cards.js). */
+export function bindResults({ loadMore }) {
   el.loadMore.addEventListener("click", () => {
     if (!state.loading) loadMore();
   });
@@ -34,6 +25,7 @@ export function bindResults({ open, similar, loadMore }) {
 /** clear: rebuild every card; fromIndex: append the cards from there on; neither: cards stay as they are. */
 export function renderResults(clear, fromIndex) {
   el.title.textContent = resultsTitle(state.query);
+  el.list.hidden = !state.query; // without a query the timeline shows instead
   el.list.setAttribute("aria-busy", state.loading ? "true" : "false");
   el.list.classList.toggle("is-stale", state.loading && !state.appending);
   let start = null;
@@ -43,7 +35,7 @@ export function renderResults(clear, fromIndex) {
   } else if (typeof fromIndex === "number") {
     start = fromIndex;
   }
-  if (start !== null) {
+  if (start !== null && state.query) {
     const fragment = document.createDocumentFragment();
     for (let i = start; i < state.results.length; i += 1) fragment.append(resultCard(state.results[i], i));
     el.list.append(fragment);
@@ -51,6 +43,7 @@ export function renderResults(clear, fromIndex) {
   renderMessage();
   renderCount();
   renderLoadMore();
+  renderOptions();
 }
 
 /** The message in place of results: welcome, nothing indexed, searching, no matches, or the search's error. */
@@ -59,9 +52,10 @@ export function renderMessage() {
   const scanning = state.status && state.status.scan && state.status.scan.state !== "idle"; // or paused
   if (state.error) {
     showMessage(t("search_failed"), state.error, "error");
-  } else if (!state.query) {
-    if (counts && indexedCount(counts) === 0 && !scanning) showMessage(t("empty_index_title"), t("empty_index_text"));
-    else showMessage(t("welcome_title"), t("welcome_text"), "welcome");
+  } else if (!state.query && state.results.length === 0 && counts && indexedCount(counts) === 0) {
+    showMessage(t("empty_index_title"), scanning ? "" : t("empty_index_text"));
+  } else if (!state.query && (state.loading || !counts || state.results.length > 0)) {
+    el.message.hidden = true; // the timeline (or its placeholders) shows
   } else if (state.loading && state.results.length === 0) {
     showMessage(t("searching"), "", "loading");
   } else if (!state.loading && state.results.length === 0) {
@@ -73,9 +67,11 @@ export function renderMessage() {
 }
 
 function resultsTitle(query) {
-  if (!query) return "";
-  if (query.mode === "text") return t("results_for_text", { q: query.q });
+  if (!query) return t("timeline_title");
+  if (query.mode === "name") return t("results_for_name", { name: query.name });
+  if (query.mode === "text") return t("results_for_text", { q: query.raw || query.q }); // -words as typed
   if (query.mode === "like") return t("results_similar", { name: query.like.name });
+  if (query.mode === "stack") return t("stack_results", { name: query.stack.name });
   return query.q ? t("results_for_image_text", { q: query.q }) : t("results_for_image");
 }
 
@@ -88,8 +84,12 @@ function showMessage(title, text, kind) {
 }
 
 function renderCount() {
-  if (!state.query || (state.results.length === 0 && (state.loading || state.error))) {
+  if (state.results.length === 0 && (state.loading || state.error)) {
     el.count.textContent = "";
+    return;
+  }
+  if (!state.query) {
+    el.count.textContent = state.results.length ? t("timeline_count", { n: formatNumber(state.results.length) }) : "";
     return;
   }
   let text = t("results_count", { shown: formatNumber(state.results.length), total: formatNumber(state.total) });
@@ -102,72 +102,4 @@ function renderLoadMore() {
   el.loadMore.hidden = !more;
   el.loadMore.disabled = state.loading;
   el.loadMore.textContent = state.loading && state.appending ? t("loading_more") : t("load_more");
-}
-
-function resultCard(item, index) {
-  const card = fromTemplate("result-card");
-  Object.assign(card.dataset, { id: String(item.id), key: resultKey(item), index: String(index), name: item.name,
-    kind: item.kind });
-  const open = card.querySelector(".result-open");
-  open.setAttribute("aria-label", t("open_item", { name: item.name }));
-  const img = card.querySelector(".result-thumb");
-  img.alt = item.name;
-  img.src = item.thumbnail_url;
-  img.addEventListener("error", () => card.classList.add("thumb-broken"), { once: true });
-  const score = card.querySelector(".result-score");
-  score.title = t("score_title");
-  score.textContent = formatScore(item.score);
-  renderBadge(card.querySelector(".result-badge"), item, open);
-
-  const name = card.querySelector(".result-name");
-  name.title = item.path;
-  name.textContent = item.name;
-  const date = card.querySelector(".result-date");
-  if (item.taken_at) date.dateTime = item.taken_at;
-  date.textContent = formatDate(item.taken_at, false);
-  const similar = card.querySelector(".result-similar");
-  similar.textContent = t("similar");
-  similar.title = t("similar_title", { name: item.name });
-  similar.setAttribute("aria-label", t("similar_title", { name: item.name }));
-  renderCardTags(card.querySelector(".result-meta"), item);
-  addSnippet(card, item);
-  return card;
-}
-
-// Videos say so (and where they matched); Live and motion photos say so and play while the pointer rests on them.
-function renderBadge(badge, item, open) {
-  if (item.kind === "video") {
-    badge.textContent = isMoment(item)
-      ? `${t("video_badge")} ${formatClock(item.start)}–${formatClock(item.end)}`
-      : t("video_badge");
-    badge.classList.toggle("result-moment", isMoment(item));
-  } else if (item.motion_url) {
-    badge.classList.add("result-live");
-    badge.textContent = item.live ? t("live_badge") : t("motion_badge");
-    playMotionOnHover(open, item.motion_url);
-  } else {
-    badge.remove();
-  }
-}
-
-// Like Photos.app: the motion plays while the pointer rests on the picture.
-function playMotionOnHover(open, url) {
-  let motion = null;
-  open.addEventListener("mouseenter", () => {
-    if (motion) return;
-    motion = document.createElement("video");
-    motion.className = "result-motion";
-    motion.muted = true;
-    motion.loop = true;
-    motion.playsInline = true;
-    motion.autoplay = true;
-    motion.src = url;
-    open.append(motion);
-  });
-  open.addEventListener("mouseleave", () => {
-    if (!motion) return;
-    motion.pause();
-    motion.remove();
-    motion = null;
-  });
 }

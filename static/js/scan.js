@@ -1,7 +1,7 @@
 /* The status line and scan panel: polling /api/status, progress, last and next scan, the scan buttons, the footer. */
 import { apiFetch, fetchJson, readJson } from "./api.js";
 import { formatDate, formatDuration, formatNumber } from "./format.js";
-import { hasString, t } from "./i18n.js";
+import { hasString, t, tCode } from "./i18n.js";
 import { renderMessage } from "./results.js";
 import { state, VERSION } from "./state.js";
 import { appendOcrStatus } from "./textboxes.js";
@@ -53,7 +53,7 @@ export async function refreshStatus() {
   const active = Boolean(scan && scan.state !== "idle"); // scanning or paused
   if (wasScanning && !active && !statusError && scan && scan.last) {
     if (scan.last.error) toast(t("scan_failed", { message: scan.last.error }), "error");
-    else toast(t("scan_finished", { summary: scan.last.summary }));
+    else toast(t("scan_finished", { summary: scanChanges(scan.last) }));
   }
   if (!statusError) wasScanning = active;
   renderStatus();
@@ -104,13 +104,17 @@ function renderStatusLine(counts, scan) {
   if (active && progress) {
     const phaseKey = `phase_${progress.phase}`;
     const phase = hasString(phaseKey) ? t(phaseKey) : progress.phase; // a phase this page does not know yet
-    if (scan.state === "paused") parts.push(t("status_paused", { reason: pausedReason(scan.paused_reason) }));
+    const paused = scan.state === "paused"; // paused is not scanning: it says where it stopped, not "Scanning"
+    if (paused) parts.push(t("status_paused", { reason: pausedReason(scan.paused_reason) }));
+    const done = formatNumber(progress.done);
+    const total = formatNumber(progress.total);
     if (progress.phase === "walking") {
-      parts.push(t("status_walking_found", { phase, found: formatNumber(progress.found || 0) }));
+      const found = formatNumber(progress.found || 0);
+      parts.push(t(paused ? "paused_walking_found" : "status_walking_found", { phase, found }));
+    } else if (paused) {
+      parts.push(progress.total ? t("paused_at_count", { phase, done, total }) : t("paused_at", { phase }));
     } else {
-      parts.push(progress.total
-        ? t("status_scanning_count", { phase, done: formatNumber(progress.done), total: formatNumber(progress.total) })
-        : t("status_scanning", { phase }));
+      parts.push(progress.total ? t("status_scanning_count", { phase, done, total }) : t("status_scanning", { phase }));
     }
     el.progress.hidden = !(progress.total > 0) || progress.phase === "walking";
     el.progress.max = Math.max(progress.total, 1);
@@ -148,23 +152,30 @@ function renderScanInfo(scan) {
   el.info.hidden = info.length === 0;
 }
 
-function lastScanText(last) {
+// What a scan changed, in the page's words (the server's summary only from a server without stats).
+function scanChanges(last) {
   const stats = last.stats;
-  const changes = last.error
-    ? t("scan_failed", { message: last.error })
-    : stats
-      ? t("last_scan_changes", {
-        added: formatNumber(stats.added || 0),
-        updated: formatNumber(stats.updated || 0),
-        moved: formatNumber(stats.moved || 0),
-        removed: formatNumber(stats.removed || 0),
-      }) + (last.cancelled ? ` (${t("last_scan_cancelled")})` : "")
-      : last.summary || "";
-  return t("last_scan_info", {
+  if (!stats) return last.summary || "";
+  const changes = t("last_scan_changes", {
+    added: formatNumber(stats.added || 0),
+    updated: formatNumber(stats.updated || 0),
+    moved: formatNumber(stats.moved || 0),
+    removed: formatNumber(stats.removed || 0),
+  });
+  return changes + (last.cancelled ? ` (${t("last_scan_cancelled")})` : "");
+}
+
+function lastScanText(last) {
+  const changes = last.error ? t("scan_failed", { message: last.error }) : scanChanges(last);
+  const warnings = (last.warnings || []).map((warning) => {
+    const words = tCode(warning.code, warning.message);
+    return t("scan_warning", { message: warning.path ? `${words} (${warning.path})` : words });
+  });
+  return [t("last_scan_info", {
     when: formatDate(last.finished_at, true),
     duration: formatDuration(last.seconds || 0),
     changes,
-  });
+  }), ...warnings].join(" · ");
 }
 
 // Pause while scanning, Resume while paused, Cancel while either; otherwise "Scan now" (if this process may).
@@ -188,14 +199,15 @@ async function startScan() {
       toast(t("scan_started"));
       wasScanning = true;
     } else if (response.status === 409) {
-      let message = "";
+      let body = {};
       try {
-        message = (await response.json()).message || "";
+        body = await response.json();
       } catch (_) {
-        message = ""; // a 409 without a JSON body still means "already running"
+        body = {}; // a 409 without a JSON body still means "already running"
       }
       // Another process owning the data dir is a different conflict from "already running" here.
-      toast(/already running/.test(message) || !message ? t("scan_already_running") : message);
+      const running = body.code === "scan_running" || /already running/.test(body.message || "") || !body.message;
+      toast(running ? t("scan_already_running") : tCode(body.code, body.message));
     } else {
       try {
         await readJson(response);

@@ -1,44 +1,57 @@
-/* Running the current query against /api/search: the first page, the next pages, and starting over. */
+/* Running the current query: /api/search (pages by offset) or, with no query, the timeline (/api/items by cursor). */
 import { fetchJson } from "./api.js";
-import { filterParams } from "./filters.js";
+import { filterParams, filterProblem } from "./filters.js";
+import { optionParams } from "./options.js";
 import { renderResults } from "./results.js";
-import { PAGE_SIZE, resultKey, state, updateLocation } from "./state.js";
+import { PAGE_SIZE, resultKey, state } from "./state.js";
+import { renderTimeline } from "./timeline.js";
 
 let controller = null; // aborts the search in flight when a newer one starts
 let seq = 0; // only the newest search may write its answer
 
-/** Search for state.query: a fresh first page, or (append) the page after the results shown. */
+/** Search for state.query (the timeline when there is none): a fresh first page, or (append) the next page. */
 export async function runSearch(append) {
   const query = state.query;
-  if (!query) return;
+  if (append && !(query ? state.results.length < state.total : state.nextCursor)) return;
   if (controller) controller.abort();
+  if (filterProblem()) {
+    // Checked here, said in the page's words: nothing is sent that the API would refuse.
+    seq += 1;
+    Object.assign(state, { loading: false, error: filterProblem(), results: [], total: 0, nextCursor: null });
+    render(true);
+    return;
+  }
   const mine = new AbortController();
   controller = mine;
   const current = ++seq;
-  const offset = append ? state.results.length : 0;
   state.loading = true;
   state.appending = append;
   state.error = null;
-  renderResults(false);
-  updateLocation(query);
+  if (!append) state.moreCount = null;
+  render(false);
   try {
-    const data = await fetchPage(query, offset, mine.signal);
+    let data;
+    if (!query) data = await fetchTimeline(append ? state.nextCursor : null, mine.signal);
+    else if (query.mode === "stack") data = await fetchStack(query.stack.id, mine.signal);
+    else data = await fetchPage(query, append ? state.results.length : 0, mine.signal);
     if (current !== seq) return;
     const incoming = data.results || [];
     state.loading = false;
-    state.tookMs = data.took_ms;
+    state.tookMs = data.took_ms == null ? null : data.took_ms;
+    state.nextCursor = query ? null : data.next_cursor || null;
     if (append) {
       const known = new Set(state.results.map(resultKey));
       const start = state.results.length;
       state.results = state.results.concat(incoming.filter((item) => !known.has(resultKey(item))));
       state.total = Math.max(data.total || 0, state.results.length);
-      renderResults(false, start);
+      render(false, start);
     } else {
       state.results = incoming;
       state.total = Math.max(data.total || 0, incoming.length);
       state.viewerIndex = -1;
-      renderResults(true);
-      window.scrollTo({ top: 0 });
+      render(true);
+      if (typeof data.more === "number") state.moreCount = data.more; // the server's estimate
+      else if (query && query.mode !== "stack") countHidden(query, current);
     }
   } catch (error) {
     if (error && error.name === "AbortError") return;
@@ -49,22 +62,37 @@ export async function runSearch(append) {
       state.results = [];
       state.total = 0;
       state.tookMs = null;
+      state.nextCursor = null;
     }
-    renderResults(!append);
+    render(!append);
   } finally {
     if (current === seq) {
       state.loading = false;
       controller = null;
-      renderResults(false);
+      render(false);
     }
   }
 }
 
-// A picture travels in a POST form; words and "similar to" in the address of a GET.
-function fetchPage(query, offset, signal) {
-  const params = filterParams();
+function render(clear, fromIndex) {
+  renderResults(clear, fromIndex);
+  renderTimeline(clear, fromIndex);
+}
+
+/** The parameters of a search for `query`, besides paging: filters, sort, match, exclusions, name. */
+function searchParams(query) {
+  const params = filterParams(false);
+  for (const word of query.exclude || []) params.append("exclude", word);
+  for (const [key, value] of optionParams(query)) params.append(key, value);
+  return params;
+}
+
+// A picture travels in a POST form; words, names and "similar to" in the address of a GET.
+function fetchPage(query, offset, signal, overrides) {
+  const params = searchParams(query);
   params.set("limit", String(PAGE_SIZE));
   params.set("offset", String(offset));
+  for (const [key, value] of Object.entries(overrides || {})) params.set(key, value);
   if (query.mode === "image") {
     const form = new FormData();
     form.append("image", query.file, query.file.name || "query-image");
@@ -75,19 +103,30 @@ function fetchPage(query, offset, signal) {
   if (query.mode === "like") {
     params.set("like", String(query.like.id));
     if (query.like.t != null) params.set("t", String(query.like.t));
-  } else params.set("q", query.q);
+  } else if (query.q) params.set("q", query.q);
   return fetchJson(`/api/search?${params}`, { signal });
 }
 
-/** No query any more: the search in flight is dropped and the welcome message shows. */
-export function resetResults() {
-  if (controller) controller.abort();
-  seq += 1;
-  state.query = null;
-  state.results = [];
-  state.total = 0;
-  state.loading = false;
-  state.error = null;
-  updateLocation(null);
-  renderResults(true);
+// A stack: the item and its near-identical ones (one answer, no pages).
+const fetchStack = (id, signal) => fetchJson(`/api/items/${id}/stack?${filterParams(true)}`, { signal });
+
+function fetchTimeline(cursor, signal) {
+  const params = filterParams(true);
+  for (const [key, value] of optionParams(null)) params.set(key, value);
+  params.set("limit", String(PAGE_SIZE));
+  if (cursor) params.set("cursor", cursor);
+  return fetchJson(`/api/items?${params}`, { signal });
+}
+
+// With "good matches only", how many more "all" would show: the same search's total under match=all.
+async function countHidden(query, current) {
+  if (optionParams(query).get("match") !== "good") return;
+  try {
+    const all = await fetchPage(query, 0, undefined, { match: "all", limit: "1" });
+    if (current !== seq) return;
+    state.moreCount = Math.max(0, (all.total || 0) - state.total);
+    renderResults(false);
+  } catch (_) {
+    state.moreCount = null; // the count is a hint; the results stand without it
+  }
 }

@@ -129,7 +129,7 @@ async function copyText(text) {
     await navigator.clipboard.writeText(text);
     toast(t("text_copied"));
   } catch (error) {
-    toast(t("copy_failed"), "error"); // no clipboard (plain http): the text is there to select by hand
+    toast(t("copy_text_failed"), "error"); // no clipboard (plain http): the text is there to select by hand
   }
 }
 

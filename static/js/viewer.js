@@ -1,21 +1,27 @@
-/* The large view (#viewer dialog): a result's picture or video, its details, and stepping through the results. */
-import { apiFetch } from "./api.js";
-import { formatBytes, formatClock, formatDate, formatNumber, formatScore } from "./format.js";
+/* The large view (#viewer dialog): a result's picture or video, its actions, stepping and swiping, and its address. */
 import { t } from "./i18n.js";
+import { formatNumber } from "./format.js";
 import { startLike } from "./query.js";
 import { runSearch } from "./search.js";
+import { copyText } from "./selection.js";
 import { isMoment, state } from "./state.js";
-import { renderViewerTags } from "./tags.js";
 import { clearItemText, showItemText } from "./textboxes.js";
+import { toast } from "./toast.js";
+import { saveLocation, setView } from "./urlstate.js";
+import { playVideo, stopVideo, videoTime } from "./videoplay.js";
+import { renderDetails } from "./viewerinfo.js";
 
-const RENDITION_POLL_MS = 2000; // how often to ask whether the server's playable version of a video is ready
+const SWIPE_PX = 50; // a horizontal drag this long on the picture steps to the next or previous result
+const TIME_SAVE_MS = 1000; // how often a playing video's time is written into the address
 const el = {
   dialog: document.getElementById("viewer"),
+  stage: document.getElementById("viewer-stage"),
   image: document.getElementById("viewer-image"),
   video: document.getElementById("viewer-video"),
   title: document.getElementById("viewer-title"),
-  details: document.getElementById("viewer-details"),
   original: document.getElementById("viewer-original"),
+  download: document.getElementById("viewer-download"),
+  copy: document.getElementById("viewer-copy"),
   clip: document.getElementById("viewer-clip"),
   live: document.getElementById("viewer-live"),
   note: document.getElementById("viewer-note"),
@@ -25,22 +31,32 @@ const el = {
   next: document.getElementById("viewer-next"),
   close: document.getElementById("viewer-close"),
 };
-let token = 0; // bumped whenever the view changes, so a stale wait for a video rendition stops
+let pushed = false; // opening the viewer added a history entry: closing goes back over it
+let lastTimeSave = 0;
+let swipe = null;
+
+const current = () => (state.viewerIndex >= 0 ? state.results[state.viewerIndex] : state.viewerItem);
 
 export function bindViewer() {
-  el.close.addEventListener("click", closeViewer);
+  el.close.addEventListener("click", () => closeViewer(false));
   el.prev.addEventListener("click", () => stepViewer(-1));
   el.next.addEventListener("click", () => stepViewer(1));
   el.live.addEventListener("click", playLive);
+  el.copy.addEventListener("click", async () => {
+    const item = current();
+    if (!item) return;
+    const done = await copyText(item.path);
+    toast(done ? t("copied_path") : t("copy_failed"), done ? "info" : "error");
+  });
   el.similar.addEventListener("click", () => {
-    const item = state.results[state.viewerIndex];
-    closeViewer();
+    const item = current();
+    closeViewer(false);
     if (item) startLike(item);
   });
   el.dialog.addEventListener("close", onViewerClosed);
   el.dialog.addEventListener("click", (event) => {
     // Clicks on the backdrop land on the dialog itself; clicks beside the picture land on the stage.
-    if (event.target === el.dialog || event.target.classList.contains("viewer-stage")) closeViewer();
+    if (event.target === el.dialog || event.target === el.stage) closeViewer(false);
   });
   el.dialog.addEventListener("keydown", (event) => {
     if (event.target === el.video) return; // arrows seek the video
@@ -52,23 +68,60 @@ export function bindViewer() {
       stepViewer(1);
     }
   });
+  el.stage.addEventListener("pointerdown", (event) => {
+    if (event.pointerType !== "mouse") swipe = { x: event.clientX, y: event.clientY };
+  });
+  el.stage.addEventListener("pointerup", (event) => {
+    if (!swipe) return;
+    const dx = event.clientX - swipe.x;
+    const dy = event.clientY - swipe.y;
+    swipe = null;
+    if (Math.abs(dx) >= SWIPE_PX && Math.abs(dx) > 2 * Math.abs(dy)) stepViewer(dx < 0 ? 1 : -1);
+  });
+  el.stage.addEventListener("pointercancel", () => {
+    swipe = null;
+  });
+  el.video.addEventListener("timeupdate", () => {
+    const now = Date.now();
+    if (now - lastTimeSave < TIME_SAVE_MS) return;
+    lastTimeSave = now;
+    rememberView();
+  });
+  el.video.addEventListener("pause", rememberView);
   el.image.addEventListener("load", () => el.image.classList.remove("is-loading"));
   el.image.addEventListener("error", () => el.image.classList.remove("is-loading"));
 }
 
-/** Open the large view on result `index`. */
-export function openViewer(index) {
-  if (!state.results[index]) return;
+// The address says which item is open and, for a video, where it plays.
+function rememberView() {
+  const item = current();
+  if (!item || !el.dialog.open) return;
+  const time = item.kind === "video" ? videoTime(item) : null;
+  setView({ id: item.id, t: time == null ? (isMoment(item) ? item.start : null) : time });
+  saveLocation(false);
+}
+
+/** Open the large view on result `index` (or on `item` itself when it is not among the results); `from`: a
+ * video's time to start at; `restored`: the address asked for it. */
+export function openViewer(index, item, from, restored) {
+  if (index >= 0 && !state.results[index]) return;
   state.viewerIndex = index;
-  renderViewer();
-  if (!el.dialog.open) el.dialog.showModal();
+  state.viewerItem = index >= 0 ? null : item;
+  renderViewer(from);
+  if (!el.dialog.open) {
+    el.dialog.showModal();
+    const shown = current();
+    setView({ id: shown.id, t: isMoment(shown) ? shown.start : from == null ? null : from });
+    pushed = !restored; // restored from the address (reload, Forward): closing must not go back a page
+    saveLocation(!restored);
+  }
   el.close.focus({ preventScroll: true });
 }
 
 export const viewerIsOpen = () => el.dialog.open;
 
-export function renderViewer() {
-  const item = state.results[state.viewerIndex];
+export function renderViewer(from) {
+  const item = current();
   if (!item) return;
   el.title.textContent = item.name;
   const isVideo = item.kind === "video";
@@ -81,14 +134,11 @@ export function renderViewer() {
     el.clip.href = item.clip_url;
     el.clip.setAttribute("download", "");
   }
-  token += 1;
   if (isVideo) {
     el.image.removeAttribute("src");
-    el.video.poster = item.thumbnail_url;
-    playVideo(item, token);
+    if (from !== "keep") playVideo(item, typeof from === "number" ? from : null);
   } else {
-    el.video.pause();
-    el.video.removeAttribute("src");
+    stopVideo();
     el.image.classList.add("is-loading");
     el.image.alt = item.name;
     el.image.src = item.view_url;
@@ -96,80 +146,19 @@ export function renderViewer() {
   renderDetails(item);
   showItemText(item, isVideo ? null : el.image, el.details);
   el.original.href = item.file_url;
+  el.download.href = item.file_url;
+  el.download.setAttribute("download", item.name);
+  const standalone = state.viewerIndex < 0;
+  el.position.hidden = standalone;
   el.position.textContent = t("position", { n: formatNumber(state.viewerIndex + 1), total: formatNumber(state.total) });
-  el.prev.disabled = state.viewerIndex <= 0;
+  el.prev.disabled = standalone || state.viewerIndex <= 0;
   const lastLoaded = state.viewerIndex >= state.results.length - 1;
-  const canLoadMore = state.results.length < state.total && !state.loading;
-  el.next.disabled = state.viewerIndex >= state.total - 1 || (lastLoaded && !canLoadMore);
-}
-
-function renderDetails(item) {
-  el.details.replaceChildren();
-  const row = (label, value) => {
-    const dt = document.createElement("dt");
-    dt.textContent = label;
-    const dd = document.createElement("dd");
-    dd.textContent = value;
-    el.details.append(dt, dd);
-    return dd;
-  };
-  const isVideo = item.kind === "video";
-  row(t("detail_path"), item.path).className = "detail-path";
-  row(t("detail_date"), formatDate(item.taken_at, true));
-  row(t("detail_size"), formatBytes(item.size));
-  if (item.width && item.height) row(t("detail_dimensions"), `${item.width} × ${item.height}`);
-  row(t("detail_score"), formatScore(item.score));
-  if (isVideo) row(t("detail_kind"), t("kind_video"));
-  if (isVideo && typeof item.duration === "number") row(t("detail_duration"), formatClock(item.duration));
-  if (isMoment(item)) row(t("detail_moment"), `${formatClock(item.start)}–${formatClock(item.end)}`);
-  renderViewerTags(el.details, item);
-}
-
-// Play a video result in place from its moment. Browsers play H.264/VP9 originals directly; for others (HEVC,
-// AVI…) the server makes an H.264 rendition on demand (202 until ready) and the moment's clip plays meanwhile.
-async function playVideo(item, mine) {
-  const video = el.video;
-  const from = isMoment(item) ? item.start : 0;
-  const startAt = (offset) => {
-    video.addEventListener(
-      "loadedmetadata",
-      () => {
-        if (offset > 0) video.currentTime = offset;
-      },
-      { once: true },
-    );
-  };
-  if (item.playable) {
-    startAt(from);
-    video.src = item.play_url;
-    return;
-  }
-  if (isMoment(item)) {
-    startAt(0);
-    video.src = item.clip_url;
-  }
-  for (;;) {
-    let response;
-    try {
-      response = await apiFetch(item.play_url, { method: "HEAD" });
-    } catch (_) {
-      return; // the server is gone: the clip (if any) keeps playing
-    }
-    if (mine !== token) return;
-    if (response.status !== 202) break;
-    el.note.hidden = false;
-    el.note.textContent = t("preparing_video");
-    await new Promise((resolve) => setTimeout(resolve, RENDITION_POLL_MS));
-    if (mine !== token) return;
-  }
-  el.note.hidden = true;
-  if (isMoment(item) && video.getAttribute("src") === item.clip_url && !video.paused) return; // keep watching
-  startAt(from);
-  video.src = item.play_url;
+  const canLoadMore = (state.query ? state.results.length < state.total : Boolean(state.nextCursor)) && !state.loading;
+  el.next.disabled = standalone || (lastLoaded && !canLoadMore);
 }
 
 function playLive() {
-  const item = state.results[state.viewerIndex];
+  const item = current();
   if (!item || !item.motion_url) return;
   el.image.hidden = true;
   el.video.hidden = false;
@@ -178,7 +167,7 @@ function playLive() {
   el.video.addEventListener(
     "ended",
     () => {
-      if (state.results[state.viewerIndex] !== item) return;
+      if (current() !== item) return;
       el.video.hidden = true;
       el.image.hidden = false;
     },
@@ -188,29 +177,36 @@ function playLive() {
 }
 
 async function stepViewer(delta) {
+  if (state.viewerIndex < 0) return;
   const target = state.viewerIndex + delta;
   if (target < 0) return;
   if (target >= state.results.length) {
-    if (state.results.length >= state.total || state.loading) return;
+    if (state.loading) return;
     await runSearch(true);
     if (target >= state.results.length) return;
   }
   state.viewerIndex = target;
   renderViewer();
+  rememberView();
 }
 
-function closeViewer() {
+/** Close the large view; `fromHistory`: Back already left its address. */
+export function closeViewer(fromHistory) {
+  if (fromHistory) pushed = false;
   if (el.dialog.open) el.dialog.close();
 }
 
-// Back in the grid, the card that was open has the focus.
+// Back in the grid, the card that was open has the focus; the address loses the item (going back over the entry
+// opening it added, so Back after closing returns to the previous search).
 function onViewerClosed() {
   clearItemText();
-  token += 1;
-  el.video.pause();
-  el.video.removeAttribute("src");
-  el.video.load();
-  const card = document.querySelector(`#results .result[data-index="${state.viewerIndex}"] .result-open`);
+  stopVideo();
+  setView(null);
+  if (pushed) {
+    pushed = false;
+    window.history.back();
+  } else saveLocation(false);
+  const card = document.querySelector(`.result[data-index="${state.viewerIndex}"] .result-open`);
   if (card) {
     card.focus({ preventScroll: true });
     card.scrollIntoView({ block: "nearest" });
