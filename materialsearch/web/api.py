@@ -13,7 +13,7 @@ from ..browse import CursorError, Sort, timeline_page
 from ..decode import DecodeError
 from ..download import Member, unique_names, zip_stream
 from ..exif_info import media_info
-from ..folders import folder_tree, real_roots
+from ..folders import folder_counts, folder_tree, real_roots
 from ..records import Kind
 from ..records import Status as ItemStatus
 from ..relevance import QueryKind
@@ -538,7 +538,7 @@ def errors(query: PageParams):
 def folders():
     """The library folders and their sub-folders, with how many items are indexed in and below each"""
     services = _services()
-    trees = folder_tree(services.store.folder_counts(), real_roots(services.settings.library))
+    trees = folder_tree(folder_counts(services.store), real_roots(services.settings.library))
     return FolderTree(roots=[Folder.of(tree) for tree in trees])
 
 
