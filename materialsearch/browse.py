@@ -15,9 +15,15 @@ import datetime as dt
 import enum
 import json
 
-from .store import Filters, Item, Store, TimelinePosition
+from sqlalchemy import and_, select, tuple_
+from sqlalchemy.orm import Session
+
+from .records import Status
+from .store import Filters, Item, Store
 
 CURSOR_VERSION = 1  # bumped if the cursor's content changes: an old cursor is then refused, not misread
+# A keyset position in the timeline: (capture time or None for an undated item, item id) of the last row shown.
+TimelinePosition = tuple[dt.datetime | None, int]
 
 
 class Sort(enum.StrEnum):
@@ -71,8 +77,47 @@ def timeline_page(store: Store, filters: Filters, sort: Sort, limit: int, cursor
         raise CursorError(f"sort: the timeline is in date order (date_desc or date_asc), not {sort}")
     after = decode_cursor(sort, cursor) if cursor else None
     # One more than asked tells whether another page follows without a count.
-    items = store.timeline(filters, sort is Sort.DATE_DESC, after, limit + 1)
+    items = timeline(store, filters, sort is Sort.DATE_DESC, after, limit + 1)
     if len(items) <= limit:
         return TimelinePage(items, None)
     last = items[limit - 1]
     return TimelinePage(items[:limit], encode_cursor(sort, (last.taken_at, last.id)))
+
+
+def timeline(
+    store: Store, filters: Filters, newest_first: bool, after: TimelinePosition | None, limit: int
+) -> list[Item]:
+    """Indexed items passing ``filters`` in capture-time order (ties by id), the ``limit`` after ``after``.
+
+    A keyset page over ``ix_items_status_taken_at``: as cheap at any depth, and stable while a scan adds items.
+    Undated items (the scan dates a file without a capture time by its mtime, so only rows of old releases) count
+    as older than every dated one: last when newest first, first when oldest first."""
+    dated, undated = Item.taken_at.is_not(None), Item.taken_at.is_(None)
+    key = tuple_(Item.taken_at, Item.id)
+    if newest_first:
+        phases = [(dated, (Item.taken_at.desc(), Item.id.desc())), (undated, (Item.id.desc(),))]
+        if after is not None and after[0] is not None:
+            phases[0] = (and_(dated, key < tuple_(*after)), phases[0][1])
+        elif after is not None:
+            phases = [(and_(undated, Item.id < after[1]), phases[1][1])]
+    else:
+        phases = [(undated, (Item.id.asc(),)), (dated, (Item.taken_at.asc(), Item.id.asc()))]
+        if after is not None and after[0] is not None:
+            phases = [(and_(dated, key > tuple_(*after)), phases[1][1])]
+        elif after is not None:
+            phases[0] = (and_(undated, Item.id > after[1]), phases[0][1])
+    found: list[Item] = []
+    with Session(store.engine) as session:
+        for where, order in phases:
+            if len(found) >= limit:
+                break
+            query = store.apply_filters(select(Item).where(Item.status == Status.OK, where), filters)
+            found += session.scalars(query.order_by(*order).limit(limit - len(found)))
+    return found
+
+
+def listed(store: Store, filters: Filters) -> list[tuple[int, str, dt.datetime | None]]:
+    """(id, path, capture time) of every indexed item passing ``filters`` (a name or path search's matches)."""
+    query = store.apply_filters(select(Item.id, Item.path, Item.taken_at).where(Item.status == Status.OK), filters)
+    with store.engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(query)]

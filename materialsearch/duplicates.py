@@ -362,11 +362,11 @@ class DuplicateFinder:
     def _compute(self, key: tuple) -> Grouping:
         started = time.perf_counter()
         self.hashes.refresh()
-        photo_ids, _times, photo_vectors = self.store.kind_vectors("image")
+        photo_ids, _times, photo_vectors = self.store.duplicates.kind_vectors("image")
         photo_groups, proposed, confirmed = group_photos(
             photo_ids, photo_vectors, self.hashes.photo, self.hashes.prefetch
         )
-        video_ids, video_times, video_vectors = self.store.kind_vectors("video")
+        video_ids, video_times, video_vectors = self.store.duplicates.kind_vectors("video")
         frames = {
             int(ids[0]): Frames(int(ids[0]), times, vectors)
             for ids, times, vectors in _runs(video_ids, video_times, video_vectors)
@@ -421,13 +421,13 @@ class HashSource:
 
     def refresh(self) -> None:
         """Re-read the stored hashes (before a computation)."""
-        self._known = self.store.perceptual_hashes()
+        self._known = self.store.duplicates.perceptual_hashes()
         self._items = {}
 
     def flush(self) -> None:
         """Store the hashes computed since the last flush."""
         if self._new:
-            self.store.save_perceptual_hashes(self._new)
+            self.store.duplicates.save_perceptual_hashes(self._new)
             self._new = []
 
     def photo(self, item_id: int) -> int | None:

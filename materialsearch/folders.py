@@ -6,6 +6,11 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from sqlalchemy import func, select
+
+from .records import Status
+from .store import FOLDER_OF_PATH, Item, Store
+
 
 @dataclasses.dataclass
 class FolderNode:
@@ -26,8 +31,16 @@ class FolderNode:
         return self.children[name]
 
 
+def folder_counts(store: Store) -> dict[str, int]:
+    """Indexed items per folder (the path up to its last "/", without it), one grouped query."""
+    folder = func.rtrim(FOLDER_OF_PATH, "/")
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(folder, func.count(Item.id)).where(Item.status == Status.OK).group_by(folder))
+        return {path: int(count) for path, count in rows}
+
+
 def folder_tree(counts: dict[str, int], roots: list[str]) -> list[FolderNode]:
-    """One tree per library root from ``counts`` (indexed items per absolute folder, ``Store.folder_counts``).
+    """One tree per library root from ``counts`` (indexed items per absolute folder, ``folder_counts``).
 
     Folders outside every root (a root removed from MS_LIBRARY since the scan) are left out; a folder under two
     nested roots counts under the innermost."""

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import names, relevance, stacks
-from .browse import Sort
+from .browse import Sort, listed
 from .decode import decode_image
 from .encoders import Encoder
 from .encoders.clip import normalise
@@ -228,7 +228,7 @@ class SearchService:
         """Items whose file name (``filters.name_contains``) or path (``path_contains``) matches, ranked by match
         quality (``names``) or by date; every match counts as good."""
         started = time.perf_counter()
-        rows = self.store.listed(filters)
+        rows = listed(self.store, filters)
         quality = {
             item_id: names.match_quality(path, filters.name_contains, filters.path_contains)
             for item_id, path, _taken in rows

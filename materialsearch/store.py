@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import numpy as np
-from sqlalchemy import and_, bindparam, create_engine, delete, event, exists, func, insert, select, tuple_, update
+from sqlalchemy import bindparam, create_engine, delete, event, exists, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -56,12 +56,10 @@ class Filters:
         return any(v is not None for v in dataclasses.astuple(self))
 
 
-# A keyset position in the timeline: (capture time or None for an undated item, item id) of the last row shown.
-TimelinePosition = tuple[dt.datetime | None, int]
-# SQLite has no basename(): the path with everything up to its last "/" trimmed (rtrim drops the name's
-# characters from the right; what is left is the folder with its slash).
-_FILE_NAME = func.substr(Item.path, func.length(func.rtrim(Item.path, func.replace(Item.path, "/", ""))) + 1)
-_FOLDER = func.rtrim(Item.path, func.replace(Item.path, "/", ""))
+# SQLite has no dirname() or basename(): rtrim drops the file name's characters from the right of the path, which
+# leaves its folder with the trailing slash; the name is what follows.
+FOLDER_OF_PATH = func.rtrim(Item.path, func.replace(Item.path, "/", ""))
+_FILE_NAME = func.substr(Item.path, func.length(FOLDER_OF_PATH) + 1)
 
 
 def _like_escaped(text: str) -> str:
@@ -132,6 +130,7 @@ class Store:
             f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30}
         )
         event.listen(self.engine, "connect", _pragmas)
+        self.duplicates = DuplicateData(self.engine)
         try:
             migrations.upgrade(self.engine, Base.metadata)
         except BaseException:
@@ -290,7 +289,7 @@ class Store:
     def filtered_vector_ids(self, filters: Filters) -> np.ndarray:
         """Ids of the vectors whose items pass ``filters``."""
         query = select(Vector.id).join(Item, Item.id == Vector.item_id)
-        query = self._apply_filters(query, filters)
+        query = self.apply_filters(query, filters)
         with self.engine.connect() as conn:
             return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
 
@@ -300,7 +299,7 @@ class Store:
             return set(item_ids)
         found: set[int] = set()
         for chunk in chunked(item_ids):
-            query = self._apply_filters(select(Item.id).where(Item.id.in_(chunk)), filters)
+            query = self.apply_filters(select(Item.id).where(Item.id.in_(chunk)), filters)
             with self.engine.connect() as conn:
                 found.update(conn.execute(query).scalars())
         return found
@@ -308,7 +307,7 @@ class Store:
     def count_searchable(self, filters: Filters, exclude: Iterable[int] = ()) -> int:
         """How many indexed items pass ``filters`` (leaving out ``exclude``)."""
         query = select(func.count(func.distinct(Vector.item_id))).join(Item, Item.id == Vector.item_id)
-        query = self._apply_filters(query, filters)
+        query = self.apply_filters(query, filters)
         exclude = list(exclude)  # a handful of ids (the items a "more like this" starts from)
         if exclude:
             query = query.where(Item.id.not_in(exclude))
@@ -316,7 +315,8 @@ class Store:
             return int(conn.execute(query).scalar() or 0)
 
     @staticmethod
-    def _apply_filters(query, filters: Filters):
+    def apply_filters(query, filters: Filters):
+        """``query`` (over items) restricted to the items passing ``filters``."""
         if filters.path_contains:
             query = query.where(Item.path.like(_like_escaped(filters.path_contains), escape="\\"))
         for word in (filters.name_contains or "").split():  # every word, anywhere in the file name
@@ -333,42 +333,7 @@ class Store:
             query = query.where(~exists().where(HiddenItem.item_id == Item.id))
         return query
 
-    # --- browsing ---------------------------------------------------------------------------------------------
-    def timeline(self, filters: Filters, newest_first: bool, after: TimelinePosition | None, limit: int) -> list[Item]:
-        """Indexed items passing ``filters`` in capture-time order (ties by id), the ``limit`` after ``after``.
-
-        A keyset page over ``ix_items_status_taken_at``: as cheap at any depth, and stable while a scan adds
-        items. Undated items (the scan dates a file without a capture time by its mtime, so only rows of old
-        releases) count as older than every dated one: last when newest first, first when oldest first."""
-        dated, undated = Item.taken_at.is_not(None), Item.taken_at.is_(None)
-        key = tuple_(Item.taken_at, Item.id)
-        if newest_first:
-            phases = [(dated, (Item.taken_at.desc(), Item.id.desc())), (undated, (Item.id.desc(),))]
-            if after is not None and after[0] is not None:
-                phases[0] = (and_(dated, key < tuple_(*after)), phases[0][1])
-            elif after is not None:
-                phases = [(and_(undated, Item.id < after[1]), phases[1][1])]
-        else:
-            phases = [(undated, (Item.id.asc(),)), (dated, (Item.taken_at.asc(), Item.id.asc()))]
-            if after is not None and after[0] is not None:
-                phases = [(and_(dated, key > tuple_(*after)), phases[1][1])]
-            elif after is not None:
-                phases[0] = (and_(undated, Item.id > after[1]), phases[0][1])
-        found: list[Item] = []
-        with Session(self.engine) as session:
-            for where, order in phases:
-                if len(found) >= limit:
-                    break
-                query = self._apply_filters(select(Item).where(Item.status == Status.OK, where), filters)
-                found += session.scalars(query.order_by(*order).limit(limit - len(found)))
-        return found
-
-    def listed(self, filters: Filters) -> list[tuple[int, str, dt.datetime | None]]:
-        """(id, path, capture time) of every indexed item passing ``filters`` (a name or path search's matches)."""
-        query = self._apply_filters(select(Item.id, Item.path, Item.taken_at).where(Item.status == Status.OK), filters)
-        with self.engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(query)]
-
+    # --- browsing (the timeline and folder queries are in ``browse`` and ``folders``) ---------------------
     def vectors_by_id(self, vector_ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of ``vector_ids``, in that order (every id must exist)."""
         found: dict[int, bytes] = {}
@@ -389,13 +354,6 @@ class Store:
                 )
                 found.update((item_id, vector_id) for item_id, vector_id in rows)
         return found
-
-    def folder_counts(self) -> dict[str, int]:
-        """Indexed items per folder (the path up to its last "/", without it), one grouped query."""
-        folder = func.rtrim(_FOLDER, "/")
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(folder, func.count(Item.id)).where(Item.status == Status.OK).group_by(folder))
-            return {path: int(count) for path, count in rows}
 
     # --- items ------------------------------------------------------------------------------------------------
     def get_item(self, item_id: int) -> Item | None:
@@ -451,7 +409,13 @@ class Store:
             pending=total(Status.PENDING),
         )
 
-    # --- duplicates: hidden items, perceptual hashes, vectors by kind ---------------------------------------------
+
+class DuplicateData:
+    """What the duplicates feature keeps: items hidden from results, perceptual hashes, vectors by kind."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
     def hide(self, item_ids: Iterable[int]) -> None:
         """Hide items from results (already hidden ones stay as they are)."""
         now = _now()

@@ -136,6 +136,15 @@ def copies(scanned_app, tmp_path_factory):
     return scanned_app(library).test_client()
 
 
+def test_an_image_search_form_takes_several_exclusions(copies):
+    picture = (MEDIA / "jpg_orient1.jpg").read_bytes()
+    form = {"image": (io.BytesIO(picture), "q.jpg"), "exclude": ["a cat", "a dog"], "match": "all"}
+    assert copies.post("/api/search", data=form).status_code == 200
+    too_many = {"image": (io.BytesIO(picture), "q.jpg"), "exclude": [f"x{n}" for n in range(11)]}
+    response = copies.post("/api/search", data=too_many)
+    assert response.status_code == 400 and "exclude" in response.json["message"]
+
+
 def test_twenty_byte_identical_copies_come_back_as_one_stack_of_twenty(copies):
     picture = (MEDIA / "jpg_orient1.jpg").read_bytes()
     body = copies.post("/api/search", data={"image": (io.BytesIO(picture), "q.jpg")}).json

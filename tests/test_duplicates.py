@@ -190,19 +190,19 @@ def test_hidden_items_are_left_out_of_filtered_vectors_and_restored(tmp_path):
     try:
         store.write_batch([_record(f"/l/{n}.jpg") for n in "abc"])
         ids = sorted(store.get_items(range(1, 10)))
-        assert not store.has_hidden()
-        store.hide(ids[:2])
-        store.hide(ids[:1])
-        assert store.hidden_ids() == set(ids[:2]) and store.has_hidden()
+        assert not store.duplicates.has_hidden()
+        store.duplicates.hide(ids[:2])
+        store.duplicates.hide(ids[:1])
+        assert store.duplicates.hidden_ids() == set(ids[:2]) and store.duplicates.has_hidden()
         visible = store.filtered_vector_ids(Filters(exclude_hidden=True))
         assert len(visible) == 1 and store.count_searchable(Filters(exclude_hidden=True)) == 1
         assert store.count_searchable(Filters()) == 3
-        store.unhide(ids[:1])
-        assert store.hidden_ids() == {ids[1]}
+        store.duplicates.unhide(ids[:1])
+        assert store.duplicates.hidden_ids() == {ids[1]}
         store.delete_items([ids[1]])
-        assert store.hidden_ids() == set()  # gone with its item
-        store.save_perceptual_hashes([(ids[0], -1, "key", 2**64 - 1), (ids[0], 2000, "key", 5)])
-        store.save_perceptual_hashes([(ids[0], 2000, "key2", 6)])
-        assert store.perceptual_hashes() == {(ids[0], -1): ("key", 2**64 - 1), (ids[0], 2000): ("key2", 6)}
+        assert store.duplicates.hidden_ids() == set()  # gone with its item
+        store.duplicates.save_perceptual_hashes([(ids[0], -1, "key", 2**64 - 1), (ids[0], 2000, "key", 5)])
+        store.duplicates.save_perceptual_hashes([(ids[0], 2000, "key2", 6)])
+        assert store.duplicates.perceptual_hashes() == {(ids[0], -1): ("key", 2**64 - 1), (ids[0], 2000): ("key2", 6)}
     finally:
         store.close()

@@ -63,7 +63,7 @@ def test_groups_are_cached_until_the_vectors_change(app):
     finder = services_of(app).duplicates
     first = finder.grouping()
     assert finder.grouping() is first
-    assert services_of(app).store.perceptual_hashes()  # the hashes were stored: a restart does not redo them
+    assert services_of(app).store.duplicates.perceptual_hashes()  # the hashes were stored: a restart does not redo them
 
 
 def test_paging_and_kind(app):
@@ -107,7 +107,7 @@ def test_hiding_the_others_leaves_them_out_of_search_until_restored(app):
     others = group["ids"][1:]
 
     def found(**params):
-        response = client.get("/api/search", query_string={"q": "photo", "limit": 200, **params})
+        response = client.get("/api/search", query_string={"q": "photo", "limit": 200, "stack": "false", **params})
         assert response.status_code == 200
         return {hit["id"] for hit in response.get_json()["results"]}
 

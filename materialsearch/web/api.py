@@ -15,7 +15,7 @@ from ..decode import DecodeError
 from ..download import Member, unique_names, zip_stream
 from ..errors import ApiErrorCode as Code
 from ..exif_info import media_info
-from ..folders import folder_tree, real_roots
+from ..folders import folder_counts, folder_tree, real_roots
 from ..ocrpass import OcrStatus
 from ..records import Kind
 from ..records import Status as ItemStatus
@@ -108,7 +108,7 @@ def api_error(exc: ApiError):
 def _filters(params: LibraryFilters) -> Filters:
     kind = None if params.kind == "all" else params.kind
     shown = getattr(params, "include_hidden", False)  # a text search may ask for hidden items too
-    hide = None if shown or not _services().store.has_hidden() else True
+    hide = None if shown or not _services().store.duplicates.has_hidden() else True
     return Filters(
         path_contains=params.path,
         name_contains=params.name,
@@ -686,7 +686,7 @@ def errors(query: PageParams):
 def folders():
     """The library folders and their sub-folders, with how many items are indexed in and below each"""
     services = _services()
-    trees = folder_tree(services.store.folder_counts(), real_roots(services.settings.library))
+    trees = folder_tree(folder_counts(services.store), real_roots(services.settings.library))
     return FolderTree(roots=[Folder.of(tree) for tree in trees])
 
 

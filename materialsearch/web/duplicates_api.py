@@ -62,7 +62,7 @@ def duplicates(query: DuplicatesQuery):
     grouping, groups = _groups(query.kind)
     page = groups[query.offset : query.offset + query.limit]
     rows = services.store.get_items(i for g in page for i in g.ids)
-    hidden = services.store.hidden_ids()
+    hidden = services.store.duplicates.hidden_ids()
     motions = services.store.motions_for([rows[i].path for g in page for i in g.ids if i in rows])
     body = []
     for group in page:
@@ -144,7 +144,7 @@ def duplicates_export_csv():
 
 
 def _hidden_list() -> HiddenList:
-    ids = sorted(_services().store.hidden_ids())
+    ids = sorted(_services().store.duplicates.hidden_ids())
     return HiddenList(ids=ids, total=len(ids))
 
 
@@ -184,7 +184,7 @@ def _known_ids(body: ItemIds | None) -> list[int]:
 @_hide_route("hideItems")
 def hide_items(json: ItemIds):
     """Hide items from search results and the timeline (reversible; the files are not touched)"""
-    _services().store.hide(_known_ids(json))
+    _services().store.duplicates.hide(_known_ids(json))
     return _hidden_list()
 
 
@@ -192,5 +192,5 @@ def hide_items(json: ItemIds):
 @_hide_route("restoreItems")
 def restore_items(json: ItemIds):
     """Show hidden items in results again"""
-    _services().store.unhide(_known_ids(json))
+    _services().store.duplicates.unhide(_known_ids(json))
     return _hidden_list()

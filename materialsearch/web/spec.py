@@ -70,6 +70,11 @@ class Responses(Response):
         return dict(sorted(spec.items()))
 
 
+def _one_or_all(values: list):
+    """A field sent once is its value; sent several times (``exclude``), the list of them."""
+    return values[0] if len(values) == 1 else values
+
+
 class _FlaskPlugin(FlaskPlugin):
     """spectree's Flask plugin, adapted to this API."""
 
@@ -90,7 +95,7 @@ class _FlaskPlugin(FlaskPlugin):
 
     def fill_form(self, request) -> dict:
         """A form's fields may also come in the query string (as they always could)."""
-        values = {key: request.values.get(key) for key in request.values}
+        values = {key: _one_or_all(request.values.getlist(key)) for key in request.values}
         return values | {key: request.files.get(key) for key in request.files}
 
     def validate_response(self, resp, resp_model, skip_validation, force_resp_serialize):
