@@ -52,11 +52,31 @@ def _add_kind_status_index(cursor: sqlite3.Cursor) -> None:
     cursor.execute("CREATE INDEX IF NOT EXISTS ix_items_kind_status ON items (kind, status)")
 
 
+_PLACE_COLUMNS = {
+    "latitude": "FLOAT",
+    "longitude": "FLOAT",
+    "location_note": "TEXT",
+    "location_read": "BOOLEAN",
+    "place_city": "TEXT",
+    "place_city_zh": "TEXT",
+    "place_region": "TEXT",
+    "place_country": "VARCHAR(2)",
+}
+
+
+def _add_place_columns(cursor: sqlite3.Cursor) -> None:
+    """Places: GPS coordinates and the place they resolve to (NULL location_read: to be read by the backfill)."""
+    for name, kind in _PLACE_COLUMNS.items():
+        cursor.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
+    cursor.execute("CREATE INDEX IF NOT EXISTS ix_items_place_country ON items (place_country)")
+
+
 # MIGRATIONS[n - 1] takes a database from version n to n + 1.
 MIGRATIONS: tuple[Callable[[sqlite3.Cursor], None], ...] = (
     _add_api_tokens,
     _add_video_columns,
     _add_kind_status_index,
+    _add_place_columns,
 )
 VERSION = len(MIGRATIONS) + 1  # the schema this release writes
 

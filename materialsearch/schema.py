@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -41,6 +41,16 @@ class Item(Base):
     pair_path: Mapped[str | None] = mapped_column(Text, index=True)
     # Photos: byte offset of the MP4 embedded in an Android motion photo.
     motion_offset: Mapped[int | None] = mapped_column(Integer)
+    # Places: GPS position (NULL when none or ignored, with ``location_note`` saying why), whether the file's
+    # location was read (NULL: indexed before places existed), and the place it resolves to.
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    location_note: Mapped[str | None] = mapped_column(Text)
+    location_read: Mapped[bool | None] = mapped_column(Boolean)
+    place_city: Mapped[str | None] = mapped_column(Text)
+    place_city_zh: Mapped[str | None] = mapped_column(Text)
+    place_region: Mapped[str | None] = mapped_column(Text)
+    place_country: Mapped[str | None] = mapped_column(String(2), index=True)
     __table_args__ = (Index("ix_items_kind_status", "kind", "status"),)
 
 

@@ -11,6 +11,7 @@ from .decode import configure_pillow, decode_sizes
 from .encoders import Encoder, make_encoder
 from .index import VectorIndex
 from .lock import DataDirLock
+from .places import LocationBackfill
 from .reports import Reindexing
 from .scan import Scanner
 from .scans import ScanManager
@@ -94,6 +95,7 @@ class Services:
             self.scanner, self.catalog, owner=self.owner, refusal=refusal, window=window_of(settings)
         )
         self.scheduler: ScanScheduler | None = None
+        self.backfill: LocationBackfill | None = None
 
     # --- running by itself ------------------------------------------------------------------------------------
     def start_background(self) -> None:
@@ -101,6 +103,8 @@ class Services:
         if not self.owner:
             log.warning("not scanning or scheduling: %s", self.scans.refusal)
             return
+        if self.backfill is None:  # items indexed before places: read their locations (metadata only)
+            self.backfill = LocationBackfill(self.store).start()
         if not self.settings.library:
             log.warning("MS_LIBRARY is not set: nothing will be indexed until it is")
             return
@@ -159,6 +163,8 @@ class Services:
         self._closed = True
         if self.scheduler is not None:
             self.scheduler.shutdown()
+        if self.backfill is not None:
+            self.backfill.stop()
         self.scans.cancel()
         self.scans.wait()
         self.catalog.close()

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from . import migrations
+from .places import place_condition
 from .records import FileState, ItemRecord, Kind, Status
 from .schema import Base, Item, Meta, Vector
 
@@ -46,6 +47,7 @@ class Filters:
     date_from: dt.datetime | None = None
     date_to: dt.datetime | None = None
     kind: str | None = None
+    place: str | None = None  # a city, region or country (English or Chinese name, or ISO code)
 
     @property
     def active(self) -> bool:
@@ -300,6 +302,8 @@ class Store:
             query = query.where(Item.taken_at <= filters.date_to)
         if filters.kind is not None:
             query = query.where(Item.kind == filters.kind)
+        if filters.place:
+            query = query.where(place_condition(filters.place))
         return query
 
     # --- items ------------------------------------------------------------------------------------------------
@@ -348,3 +352,36 @@ class Store:
             skipped=total(Status.SKIPPED),
             pending=total(Status.PENDING),
         )
+
+    # --- places -----------------------------------------------------------------------------------------------
+    def place_counts(self) -> list[tuple]:
+        """Indexed items per (country, region, city, city_zh): their count and mean position, most first."""
+        columns = (Item.place_country, Item.place_region, Item.place_city, Item.place_city_zh)
+        query = (
+            select(*columns, func.count(Item.id), func.avg(Item.latitude), func.avg(Item.longitude))
+            .where(Item.status == Status.OK, Item.place_country.is_not(None))
+            .group_by(*columns)
+            .order_by(func.count(Item.id).desc(), Item.place_city)
+        )
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+
+    def unlocated(self, after_id: int, limit: int) -> list[tuple[int, str, str]]:
+        """(id, path, kind) of items whose location was never read (indexed before places), by id after ``after_id``."""
+        query = (
+            select(Item.id, Item.path, Item.kind)
+            .where(Item.location_read.is_(None), Item.status.in_([Status.OK, Status.MOTION]), Item.id > after_id)
+            .order_by(Item.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+
+    def set_locations(self, located: Sequence[dict]) -> None:
+        """Store read locations (``{"b_id": id, column: value…}``) in one transaction, leaving any item that a scan
+        has rewritten meanwhile (its location is already read) as the scan wrote it."""
+        if located:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(Item).where(Item.id == bindparam("b_id"), Item.location_read.is_(None)), list(located)
+                )

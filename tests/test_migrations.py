@@ -132,14 +132,14 @@ def test_a_failed_step_rolls_the_whole_upgrade_back(tmp_path, monkeypatch):
     path = release_db(tmp_path, 2)
     before = schema_of(path), rows(path, "SELECT * FROM items ORDER BY id")
 
-    def broken(cursor):
-        cursor.execute("CREATE INDEX ix_items_kind_status ON items (kind, status)")
+    def broken(cursor):  # whatever the last step is, it writes something and then fails
+        cursor.execute("CREATE TABLE half_done (x INTEGER)")
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS[:-1], broken))
     with pytest.raises(RuntimeError, match="disk on fire"):
         Store(str(path))
-    # The columns step before it ran in the same transaction: nothing of either is left.
+    # The steps before it ran in the same transaction: nothing of any of them is left.
     assert (schema_of(path), rows(path, "SELECT * FROM items ORDER BY id")) == before
 
 

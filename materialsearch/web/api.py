@@ -10,6 +10,7 @@ import os
 from flask import Blueprint, Response, abort, current_app, send_file
 
 from ..decode import DecodeError
+from ..places import group_places
 from ..records import Kind
 from ..records import Status as ItemStatus
 from ..reports import ScanStatus
@@ -31,6 +32,7 @@ from .models import (
     ItemView,
     ModelInfo,
     PageParams,
+    Places,
     ProblemFile,
     ProblemList,
     RenditionPending,
@@ -76,7 +78,9 @@ def not_found(exc):
 
 def _filters(params: FilterParams) -> Filters:
     kind = None if params.kind == "all" else params.kind
-    return Filters(path_contains=params.path, date_from=params.date_from, date_to=params.date_to, kind=kind)
+    return Filters(
+        path_contains=params.path, date_from=params.date_from, date_to=params.date_to, kind=kind, place=params.place
+    )
 
 
 def _page(params: FilterParams) -> Page:
@@ -391,6 +395,23 @@ def errors(query: PageParams):
     """Files that could not be indexed or were skipped, each with its reason"""
     rows, total = _services().store.problems(query.limit, query.offset)
     return ProblemList(errors=[ProblemFile.of(row) for row in rows], total=total)
+
+
+@api.get("/api/places")
+@api_spec.validate(tags=[TAGS["library"]], operation_id="listPlaces", resp=Responses(HTTP_200=(Places, "The places.")))
+def places():
+    """Where the items were taken: countries and their cities with item counts (most first)
+
+    Names in English and Chinese (GeoNames and CLDR data, resolved offline); any of them filters a search with
+    `place=`.
+    """
+    services = _services()
+    countries = group_places(services.store.place_counts())
+    return Places(
+        countries=countries,
+        located=sum(country["count"] for country in countries),
+        map_tiles=services.settings.map_tile_url or None,
+    )
 
 
 def _counts(services) -> Counts:
