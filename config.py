@@ -130,7 +130,9 @@ def _parse_tile_url(raw: str) -> str:
 
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.netloc or "{" in parts.netloc:
-        raise ValueError("must be an http(s) URL on one fixed host, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+        raise ValueError(
+            "must be an http(s) URL on one fixed host, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+        )
     if not all(key in url for key in ("{z}", "{x}", "{y}")):
         raise ValueError("must contain {z}, {x} and {y}")
     return url

@@ -189,7 +189,6 @@ class Geocoder:
         return Place(name, self.chinese.get((country, name)), self.regions[index], country)
 
 
-
 _shared = Geocoder()
 
 
@@ -215,9 +214,8 @@ def place_fields(reading: LocationReading, geocoder: Geocoder | None = None) -> 
         if place is None:
             fields["location_note"] = f"no known place within {MAX_DISTANCE_KM:g} km"
         else:
-            fields.update(
-                place_city=place.city, place_city_zh=place.city_zh, place_region=place.region, place_country=place.country
-            )
+            fields.update(place_city=place.city, place_city_zh=place.city_zh, place_region=place.region)
+            fields["place_country"] = place.country
     return fields
 
 
