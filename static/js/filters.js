@@ -8,6 +8,7 @@ const el = {
   from: document.getElementById("filter-date-from"),
   to: document.getElementById("filter-date-to"),
   kind: document.getElementById("filter-kind"),
+  place: document.getElementById("filter-place"),
   minScore: document.getElementById("filter-min-score"),
   reset: document.getElementById("reset-filters"),
 };
@@ -20,6 +21,8 @@ export function filterParams() {
   if (el.from.value) params.set("date_from", el.from.value);
   if (el.to.value) params.set("date_to", el.to.value);
   if (el.kind.value && el.kind.value !== "all") params.set("kind", el.kind.value);
+  const place = el.place.value.trim();
+  if (place) params.set("place", place);
   const minScore = el.minScore.value.trim();
   if (minScore) params.set("min_score", minScore);
   return params;
@@ -49,10 +52,11 @@ export function bindFilters(changed) {
     pathTimer = setTimeout(apply, PATH_TYPING_MS);
   });
   el.path.addEventListener("keydown", applyOnEnter);
+  el.place.addEventListener("keydown", applyOnEnter);
   el.minScore.addEventListener("keydown", applyOnEnter);
-  for (const input of [el.from, el.to, el.kind, el.minScore]) input.addEventListener("change", apply);
+  for (const input of [el.from, el.to, el.kind, el.minScore, el.place]) input.addEventListener("change", apply);
   el.reset.addEventListener("click", () => {
-    for (const input of [el.path, el.from, el.to, el.minScore]) input.value = "";
+    for (const input of [el.path, el.from, el.to, el.minScore, el.place]) input.value = "";
     el.kind.value = "all";
     apply();
   });

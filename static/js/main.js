@@ -3,6 +3,7 @@ import { bindDropAndPaste } from "./drop.js";
 import { bindErrors, errorsAreOpen, renderErrors } from "./errors.js";
 import { bindFilters, renderFilterBadge } from "./filters.js";
 import { currentLanguage, initialLanguage, setLanguage } from "./i18n.js";
+import { bindPlaces, placesAreOpen, renderPlaces } from "./places.js";
 import { bindQuery, focusQuery, renderChip, restoreFromLocation, startLike } from "./query.js";
 import { bindResults, renderResults } from "./results.js";
 import { bindScan, refreshStatus, renderStatus } from "./scan.js";
@@ -18,6 +19,7 @@ function renderAll() {
   renderStatus();
   if (viewerIsOpen()) renderViewer();
   if (errorsAreOpen()) renderErrors();
+  if (placesAreOpen()) renderPlaces();
 }
 
 function switchLanguage(lang, remember) {
@@ -33,6 +35,7 @@ function bind() {
   bindResults({ open: openViewer, similar: startLike, loadMore: () => runSearch(true) });
   bindViewer();
   bindErrors();
+  bindPlaces();
   bindScan();
   bindDropAndPaste();
   document.getElementById("lang-toggle").addEventListener("click", () => {

@@ -2,6 +2,7 @@
 import { apiFetch } from "./api.js";
 import { formatBytes, formatClock, formatDate, formatNumber, formatScore } from "./format.js";
 import { t } from "./i18n.js";
+import { placeLabel } from "./places.js";
 import { startLike } from "./query.js";
 import { runSearch } from "./search.js";
 import { isMoment, state } from "./state.js";
@@ -114,6 +115,7 @@ function renderDetails(item) {
   row(t("detail_path"), item.path).className = "detail-path";
   row(t("detail_date"), formatDate(item.taken_at, true));
   row(t("detail_size"), formatBytes(item.size));
+  if (item.location) row(t("detail_place"), placeLabel(item));
   if (item.width && item.height) row(t("detail_dimensions"), `${item.width} × ${item.height}`);
   row(t("detail_score"), formatScore(item.score));
   if (isVideo) row(t("detail_kind"), t("kind_video"));
