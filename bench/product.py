@@ -44,6 +44,9 @@ WHERE = {
     "ItemRecord": "materialsearch.records",
     "Store": "materialsearch.store",
     "Vector": "materialsearch.store",
+    "Geocoder": "materialsearch.places",
+    "create_app": "materialsearch.web",
+    "services_of": "materialsearch.web",
     "probe": "materialsearch.video",
     "sample_frames": "materialsearch.video",
 }
