@@ -239,3 +239,37 @@ def test_a_tile_url_must_be_one_http_host_with_z_x_y(url):
 
     with pytest.raises(ValueError, match="MS_MAP_TILE_URL"):
         Settings.from_env(environ={}, map_tile_url=url)
+
+
+# --- bad coordinates during a real scan ---------------------------------------------------------------------------
+BAD_GPS = {
+    "zero.jpg": ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), "0,0"),
+    "north_of_the_pole.jpg": ((95.0, 0.0, 0.0), (10.0, 0.0, 0.0), "out of range"),
+    "nan.jpg": ((IFDRational(0, 0), 0.0, 0.0), (10.0, 0.0, 0.0), "not a number"),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_gps_app(scanned_app, tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad-gps") / "library"
+    root.mkdir()
+    for seed, (name, (latitude, longitude, _)) in enumerate(BAD_GPS.items()):
+        image = Image.new("RGB", (320, 240), "gray")
+        image.paste((seed * 80, 120, 200), (0, 0, 160, 120))  # distinct pictures
+        exif = Image.Exif()
+        exif.get_ifd(GPS_IFD).update({1: "N", 2: latitude, 3: "E", 4: longitude})
+        image.save(root / name, "JPEG", exif=exif)
+    return scanned_app(root, decode_threads=1)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_GPS))
+def test_a_scan_indexes_photos_with_bad_gps_and_records_why(bad_gps_app, name):
+    store = services_of(bad_gps_app).store
+    with sqlite3.connect(store.path) as conn:
+        row = conn.execute(
+            "SELECT status, latitude, location_note, location_read FROM items WHERE path LIKE ?", (f"%/{name}",)
+        ).fetchone()
+    status, latitude, note, read = row
+    assert (status, latitude, read) == ("ok", None, 1)
+    assert BAD_GPS[name][2] in note
+    assert bad_gps_app.test_client().get("/api/places").get_json()["located"] == 0
