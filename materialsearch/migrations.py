@@ -68,7 +68,14 @@ def _add_place_columns(cursor: sqlite3.Cursor) -> None:
     """Places: GPS coordinates and the place they resolve to (NULL location_read: to be read by the backfill)."""
     for name, kind in _PLACE_COLUMNS.items():
         cursor.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
-    cursor.execute("CREATE INDEX IF NOT EXISTS ix_items_place_country ON items (place_country)")
+    cursor.execute(
+        "CREATE INDEX ix_items_places ON items "
+        "(status, place_country, place_region, place_city, place_city_zh, latitude, longitude)"
+    )
+    cursor.execute("CREATE INDEX ix_items_place_country ON items (place_country)")
+    cursor.execute("CREATE INDEX ix_items_place_city ON items (lower(place_city))")
+    cursor.execute("CREATE INDEX ix_items_place_city_zh ON items (place_city_zh)")
+    cursor.execute("CREATE INDEX ix_items_place_region ON items (lower(place_region))")
 
 
 # MIGRATIONS[n - 1] takes a database from version n to n + 1.

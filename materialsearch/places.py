@@ -226,16 +226,15 @@ def locate(record: ItemRecord, reading: LocationReading) -> None:
 
 
 def place_condition(text: str):
-    """The SQL condition of ``place=``: a city, region or country named so, in English or Chinese (any case), or
-    a country's ISO code."""
+    """The SQL condition of ``place=``: a city, region or country named so, in English (ASCII letters in any case)
+    or Chinese, or a country's ISO code; each term is answered by an index."""
     name = text.strip()
-    lower = name.lower()  # SQLite's lower() folds ASCII only: a name with other letters also matches as written
+    # As SQLite's lower() folds (ASCII letters only), so that the expression indexes on lower(…) answer.
+    folded = "".join(char.lower() if char.isascii() else char for char in name)
     conditions = [
-        Item.place_city == name,
-        func.lower(Item.place_city) == lower,
+        func.lower(Item.place_city) == folded,
         Item.place_city_zh == name,
-        Item.place_region == name,
-        func.lower(Item.place_region) == lower,
+        func.lower(Item.place_region) == folded,
     ]
     codes = country_names().codes(name)
     if codes:
@@ -326,8 +325,12 @@ def location_of(item: Item) -> dict[str, object] | None:
     }
 
 
+# /api/places lists a country's cities up to this many (those with most items); ``city_count`` says how many.
+CITIES_LISTED = 100
+
+
 def group_places(rows: Sequence[tuple]) -> list[dict[str, object]]:
-    """``Store.place_counts`` rows as countries (most items first), each with its cities."""
+    """``Store.place_counts`` rows (most items first) as countries, most items first, each with its cities."""
     names = country_names()
     countries: dict[str, dict[str, object]] = {}
     for country, region, city, city_zh, count, latitude, longitude in rows:
@@ -338,10 +341,14 @@ def group_places(rows: Sequence[tuple]) -> list[dict[str, object]]:
                 "name": names.name(country, "en") or country,
                 "name_zh": names.name(country, "zh"),
                 "count": 0,
+                "city_count": 0,
                 "cities": [],
             },
         )
         entry["count"] += count
+        entry["city_count"] += 1
+        if entry["city_count"] > CITIES_LISTED:
+            continue
         entry["cities"].append(
             {
                 "city": city,

@@ -29,7 +29,7 @@ from pydantic import (
 )
 from spectree.model_adapter.pydantic_adapter import BaseFile
 
-from ..places import location_of
+from ..places import CITIES_LISTED, location_of
 from ..reports import Reindexing, ScanStatus
 from ..store import Item
 from ..thumbnails import rendition_key
@@ -524,6 +524,9 @@ class PlaceCountry(Body):
     name: str
     name_zh: OptionalName
     count: Count
+    city_count: Annotated[
+        int, Field(ge=0, description=f"How many cities it has; `cities` lists the {CITIES_LISTED} with most items.")
+    ]
     cities: list[PlaceCity]
 
 
