@@ -124,6 +124,22 @@ def _parse_timezone(raw: str) -> str:
     return name
 
 
+def _parse_tile_url(raw: str) -> str:
+    url = raw.strip()
+    if not url:
+        return url
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc or "{" in parts.netloc:
+        raise ValueError(
+            "must be an http(s) URL on one fixed host, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+        )
+    if not all(key in url for key in ("{z}", "{x}", "{y}")):
+        raise ValueError("must contain {z}, {x} and {y}")
+    return url
+
+
 # --- the types settings are declared with ------------------------------------------------------------------------
 Flag = Annotated[bool, _from_text(_parse_bool)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True)]
@@ -401,6 +417,12 @@ class Settings(BaseSettings):
         1.0,
         description="Share of the time the OCR pass may work (0 < x <= 1): at 0.5 it rests as long as it worked "
         "after each photo, leaving the CPU to searches and other programs.",
+    )
+    map_tile_url: Annotated[str, _from_text(_parse_tile_url)] = Field(
+        "",
+        description="Map tiles for the places view, as a URL template on one host (e.g. "
+        "`https://tile.openstreetmap.org/{z}/{x}/{y}.png`; mind the tile server's usage policy). Empty: no map, "
+        "and the page's Content-Security-Policy allows no tile host; set, it allows exactly that host.",
     )
 
     @classmethod

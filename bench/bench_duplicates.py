@@ -28,7 +28,7 @@ if not __package__:  # run as a file (python bench/bench_duplicates.py): import 
 import numpy as np
 
 from bench import common
-from materialsearch import duplicates
+from bench import product as duplicates  # the product's duplicate grouping, through bench.product
 
 SMOKE_COUNT = 3000
 CLUSTERS_PER_ITEM = 1 / 50  # one cluster of related photos per 50 photos

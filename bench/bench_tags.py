@@ -84,8 +84,7 @@ def main(argv=None) -> int:
         args.model, args.vectors, args.requests = "tiny", 2000, 10
     import numpy as np
 
-    from materialsearch.tags import label_vectors
-    from materialsearch.web import create_app, services_of
+    create_app, label_vectors, services_of = product.create_app, product.label_vectors, product.services_of
 
     model, what = common.ensure_model(Path(args.cache), args.model)
     report: dict = {"machine": common.machine_facts(), "model": what, "made_at": common.now_iso()}

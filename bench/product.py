@@ -44,6 +44,9 @@ WHERE = {
     "ItemRecord": "materialsearch.records",
     "Store": "materialsearch.store",
     "Vector": "materialsearch.store",
+    "Geocoder": "materialsearch.places",
+    "create_app": "materialsearch.web",
+    "services_of": "materialsearch.web",
     "probe": "materialsearch.video",
     "Sort": "materialsearch.browse",
     "encode_cursor": "materialsearch.browse",
@@ -52,6 +55,10 @@ WHERE = {
     "Narrowing": "materialsearch.search",
     "QueryKind": "materialsearch.relevance",
     "sample_frames": "materialsearch.video",
+    "label_vectors": "materialsearch.tags",
+    "phash_of_file": "materialsearch.duplicates",
+    "group_photos": "materialsearch.duplicates",
+    "EXACT_SEARCH_MAX": "materialsearch.duplicates",
 }
 
 __all__ = sorted(WHERE)

@@ -29,22 +29,33 @@ EARLIEST_YEAR = 1971
 _ISO6709 = re.compile(r"^\s*([+-]\d{1,2}(?:\.\d+)?)([+-]\d{1,3}(?:\.\d+)?)([+-]\d+(?:\.\d+)?)?(?:CRS[^/]*)?/?\s*$")
 
 
-def parse_iso6709(text: str | None) -> tuple[float, float] | None:
-    """(latitude, longitude) from an ISO 6709 string such as ``+51.5334-000.1255+026.756/``; None if unusable.
+def coordinate_problem(latitude: float, longitude: float) -> str | None:
+    """Why a (latitude, longitude) pair is no real position, or None when it is usable.
 
-    0,0 (what an unset location reads as), out-of-range and non-finite coordinates are rejected.
+    0,0 is what an unset location reads as; out-of-range and non-finite values come from broken writers.
     """
-    if not text:
-        return None
-    match = _ISO6709.match(text)
-    if not match:
-        return None
-    latitude, longitude = float(match.group(1)), float(match.group(2))
     if not (math.isfinite(latitude) and math.isfinite(longitude)):
+        return "not a number"
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        return "out of range"
+    if latitude == 0 and longitude == 0:
+        return "0,0 (an unset position)"
+    return None
+
+
+def read_iso6709(text: str | None) -> tuple[float, float] | None:
+    """(latitude, longitude) as an ISO 6709 string such as ``+51.5334-000.1255+026.756/`` writes them, unchecked;
+    None when it is not ISO 6709."""
+    match = _ISO6709.match(text or "")
+    return (float(match.group(1)), float(match.group(2))) if match else None
+
+
+def parse_iso6709(text: str | None) -> tuple[float, float] | None:
+    """(latitude, longitude) from an ISO 6709 string; None if unusable (see ``coordinate_problem``)."""
+    coordinates = read_iso6709(text)
+    if coordinates is None or coordinate_problem(*coordinates):
         return None
-    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180) or (latitude == 0 and longitude == 0):
-        return None
-    return latitude, longitude
+    return coordinates
 
 
 def zone_at(latitude: float, longitude: float) -> ZoneInfo | None:

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .errors import ProblemCode
+from .gps import NO_LOCATION, LocationReading, exif_location
 
 # Background for transparent pixels: white, what a viewer shows behind a transparent picture.
 ALPHA_BACKGROUND = (255, 255, 255)
@@ -47,6 +48,7 @@ class DecodedImage:
     width: int  # of the original, as displayed (orientation applied)
     height: int
     taken_at: dt.datetime | None  # EXIF capture time (camera-local, naive), None when absent
+    location: LocationReading = NO_LOCATION  # EXIF GPS, or why it was ignored
 
 
 def configure_pillow() -> None:
@@ -190,6 +192,7 @@ def decode_image(
         if orientation in (5, 6, 7, 8):
             width, height = height, width
         taken_at = capture_time(image)
+        location = exif_location(image)
         if image.format == "JPEG":
             stored_w, stored_h = image.size
             long_side = max(min_side, min_long_side)
@@ -221,7 +224,7 @@ def decode_image(
         raise
     if rgb is not image:
         image.close()
-    return DecodedImage(rgb, width, height, taken_at)
+    return DecodedImage(rgb, width, height, taken_at, location)
 
 
 def _decode_camera_raw(opened, data: bytes, min_side: int, min_long_side: int, max_pixels: int) -> DecodedImage:

@@ -67,7 +67,7 @@ def _add_error_codes(cursor: sqlite3.Cursor) -> None:
 
 
 def _add_item_tags(cursor: sqlite3.Cursor) -> None:
-    """Release 6: zero-shot tags per item (computed from the stored vectors)."""
+    """Release 7: zero-shot tags per item (computed from the stored vectors)."""
     cursor.execute(
         "CREATE TABLE item_tags (item_id INTEGER NOT NULL, tag VARCHAR(64) NOT NULL, score FLOAT NOT NULL, "
         "PRIMARY KEY (item_id, tag), FOREIGN KEY(item_id) REFERENCES items (id) ON DELETE CASCADE)"
@@ -76,7 +76,7 @@ def _add_item_tags(cursor: sqlite3.Cursor) -> None:
 
 
 def _add_ocr_text(cursor: sqlite3.Cursor) -> None:
-    """Release 7: the text read in photos (OCR state, and the FTS5 text index with its triggers)."""
+    """Release 8: the text read in photos (OCR state, and the FTS5 text index with its triggers)."""
     from .ocrstore import create_text_tables  # FTS5 tables and triggers are declared there (SQLAlchemy cannot)
 
     cursor.execute(
@@ -88,7 +88,7 @@ def _add_ocr_text(cursor: sqlite3.Cursor) -> None:
 
 
 def _add_hidden_items_and_hashes(cursor: sqlite3.Cursor) -> None:
-    """Release 8: duplicates — items hidden from results, and the perceptual hashes that confirm duplicates."""
+    """Release 9: duplicates — items hidden from results, and the perceptual hashes that confirm duplicates."""
     cursor.execute(
         "CREATE TABLE hidden_items (item_id INTEGER NOT NULL, hidden_at DATETIME NOT NULL, PRIMARY KEY (item_id), "
         "FOREIGN KEY(item_id) REFERENCES items (id) ON DELETE CASCADE)"
@@ -98,6 +98,32 @@ def _add_hidden_items_and_hashes(cursor: sqlite3.Cursor) -> None:
         "rendition VARCHAR(64) NOT NULL, phash INTEGER NOT NULL, PRIMARY KEY (item_id, time_ms), "
         "FOREIGN KEY(item_id) REFERENCES items (id) ON DELETE CASCADE)"
     )
+
+
+_PLACE_COLUMNS = {
+    "latitude": "FLOAT",
+    "longitude": "FLOAT",
+    "location_note": "TEXT",
+    "location_read": "BOOLEAN",
+    "place_city": "TEXT",
+    "place_city_zh": "TEXT",
+    "place_region": "TEXT",
+    "place_country": "VARCHAR(2)",
+}
+
+
+def _add_place_columns(cursor: sqlite3.Cursor) -> None:
+    """Release 10: places — GPS coordinates and the place they resolve to (NULL location_read: not read yet)."""
+    for name, kind in _PLACE_COLUMNS.items():
+        cursor.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
+    cursor.execute(
+        "CREATE INDEX ix_items_places ON items "
+        "(status, place_country, place_region, place_city, place_city_zh, latitude, longitude)"
+    )
+    cursor.execute("CREATE INDEX ix_items_place_country ON items (place_country)")
+    cursor.execute("CREATE INDEX ix_items_place_city ON items (lower(place_city))")
+    cursor.execute("CREATE INDEX ix_items_place_city_zh ON items (place_city_zh)")
+    cursor.execute("CREATE INDEX ix_items_place_region ON items (lower(place_region))")
 
 
 # MIGRATIONS[n - 1] takes a database from version n to n + 1.
@@ -110,6 +136,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Cursor], None], ...] = (
     _add_item_tags,
     _add_ocr_text,
     _add_hidden_items_and_hashes,
+    _add_place_columns,
 )
 VERSION = len(MIGRATIONS) + 1  # the schema this release writes
 

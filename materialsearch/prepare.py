@@ -27,6 +27,7 @@ from .motion import (
     still_content_identifier,
 )
 from .pipeline import EndMessage, FrameMessage
+from .places import locate
 from .records import ItemRecord, Kind, Status
 from .thumbnails import Renditions, rendition_key
 from .video import NotAVideo, VideoError, VideoInfo, probe, sample_frames
@@ -128,6 +129,7 @@ class Preparer:
         record.motion_offset = _playable_motion_offset(data)
         del data
         record.width, record.height, record.taken_at = decoded.width, decoded.height, decoded.taken_at
+        locate(record, decoded.location)
         if min(decoded.width, decoded.height) < settings.min_image_size:
             record.status, record.error_code = Status.SKIPPED, ProblemCode.TOO_SMALL
             record.error = (
@@ -155,6 +157,7 @@ class Preparer:
         record.width, record.height = info.width, info.height
         record.duration_ms, record.playable = info.duration_ms, info.browser_playable
         record.taken_at = info.created_at or _mtime_datetime(entry.mtime_ns)
+        locate(record, info.location)
         if entry.still is not None and is_live_motion(info, entry.still):
             record.status = Status.MOTION
             return record

@@ -68,3 +68,13 @@ class ItemRecord:
     playable: bool | None = None
     pair_path: str | None = None
     motion_offset: int | None = None
+    # Where it was taken (see ``gps`` and ``places``): usable coordinates, or why the file's were ignored;
+    # ``location_read`` is None for items indexed before locations were read (the backfill's work list).
+    latitude: float | None = None
+    longitude: float | None = None
+    location_note: str | None = None
+    location_read: bool | None = None
+    place_city: str | None = None
+    place_city_zh: str | None = None
+    place_region: str | None = None
+    place_country: str | None = None

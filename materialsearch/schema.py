@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -53,10 +53,34 @@ class Item(Base):
     motion_offset: Mapped[int | None] = mapped_column(Integer)
     # The stable code of ``error`` (errors.ProblemCode), for the UI to translate and scripts to branch on.
     error_code: Mapped[str | None] = mapped_column(String(32))
+    # Places: GPS position (NULL when none or ignored, with ``location_note`` saying why), whether the file's
+    # location was read (NULL: indexed before places existed), and the place it resolves to.
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    location_note: Mapped[str | None] = mapped_column(Text)
+    location_read: Mapped[bool | None] = mapped_column(Boolean)
+    place_city: Mapped[str | None] = mapped_column(Text)
+    place_city_zh: Mapped[str | None] = mapped_column(Text)
+    place_region: Mapped[str | None] = mapped_column(Text)
+    place_country: Mapped[str | None] = mapped_column(String(2), index=True)
     __table_args__ = (
         Index("ix_items_kind_status", "kind", "status"),
         # The timeline: indexed items in capture-time order, a keyset page at any depth (rowid breaks ties).
         Index("ix_items_status_taken_at", "status", "taken_at"),
+        # /api/places groups by these in index order, reading nothing else; ``place=`` looks names up by index.
+        Index(
+            "ix_items_places",
+            "status",
+            "place_country",
+            "place_region",
+            "place_city",
+            "place_city_zh",
+            "latitude",
+            "longitude",
+        ),
+        Index("ix_items_place_city", text("lower(place_city)")),
+        Index("ix_items_place_city_zh", "place_city_zh"),
+        Index("ix_items_place_region", text("lower(place_region)")),
     )
 
 

@@ -16,6 +16,7 @@ from .index import VectorIndex
 from .lock import DataDirLock
 from .ocrpass import OcrManager, OcrPass
 from .ocrstore import OcrStore
+from .places import LocationBackfill
 from .reports import Reindexing
 from .scan import Scanner
 from .scans import ScanManager
@@ -120,6 +121,7 @@ class Services:
             scans=self.scans,
             window=window_of(settings),
         )
+        self.backfill: LocationBackfill | None = None
 
     # --- running by itself ------------------------------------------------------------------------------------
     def start_background(self) -> None:
@@ -128,6 +130,8 @@ class Services:
             log.warning("not scanning or scheduling: %s", self.scans.refusal)
             return
         self.tagger.start()  # computes tags when the labels, the model or the vectors changed
+        if self.backfill is None:  # items indexed before places: read their locations (metadata only)
+            self.backfill = LocationBackfill(self.store).start()
         if not self.settings.library:
             log.warning("MS_LIBRARY is not set: nothing will be indexed until it is")
             return
@@ -191,6 +195,8 @@ class Services:
         if self.scheduler is not None:
             self.scheduler.shutdown()
         self.scans.after_scan.clear()  # a scan ended by closing must not start an OCR pass
+        if self.backfill is not None:
+            self.backfill.stop()
         self.scans.cancel()
         self.ocr.cancel()
         self.scans.wait()

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from . import migrations
+from .places import place_condition
 from .records import FileState, ItemRecord, Kind, Status
 from .schema import Base, HiddenItem, Item, ItemTag, Meta, PerceptualHash, Vector
 
@@ -49,6 +50,7 @@ class Filters:
     tags: tuple[str, ...] | None = None  # tag keys the item must all have (``tags``)
     exclude_hidden: bool | None = None  # leave out the items hidden from results (None: nothing to leave out)
     name_contains: str | None = None  # each of its words in the file name (not its folders)
+    place: str | None = None  # a city, region or country (English or Chinese name, or ISO code)
 
     @property
     def active(self) -> bool:
@@ -131,6 +133,7 @@ class Store:
         )
         event.listen(self.engine, "connect", _pragmas)
         self.duplicates = DuplicateData(self.engine)
+        self.places = PlaceData(self.engine)
         try:
             migrations.upgrade(self.engine, Base.metadata)
         except BaseException:
@@ -331,6 +334,8 @@ class Store:
             query = query.where(Item.id.in_(select(ItemTag.item_id).where(ItemTag.tag == tag)))
         if filters.exclude_hidden:
             query = query.where(~exists().where(HiddenItem.item_id == Item.id))
+        if filters.place:
+            query = query.where(place_condition(filters.place))
         return query
 
     # --- browsing (the timeline and folder queries are in ``browse`` and ``folders``) ---------------------
@@ -478,3 +483,42 @@ class DuplicateData:
                         )
                     )
                 conn.execute(insert(PerceptualHash), chunk)
+
+
+class PlaceData:
+    """What the places feature keeps on the items: positions read, and the places they resolve to."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def place_counts(self) -> list[tuple]:
+        """Indexed items per (country, region, city, city_zh): their count and mean position, most first."""
+        columns = (Item.place_country, Item.place_region, Item.place_city, Item.place_city_zh)
+        query = (
+            select(*columns, func.count(Item.id), func.avg(Item.latitude), func.avg(Item.longitude))
+            .where(Item.status == Status.OK, Item.place_country.is_not(None))
+            .group_by(*columns)
+            .order_by(func.count(Item.id).desc(), Item.place_city)
+        )
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+
+    def unlocated(self, after_id: int, limit: int) -> list[tuple[int, str, str]]:
+        """(id, path, kind) of items whose location was never read (indexed before places), by id after ``after_id``."""
+        query = (
+            select(Item.id, Item.path, Item.kind)
+            .where(Item.location_read.is_(None), Item.status.in_([Status.OK, Status.MOTION]), Item.id > after_id)
+            .order_by(Item.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+
+    def set_locations(self, located: Sequence[dict]) -> None:
+        """Store read locations (``{"b_id": id, column: value…}``) in one transaction, leaving any item that a scan
+        has rewritten meanwhile (its location is already read) as the scan wrote it."""
+        if located:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(Item).where(Item.id == bindparam("b_id"), Item.location_read.is_(None)), list(located)
+                )

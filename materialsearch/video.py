@@ -22,6 +22,7 @@ from PIL import Image
 
 from .capture_time import video_capture_time
 from .errors import ProblemCode
+from .gps import NO_LOCATION, LocationReading, video_location
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class VideoInfo:
     has_audio: bool
     created_at: dt.datetime | None
     content_identifier: str | None
+    location: LocationReading = NO_LOCATION
 
     @property
     def browser_playable(self) -> bool:
@@ -153,7 +155,14 @@ def probe(source: str | bytes, fallback_zone: dt.tzinfo | None = None) -> VideoI
             has_audio=bool(container.streams.audio),
             created_at=video_capture_time(metadata, fallback_zone),
             content_identifier=metadata.get("com.apple.quicktime.content.identifier"),
+            location=video_location(metadata),
         )
+
+
+def read_metadata(source: str | bytes) -> dict[str, str]:
+    """A video's container and stream metadata (tags such as its ISO 6709 location), without decoding a frame."""
+    with _open(source) as container:
+        return {**container.metadata, **container.streams.video[0].metadata}
 
 
 def _duration_ms(container, stream) -> int | None:

@@ -16,7 +16,16 @@ from bench import common, product
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
-SCRIPTS = ("run", "bench_index", "bench_video", "bench_rescan", "bench_concurrent_search", "bench_ocr", "bench_browse")
+SCRIPTS = (
+    "run",
+    "bench_index",
+    "bench_video",
+    "bench_rescan",
+    "bench_concurrent_search",
+    "bench_ocr",
+    "bench_browse",
+    "bench_places",
+)
 PRODUCT_MODULES = {"materialsearch", "config", "app"}
 
 

@@ -41,6 +41,9 @@ ADDED_PARAMETERS = {"tag", "text", "include_hidden"}
 ADDED_PARAMETERS |= {"name", "sort", "match", "exclude", "stack"}  # issue 11
 ADDED_FIELDS = {"tags", "ocr", "snippet", "text"}
 ADDED_FIELDS |= {"stack_size", "stack_url", "more", "info"}  # issue 11
+ADDED_OPERATIONS |= {("get", "/api/places")}  # issue 12: places
+ADDED_PARAMETERS |= {"place"}
+ADDED_FIELDS |= {"location"}
 ADDED = {"operations": ADDED_OPERATIONS, "parameters": ADDED_PARAMETERS, "fields": ADDED_FIELDS}
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}

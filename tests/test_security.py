@@ -130,6 +130,11 @@ def assert_nothing_leaked(status: int, body: bytes, url: str, forbidden: list[by
         assert secret not in body, f"{url} answered {status} with protected content"
 
 
+def vendored_libraries() -> list[str]:
+    """The third-party libraries shipped in static/vendor (each keeps its licence file)."""
+    return sorted(p.name for p in (REPO / "static" / "vendor").iterdir() if p.is_dir())
+
+
 def test_no_route_takes_a_path(app):
     """Files are reached by item id only: every route variable is an int, except Flask's static file name."""
     loose = {
@@ -139,9 +144,12 @@ def test_no_route_takes_a_path(app):
         if type(converter).__name__ != "IntegerConverter"
     }
     assert loose == {("/static/<path:filename>", "filename", "PathConverter")}
-    # ... and the static folder holds only the page's own code.
+    # ... and the static folder holds only the page's own code, and vendored libraries with their licence.
     static = {p.relative_to(REPO / "static").as_posix() for p in (REPO / "static").rglob("*") if p.is_file()}
-    assert static and all(re.fullmatch(r"[a-z]+\.css|js/([a-z0-9-]+/)?[a-z0-9-]+\.js", name) for name in static), static
+    vendored = r"vendor/[a-z-]+/(LICENSE|[a-z-]+\.(js|css)|images/[a-z0-9-]+\.png)"
+    pattern = rf"[a-z]+\.(css|svg)|js/([a-z0-9-]+/)?[a-z0-9-]+\.js|{vendored}"
+    assert static and all(re.fullmatch(pattern, name) for name in static), static
+    assert all((REPO / "static" / "vendor" / name / "LICENSE").is_file() for name in vendored_libraries())
 
 
 @pytest.mark.slow
@@ -431,7 +439,7 @@ def test_server_limits_and_trusted_proxy(make_settings, make_app):
             }
             return request("POST", "/login", form, headers)[0]
 
-        assert login("wrong", "203.0.113.9").status == 401
+        assert login("wrong", "203.0.113.9").status == 200  # the page again, saying the password is wrong
         assert login("pw", "203.0.113.9").status == 429  # that client is now limited ...
         ok = login("pw", "198.51.100.4", proto="https")  # ... another one behind the same proxy is not
         assert ok.status == 302 and "Secure" in ok.getheader("Set-Cookie")

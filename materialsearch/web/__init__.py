@@ -23,13 +23,14 @@ EXTENSION_KEY = "materialsearch"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # The page loads only its own script, styles and API; pictures may also be blob: (a chosen query picture)
-# or data: (the favicon). Nothing may frame it.
+# or data: (the favicon), and map tiles from the one host of MS_MAP_TILE_URL when it is set. Nothing may frame it.
+IMAGE_SOURCES = "img-src 'self' blob: data:"
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' blob: data:",
+        IMAGE_SOURCES,
         "media-src 'self' blob:",
         "connect-src 'self'",
         "object-src 'none'",
@@ -47,6 +48,16 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
 }
+
+
+def content_security_policy(tile_url: str = "") -> str:
+    """The CSP of every response: ``CONTENT_SECURITY_POLICY``, plus the map tile host as an image source."""
+    if not tile_url:
+        return CONTENT_SECURITY_POLICY
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(tile_url)
+    return CONTENT_SECURITY_POLICY.replace(IMAGE_SOURCES, f"{IMAGE_SOURCES} {parts.scheme}://{parts.netloc}")
 
 
 class InMemoryRequest(Request):
@@ -94,9 +105,11 @@ def create_app(settings: Settings | dict[str, Any] | None = None, services: Serv
     app.register_blueprint(pages)
     app.register_blueprint(reference)
 
+    headers = {**SECURITY_HEADERS, "Content-Security-Policy": content_security_policy(settings.map_tile_url)}
+
     @app.after_request
     def security_headers(response):
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in headers.items():
             response.headers.setdefault(name, value)
         return response
 

@@ -17,6 +17,7 @@ from ..errors import ApiErrorCode as Code
 from ..exif_info import media_info
 from ..folders import folder_counts, folder_tree, real_roots
 from ..ocrpass import OcrStatus
+from ..places import group_places
 from ..records import Kind
 from ..records import Status as ItemStatus
 from ..relevance import QueryKind
@@ -54,6 +55,7 @@ from .models import (
     ModelInfo,
     NarrowParams,
     PageParams,
+    Places,
     ProblemFile,
     ProblemList,
     RenditionPending,
@@ -117,6 +119,7 @@ def _filters(params: LibraryFilters) -> Filters:
         kind=kind,
         tags=_tag_keys(params.tag),
         exclude_hidden=hide,
+        place=params.place,
     )
 
 
@@ -688,6 +691,23 @@ def folders():
     services = _services()
     trees = folder_tree(folder_counts(services.store), real_roots(services.settings.library))
     return FolderTree(roots=[Folder.of(tree) for tree in trees])
+
+
+@api.get("/api/places")
+@api_spec.validate(tags=[TAGS["library"]], operation_id="listPlaces", resp=Responses(HTTP_200=(Places, "The places.")))
+def places():
+    """Where the items were taken: countries and their cities with item counts (most first)
+
+    Names in English and Chinese (GeoNames and CLDR data, resolved offline); any of them filters a search with
+    `place=`.
+    """
+    services = _services()
+    countries = group_places(services.store.places.place_counts())
+    return Places(
+        countries=countries,
+        located=sum(country["count"] for country in countries),
+        map_tiles=services.settings.map_tile_url or None,
+    )
 
 
 def _counts(services) -> Counts:

@@ -36,6 +36,7 @@ from ..browse import Sort
 from ..duplicates import KeeperReason
 from ..errors import ApiErrorCode, ProblemCode, legacy_code
 from ..ocrpass import OcrStatus
+from ..places import CITIES_LISTED, location_of
 from ..reports import Reindexing, ScanStatus, ScanWarning
 from ..search import Match
 from ..store import Item
@@ -194,6 +195,14 @@ class LibraryFilters(Params):
         BeforeValidator(_lower),
         Field(description="Which items: `all` (default), `image` or `video`."),
     ] = "all"
+    place: Annotated[
+        str,
+        Field(
+            max_length=200,
+            description="Only items taken in this city, region or country: its English or Chinese name (any case) "
+            "or ISO country code, as `/api/places` lists them.",
+        ),
+    ] = None
     tag: Annotated[
         list[str],
         BeforeValidator(_as_list),
@@ -472,6 +481,22 @@ def _version(item: Item) -> str:
     return rendition_key(item.path, item.size, item.mtime_ns)[:12]
 
 
+OptionalName = Annotated[str | None, Field(description="Absent (null) where the data has no such name.")]
+
+
+class Location(Body):
+    """Where an item was taken: its GPS position and the place it resolves to (offline, GeoNames data)."""
+
+    latitude: Annotated[float, Field(ge=-90, le=90)]
+    longitude: Annotated[float, Field(ge=-180, le=180)]
+    city: OptionalName
+    city_zh: OptionalName
+    region: OptionalName
+    country_code: Annotated[str | None, Field(description="ISO 3166-1 alpha-2.")]
+    country: OptionalName
+    country_zh: OptionalName
+
+
 class ItemView(Body):
     """An indexed item."""
 
@@ -505,6 +530,9 @@ class ItemView(Body):
     ] = None
     tags: Annotated[
         list[str], Field(description="The item's zero-shot tags (keys of `/api/tags`), most standing-out first.")
+    ] = None
+    location: Annotated[
+        Location | None, Field(description="Where it was taken (absent when the file has no usable GPS).")
     ] = None
 
     @classmethod
@@ -543,6 +571,7 @@ class ItemView(Body):
             "file_url": file_url,
             "view_url": file_url if shown else url_for("api.item_preview", item_id=item.id, v=version),
             **extra,
+            **({"location": location} if (location := location_of(item)) else {}),
         }
 
     @classmethod
@@ -880,6 +909,40 @@ class TagList(Body):
     ]
     computing: Annotated[bool, Field(description="The tags are being computed now.")]
     error: Annotated[str | None, Field(description="Why the last computation failed, if it did.")] = None
+
+
+class PlaceCity(Body):
+    """A city (or town) and how many indexed items were taken there."""
+
+    city: str
+    city_zh: OptionalName
+    region: OptionalName
+    count: Count
+    latitude: Annotated[float, Field(ge=-90, le=90, description="Mean position of its items.")]
+    longitude: Annotated[float, Field(ge=-180, le=180)]
+
+
+class PlaceCountry(Body):
+    """A country, how many indexed items were taken there, and its cities (most items first)."""
+
+    code: Annotated[str, Field(description="ISO 3166-1 alpha-2; also a `place=` value.")]
+    name: str
+    name_zh: OptionalName
+    count: Count
+    city_count: Annotated[
+        int, Field(ge=0, description=f"How many cities it has; `cities` lists the {CITIES_LISTED} with most items.")
+    ]
+    cities: list[PlaceCity]
+
+
+class Places(Body):
+    """Where the library's items were taken."""
+
+    countries: list[PlaceCountry]
+    located: Annotated[int, Field(ge=0, description="Indexed items with a place.")]
+    map_tiles: Annotated[
+        str | None, Field(description="The map tile URL template (MS_MAP_TILE_URL); null: the map is off.")
+    ]
 
 
 class Document(RootModel[dict[str, Any]]):

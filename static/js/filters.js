@@ -15,6 +15,7 @@ const el = {
   from: document.getElementById("filter-date-from"),
   to: document.getElementById("filter-date-to"),
   kind: document.getElementById("filter-kind"),
+  place: document.getElementById("filter-place"),
   minScore: document.getElementById("filter-min-score"),
   problem: document.getElementById("filter-problem"),
   reset: document.getElementById("reset-filters"),
@@ -40,6 +41,8 @@ export function filterParams(timeline) {
   if (folder) params.set("path", folder);
   if (!timeline) for (const word of excludedWords(el.exclude.value)) params.append("exclude", word);
   appendTagParams(params);
+  const place = el.place.value.trim();
+  if (place) params.set("place", place);
   return params;
 }
 
@@ -123,7 +126,7 @@ export function bindFilters(changed) {
     changed();
   };
   let typingTimer = null;
-  const typed = [el.path, el.name, el.exclude];
+  const typed = [el.path, el.name, el.exclude, el.place];
   for (const input of typed) {
     input.addEventListener("input", () => {
       clearTimeout(typingTimer);
@@ -140,7 +143,7 @@ export function bindFilters(changed) {
   }
   for (const input of [el.folder, el.from, el.to, el.kind, el.minScore]) input.addEventListener("change", apply);
   el.reset.addEventListener("click", () => {
-    for (const input of [el.folder, el.path, el.name, el.exclude, el.from, el.to, el.minScore]) input.value = "";
+    for (const input of [el.folder, el.path, el.name, el.exclude, el.from, el.to, el.minScore, el.place]) input.value = "";
     el.kind.value = "all";
     apply();
   });

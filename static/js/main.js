@@ -7,6 +7,7 @@ import { bindFilters, renderFilterBadge } from "./filters.js";
 import { loadFolders } from "./folders.js";
 import { currentLanguage, initialLanguage, setLanguage } from "./i18n.js";
 import { bindOptions, renderOptions } from "./options.js";
+import { bindPlaces, placesAreOpen, renderPlaces } from "./places.js";
 import { bindQuery, currentQuery, focusQuery, openStack, renderChip, restoreQuery, startLike } from "./query.js";
 import { bindResults, renderResults } from "./results.js";
 import { bindScan, refreshStatus, renderStatus } from "./scan.js";
@@ -30,6 +31,7 @@ function renderAll() {
   renderTagBrowser();
   if (viewerIsOpen()) renderViewer("keep");
   if (errorsAreOpen()) renderErrors();
+  if (placesAreOpen()) renderPlaces();
 }
 
 function switchLanguage(lang, remember) {
@@ -66,6 +68,7 @@ function bind() {
   bindViewer();
   bindTags({ changed: narrowed });
   bindErrors();
+  bindPlaces();
   bindScan();
   bindDropAndPaste();
   document.getElementById("lang-toggle").addEventListener("click", () => {

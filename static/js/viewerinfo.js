@@ -2,6 +2,7 @@
 import { fetchJson } from "./api.js";
 import { formatBytes, formatClock, formatDate, formatNumber, formatScore, formatSpan } from "./format.js";
 import { t } from "./i18n.js";
+import { placeLabel } from "./places.js";
 import { isMoment } from "./state.js";
 import { renderViewerTags } from "./tags.js";
 
@@ -57,7 +58,7 @@ function renderInfo(full) {
   }
   const video = [info.codec, info.container].filter(Boolean).join(" · ");
   if (video) row(t("info_video"), video, "info-video");
-  if (full.location) row(t("info_location"), locationText(full.location), "info-location");
+  if (full.location) row(t("info_location"), placeLabel(full), "info-location");
 }
 
 // "1/250 s · f/1.8 · ISO 100 · 4.2 mm (26 mm)"
@@ -77,9 +78,3 @@ function exposureText(info) {
   return parts.join(" · ");
 }
 
-function locationText(location) {
-  if (typeof location === "string") return location;
-  if (Array.isArray(location)) return location.join("\n");
-  if (Array.isArray(location.lines)) return location.lines.join("\n");
-  return Object.values(location).filter((v) => typeof v === "string" || typeof v === "number").join(", ");
-}
