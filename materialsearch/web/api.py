@@ -12,7 +12,7 @@ from flask import Blueprint, Response, abort, current_app, send_file
 from ..decode import DecodeError
 from ..records import Kind
 from ..records import Status as ItemStatus
-from ..reports import ScanStatus
+from ..reports import BackendDecision, ScanStatus
 from ..search import NotFound, Page, SearchError
 from ..store import Filters, Item
 from ..thumbnails import rendition_key
@@ -416,6 +416,7 @@ def status():
             backend=encoder.backend,
             precision=encoder.precision,
             notice=reindexing.message if reindexing else None,
+            choice=BackendDecision.of(encoder.choice),
         ),
         reindexing=reindexing,
         index=IndexInfo(

@@ -29,7 +29,7 @@ from pydantic import (
 )
 from spectree.model_adapter.pydantic_adapter import BaseFile
 
-from ..reports import Reindexing, ScanStatus
+from ..reports import BackendDecision, Reindexing, ScanStatus
 from ..store import Item
 from ..thumbnails import rendition_key
 
@@ -436,6 +436,7 @@ class ModelInfo(Body):
     backend: str
     precision: str
     notice: Annotated[str | None, Field(description="Set after the model changed.")]
+    choice: Annotated[BackendDecision, Field(description="How backend and precision were chosen.")]
 
 
 class IndexInfo(Body):
