@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import logging
+import math
 
 import pytest
 
@@ -46,6 +46,12 @@ def make_settings(make_settings, shared_models, tmp_path):
     if not (tmp_path / "data" / "models").exists():
         (tmp_path / "data" / "models").symlink_to(shared_models, target_is_directory=True)
     return make_settings
+
+
+def stored(settings) -> dict:
+    """The decision file's content."""
+    with open(measure.decision_path(settings), encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 def never(*_args):
@@ -111,7 +117,7 @@ def test_without_onnx_runtime_only_torch_is_measured(make_settings):
 def test_the_decision_is_stored_and_reused(make_settings):
     settings = make_settings()
     first = make_encoder(settings, AVX2, timer=Stopwatch(XEON_AVX512_BF16_NO_AMX)).choice
-    record = json.loads(open(measure.decision_path(settings), encoding="utf-8").read())
+    record = stored(settings)
     assert record["chosen"] == {"backend": "onnx", "precision": "int8"} and len(record["measurements"]) == 4
     assert record["fingerprint"]["cpu"] == "AMD EPYC" and record["fingerprint"]["weights"]
     again = make_encoder(settings, AVX2, timer=never)
@@ -144,7 +150,7 @@ def test_a_changed_fingerprint_measures_again(make_settings, make_model, monkeyp
     timer = Stopwatch(AMX_CPU)
     encoder = make_encoder(settings, machine, timer=timer)
     assert timer.calls and (encoder.backend, encoder.precision) == ALL[3]
-    assert json.loads(open(measure.decision_path(settings), encoding="utf-8").read())["chosen"]["precision"] == "bf16"
+    assert stored(settings)["chosen"]["precision"] == "bf16"
 
 
 @pytest.mark.parametrize(
@@ -170,7 +176,7 @@ def test_a_changed_stored_entry_with_a_bad_value_is_measured_again(make_settings
     settings = make_settings()
     make_encoder(settings, AVX2, timer=Stopwatch(XEON_AVX512_BF16_NO_AMX))
     path = measure.decision_path(settings)
-    record = json.loads(open(path, encoding="utf-8").read())
+    record = stored(settings)
     record["chosen"]["backend"] = "tensorrt"
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(record, handle)
@@ -186,8 +192,10 @@ def test_really_measuring_picks_a_path_within_the_gate(make_settings):
     chosen = measure.measure_and_choose(settings, AVX2, lambda c: make_encoder_for(settings, c), seconds=0.01)
     assert [(m.backend, m.precision) for m in chosen.measurements] == ALL
     winner = next(m for m in chosen.measurements if (m.backend, m.precision) == (chosen.backend, chosen.precision))
-    assert winner.passed and winner.runs >= 1 and winner.images_per_s == max(
-        m.images_per_s for m in chosen.measurements if m.passed
+    assert (
+        winner.passed
+        and winner.runs >= 1
+        and winner.images_per_s == max(m.images_per_s for m in chosen.measurements if m.passed)
     )
     assert chosen.measurements[0].min_cosine == 1.0  # torch fp32 is the reference
     fp32 = make_encoder(make_settings(backend="torch", precision="fp32"))
