@@ -24,7 +24,7 @@ from materialsearch.encoders import (
     make_encoder,
     onnx_encoder,
 )
-from materialsearch.encoders.choose import read_cpu_flags
+from materialsearch.encoders.choose import read_cpu_flags, read_cpu_model
 from materialsearch.encoders.clip import CONTEXT_LENGTH, clip_preprocess, normalise
 from materialsearch.encoders.onnx_encoder import OnnxEncoder, tower_path
 from materialsearch.encoders.tiny import TEST_MODEL_INFO
@@ -191,6 +191,10 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     assert read_cpu_flags(str(x86)) == {"fpu", "avx2", "avx512_bf16", "amx_bf16"}
     assert read_cpu_flags(str(arm)) == {"fp", "asimd", "bf16"}
     assert read_cpu_flags(str(tmp_path / "none")) == frozenset()  # no /proc/cpuinfo (macOS)
+    assert read_cpu_model(str(x86)) == "Some Xeon"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd\nCPU part\t: 0xd08\n")
+    assert read_cpu_model(str(arm)) == "0xd08"
+    assert isinstance(read_cpu_model(str(tmp_path / "none")), str)  # platform.processor(), maybe empty
 
 
 def test_make_encoder_builds_the_choice_for_the_given_machine(make_settings):
