@@ -12,7 +12,7 @@ import math
 
 import pytest
 
-from materialsearch.encoders import Backend, Machine, Precision, base, make_encoder, measure
+from materialsearch.encoders import Backend, Machine, ModelError, Precision, base, make_encoder, measure
 from materialsearch.encoders.clip import cosines
 
 AVX2 = Machine(frozenset({"avx", "avx2", "fma"}), cuda=False, onnx_runtime=True, cpu_model="AMD EPYC")
@@ -112,6 +112,21 @@ def test_without_onnx_runtime_only_torch_is_measured(make_settings):
     encoder = make_encoder(make_settings(), NO_ONNX, timer=Stopwatch(AMX_CPU))
     assert [(m.backend, m.precision) for m in encoder.choice.measurements] == [ALL[0], ALL[3]]
     assert (encoder.backend, encoder.precision) == ALL[3]
+
+
+def test_a_candidate_that_fails_is_recorded_and_the_others_compete(make_settings, monkeypatch, caplog):
+    from materialsearch.encoders.onnx_encoder import OnnxEncoder
+
+    def broken(_self):
+        raise ModelError("exporting to ONNX failed (a test)")
+
+    monkeypatch.setattr(OnnxEncoder, "_load", broken)
+    with caplog.at_level(logging.WARNING, logger="materialsearch.encoders.measure"):
+        encoder = make_encoder(make_settings(), AVX2, timer=Stopwatch(XEON_AVX512_BF16_NO_AMX))
+    assert (encoder.backend, encoder.precision) == ALL[0]  # int8 would win, but cannot run; bf16 is slower
+    onnx = [m for m in encoder.choice.measurements if m.backend == Backend.ONNX]
+    assert len(onnx) == 2 and all(not m.passed and "a test" in m.note for m in onnx)
+    assert "a test" in caplog.text
 
 
 def test_the_decision_is_stored_and_reused(make_settings):

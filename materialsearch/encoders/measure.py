@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import base
-from .base import Backend, BackendChoice, LoadedWeights, Measurement, ModelError, Precision, passes_gate
+from .base import Backend, BackendChoice, LoadedWeights, Measurement, Precision, passes_gate
 from .clip import cosines
 
 if TYPE_CHECKING:
@@ -261,16 +261,17 @@ def measure_and_choose(
         load_started = time.perf_counter()
         try:
             encoder.load()
-        except ModelError as exc:
-            if reference is None:  # the reference itself cannot load: nothing else will
+            load_s = round(time.perf_counter() - load_started, 3)
+            if probe is None:
+                probe = make_probe(encoder.input_resolution, probe_batch_size(settings))
+            measured, vectors = measure_one(encoder, probe, reference, fastest_batch_s, seconds, timer)
+        except Exception as exc:  # a path this machine cannot run (a library's own error types): the others can
+            if reference is None:  # the reference itself failed: the model cannot run here at all
                 raise
-            note = f"cannot load: {str(exc)[:200]}"
+            note = f"failed: {type(exc).__name__}: {str(exc)[:200]}"
+            log.warning("backend choice: %s %s %s", candidate.backend, candidate.precision, note)
             measurements.append(Measurement(candidate.backend, candidate.precision, 0.0, None, 0, 0.0, note))
             continue
-        load_s = round(time.perf_counter() - load_started, 3)
-        if probe is None:
-            probe = make_probe(encoder.input_resolution, probe_batch_size(settings))
-        measured, vectors = measure_one(encoder, probe, reference, fastest_batch_s, seconds, timer)
         # int8 may run a tower fp32 on these weights: the precision stored is what was asked for, as a setting
         measurements.append(dataclasses.replace(measured, load_s=load_s))
         if reference is None:
