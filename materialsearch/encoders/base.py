@@ -81,13 +81,13 @@ class Measurement:
     precision: Precision
     images_per_s: float  # on the probe batch, best timed run (0 where it could not run)
     min_cosine: float | None  # worst cosine to torch fp32 over the probe pictures and sentences; None: not reached
-    runs: int  # timed runs of the probe batch (0: stopped after the warm-up or at the fidelity gate)
+    runs: int  # timed runs of the probe batch (0: stopped after the warm-up; 1 where it missed the fidelity gate)
     load_s: float  # loading it (first time: the ONNX export and int8 quantization)
     note: str = ""  # why it stopped early, or what failed
 
     @property
     def passed(self) -> bool:
-        """Whether its vectors passed the fidelity gate and it was timed."""
+        """Whether it was timed and its vectors passed the fidelity gate."""
         return self.runs > 0 and self.min_cosine is not None and passes_gate(self.min_cosine)
 
 

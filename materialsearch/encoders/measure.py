@@ -197,9 +197,10 @@ def measure_one(
     seconds: float,
     timer: TimeRun,
 ) -> tuple[Measurement, Reference | None]:
-    """Time ``encoder`` (loaded) on the probe: a one-picture warm-up (a hopeless candidate stops after two), the
-    fidelity check against ``reference`` (none: this is the reference), then timed runs of the probe batch until
-    they add up to ``seconds`` (at least one, at most MAX_RUNS). Returns its measurement and its vectors."""
+    """Time ``encoder`` (loaded) on the probe: a one-picture warm-up (a hopeless candidate stops after two), a
+    timed run of the probe batch whose vectors are checked against ``reference`` (none: this is the reference),
+    then, if they pass, more timed runs until they add up to ``seconds`` (at most MAX_RUNS). Returns its
+    measurement and its vectors."""
     choice = encoder.choice
     done = dict(backend=choice.backend, precision=choice.precision)
 
@@ -217,19 +218,26 @@ def measure_one(
         note = f"stopped after the warm-up: ~{projected / fastest_batch_s:.1f}x slower than the fastest"
         warm_rate = round(1 / max(warm_s, 1e-9), 3)
         return Measurement(**done, images_per_s=warm_rate, min_cosine=None, runs=0, load_s=0, note=note), None
-    ours = Reference(encoder.encode_images(probe.pixels), encoder.encode_texts(probe.sentences))
+    batches: list[np.ndarray] = []
+
+    def encode_batch() -> None:
+        batches.append(encoder.encode_images(probe.pixels))  # a timed run's vectors serve the fidelity check
+
+    runs = [timer(choice, len(probe.pixels), encode_batch)]
+    ours = Reference(batches[0], encoder.encode_texts(probe.sentences))
     cosine = 1.0
     if reference is not None:
         cosine = float(min(cosines(ours.images, reference.images).min(), cosines(ours.texts, reference.texts).min()))
     cosine = round(cosine, 6)
     if not passes_gate(cosine):
         note = f"vectors miss the fidelity gate (cosine {cosine:.5f} < {base.FIDELITY_MIN_COSINE})"
-        return Measurement(**done, images_per_s=0.0, min_cosine=cosine, runs=0, load_s=0, note=note), ours
-    runs: list[float] = []
-    while not runs or (len(runs) < MAX_RUNS and sum(runs) < seconds):
-        runs.append(timer(choice, len(probe.pixels), lambda: encoder.encode_images(probe.pixels)))
+    else:
+        note = ""
+        while len(runs) < MAX_RUNS and sum(runs) < seconds:
+            runs.append(timer(choice, len(probe.pixels), encode_batch))
     rate = len(probe.pixels) / max(min(runs), 1e-9)  # the best run: other processes only ever slow a run down
-    return Measurement(**done, images_per_s=round(rate, 3), min_cosine=cosine, runs=len(runs), load_s=0), ours
+    measured = Measurement(**done, images_per_s=round(rate, 3), min_cosine=cosine, runs=len(runs), load_s=0, note=note)
+    return measured, ours
 
 
 def measure_and_choose(
