@@ -370,13 +370,16 @@ class Settings(BaseSettings):
     backend: Annotated[Literal["auto", "torch", "onnx"], _from_text(_lower)] = Field(
         "auto",
         description="What runs the model: `torch`, `onnx` (ONNX Runtime, CPU; the towers are exported once per "
-        "model into `$MS_DATA_DIR/models/onnx/`) or `auto` (torch on CUDA or on a CPU with native bf16, else onnx).",
+        "model into `$MS_DATA_DIR/models/onnx/`) or `auto` (torch fp16 on CUDA; on a CPU, with MS_PRECISION=auto too, "
+        "every backend/precision is timed at the first start and the fastest within cosine 0.999 of fp32 is kept, "
+        "in `$MS_DATA_DIR/backend-choice.json`, until the CPU, libraries or weights change).",
     )
     precision: Annotated[Literal["auto", "fp32", "bf16", "fp16", "int8"], _from_text(_lower)] = Field(
         "auto",
         description="Model precision: `fp32`, `bf16` (torch; fast only on CPUs with AVX512-BF16/AMX), `fp16` (torch "
         "on CUDA), `int8` (onnx: int8 weights, used only when its vectors keep cosine >= 0.999 to fp32 on the "
-        "loaded weights, else fp32) or `auto` (fp16 on CUDA, bf16 on a native-bf16 CPU, else int8).",
+        "loaded weights, else fp32) or `auto` (fp16 on CUDA; on a CPU measured with MS_BACKEND=auto, int8 with onnx, "
+        "and with torch bf16 on a native-bf16 CPU, else fp32).",
     )
     index_kind: Annotated[Literal["auto", "flat", "ivf"], _from_text(_lower)] = Field(
         "auto",

@@ -19,6 +19,7 @@ import resource
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -552,6 +553,35 @@ class EncodeTimer:
 
     def __exit__(self, *_exc) -> None:
         del self.encoder.encode_images  # back to the class's method
+
+
+class PrepareTimer:
+    """CPU-seconds the scan's decode threads spend preparing files (read, hash, decode, thumbnail, preprocess),
+    measured with ``time.thread_time`` around each ``prepare`` call (wrapped on the instance while active), so a
+    scan's CPU splits into decode and the rest (the model, SQLite, FAISS)."""
+
+    def __init__(self, preparer):
+        self.preparer, self.cpu_s, self.files = preparer, 0.0, 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> PrepareTimer:
+        original = self.preparer.prepare
+
+        def timed_prepare(entry, emit):
+            t0 = time.thread_time()
+            try:
+                return original(entry, emit)
+            finally:
+                spent = time.thread_time() - t0
+                with self._lock:
+                    self.cpu_s += spent
+                    self.files += 1
+
+        self.preparer.prepare = timed_prepare
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        del self.preparer.prepare  # back to the class's method
 
 
 def time_text_queries(search, count: int, limit: int = 20, warmup: int = 2) -> dict[str, list]:

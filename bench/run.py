@@ -30,6 +30,7 @@ machine makes numbers noisy); ``--wait-quiet S`` waits for a quiet machine befor
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -198,7 +199,11 @@ def measure_config(bench: Bench, key: str, sets: dict[str, Path], reference: dic
         )
         services = product.Services(scan_settings, encoder=encoder)
         try:
-            with bench.phase(f"{key}:scan:{name}"), common.EncodeTimer(encoder) as timer:
+            with (
+                bench.phase(f"{key}:scan:{name}"),
+                common.EncodeTimer(encoder) as timer,
+                common.PrepareTimer(services.scanner.preparer) as decode,
+            ):
                 stats = services.scans.run()
         finally:
             services.close()
@@ -216,6 +221,11 @@ def measure_config(bench: Bench, key: str, sets: dict[str, Path], reference: dic
             "photos_per_s": round(photos_per_s, 3),
             "ratio_to_model_alone": round(photos_per_s / model["images_per_s"], 3),
             "encode_seconds_in_scan": round(timer.seconds, 3),
+            # Where the scan's CPU went, per photo: the decode threads, and the rest (model, SQLite, FAISS);
+            # the model waits for pictures for the share of the scan spent outside encode_images.
+            "decode_cpu_s_per_photo": round(decode.cpu_s / stats.added, 4),
+            "model_and_rest_cpu_s_per_photo": round((scan_cpu["own_cpu_s"] - decode.cpu_s) / stats.added, 4),
+            "model_idle_share": round(max(0.0, 1 - timer.seconds / stats.seconds), 3),
             "hours_for_100k": round(100_000 / photos_per_s / 3600, 2),
             "heic_thumbnail": thumbnails,
         }
@@ -449,6 +459,15 @@ def render(report: dict) -> str:
         f"photos per set: {cfg['photos']} (jpeg: {cfg['width']}x{cfg['height']} JPEGs; heic: real 12 MP iPhone "
         f"HEICs; mixed: {int(HEIC_SHARE_OF_MIX * 100)}% HEIC + JPEG); default here: {cfg['default_config']}"
     )
+    auto = report.get("auto_choice")
+    if auto:
+        lines.append(f"auto (measured in {auto['wall_s']:.0f} s, export cache warm or not): {auto['chosen']}")
+        for m in auto["measurements"]:
+            cosine = "-" if m["min_cosine"] is None else f"{m['min_cosine']:.5f}"
+            lines.append(
+                f"  {m['backend']:>5} {m['precision']:<4} {m['images_per_s']:7.2f} img/s on the probe, cosine "
+                f"{cosine}, {m['runs']} runs, load {m['load_s']:.1f} s {m['note']}"
+            )
     lines.append("")
     head = (
         f"{'backend':<11} {'model':>7} {'JPEG':>13} {'HEIC':>13} {'mixed':>13} {'100k mixed':>10} "
@@ -499,6 +518,18 @@ def render(report: dict) -> str:
         hours = 100_000 / mixed_rate / 3600 if mixed_rate else float("inf")
         name = CONFIG_NAMES.get(row["config"], row["config"])
         lines.append(f"{name:<11} {model_rate:7.2f} {cells[0]:>13} {cells[1]:>13} {cells[2]:>13} {hours:>8.1f} h")
+    lines.append("")
+    lines.append("CPU-seconds per photo in the scans (decode threads / model + SQLite + FAISS), share of the scan the")
+    lines.append("model waited for pictures:")
+    for row in report["indexing"]:
+        for folder, scan in (row["scans"] or {}).items():
+            if "decode_cpu_s_per_photo" in scan:
+                lines.append(
+                    f"  {CONFIG_NAMES.get(row['config'], row['config']):<11} {folder:<17} decode "
+                    f"{scan['decode_cpu_s_per_photo'] * 1000:6.0f} ms, model+rest "
+                    f"{scan['model_and_rest_cpu_s_per_photo'] * 1000:6.0f} ms, model idle "
+                    f"{scan['model_idle_share'] * 100:3.0f} %"
+                )
     fid = report.get("heic_thumbnail_fidelity") or {}
     for name, f in fid.items():
         lines.append(
@@ -611,6 +642,19 @@ def main(argv=None) -> int:
     machine = product.Machine.probe()
     device = product.choose_device(defaults.device, machine)
     default_choice = product.choose_backend(defaults.backend, defaults.precision, device, machine)
+    auto_choice = None
+    if default_choice is None:  # auto on a CPU: measured, as the product does at its first start
+        log("auto: measuring every backend/precision on the probe batch, as the product's first start does ...")
+        t0 = time.perf_counter()
+        default_choice = product.make_encoder(bench.settings()).choice
+        auto_choice = {
+            "chosen": f"{default_choice.backend}:{default_choice.precision}",
+            "wall_s": round(time.perf_counter() - t0, 1),
+            "measure_cost_s": default_choice.measure_cost_s,
+            "reason": default_choice.reason,
+            "measurements": [dataclasses.asdict(m) for m in default_choice.measurements],
+        }
+        log(f"auto: {default_choice.reason}")
     args.default_config = f"{default_choice.backend}:{default_choice.precision}"
     configs = [c.strip() for c in args.configs.split(",") if c.strip()] or [
         "torch:fp32",
@@ -629,6 +673,7 @@ def main(argv=None) -> int:
         "smoke": args.smoke,
         "machine": common.machine_facts(),
         "native_bf16": machine.native_bf16,
+        "auto_choice": auto_choice,
         "config": {
             "model_desc": model_desc,
             "photos": args.photos,

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from .encoders.base import BackendChoice, Measurement
 from .errors import ProblemCode, legacy_code
 
 Count = Annotated[int, Field(ge=0)]
@@ -110,3 +111,19 @@ class Reindexing:
     pending: Annotated[int, Field(ge=1)]
     running: Annotated[bool, Field(description="Whether the re-embedding scan is running now.")]
     message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendDecision:
+    """How the model's backend and precision were chosen (with everything ``auto`` on a CPU: by measuring)."""
+
+    reason: str
+    measure_cost_s: Annotated[
+        float | None, Field(ge=0, description="Seconds measuring took at the start it ran (null: not measured).")
+    ]
+    measurements: Annotated[list[Measurement], Field(description="Each candidate timed on the probe batch.")]
+
+    @classmethod
+    def of(cls, choice: BackendChoice) -> BackendDecision:
+        """The decision an encoder was built for."""
+        return cls(choice.reason, choice.measure_cost_s, list(choice.measurements))

@@ -74,6 +74,32 @@ class WeightsSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class Measurement:
+    """One backend/precision timed on the probe batch when ``auto`` chose by measuring (``measure``)."""
+
+    backend: Backend
+    precision: Precision
+    images_per_s: float  # on the probe batch, best timed run (0 where it could not run)
+    min_cosine: float | None  # worst cosine to torch fp32 over the probe pictures and sentences; None: not reached
+    runs: int  # timed runs of the probe batch (0: stopped after the warm-up; 1 where it missed the fidelity gate)
+    load_s: float  # loading it (first time: the ONNX export and int8 quantization)
+    note: str = ""  # why it stopped early, or what failed
+
+    @property
+    def passed(self) -> bool:
+        """Whether it was timed and its vectors passed the fidelity gate."""
+        return self.runs > 0 and self.min_cosine is not None and passes_gate(self.min_cosine)
+
+
+FIDELITY_MIN_COSINE = 0.999  # the fidelity bar for any path that is not fp32 (worst cosine to fp32)
+
+
+def passes_gate(cosine: float) -> bool:
+    """Whether vectors whose worst cosine to fp32 is ``cosine`` are close enough to stand in for fp32's."""
+    return cosine >= FIDELITY_MIN_COSINE
+
+
+@dataclasses.dataclass(frozen=True)
 class BackendChoice:
     """Which backend and precision run the model on which device, and why (shown in the status and the log)."""
 
@@ -81,6 +107,8 @@ class BackendChoice:
     precision: Precision
     device: str  # "cpu", "cuda", "cuda:1" ...
     reason: str
+    measurements: tuple[Measurement, ...] = ()  # when ``auto`` chose by measuring: every candidate's numbers
+    measure_cost_s: float | None = None  # what measuring cost at the start it happened (None: not measured)
 
 
 @runtime_checkable
@@ -90,6 +118,7 @@ class Encoder(Protocol):
 
     backend: Backend
     device: str
+    choice: BackendChoice  # what ran the model and why (with the measurements when ``auto`` measured)
 
     def load(self) -> None:
         """Load weights once; raises ModelError with an actionable message."""
@@ -162,6 +191,7 @@ class LoadedWeights(abc.ABC):
         self._lock = threading.Lock()
         self._loaded: Loaded | None = None
         self.device = choice.device
+        self.choice = choice
 
     @abc.abstractmethod
     def _load(self) -> Loaded:

@@ -2,7 +2,8 @@
 this machine (``Machine``), and the encoder built for that choice.
 
 The decision (``choose_backend``) takes the machine's facts as an argument, so every CPU it knows (AVX2 only,
-AVX512-BF16 without AMX, AMX, with or without CUDA) is tested on any machine; ``Machine.probe`` reads them.
+AVX512-BF16 without AMX, AMX, with or without CUDA) is tested on any machine; ``Machine.probe`` reads them. With
+everything ``auto`` on a CPU the facts cannot decide, and ``measure`` times the candidates instead.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .base import (
     ModelError,
     Precision,
 )
+from .measure import TimeRun, measure_and_choose, time_run
 from .onnx_encoder import OnnxEncoder
 from .torch_encoder import TorchEncoder
 
@@ -38,6 +40,7 @@ class Machine:
     cpu_flags: frozenset[str]
     cuda: bool  # torch sees a usable CUDA device
     onnx_runtime: bool  # onnxruntime and onnx (needed to export and quantize) import
+    cpu_model: str = ""  # /proc/cpuinfo's model name: a stored measured choice is for this CPU only
 
     @property
     def native_bf16(self) -> bool:
@@ -49,20 +52,33 @@ class Machine:
     @functools.cache
     def probe(cls) -> Machine:
         """This machine's facts (read once per process)."""
-        return cls(read_cpu_flags(), cuda_available(), onnxruntime_available())
+        return cls(read_cpu_flags(), cuda_available(), onnxruntime_available(), read_cpu_model())
+
+
+def _cpuinfo_value(cpuinfo: str, keys: tuple[str, ...]) -> str | None:
+    """The first ``key: value`` line of ``cpuinfo`` whose key is one of ``keys``; None where there is none."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() in keys:
+                    return value.strip()
+    except OSError:
+        pass  # no readable cpuinfo (e.g. macOS): nothing is known, so nothing is assumed about the CPU
+    return None
 
 
 def read_cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
     """The CPU's feature flags from ``cpuinfo`` (x86 ``flags``, ARM ``Features``); empty where there is none
     (e.g. macOS)."""
-    try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith(("flags", "Features")):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass  # no readable cpuinfo: no flags known, so nothing is assumed about the CPU
-    return frozenset()
+    return frozenset((_cpuinfo_value(cpuinfo, ("flags", "Features")) or "").split())
+
+
+def read_cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name (x86 ``model name``; ARM ``Hardware``/``CPU part``), else ``platform.processor()``."""
+    import platform
+
+    return _cpuinfo_value(cpuinfo, ("model name", "Hardware", "CPU part")) or platform.processor()
 
 
 def cuda_available() -> bool:
@@ -91,13 +107,15 @@ def choose_device(requested: str, machine: Machine) -> str:
     return requested
 
 
-def choose_backend(backend: str, precision: str, device: str, machine: Machine) -> BackendChoice:
-    """Turn MS_BACKEND / MS_PRECISION / MS_DEVICE (``auto`` or explicit) into one runnable choice on ``machine``.
+def choose_backend(backend: str, precision: str, device: str, machine: Machine) -> BackendChoice | None:
+    """Turn MS_BACKEND / MS_PRECISION / MS_DEVICE (``auto`` or explicit) into one runnable choice on ``machine``;
+    None where both are ``auto`` on a CPU: that is decided by measuring (``measure.measure_and_choose``), since
+    CPU flags cannot say which path is fastest. Raises ModelError for combinations that cannot run.
 
-    ``auto`` picks, measured on our machines: fp16 on CUDA (torch); bf16 on a CPU with native bf16 (torch,
-    20-32 img/s vs 6-8 fp32 for ViT-B-16 with AMX); elsewhere ONNX Runtime with int8 weights (about 2.8x torch
-    fp32 on an AVX2-only CPU), which the ONNX backend itself turns down to fp32 when int8 misses the fidelity bar
-    for the loaded weights. Raises ModelError for combinations that cannot run.
+    The rest, measured on our machines: fp16 on CUDA (torch); ``MS_BACKEND=torch`` picks bf16 on a CPU with native
+    bf16 (20-32 img/s vs 6-8 fp32 for ViT-B-16 with AMX, but slower than fp32 with AVX512-BF16 alone: explicit
+    settings are taken as given); ``MS_BACKEND=onnx`` or ``MS_PRECISION=int8`` run ONNX Runtime with int8 weights,
+    which the ONNX backend itself turns down to fp32 when int8 misses the fidelity bar for the loaded weights.
     """
     if backend not in BACKEND_SETTINGS:
         raise ModelError(f"MS_BACKEND={backend!r}: use one of {', '.join(BACKEND_SETTINGS)}")
@@ -118,12 +136,11 @@ def choose_backend(backend: str, precision: str, device: str, machine: Machine) 
         return BackendChoice(Backend.TORCH, Precision(precision), device, reason)
     if cuda:
         return BackendChoice(Backend.TORCH, Precision.FP16, device, "CUDA: fp16")
+    if backend == AUTO:
+        return None  # both auto on a CPU: measured
     if machine.native_bf16:
-        return BackendChoice(Backend.TORCH, Precision.BF16, device, "CPU with native bf16 (AVX512-BF16/AMX)")
-    if backend == AUTO and machine.onnx_runtime:
-        reason = "CPU without native bf16: ONNX Runtime int8 (fp32 if int8 misses fidelity)"
-        return BackendChoice(Backend.ONNX, Precision.INT8, device, reason)
-    return BackendChoice(Backend.TORCH, Precision.FP32, device, "CPU without native bf16: fp32")
+        return BackendChoice(Backend.TORCH, Precision.BF16, device, "MS_BACKEND=torch on a CPU with native bf16")
+    return BackendChoice(Backend.TORCH, Precision.FP32, device, "MS_BACKEND=torch on a CPU without native bf16")
 
 
 def _onnx_choice(precision: str, device: str, machine: Machine) -> BackendChoice:
@@ -143,7 +160,16 @@ def _onnx_choice(precision: str, device: str, machine: Machine) -> BackendChoice
 ENCODERS: dict[Backend, type[LoadedWeights]] = {Backend.TORCH: TorchEncoder, Backend.ONNX: OnnxEncoder}
 
 
-def make_encoder(settings: Settings, machine: Machine | None = None) -> Encoder:
-    """The encoder the settings ask for on ``machine`` (default: this one), not yet loaded."""
-    choice = choose_backend(settings.backend, settings.precision, settings.device, machine or Machine.probe())
+def make_encoder(settings: Settings, machine: Machine | None = None, timer: TimeRun = time_run) -> Encoder:
+    """The encoder the settings ask for on ``machine`` (default: this one), not yet loaded. With MS_BACKEND and
+    MS_PRECISION both ``auto`` on a CPU the choice is measured (``timer`` times one run) or read back from the
+    data dir, where the first start stored it."""
+    machine = machine or Machine.probe()
+    choice = choose_backend(settings.backend, settings.precision, settings.device, machine)
+    if choice is None:
+
+        def build(candidate: BackendChoice) -> LoadedWeights:
+            return ENCODERS[candidate.backend](settings, candidate)
+
+        choice = measure_and_choose(settings, machine, build, choose_device(settings.device, machine), timer=timer)
     return ENCODERS[choice.backend](settings, choice)

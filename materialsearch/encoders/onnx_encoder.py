@@ -24,7 +24,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .base import Backend, BackendChoice, Loaded, LoadedWeights, ModelError, Precision, Tower, WeightsSpec
+from .base import (
+    FIDELITY_MIN_COSINE,
+    Backend,
+    BackendChoice,
+    Loaded,
+    LoadedWeights,
+    ModelError,
+    Precision,
+    Tower,
+    WeightsSpec,
+)
 from .clip import CONTEXT_LENGTH, clip_preprocess, cosines, normalise, tokenize_trimmed
 from .weights import build_clip, identity_for, logit_scale_of, resolve_weights, weights_fingerprint
 
@@ -38,7 +48,7 @@ log = logging.getLogger(__name__)
 OPSET = 17
 EXPORT_VERSION = 1  # bump when the export recipe changes, so cached files are remade
 QUANT_VERSION = 3  # bump when a quantization recipe changes (int8 files and their fidelity record are remade)
-INT8_MIN_COSINE = 0.999  # the fidelity bar for a precision change
+INT8_MIN_COSINE = FIDELITY_MIN_COSINE  # the fidelity bar for a precision change
 EXPORTED = (Precision.FP32, Precision.INT8)  # the precisions a tower is cached in
 PROBE_SENTENCES = (
     "海边的日落",

@@ -156,6 +156,18 @@ def weights_fingerprint(path: str) -> str:
     return digest.hexdigest()
 
 
+def weights_identity(settings) -> str | None:
+    """The identity of the weights ``settings`` name, without reading them: the name, MS_MODEL_ARCH and the
+    file's fingerprint; None while a named model is not downloaded yet (or a path holds no weights)."""
+    utils = _cn_clip_utils()
+    model = settings.model
+    path = os.path.join(settings.models_dir, utils._MODELS[model][1]) if model in utils._MODELS else model
+    try:
+        return f"{model}|{settings.model_arch}|{weights_fingerprint(path)}"
+    except (OSError, StopIteration):  # missing file, or a folder without weights: loading will say why
+        return None
+
+
 def base_identity(spec: WeightsSpec) -> str:
     """What the fp32 vectors of these weights are named by: architecture, resolution, dim, weights fingerprint."""
     return f"{spec.arch}|{spec.input_resolution}|{spec.embed_dim}|{weights_fingerprint(spec.path)}"

@@ -21,7 +21,7 @@ from ..places import group_places
 from ..records import Kind
 from ..records import Status as ItemStatus
 from ..relevance import QueryKind
-from ..reports import LastScan, ScanStatus
+from ..reports import BackendDecision, LastScan, ScanStatus
 from ..search import Match, Narrowing, NotFound, Page, SearchError
 from ..store import Filters, Item
 from ..thumbnails import rendition_key
@@ -733,6 +733,7 @@ def status():
             backend=encoder.backend,
             precision=encoder.precision,
             notice=reindexing.message if reindexing else None,
+            choice=BackendDecision.of(encoder.choice),
         ),
         reindexing=reindexing,
         index=IndexInfo(

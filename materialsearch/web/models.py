@@ -37,7 +37,7 @@ from ..duplicates import KeeperReason
 from ..errors import ApiErrorCode, ProblemCode, legacy_code
 from ..ocrpass import OcrStatus
 from ..places import CITIES_LISTED, location_of
-from ..reports import Reindexing, ScanStatus, ScanWarning
+from ..reports import BackendDecision, Reindexing, ScanStatus, ScanWarning
 from ..search import Match
 from ..store import Item
 from ..thumbnails import rendition_key
@@ -834,6 +834,7 @@ class ModelInfo(Body):
     backend: str
     precision: str
     notice: Annotated[str | None, Field(description="Set after the model changed.")]
+    choice: Annotated[BackendDecision, Field(description="How backend and precision were chosen.")]
 
 
 class IndexInfo(Body):

@@ -1,0 +1,313 @@
+"""Choose the backend by measuring it: what ``auto`` does on a CPU.
+
+CPU flags cannot say which path is fastest (AVX512-BF16 without AMX makes torch bf16 the slowest path there is;
+a Celeron or an ARM NAS is anyone's guess), so at the first start with given weights every backend/precision this
+machine can run is loaded and timed on a fixed probe batch for a bounded few seconds (``MEASURE_SECONDS``), and the
+fastest whose vectors keep cosine >= ``base.FIDELITY_MIN_COSINE`` to torch fp32 wins. The decision and its measurements
+are stored in the data dir (``DECISION_FILE``, written atomically) under a fingerprint of what they depend on (the
+CPU model and flags, threads, library versions, the weights' identity, the probe); a later start whose
+fingerprint matches reuses it, any change measures again.
+
+The timing of one run is a function given to ``measure_and_choose`` (``time_run``), so tests decide who is
+fastest whatever CPU runs them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from .base import Backend, BackendChoice, LoadedWeights, Measurement, Precision, passes_gate
+from .clip import cosines
+
+if TYPE_CHECKING:
+    from config import Settings
+
+log = logging.getLogger(__name__)
+
+DECISION_VERSION = 1  # bump when what is measured, or how, changes: stored decisions are then measured again
+DECISION_FILE = "backend-choice.json"  # in the data dir (its models folder may be shared between data dirs)
+MEASURE_SECONDS = 3.0  # timed runs per candidate stop once they add up to this (at least one run)
+MAX_RUNS = 5  # ... or after this many (a tiny model needs no seconds)
+MAX_PROBE_BATCH = 8  # the probe batch is the scan's batch size, at most this
+# A candidate whose one-picture warm-up, scaled to the probe batch, is this many times slower than the fastest
+# timed so far cannot win: it is not timed further (emulated bf16 takes ~13 s for a ViT-B-16 batch of 8 on AVX2).
+HOPELESS_FACTOR = 3.0
+LIBRARIES = ("torch", "onnxruntime", "onnx", "numpy", "cn_clip")  # whose versions change speed or vectors
+# Candidates in the order they are measured: torch fp32 first, as it is the fidelity reference.
+CANDIDATES = (
+    (Backend.TORCH, Precision.FP32),
+    (Backend.ONNX, Precision.INT8),
+    (Backend.ONNX, Precision.FP32),
+    (Backend.TORCH, Precision.BF16),
+)
+
+
+class Machine(Protocol):
+    """What measuring needs of ``choose.Machine`` (declared there; named here without importing it)."""
+
+    cpu_flags: frozenset[str]
+    onnx_runtime: bool
+    cpu_model: str
+
+
+TimeRun = Callable[[BackendChoice, int, Callable[[], object]], float]  # runs it (over that many pictures): seconds
+Build = Callable[[BackendChoice], LoadedWeights]  # an encoder for a choice, not yet loaded
+
+
+def time_run(_choice: BackendChoice, _pictures: int, run: Callable[[], object]) -> float:
+    """Wall-clock seconds of ``run()``, which encodes that many pictures (the timing the product uses)."""
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def candidates(machine: Machine, device: str = "cpu") -> list[BackendChoice]:
+    """Every backend/precision ``machine`` can run, in measuring order (ONNX only where ONNX Runtime imports)."""
+    return [
+        BackendChoice(backend, precision, device, "measuring")
+        for backend, precision in CANDIDATES
+        if backend != Backend.ONNX or machine.onnx_runtime
+    ]
+
+
+def decision_path(settings: Settings) -> str:
+    """Where the measured decision is stored."""
+    return os.path.join(settings.data_dir, DECISION_FILE)
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries the speed and vectors depend on (without importing them)."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def fingerprint(settings: Settings, machine: Machine, weights: str | None) -> dict[str, Any]:
+    """What a measured decision depends on; ``weights`` is the weights' identity (None: not known yet)."""
+    flags = hashlib.blake2b(" ".join(sorted(machine.cpu_flags)).encode(), digest_size=8).hexdigest()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "version": DECISION_VERSION,
+        "cpu": machine.cpu_model,
+        "cpu_flags": flags,
+        "threads": settings.torch_threads or usable,
+        "libraries": library_versions(),
+        "weights": weights,
+        "probe_batch": probe_batch_size(settings),
+        "candidates": [f"{backend}:{precision}" for backend, precision in CANDIDATES],
+    }
+
+
+def probe_batch_size(settings: Settings) -> int:
+    """How many pictures the probe batch holds: the scan's batch, at most MAX_PROBE_BATCH."""
+    return min(settings.batch_size, MAX_PROBE_BATCH)
+
+
+# --- the stored decision ----------------------------------------------------------------------------------------
+def load_decision(path: str, expected: dict[str, Any], device: str) -> BackendChoice | None:
+    """The stored decision at ``path`` if it was made under ``expected``; None (and why, in the log) otherwise."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+        if record["fingerprint"] != expected:
+            changed = sorted(k for k in expected if record["fingerprint"].get(k) != expected[k])
+            log.info("backend choice: %s changed since it was measured: measuring again", ", ".join(changed))
+            return None
+        measurements = tuple(
+            Measurement(**{**m, "backend": Backend(m["backend"]), "precision": Precision(m["precision"])})
+            for m in record["measurements"]
+        )
+        chosen = record["chosen"]
+        return BackendChoice(
+            Backend(chosen["backend"]),
+            Precision(chosen["precision"]),
+            device,
+            f"{record['reason']} (measured {record['measured_at']}, stored in {path})",
+            measurements,
+            float(record["cost_s"]),
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # unreadable: measure again
+        log.warning("backend choice: %s is unreadable (%s: %s): measuring again", path, type(exc).__name__, exc)
+        return None
+
+
+def store_decision(path: str, choice: BackendChoice, fingerprint_: dict[str, Any]) -> None:
+    """Write the decision and its measurements to ``path`` atomically."""
+    record = {
+        "fingerprint": fingerprint_,
+        "chosen": {"backend": choice.backend, "precision": choice.precision},
+        "reason": choice.reason,
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cost_s": choice.measure_cost_s,
+        "measurements": [dataclasses.asdict(m) for m in choice.measurements],
+    }
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(record, handle, indent=1)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+# --- measuring --------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """The fixed inputs every candidate encodes: pictures (preprocessed) and sentences."""
+
+    pixels: Sequence[np.ndarray]
+    sentences: Sequence[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """torch fp32's vectors of the probe, which the others must stay close to."""
+
+    images: np.ndarray
+    texts: np.ndarray
+
+
+def make_probe(resolution: int, count: int) -> Probe:
+    """The probe: ``count`` deterministic photo-like pictures and the int8 probe's sentences."""
+    from .clip import clip_preprocess
+    from .onnx_encoder import PROBE_SENTENCES, probe_images
+
+    return Probe([clip_preprocess(image, resolution) for image in probe_images(resolution, count)], PROBE_SENTENCES)
+
+
+def measure_one(
+    encoder: LoadedWeights,
+    probe: Probe,
+    reference: Reference | None,
+    fastest_batch_s: float | None,
+    seconds: float,
+    timer: TimeRun,
+) -> tuple[Measurement, Reference | None]:
+    """Time ``encoder`` (loaded) on the probe: a one-picture warm-up (a hopeless candidate stops after two), a
+    timed run of the probe batch whose vectors are checked against ``reference`` (none: this is the reference),
+    then, if they pass, more timed runs until they add up to ``seconds`` (at most MAX_RUNS). Returns its
+    measurement and its vectors."""
+    choice = encoder.choice
+    done = dict(backend=choice.backend, precision=choice.precision)
+
+    def warm_up() -> float:
+        return timer(choice, 1, lambda: encoder.encode_images(probe.pixels[:1]))
+
+    def hopeless(warm_s: float) -> bool:
+        return fastest_batch_s is not None and warm_s * len(probe.pixels) > HOPELESS_FACTOR * fastest_batch_s
+
+    warm_s = warm_up()
+    if hopeless(warm_s):  # a first run can carry one-time costs (allocations, kernel choice): look once more
+        warm_s = min(warm_s, warm_up())
+    if hopeless(warm_s):
+        projected = warm_s * len(probe.pixels)
+        note = f"stopped after the warm-up: ~{projected / fastest_batch_s:.1f}x slower than the fastest"
+        warm_rate = round(1 / max(warm_s, 1e-9), 3)
+        return Measurement(**done, images_per_s=warm_rate, min_cosine=None, runs=0, load_s=0, note=note), None
+    batches: list[np.ndarray] = []
+
+    def encode_batch() -> None:
+        batches.append(encoder.encode_images(probe.pixels))  # a timed run's vectors serve the fidelity check
+
+    runs = [timer(choice, len(probe.pixels), encode_batch)]
+    ours = Reference(batches[0], encoder.encode_texts(probe.sentences))
+    cosine = 1.0
+    if reference is not None:
+        cosine = float(min(cosines(ours.images, reference.images).min(), cosines(ours.texts, reference.texts).min()))
+    cosine = round(cosine, 6)
+    if not passes_gate(cosine):
+        note = f"vectors miss the fidelity gate (cosine {cosine:.5f})"
+    else:
+        note = ""
+        while len(runs) < MAX_RUNS and sum(runs) < seconds:
+            runs.append(timer(choice, len(probe.pixels), encode_batch))
+    rate = len(probe.pixels) / max(min(runs), 1e-9)  # the best run: other processes only ever slow a run down
+    measured = Measurement(**done, images_per_s=round(rate, 3), min_cosine=cosine, runs=len(runs), load_s=0, note=note)
+    return measured, ours
+
+
+def measure_and_choose(
+    settings: Settings,
+    machine: Machine,
+    build: Build,
+    device: str = "cpu",
+    seconds: float = MEASURE_SECONDS,
+    timer: TimeRun = time_run,
+) -> BackendChoice:
+    """The stored decision if it still holds for this machine and these weights, else measure every candidate
+    (``build`` makes its encoder), store and return the fastest that passes the fidelity gate."""
+    from .weights import weights_identity
+
+    path = decision_path(settings)
+    expected = fingerprint(settings, machine, weights_identity(settings))
+    if expected["weights"] is not None:
+        stored = load_decision(path, expected, device)
+        if stored is not None:
+            log.info("backend choice: %s %s, %s", stored.backend, stored.precision, stored.reason)
+            return stored
+    started = time.perf_counter()
+    measurements: list[Measurement] = []
+    reference: Reference | None = None
+    probe: Probe | None = None
+    fastest_batch_s: float | None = None
+    for candidate in candidates(machine, device):
+        encoder = build(candidate)
+        load_started = time.perf_counter()
+        try:
+            encoder.load()
+            load_s = round(time.perf_counter() - load_started, 3)
+            if probe is None:
+                probe = make_probe(encoder.input_resolution, probe_batch_size(settings))
+            measured, vectors = measure_one(encoder, probe, reference, fastest_batch_s, seconds, timer)
+        except Exception as exc:  # a path this machine cannot run (a library's own error types): the others can
+            if reference is None:  # the reference itself failed: the model cannot run here at all
+                raise
+            note = f"failed: {type(exc).__name__}: {str(exc)[:200]}"
+            log.warning("backend choice: %s %s %s", candidate.backend, candidate.precision, note)
+            measurements.append(Measurement(candidate.backend, candidate.precision, 0.0, None, 0, 0.0, note))
+            continue
+        # int8 may run a tower fp32 on these weights: the precision stored is what was asked for, as a setting
+        measurements.append(dataclasses.replace(measured, load_s=load_s))
+        if reference is None:
+            reference = vectors
+        if measured.passed:
+            batch_s = len(probe.pixels) / measured.images_per_s
+            fastest_batch_s = batch_s if fastest_batch_s is None else min(fastest_batch_s, batch_s)
+        del encoder  # one candidate's weights in memory at a time
+    winner = max((m for m in measurements if m.passed), key=lambda m: m.images_per_s)
+    cost_s = round(time.perf_counter() - started, 1)
+    others = ", ".join(
+        f"{m.backend} {m.precision} {m.images_per_s:.2f}" + ("" if m.passed else f" ({m.note})")
+        for m in measurements
+        if m is not winner
+    )
+    reason = (
+        f"measured fastest on this CPU: {winner.images_per_s:.2f} images/s on the probe batch "
+        f"(cosine {winner.min_cosine:.4f} to fp32; others: {others}); measuring took {cost_s:.0f} s"
+    )
+    choice = BackendChoice(winner.backend, winner.precision, device, reason, tuple(measurements), cost_s)
+    if expected["weights"] is None:  # a named model was downloaded while measuring: now it has an identity
+        expected = fingerprint(settings, machine, weights_identity(settings))
+    store_decision(path, choice, expected)
+    log.info("backend choice: %s %s, %s", choice.backend, choice.precision, reason)
+    return choice

@@ -1,0 +1,236 @@
+"""``auto`` on a CPU chooses by measuring: the fastest candidate within the fidelity gate wins (timings stubbed, so
+no test depends on the CPU it runs on), the decision is stored in the data dir and reused while its fingerprint
+holds, re-measured when the CPU, the libraries or the weights change or the file is unreadable; and one run that
+really measures with the tiny model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+
+import pytest
+
+from materialsearch.encoders import Backend, Machine, ModelError, Precision, base, make_encoder, measure
+from materialsearch.encoders.clip import cosines
+
+AVX2 = Machine(frozenset({"avx", "avx2", "fma"}), cuda=False, onnx_runtime=True, cpu_model="AMD EPYC")
+NO_ONNX = dataclasses.replace(AVX2, onnx_runtime=False)
+ALL = [(Backend.TORCH, Precision.FP32), (Backend.ONNX, Precision.INT8), (Backend.ONNX, Precision.FP32)]
+ALL.append((Backend.TORCH, Precision.BF16))
+
+
+class Stopwatch:
+    """A timer whose seconds per picture are given per candidate (it runs the tiny model, and counts its calls)."""
+
+    def __init__(self, per_picture: dict[tuple[str, str], float]):
+        self.per_picture = per_picture
+        self.calls: list[tuple[str, str, int]] = []
+
+    def __call__(self, choice, pictures, run) -> float:
+        self.calls.append((choice.backend, choice.precision, pictures))
+        run()  # the tiny model: its vectors are what the fidelity gate checks
+        return self.per_picture[(choice.backend, choice.precision)] * pictures
+
+
+@pytest.fixture(scope="module")
+def shared_models(tmp_path_factory):
+    """One models folder for the module, so the tiny model's ONNX export is made once."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture
+def make_settings(make_settings, shared_models, tmp_path):
+    """conftest's settings, with the data dir's models folder linked to the module's."""
+    (tmp_path / "data").mkdir(exist_ok=True)
+    if not (tmp_path / "data" / "models").exists():
+        (tmp_path / "data" / "models").symlink_to(shared_models, target_is_directory=True)
+    return make_settings
+
+
+def stored(settings) -> dict:
+    """The decision file's content."""
+    with open(measure.decision_path(settings), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def never(*_args):
+    raise AssertionError("measured, but a stored decision or an explicit setting should have decided")
+
+
+# The kinds of CPU the issue names, as measured there (seconds per ViT-B-16 picture).
+XEON_AVX512_BF16_NO_AMX = {ALL[0]: 1 / 6.5, ALL[1]: 1 / 14.0, ALL[2]: 1 / 7.1, ALL[3]: 1 / 4.1}
+AMX_CPU = {ALL[0]: 1 / 6.5, ALL[1]: 1 / 14.0, ALL[2]: 1 / 7.1, ALL[3]: 1 / 25.0}
+
+
+@pytest.mark.parametrize(
+    ("timings", "expected"),
+    [
+        pytest.param(XEON_AVX512_BF16_NO_AMX, ALL[1], id="bf16-without-amx-is-not-chosen"),
+        pytest.param(AMX_CPU, ALL[3], id="amx-bf16"),
+        pytest.param({**XEON_AVX512_BF16_NO_AMX, ALL[1]: 1.0}, ALL[2], id="int8-slow-here"),
+    ],
+)
+def test_the_fastest_candidate_wins(make_settings, timings, expected):
+    timer = Stopwatch(timings)
+    encoder = make_encoder(make_settings(), AVX2, timer=timer)
+    assert (encoder.backend, encoder.precision) == expected == (encoder.choice.backend, encoder.choice.precision)
+    assert [(m.backend, m.precision) for m in encoder.choice.measurements] == ALL
+    winner = next(m for m in encoder.choice.measurements if (m.backend, m.precision) == expected)
+    assert winner.passed and "measured fastest" in encoder.choice.reason and encoder.choice.measure_cost_s >= 0
+    for m in encoder.choice.measurements:
+        assert m.images_per_s <= winner.images_per_s and m.load_s >= 0
+        if m.passed:  # timed until the runs add up to the budget, at most MAX_RUNS
+            batch_s = timings[(m.backend, m.precision)] * measure.MAX_PROBE_BATCH
+            assert m.runs == min(measure.MAX_RUNS, math.ceil(measure.MEASURE_SECONDS / batch_s))
+            assert m.min_cosine >= base.FIDELITY_MIN_COSINE
+
+
+def test_a_fast_candidate_that_misses_the_fidelity_gate_loses(make_settings, monkeypatch):
+    # Real tiny-model vectors: bf16 and int8 keep cosine ~0.9998-0.99995, fp32 paths ~1.0; a gate above the
+    # former and below the latter turns the fastest down.
+    monkeypatch.setattr(base, "FIDELITY_MIN_COSINE", 0.999999)
+    timings = {**AMX_CPU, ALL[1]: 1 / 50}  # int8 then bf16 fastest, torch fp32 slowest
+    encoder = make_encoder(make_settings(), AVX2, timer=Stopwatch(timings))
+    assert (encoder.backend, encoder.precision) == ALL[2]
+    by_path = {(m.backend, m.precision): m for m in encoder.choice.measurements}
+    for path in ALL[1], ALL[3]:
+        assert not by_path[path].passed and by_path[path].runs == 1 and "fidelity gate" in by_path[path].note
+
+
+def test_a_hopeless_candidate_stops_after_its_warm_up(make_settings):
+    timings = {ALL[0]: 0.1, ALL[1]: 0.05, ALL[2]: 0.1, ALL[3]: 1.0}  # bf16 emulated: 20x slower than int8
+    timer = Stopwatch(timings)
+    encoder = make_encoder(make_settings(), AVX2, timer=timer)
+    bf16 = encoder.choice.measurements[-1]
+    assert bf16.runs == 0 and bf16.min_cosine is None and "warm-up" in bf16.note and not bf16.passed
+    assert [c for c in timer.calls if c[:2] == ALL[3]] == [(*ALL[3], 1), (*ALL[3], 1)]  # two one-picture runs
+    assert (encoder.backend, encoder.precision) == ALL[1]
+
+
+def test_without_onnx_runtime_only_torch_is_measured(make_settings):
+    encoder = make_encoder(make_settings(), NO_ONNX, timer=Stopwatch(AMX_CPU))
+    assert [(m.backend, m.precision) for m in encoder.choice.measurements] == [ALL[0], ALL[3]]
+    assert (encoder.backend, encoder.precision) == ALL[3]
+
+
+def test_a_candidate_that_fails_is_recorded_and_the_others_compete(make_settings, monkeypatch, caplog):
+    from materialsearch.encoders.onnx_encoder import OnnxEncoder
+
+    def broken(_self):
+        raise ModelError("exporting to ONNX failed (a test)")
+
+    monkeypatch.setattr(OnnxEncoder, "_load", broken)
+    with caplog.at_level(logging.WARNING, logger="materialsearch.encoders.measure"):
+        encoder = make_encoder(make_settings(), AVX2, timer=Stopwatch(XEON_AVX512_BF16_NO_AMX))
+    assert (encoder.backend, encoder.precision) == ALL[0]  # int8 would win, but cannot run; bf16 is slower
+    onnx = [m for m in encoder.choice.measurements if m.backend == Backend.ONNX]
+    assert len(onnx) == 2 and all(not m.passed and "a test" in m.note for m in onnx)
+    assert "a test" in caplog.text
+
+
+def test_the_decision_is_stored_and_reused(make_settings):
+    settings = make_settings()
+    first = make_encoder(settings, AVX2, timer=Stopwatch(XEON_AVX512_BF16_NO_AMX)).choice
+    record = stored(settings)
+    assert record["chosen"] == {"backend": "onnx", "precision": "int8"} and len(record["measurements"]) == 4
+    assert record["fingerprint"]["cpu"] == "AMD EPYC" and record["fingerprint"]["weights"]
+    again = make_encoder(settings, AVX2, timer=never)
+    assert (again.backend, again.precision) == (first.backend, first.precision)
+    assert again.choice.measurements == first.measurements
+    assert "stored in" in again.choice.reason and again.choice.measure_cost_s == first.measure_cost_s
+    again.load()  # the stored choice builds a working encoder
+    assert again.encode_texts(["猫"]).shape == (1, again.dim)
+
+
+def test_explicit_settings_are_not_measured(make_settings):
+    settings = make_settings(backend="torch", precision="fp32")
+    encoder = make_encoder(settings, AVX2, timer=never)
+    assert (encoder.backend, encoder.precision) == ALL[0] and encoder.choice.measurements == ()
+    assert encoder.choice.measure_cost_s is None
+
+
+@pytest.mark.parametrize("change", ["cpu", "libraries", "weights", "threads"])
+def test_a_changed_fingerprint_measures_again(make_settings, make_model, monkeypatch, change):
+    settings, machine = make_settings(), AVX2
+    make_encoder(settings, machine, timer=Stopwatch(XEON_AVX512_BF16_NO_AMX))
+    if change == "cpu":
+        machine = dataclasses.replace(AVX2, cpu_model="Intel Xeon Platinum")
+    elif change == "libraries":
+        monkeypatch.setattr(measure, "library_versions", lambda: {"onnxruntime": "99.0"})
+    elif change == "weights":
+        settings = make_settings(model=make_model(1))
+    else:
+        settings = make_settings(torch_threads=1)
+    timer = Stopwatch(AMX_CPU)
+    encoder = make_encoder(settings, machine, timer=timer)
+    assert timer.calls and (encoder.backend, encoder.precision) == ALL[3]
+    assert stored(settings)["chosen"]["precision"] == "bf16"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"{not json", b"", b"[]", json.dumps({"fingerprint": {}}).encode(), b"\xff\xfe"],
+    ids=["truncated", "empty", "a-list", "missing-keys", "not-utf8"],
+)
+def test_a_corrupt_decision_file_is_measured_again(make_settings, caplog, content):
+    settings = make_settings()
+    make_encoder(settings, AVX2, timer=Stopwatch(XEON_AVX512_BF16_NO_AMX))
+    with open(measure.decision_path(settings), "wb") as handle:
+        handle.write(content)
+    timer = Stopwatch(AMX_CPU)
+    with caplog.at_level(logging.INFO, logger="materialsearch.encoders.measure"):
+        encoder = make_encoder(settings, AVX2, timer=timer)
+    assert timer.calls and encoder.precision == Precision.BF16
+    assert "measuring again" in caplog.text
+    reused = make_encoder(settings, AVX2, timer=never)  # the file was rewritten whole
+    assert reused.precision == Precision.BF16
+
+
+def test_a_changed_stored_entry_with_a_bad_value_is_measured_again(make_settings, caplog):
+    settings = make_settings()
+    make_encoder(settings, AVX2, timer=Stopwatch(XEON_AVX512_BF16_NO_AMX))
+    path = measure.decision_path(settings)
+    record = stored(settings)
+    record["chosen"]["backend"] = "tensorrt"
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(record, handle)
+    with caplog.at_level(logging.WARNING, logger="materialsearch.encoders.measure"):
+        assert make_encoder(settings, AVX2, timer=Stopwatch(AMX_CPU)).precision == Precision.BF16
+    assert "unreadable" in caplog.text
+
+
+def test_really_measuring_picks_a_path_within_the_gate(make_settings):
+    """The product's own timer with a tiny budget: whichever candidate wins on this CPU, it is one that was timed
+    and passed, and its vectors are within the gate of torch fp32's."""
+    settings = make_settings()
+    chosen = measure.measure_and_choose(settings, AVX2, lambda c: make_encoder_for(settings, c), seconds=0.01)
+    assert [(m.backend, m.precision) for m in chosen.measurements] == ALL
+    winner = next(m for m in chosen.measurements if (m.backend, m.precision) == (chosen.backend, chosen.precision))
+    assert (
+        winner.passed
+        and winner.runs >= 1
+        and winner.images_per_s == max(m.images_per_s for m in chosen.measurements if m.passed)
+    )
+    assert chosen.measurements[0].min_cosine == 1.0  # torch fp32 is the reference
+    fp32 = make_encoder(make_settings(backend="torch", precision="fp32"))
+    ours = make_encoder(settings, AVX2, timer=never)  # stored
+    probe = measure.make_probe(fp32.input_resolution, 4)
+    assert cosines(ours.encode_images(probe.pixels), fp32.encode_images(probe.pixels)).min() >= 0.999
+
+
+def make_encoder_for(settings, choice):
+    from materialsearch.encoders.choose import ENCODERS
+
+    return ENCODERS[choice.backend](settings, choice)
+
+
+def test_the_status_says_what_was_chosen_and_why(make_app):
+    app = make_app()
+    model = app.test_client().get("/api/status").get_json()["model"]
+    choice = model["choice"]
+    assert choice["reason"] and choice["measurements"], choice  # the tests' settings leave everything auto
+    timed = [m for m in choice["measurements"] if m["backend"] == model["backend"]]
+    assert any(m["precision"] == model["precision"] and m["runs"] >= 1 for m in timed)
+    assert choice["measure_cost_s"] >= 0
