@@ -52,7 +52,7 @@ def test_a_tag_in_the_browser_filters_the_results(browser, server, locale, viewp
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     requests: list[str] = []
-    page.on("request", lambda r: requests.append(r.url) if "/api/search" in r.url else None)
+    page.on("request", lambda r: requests.append(r.url) if "/api/items" in r.url else None)
     try:
         page.goto(server["url"] + "/")
         key = next(iter(server["tagged"].values()))[0]
@@ -66,8 +66,8 @@ def test_a_tag_in_the_browser_filters_the_results(browser, server, locale, viewp
         expect(chip.locator(".tag-count")).to_have_text(str(len(expected)))
         chip.click()
         expect(chip).to_have_attribute("aria-pressed", "true")
-        expect(page.locator("#query")).to_have_value(name)  # no query yet: the tag's name is searched
-        cards = page.locator("#results .result")
+        expect(page.locator("#query")).to_have_value("")  # no query: the timeline, narrowed to the tag
+        cards = page.locator("#timeline-groups .result")
         expect(cards).to_have_count(len(expected))
         assert {int(i) for i in cards.evaluate_all("cards => cards.map(c => c.dataset.id)")} == expected
         assert any(f"tag={key}" in url for url in requests)

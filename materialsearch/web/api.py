@@ -342,10 +342,10 @@ def list_items(query: ItemsQuery):
     """
     services = _services()
     page = timeline_page(services.store, _filters(query), Sort(query.sort), query.limit, query.cursor)
-    motions = services.store.motions_for([item.path for item in page.items if item.kind == Kind.IMAGE])
-    return ItemList(
-        results=[ItemView.of(item, motions.get(item.path)) for item in page.items], next_cursor=page.next_cursor
-    )
+    photos = [item.path for item in page.items if item.kind == Kind.IMAGE]
+    motions, raws = services.store.motions_for(photos), services.store.raws_for(photos)
+    views = [ItemView.of(item, motions.get(item.path), raws.get(item.path)) for item in page.items]
+    return ItemList(results=_with_tags(views), next_cursor=page.next_cursor)
 
 
 def _indexed_item(item_id: int) -> Item:

@@ -15,6 +15,11 @@ const TABLES = Object.fromEntries(
 const LANG_KEY = "materialsearch.lang";
 let lang = "en";
 
+/** Add a page's own strings (`{ en: {...}, zh: {...} }`) to the tables. */
+export function addStrings(strings) {
+  for (const [language, table] of Object.entries(strings)) Object.assign(TABLES[language], table);
+}
+
 export const currentLanguage = () => lang;
 export const locale = () => (lang === "zh" ? "zh-CN" : "en");
 export const hasString = (key) => key in TABLES.en;

@@ -59,11 +59,7 @@ function toggleTag(key, on) {
   if (want) active.add(key);
   else active.delete(key);
   renderTagBrowser();
-  if (state.query) onChange();
-  else if (want) {
-    el.query.value = tagName(key);
-    el.form.requestSubmit();
-  }
+  onChange(); // a search again, or with no query the timeline, narrowed to the tags
 }
 
 /** The tag= parameters of the filter. */

@@ -50,7 +50,8 @@ export async function showItemText(item, image, details) {
   shown.overlay = drawBoxes(image, shown.lines, shown.matched);
   shown.section = textSection(shown.lines, details);
   window.addEventListener("resize", placeOverlay); // the same listener once, however many photos are shown
-  if (!image.complete) image.addEventListener("load", placeOverlay, { once: true });
+  // Placed again whenever the picture (re)loads: the viewer may swap a quick preview for the full view.
+  image.addEventListener("load", placeOverlay);
   placeOverlay();
 }
 

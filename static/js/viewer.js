@@ -17,6 +17,7 @@ const el = {
   dialog: document.getElementById("viewer"),
   stage: document.getElementById("viewer-stage"),
   image: document.getElementById("viewer-image"),
+  details: document.getElementById("viewer-details"), // the OCR text goes after it
   video: document.getElementById("viewer-video"),
   title: document.getElementById("viewer-title"),
   original: document.getElementById("viewer-original"),

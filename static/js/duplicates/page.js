@@ -2,11 +2,10 @@
 import { fetchJson } from "../api.js";
 import { DUPLICATE_STRINGS } from "./strings.js";
 import { formatBytes, formatDate, formatDuration, formatNumber } from "../format.js";
-import { currentLanguage, initialLanguage, setLanguage, t } from "../i18n.js";
-import { STRINGS } from "../strings.js";
+import { addStrings, currentLanguage, initialLanguage, setLanguage, t } from "../i18n.js";
 import { toast } from "../toast.js";
 
-for (const lang of Object.keys(DUPLICATE_STRINGS)) Object.assign(STRINGS[lang], DUPLICATE_STRINGS[lang]);
+addStrings(DUPLICATE_STRINGS);
 
 const PAGE_SIZE = Number(document.body.dataset.pageSize) || 20;
 const view = { groups: [], total: 0, others: 0, compared: 0, loading: false, error: null, kind: "all" };
