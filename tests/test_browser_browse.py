@@ -62,7 +62,7 @@ def open_page(browser, server):
         page.set_default_timeout(15_000)
         page.on("pageerror", lambda error: problems.append(str(error)))
         page.goto(server["url"] + path)
-        page.wait_for_function("document.querySelector('#status-text').textContent.length > 0")
+        page.wait_for_function("() => document.querySelector('#status-text').textContent.length > 0")
         return page
 
     yield build
@@ -279,7 +279,7 @@ def test_phone_viewer_keeps_its_buttons_on_screen_swipes_and_arrows_beside_the_p
     page = open_page("phone", "en", "/?q=sunset&kind=image&match=all")
     page.locator("#results .result .result-open").first.click()
     expect(page.locator("#viewer")).to_have_attribute("open", "")
-    page.wait_for_function("document.querySelector('#viewer-image').complete")
+    page.wait_for_function("() => document.querySelector('#viewer-image').complete")
     height = page.viewport_size["height"]
     for selector in ["#viewer-download", "#viewer-copy", "#viewer-close", "#viewer-prev", "#viewer-next"]:
         box = page.locator(selector).bounding_box()

@@ -54,7 +54,7 @@ def open_page(browser, server, *, locale="en-US", viewport=DESKTOP):
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(server + "/?match=all")  # every result: the tiny random model's scores do not stand out
-    page.wait_for_function("document.querySelector('#status-text').textContent.length > 0")
+    page.wait_for_function("() => document.querySelector('#status-text').textContent.length > 0")
     return context, page, errors
 
 
@@ -91,7 +91,7 @@ def test_the_card_shows_the_line_and_the_viewer_draws_its_box_and_copies_the_tex
         shot(page, "results-desktop-en.png")
         card.locator(".result-open").click()
         expect(page.locator(".ocr-box")).to_have_count(1)  # the one matched line, drawn over the upright photo
-        page.wait_for_function("document.querySelector('#viewer-image').complete")
+        page.wait_for_function("() => document.querySelector('#viewer-image').complete")
         assert page.wait_for_function(BOXES_INSIDE_THE_PICTURE).json_value()
         expect(page.locator(".ocr-lines")).to_have_text("我是中国人")
         shot(page, "viewer-desktop-en.png")
@@ -121,7 +121,7 @@ def test_english_words_and_chinese_strings_on_a_phone(browser, server):
         expect(page.locator(".ocr-text h3")).to_have_text("照片中的文字")
         expect(page.locator(".ocr-copy")).to_have_text("复制文字")
         expect(page.locator(".ocr-box")).to_have_count(2)  # the title and the sentence that name it
-        page.wait_for_function("document.querySelector('#viewer-image').complete")
+        page.wait_for_function("() => document.querySelector('#viewer-image').complete")
         assert page.wait_for_function(BOXES_INSIDE_THE_PICTURE).json_value()
         shot(page, "viewer-phone-zh.png")
         assert errors == []
@@ -138,7 +138,7 @@ def test_more_screens_for_the_report(browser, server):
             page.locator('#results .result[data-name="ocr_ad_zh_en_numbers.jpg"] .result-open').click()
             expect(page.locator(".ocr-box")).to_have_count(1)
             expect(page.locator(".ocr-lines")).to_contain_text("假一赔十")
-            page.wait_for_function("document.querySelector('#viewer-image').complete")
+            page.wait_for_function("() => document.querySelector('#viewer-image').complete")
             assert page.wait_for_function(BOXES_INSIDE_THE_PICTURE).json_value()
             shot(page, f"viewer-{suffix}.png")
             assert errors == []

@@ -106,7 +106,7 @@ def _page(browser, url, locale="en-US", viewport=DESKTOP):
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.add_init_script(RECORD_VIOLATIONS)
     page.goto(url)
-    page.wait_for_function("document.querySelector('#status-text').textContent.length > 0")
+    page.wait_for_function("() => document.querySelector('#status-text').textContent.length > 0")
     return context, page, errors
 
 
@@ -137,9 +137,10 @@ def test_places_view_lists_places_and_picking_one_filters_the_search(
     _shot(page, f"places-{locale[:2]}-{size}.png")
     panel.locator(".place-country > .place-pick", has_text=uk).click()
     expect(page.locator("#filter-place")).to_have_value("GB")
-    expect(page.locator("#results .result")).to_have_count(1)
-    expect(page.locator("#results .result-name")).to_have_text("MOV_iphone14pro_hevc_dolbyvision_rot90_0.1s.MOV")
-    page.locator("#results .result-open").first.click()
+    cards = page.locator("#timeline-groups .result")  # nothing asked: the timeline, narrowed to the place
+    expect(cards).to_have_count(1)
+    expect(cards.locator(".result-name")).to_have_text("MOV_iphone14pro_hevc_dolbyvision_rot90_0.1s.MOV")
+    cards.locator(".result-open").first.click()
     expect(page.locator("#viewer-details")).to_contain_text("伦敦" if locale == "zh-CN" else "London, England")
     _shot(page, f"viewer-place-{locale[:2]}-{size}.png")
     assert errors == [] and page.evaluate("window.cspViolations") == []
@@ -171,7 +172,7 @@ def test_with_a_tile_url_the_map_loads_tiles_from_exactly_that_host(browser, app
     page.click("#places-button")
     expect(page.locator("#places-map")).to_be_visible()
     expect(page.locator("#places-map .place-marker")).to_have_count(3)
-    page.wait_for_function("document.querySelectorAll('#places-map img.leaflet-tile-loaded').length > 0")
+    page.wait_for_function("() => document.querySelectorAll('#places-map img.leaflet-tile-loaded').length > 0")
     assert tiles.requests > before
     _shot(page, "places-map-en-desktop.png")
     assert errors == [] and page.evaluate("window.cspViolations") == []

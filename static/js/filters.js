@@ -141,7 +141,7 @@ export function bindFilters(changed) {
       apply();
     });
   }
-  for (const input of [el.folder, el.from, el.to, el.kind, el.minScore]) input.addEventListener("change", apply);
+  for (const input of [el.folder, el.from, el.to, el.kind, el.minScore, el.place]) input.addEventListener("change", apply);
   el.reset.addEventListener("click", () => {
     for (const input of [el.folder, el.path, el.name, el.exclude, el.from, el.to, el.minScore, el.place]) input.value = "";
     el.kind.value = "all";

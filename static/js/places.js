@@ -18,8 +18,6 @@ const el = {
   attribution: document.getElementById("places-attribution"),
   list: document.getElementById("places-list"),
   filter: document.getElementById("filter-place"),
-  query: document.getElementById("query"),
-  form: document.getElementById("search-form"),
 };
 const places = { data: null, loading: false, failure: null, map: null, markers: null };
 
@@ -89,7 +87,7 @@ function countButton(label, count, place) {
   badge.textContent = formatNumber(count);
   button.append(name, badge);
   button.title = t("places_pick", { place: label });
-  button.addEventListener("click", () => pickPlace(place, label));
+  button.addEventListener("click", () => pickPlace(place));
   return button;
 }
 
@@ -109,15 +107,11 @@ function countryRow(country) {
   return row;
 }
 
-// Filter the search by the place; with nothing asked yet, search for the place's name within it.
-function pickPlace(place, label) {
+// Filter by the place: the search, or with nothing asked the timeline (everything taken there, newest first).
+function pickPlace(place) {
   el.panel.close();
   el.filter.value = place;
   el.filter.dispatchEvent(new Event("change"));
-  if (!el.query.value.trim()) {
-    el.query.value = label;
-    el.form.requestSubmit();
-  }
 }
 
 function loadLeaflet() {
@@ -161,7 +155,7 @@ async function showMap(data) {
       const label = nameOf(city.city, city.city_zh);
       L.circleMarker([city.latitude, city.longitude], { radius, className: "place-marker" })
         .bindTooltip(`${label} (${formatNumber(city.count)})`)
-        .on("click", () => pickPlace(city.city, label))
+        .on("click", () => pickPlace(city.city))
         .addTo(places.markers);
       points.push([city.latitude, city.longitude]);
     }
