@@ -418,6 +418,8 @@ def test_sort_match_exclude_and_name_controls(open_page, server):
         page.fill("#filter-name", "orient")
         page.press("#filter-name", "Enter")
     expect(page.locator("#results-heading")).to_have_text("Files named “orient”")
+    expect(page.locator("#results")).to_have_attribute("aria-busy", "false")  # the heading is set before the answer
+    expect(page.locator("#results .result").first).to_have_attribute("data-name", re.compile("orient"))
     names = page.locator("#results .result").evaluate_all("(cards) => cards.map((c) => c.dataset.name)")
     assert names and all("orient" in n for n in names)
 
