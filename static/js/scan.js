@@ -97,8 +97,9 @@ export function renderStatus() {
 // "36 images indexed · 6 videos · Scanning: indexing 120 / 480", the progress bar, and the rate and time left.
 function renderStatusLine(counts, scan) {
   const active = scan.state === "scanning" || scan.state === "paused";
-  const parts = [t("status_indexed", { n: formatNumber(counts.images || 0) })];
-  if (counts.videos) parts.push(t("status_videos", { n: formatNumber(counts.videos) }));
+  const one = (key, n) => (n === 1 ? `${key}_one` : key); // English says "1 video", not "1 videos"
+  const parts = [t(one("status_indexed", counts.images || 0), { n: formatNumber(counts.images || 0) })];
+  if (counts.videos) parts.push(t(one("status_videos", counts.videos), { n: formatNumber(counts.videos) }));
   const progress = scan.progress;
   let eta = "";
   if (active && progress) {
