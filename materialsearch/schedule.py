@@ -175,4 +175,6 @@ class ScanScheduler:
         """Stop the scheduler thread (idempotent); a scan it started keeps running until cancelled."""
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
-            scheduler.shutdown(wait=False)
+            # A job only hands the scan to its own thread, so waiting for one in flight is brief, and after this
+            # returns no scheduled start can still arrive.
+            scheduler.shutdown(wait=True)

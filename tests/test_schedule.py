@@ -225,6 +225,9 @@ def test_scheduled_scan_runs_by_itself_and_is_skipped_while_one_runs(open_servic
     assert services.scans.last["trigger"] == "scheduled" and services.scans.last["stats"]["added"] == 5
     status = services.scans.status()
     assert status.schedule.active and status.schedule.interval_s == 1 and status.next_run
+    # Stop the 1 s schedule first: otherwise its next run may already be going when we try to start one.
+    services.scheduler.shutdown()
+    assert services.scans.wait(30) and not services.scans.running
     # A run that fires while a scan is going does not start a second one.
     assert services.scans.try_start("manual") is None
     assert services.scans.try_start("scheduled") == "a scan is already running"
