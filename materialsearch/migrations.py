@@ -126,6 +126,11 @@ def _add_place_columns(cursor: sqlite3.Cursor) -> None:
     cursor.execute("CREATE INDEX ix_items_place_region ON items (lower(place_region))")
 
 
+def _add_text_verdict(cursor: sqlite3.Cursor) -> None:
+    """Release 11: the scan takes the OCR pre-pass's verdict on its own decode (NULL: not taken)."""
+    cursor.execute("ALTER TABLE items ADD COLUMN has_text BOOLEAN")
+
+
 # MIGRATIONS[n - 1] takes a database from version n to n + 1.
 MIGRATIONS: tuple[Callable[[sqlite3.Cursor], None], ...] = (
     _add_api_tokens,
@@ -137,6 +142,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Cursor], None], ...] = (
     _add_ocr_text,
     _add_hidden_items_and_hashes,
     _add_place_columns,
+    _add_text_verdict,
 )
 VERSION = len(MIGRATIONS) + 1  # the schema this release writes
 

@@ -33,6 +33,8 @@ from .ocrstore import OcrCounts, OcrJob, OcrRead, OcrStore
 log = logging.getLogger(__name__)
 
 BATCH = 8  # photos per committed transaction: a crash re-reads at most this many (≈ 8 s of text-heavy photos)
+# Photos the scan found no text in are settled without being opened, this many per transaction (≈ 10 ms each).
+SETTLE_CHUNK = 2000
 LAST_PASS_KEY = "last_ocr_pass"
 OcrState = Literal["idle", "reading", "paused"]
 
@@ -121,8 +123,9 @@ class OcrPass:
         stats = OcrPassStats()
         self.engine.load()
         live.total = self.store.waiting_count()
+        self._settle_text_free(live, stats, should_stop, pause_point)
         after = 0
-        while True:
+        while not stats.cancelled:
             pause_point()
             if should_stop():
                 stats.cancelled = True
@@ -155,8 +158,23 @@ class OcrPass:
         stats.seconds = time.monotonic() - started
         return stats
 
+    def _settle_text_free(self, live: OcrLive, stats: OcrPassStats, should_stop, pause_point) -> None:
+        """Settle the photos the scan's pre-pass found no text in, a committed chunk at a time."""
+        while True:
+            pause_point()
+            if should_stop():
+                stats.cancelled = True
+                return
+            settled = self.store.settle_text_free(SETTLE_CHUNK)
+            if not settled:
+                return
+            stats.read += settled
+            live.done += settled
+
     def read(self, job: OcrJob) -> OcrRead | None:
         """One photo's lines, or its OCR error; None when the file cannot be opened now (it stays waiting)."""
+        if job.has_text is False:  # the scan's pre-pass found no text in this version of the file
+            return OcrRead(job, [])
         try:
             with open(job.path, "rb") as handle:
                 data = handle.read()
@@ -164,7 +182,7 @@ class OcrPass:
             log.warning("OCR: cannot open %s now: %s", job.path, exc)
             return None
         try:
-            result = self.engine.read_file(data, max_pixels=self.settings.max_image_pixels)
+            result = self.engine.read_file(data, max_pixels=self.settings.max_image_pixels, has_text=bool(job.has_text))
         except OcrError as exc:
             log.warning("OCR: %s: %s", job.path, exc)
             return OcrRead(job, [], str(exc))

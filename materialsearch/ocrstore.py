@@ -70,6 +70,7 @@ class OcrJob:
     path: str
     size: int
     mtime_ns: int
+    has_text: bool | None = None  # the scan's pre-pass verdict on this version (``items.has_text``)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,10 +118,22 @@ class OcrStore:
         """Photos still to read, by item id after ``after_id`` (the pass walks them in id order)."""
         with self.engine.connect() as conn:
             rows = conn.exec_driver_sql(
-                f"SELECT i.id, i.path, i.size, i.mtime_ns {_WAITING} AND i.id > ? ORDER BY i.id LIMIT ?",
+                f"SELECT i.id, i.path, i.size, i.mtime_ns, i.has_text {_WAITING} AND i.id > ? ORDER BY i.id LIMIT ?",
                 (after_id, limit),
             ).all()
-        return [OcrJob(*row) for row in rows]
+        return [OcrJob(*row[:4], None if row[4] is None else bool(row[4])) for row in rows]
+
+    def settle_text_free(self, limit: int) -> int:
+        """Store "read, no text" for up to ``limit`` waiting photos in which the scan's pre-pass found no text (on
+        this version of the file), in one transaction, without opening them; returns how many."""
+        with self.engine.begin() as conn:
+            raw = conn.connection.driver_connection
+            rows = raw.execute(
+                f"SELECT i.id, i.path, i.size, i.mtime_ns {_WAITING} AND i.has_text = 0 ORDER BY i.id LIMIT ?",
+                (limit,),
+            ).fetchall()
+            _store(raw, [OcrRead(OcrJob(*row, has_text=False), []) for row in rows])
+        return len(rows)
 
     def waiting_count(self) -> int:
         """How many photos still wait for OCR."""
@@ -145,7 +158,6 @@ class OcrStore:
         """
         if not reads:
             return 0
-        now = dt.datetime.now().replace(microsecond=0).isoformat(sep=" ")
         with self.engine.begin() as conn:
             raw = conn.connection.driver_connection
             marks = ",".join("?" * len(reads))
@@ -157,23 +169,7 @@ class OcrStore:
                 )
             }
             kept = [read for read in reads if current.get(read.job.item_id) == (read.job.size, read.job.mtime_ns)]
-            TextIndex(raw, TEXT_INDEX_NAME).replace_many((read.job.item_id, read.lines) for read in kept)
-            raw.executemany(
-                "INSERT OR REPLACE INTO ocr_state (item_id, size, mtime_ns, status, error, line_count, read_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        read.job.item_id,
-                        read.job.size,
-                        read.job.mtime_ns,
-                        OcrOutcome.ERROR if read.error else OcrOutcome.DONE,
-                        read.error,
-                        len(read.lines),
-                        now,
-                    )
-                    for read in kept
-                ],
-            )
+            _store(raw, kept)
         return len(kept)
 
     def text_of(self, item_id: int) -> ItemText:
@@ -190,3 +186,25 @@ class OcrStore:
         """Items whose text contains every word, best first (``TextIndex.search``)."""
         with self.engine.connect() as conn:
             return TextIndex(conn.connection.driver_connection, TEXT_INDEX_NAME).search(words, limit)
+
+
+def _store(raw: sqlite3.Connection, reads: Sequence[OcrRead]) -> None:
+    """Each read's lines replace its item's, and its state row says so (inside the caller's transaction)."""
+    now = dt.datetime.now().replace(microsecond=0).isoformat(sep=" ")
+    TextIndex(raw, TEXT_INDEX_NAME).replace_many((read.job.item_id, read.lines) for read in reads)
+    raw.executemany(
+        "INSERT OR REPLACE INTO ocr_state (item_id, size, mtime_ns, status, error, line_count, read_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                read.job.item_id,
+                read.job.size,
+                read.job.mtime_ns,
+                OcrOutcome.ERROR if read.error else OcrOutcome.DONE,
+                read.error,
+                len(read.lines),
+                now,
+            )
+            for read in reads
+        ],
+    )

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .capture_time import fallback_zone
-from .decode import DecodeError, decode_image, decode_sizes
+from .decode import DecodedImage, DecodeError, decode_image, decode_sizes
 from .encoders import Encoder
 from .errors import ProblemCode
 from .motion import (
@@ -26,6 +26,7 @@ from .motion import (
     still_capture_time,
     still_content_identifier,
 )
+from .ocr import OcrEngine
 from .pipeline import EndMessage, FrameMessage
 from .places import locate
 from .records import ItemRecord, Kind, Status
@@ -72,10 +73,11 @@ def entry_hash(entry: FileEntry) -> str:
 class Preparer:
     """Turns walked files into records and frames; holds nothing between files besides its collaborators."""
 
-    def __init__(self, settings, encoder: Encoder, renditions: Renditions):
+    def __init__(self, settings, encoder: Encoder, renditions: Renditions, ocr: OcrEngine | None = None):
         self.settings = settings
         self.encoder = encoder
         self.renditions = renditions
+        self.ocr = ocr  # takes the OCR pre-pass's verdict on the decode made here (None: MS_OCR off)
         self.fallback_zone = fallback_zone(settings.timezone)  # for video times with no offset or place
 
     @property
@@ -127,7 +129,6 @@ class Preparer:
         except DecodeError as exc:
             return _failed(record, exc), None
         record.motion_offset = _playable_motion_offset(data)
-        del data
         record.width, record.height, record.taken_at = decoded.width, decoded.height, decoded.taken_at
         locate(record, decoded.location)
         if min(decoded.width, decoded.height) < settings.min_image_size:
@@ -144,7 +145,19 @@ class Preparer:
             record.thumbnail = key
         except OSError as exc:
             log.warning("cannot write thumbnail for %s: %s", entry.path, exc)
+        record.has_text = self._text_verdict(entry, data, decoded)
         return record, self.encoder.preprocess(decoded.image)
+
+    def _text_verdict(self, entry: FileEntry, data: bytes, decoded: DecodedImage) -> bool | None:
+        """The OCR pre-pass on this decode (≈ 35 ms of one core against ≈ 80 ms for the OCR pass to decode the file
+        again); None leaves the file to the OCR pass. A failure here costs the verdict, never the photo."""
+        if self.ocr is None:
+            return None
+        try:
+            return self.ocr.scan_verdict(data, decoded.image, max(decoded.width, decoded.height))
+        except Exception:
+            log.exception("OCR pre-pass failed on %s; the OCR pass will read it", entry.path)
+            return None
 
     def _video(self, entry: FileEntry, emit: Callable[[FrameMessage], None]) -> ItemRecord:
         """Probe a video, decide whether it is a Live Photo's motion, else sample, poster and emit its frames."""

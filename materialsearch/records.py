@@ -78,3 +78,4 @@ class ItemRecord:
     place_city_zh: str | None = None
     place_region: str | None = None
     place_country: str | None = None
+    has_text: bool | None = None  # the OCR pre-pass's verdict, taken on the scan's decode (see ``ocr``)

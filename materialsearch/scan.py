@@ -106,11 +106,11 @@ class _Controls:
 class Scanner:
     """Runs scans; holds no state between them besides its collaborators."""
 
-    def __init__(self, settings, catalog: Catalog, encoder: Encoder, renditions: Renditions):
+    def __init__(self, settings, catalog: Catalog, encoder: Encoder, renditions: Renditions, ocr=None):
         self.settings = settings
         self.catalog = catalog
         self.encoder = encoder
-        self.preparer = Preparer(settings, encoder, renditions)
+        self.preparer = Preparer(settings, encoder, renditions, ocr)
 
     @property
     def decode_sizes(self) -> dict[str, int]:

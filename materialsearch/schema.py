@@ -63,6 +63,9 @@ class Item(Base):
     place_city_zh: Mapped[str | None] = mapped_column(Text)
     place_region: Mapped[str | None] = mapped_column(Text)
     place_country: Mapped[str | None] = mapped_column(String(2), index=True)
+    # Photos: the OCR pre-pass's verdict on this version of the file, taken by the scan on its own decode (NULL:
+    # not taken — OCR off, a picture the OCR pass must read itself, or indexed before the scan took it).
+    has_text: Mapped[bool | None] = mapped_column(Boolean)
     __table_args__ = (
         Index("ix_items_kind_status", "kind", "status"),
         # The timeline: indexed items in capture-time order, a keyset page at any depth (rowid breaks ties).

@@ -14,6 +14,7 @@ from .encoders import Encoder, make_encoder
 from .fusion import FusedSearch
 from .index import VectorIndex
 from .lock import DataDirLock
+from .ocr import OcrConfig, OcrEngine
 from .ocrpass import OcrManager, OcrPass
 from .ocrstore import OcrStore
 from .places import LocationBackfill
@@ -103,7 +104,11 @@ class Services:
             settings.transcode_cache_mb * 1024 * 1024,
             threads=settings.decode_threads,
         )
-        self.scanner = Scanner(settings, self.catalog, self.encoder, self.renditions)
+        # One OCR engine: the scan takes the pre-pass's verdict with it on its own decode, the OCR pass reads text.
+        self.ocr_engine = OcrEngine(OcrConfig(threads=settings.ocr_threads))
+        self.scanner = Scanner(
+            settings, self.catalog, self.encoder, self.renditions, self.ocr_engine if settings.ocr else None
+        )
         self.scans = ScanManager(
             self.scanner, self.catalog, owner=self.owner, refusal=refusal, window=window_of(settings)
         )
@@ -114,7 +119,7 @@ class Services:
         self.ocr_store = OcrStore(store.engine)
         self.fused = FusedSearch(self.search, self.ocr_store)  # text= and the text side of q=
         self.ocr = OcrManager(
-            OcrPass(settings, self.ocr_store),
+            OcrPass(settings, self.ocr_store, self.ocr_engine),
             store,
             enabled=settings.ocr,
             owner=self.owner,

@@ -47,7 +47,11 @@ def app(scanned_app, tmp_path_factory):
 
 
 def _ids(app) -> dict[str, int]:
-    return {os.path.basename(path): state.id for path, state in services_of(app).store.file_states().items()}
+    return _ids_of(services_of(app))
+
+
+def _ids_of(services) -> dict[str, int]:
+    return {os.path.basename(path): state.id for path, state in services.store.file_states().items()}
 
 
 def _names(body) -> list[str]:
@@ -113,6 +117,56 @@ def test_a_second_pass_reads_nothing_again(app):
     assert (stats.read, stats.errors) == (0, 0)
 
 
+def _verdicts(services) -> dict[str, int | None]:
+    with sqlite3.connect(services.store.path) as conn:
+        return {os.path.basename(path): verdict for path, verdict in conn.execute("SELECT path, has_text FROM items")}
+
+
+def test_the_scan_takes_the_prepass_verdict_so_the_pass_opens_only_photos_with_text(app, monkeypatch):
+    services = services_of(app)
+    verdicts = _verdicts(services)
+    assert {name: verdicts[name] for name in PHRASES} == dict.fromkeys(PHRASES, 1)  # the pre-pass misses none
+    assert {name: verdicts[name] for name in TEXT_FREE} == dict.fromkeys(TEXT_FREE, 0)
+    assert verdicts["gif_animated.gif"] is None  # an animation: left to the pass, which records why it cannot
+    engine = services.ocr.ocr_pass.engine
+    real, opened = engine.read_file, []
+
+    def recording(data, **options):
+        opened.append(options["has_text"])
+        return real(data, **options)
+
+    monkeypatch.setattr(engine, "read_file", recording)
+    with sqlite3.connect(services.store.path) as conn:  # forget every photo's text: all wait for OCR again
+        conn.execute("DELETE FROM ocr_state")
+    stats = services.ocr.run()
+    assert stats.read == len(verdicts) and stats.with_text >= len(PHRASES)
+    # Photos found text-free were settled unopened; those with text went straight to the full pass.
+    assert sorted(opened) == sorted(bool(verdict) for verdict in verdicts.values() if verdict != 0)
+    assert opened.count(True) == sum(verdict == 1 for verdict in verdicts.values())
+    for name in TEXT_FREE:
+        assert services.ocr_store.text_of(_ids(app)[name]).status == "done"
+    for name, phrase in PHRASES.items():
+        assert _names(app.test_client().get("/api/search", query_string={"text": phrase}).get_json())[:1] == [name]
+
+
+def test_a_prepass_failure_in_the_scan_costs_the_verdict_not_the_photo(make_app, tmp_path, monkeypatch):
+    library = tmp_path / "library"
+    library.mkdir()
+    shutil.copy2(MEDIA / "ocr_gym_sign_phone_numbers.jpg", library)
+    services = services_of(make_app(library=str(library), decode_threads=1))
+
+    def broken(*_args):
+        raise RuntimeError("the detector fell over")
+
+    monkeypatch.setattr(services.ocr_engine, "scan_verdict", broken)
+    assert services.scans.run().added == 1
+    assert _verdicts(services) == {"ocr_gym_sign_phone_numbers.jpg": None}
+    monkeypatch.undo()
+    stats = services.ocr.run()  # the pass takes its own pre-pass
+    assert (stats.read, stats.with_text, stats.errors) == (1, 1, 0)
+    assert [hit.item_id for hit in services.ocr_store.search("027-88852022", 5)] == list(_ids_of(services).values())
+
+
 def test_a_changed_file_is_read_again_and_its_old_text_forgotten(app):
     services = services_of(app)
     target = next(path for path in services.store.file_states() if path.endswith("ocr_upside_down_exif3.jpg"))
@@ -148,10 +202,10 @@ def test_a_runtime_crash_on_one_file_is_that_files_error_and_the_pass_goes_on(ap
     engine = services.ocr.ocr_pass.engine
     real = engine.read_file
 
-    def crash_on_the_ad(data, *, max_pixels):
+    def crash_on_the_ad(data, **options):
         if data == (MEDIA / "ocr_ad_zh_en_numbers.jpg").read_bytes():
             raise MemoryError("onnxruntime could not allocate")
-        return real(data, max_pixels=max_pixels)
+        return real(data, **options)
 
     monkeypatch.setattr(engine, "read_file", crash_on_the_ad)
     with sqlite3.connect(services.store.path) as conn:  # forget two photos' text: they wait for OCR again
@@ -172,6 +226,7 @@ def test_a_runtime_crash_on_one_file_is_that_files_error_and_the_pass_goes_on(ap
 def test_off_means_no_pass(make_app):
     app = make_app(ocr=False)
     assert services_of(app).ocr.try_start() == "OCR is off (MS_OCR=off)"
+    assert services_of(app).scanner.preparer.ocr is None  # nor a pre-pass in the scan
     assert app.test_client().post("/api/ocr").status_code == 409
     assert app.test_client().get("/api/status").get_json()["ocr"]["enabled"] is False
 
