@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import random
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -119,6 +120,80 @@ def measure_index(items: int, rounds: int) -> dict:
     return {"items": items, "lines": lines, "fill_s": round(fill_s, 1), "queries": results}
 
 
+def measure_indexing(args, cache: Path, free: list[Path], media: Path) -> dict:
+    """The OCR's share of indexing on a phone-like library: scan with MS_OCR off, scan with it on (the scan then
+    takes the pre-pass verdict on its own decode), then the OCR pass; each on a fresh data dir, with the same
+    library, model and forced backend. Share = (scan on − scan off + OCR pass) / scan off, in wall and in CPU."""
+    library = Path(tempfile.mkdtemp(prefix="bench-ocr-library-"))
+    texts = [path for path, _ in text_photos(media)]
+    with_text = max(1, round(args.text_share * len(free) / (1 - args.text_share)))
+    for number, path in enumerate(free):
+        common.link_or_copy(path, library / f"free_{number:03}.jpg")
+    for number in range(with_text):  # copies of the shared text photos, each read like any other photo
+        source = texts[number % len(texts)]
+        common.link_or_copy(source, library / f"text_{number:03}{source.suffix}")
+    checkpoint, model_desc = common.ensure_model(cache, args.model)
+    data_dirs = common.DataDirs("ms-bench-ocr-", shared_models=cache / "data-models")
+    values = {"library": str(library), "model": str(checkpoint), "backend": args.backend, "precision": args.precision}
+    runs: list[dict] = []
+    try:
+        for repeat in range(args.repeat):  # off and on alternate, so a disturbance falls on both alike
+            for ocr in (False, True):
+                runs.append(scan_once(values, ocr, data_dirs, len(free) + with_text, f"{repeat + 1}"))
+    finally:
+        data_dirs.cleanup()
+        shutil.rmtree(library, ignore_errors=True)
+
+    def median(ocr: bool, step: str, key: str) -> float:
+        return statistics.median(run[step][key] for run in runs if run["ocr"] == ocr)
+
+    share = {}
+    for key, name in (("wall_s", "share_wall"), ("own_cpu_s", "share_cpu")):
+        added = median(True, "scan", key) - median(False, "scan", key) + median(True, "pass", key)
+        share[name] = round(added / median(False, "scan", key), 3)
+    last = runs[-1]
+    return {
+        "photos": len(free) + with_text,
+        "with_text": with_text,
+        "model": f"{model_desc}, {args.backend} {args.precision}",
+        "runs": runs,
+        "medians": {
+            "scan, MS_OCR=off": {key: median(False, "scan", key) for key in ("wall_s", "own_cpu_s")},
+            "scan, MS_OCR=on": {key: median(True, "scan", key) for key in ("wall_s", "own_cpu_s")},
+            "OCR pass": {key: median(True, "pass", key) for key in ("wall_s", "own_cpu_s")},
+        },
+        "ocr_read": last["read"],
+        "ocr_found_text": last["with_text"],
+        **share,
+    }
+
+
+def scan_once(values: dict, ocr: bool, data_dirs, photos: int, label: str) -> dict:
+    """One scan of the library on a fresh data dir (and, with OCR on, the OCR pass after it), timed."""
+    settings = product.Settings.from_env(environ={}, **values, ocr=ocr, data_dir=str(data_dirs.new()))
+    services = product.Services(settings)
+    phases: dict = {}
+    try:
+        services.ocr_engine.load()  # loaded once per process; not part of a library's time
+        with common.Phase("scan", phases):
+            stats = services.scans.run()
+        if stats.added != photos:
+            raise SystemExit(f"the scan indexed {stats.added} of {photos} photos")
+        read = None
+        if ocr:
+            with common.Phase("pass", phases):
+                read = services.ocr.run()
+    finally:
+        services.close()
+    common.log(f"run {label}, MS_OCR={'on' if ocr else 'off'}: scan {phases['scan']['wall_s']:.2f} s")
+    return {
+        "ocr": ocr,
+        **phases,
+        "read": read.read if read else 0,
+        "with_text": read.with_text if read else 0,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     common.add_place_arguments(parser, REPORT, media=True)
@@ -126,10 +201,20 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000, help="items with text in the index (default 100k)")
     parser.add_argument("--rounds", type=int, default=20, help="timed runs per query kind (default 20)")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per model (default 1)")
-    parser.add_argument("--smoke", action="store_true", help="2 photos, 2k items, 3 rounds")
+    parser.add_argument(
+        "--text-share", type=float, default=0.15, help="share of photos with text in the indexing library (0.15)"
+    )
+    parser.add_argument("--model", default="vit-b-16", help="model of the indexing part (default vit-b-16, random)")
+    parser.add_argument("--backend", default="onnx", help="MS_BACKEND of the indexing part (default onnx)")
+    parser.add_argument("--precision", default="int8", help="MS_PRECISION of the indexing part (default int8)")
+    parser.add_argument("--repeat", type=int, default=3, help="scans per MS_OCR setting, alternating (default 3)")
+    parser.add_argument("--no-indexing", action="store_true", help="leave out the OCR share of indexing")
+    parser.add_argument("--smoke", action="store_true", help="2 photos, 2k items, 3 rounds, tiny model")
     args = parser.parse_args()
     if args.smoke:
-        args.photos, args.items, args.rounds = 2, 2000, 3
+        args.photos, args.items, args.rounds, args.model, args.backend = 2, 2000, 3, "tiny", "torch"
+        args.repeat = 1
+        args.precision = "fp32"
     media = Path(args.media)
     max_pixels = 200_000_000
     product.configure_pillow()
@@ -157,6 +242,11 @@ def main() -> None:
             heavy.append({"file": path.name, **timing, "phrases": phrases, "found": found})
     with common.Phase("text index", phases):
         index = measure_index(args.items, args.rounds)
+    indexing = None
+    if not args.no_indexing:
+        # Text-free means what the pre-pass said: generated photos that carry a label count as text photos.
+        free = [folder / photo["file"] for photo in plain if not photo["has_text"]]
+        indexing = measure_indexing(args, Path(args.cache).expanduser().resolve(), free, media)
 
     skipped = [p for p in plain if not p["has_text"]]
     report = {
@@ -167,6 +257,7 @@ def main() -> None:
         "text_free": plain,
         "text_heavy": heavy,
         "index": index,
+        "indexing": indexing,
     }
 
     def row(label: str, photos: list[dict]) -> list[object]:
@@ -209,6 +300,21 @@ def main() -> None:
         [[kind, q["hits"], q["p50"], q["p99"]] for kind, q in index["queries"].items()],
         "<>>>",
     )
+    if indexing:
+        ph = indexing["medians"]
+        share = indexing["with_text"] / indexing["photos"]
+        lines += ["", f"OCR's share of indexing: {indexing['photos']} photos, {indexing['with_text']} with text"]
+        lines[-1] += f" ({share:.0%}),"
+        lines += [f"model {indexing['model']}; medians of {args.repeat} alternating runs"]
+        lines += common.text_table(
+            ["step", "wall s", "CPU s"],
+            [[name, ph[name]["wall_s"], ph[name]["own_cpu_s"]] for name in ph],
+            "<>>",
+        )
+        lines += [
+            f"OCR adds {indexing['share_wall']:.0%} to indexing wall time ({indexing['share_cpu']:.0%} in CPU);"
+            f" the pass read {indexing['ocr_read']} photos, {indexing['ocr_found_text']} with text"
+        ]
     common.publish(args.out, REPORT, report, "\n".join(lines))
 
 

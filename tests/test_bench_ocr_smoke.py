@@ -32,3 +32,7 @@ def test_bench_ocr_smoke(tmp_path):
     queries = report["index"]["queries"]
     assert queries["CJK phrase (6 chars, 1 item)"]["hits"] == 1 and queries["no match"]["hits"] == 0
     assert all(q["p50"] > 0 for q in queries.values())
+    indexing = report["indexing"]  # the OCR's share of indexing: two scans and the pass on the tiny model
+    assert (indexing["photos"], indexing["with_text"], indexing["ocr_read"]) == (3, 1, 3)
+    assert indexing["ocr_found_text"] == 1 and indexing["share_wall"] > -1
+    assert "OCR adds" in proc.stdout
