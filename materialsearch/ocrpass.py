@@ -1,10 +1,13 @@
 """The OCR pass: a second background pass after embedding that reads the text in indexed photos.
 
-Photos become searchable by meaning first (the scan); their text arrives here. The pass walks the photos still
-waiting for OCR (``OcrStore.waiting``: no state yet, or state of another version of the file) in item-id order,
-reads each file as it is now (``OcrEngine.read_file``: a small decode and the detector pre-pass; only photos with
-text get the full detection + recognition), and commits a batch of ``BATCH`` outcomes per transaction. A crash
-loses at most the batch in hand; the next pass starts where the committed ones end, and text is stored once.
+Photos become searchable by meaning first (the scan); their text arrives here. The scan has already run the
+detector pre-pass on its own decode of each photo (``items.has_text``), so the pass first settles, unopened, the
+waiting photos it found text-free — unless a zero-shot tag says they show text (``ocrstore.TEXT_TAGS``; the tags
+are brought up to date first). It then walks the rest (``OcrStore.waiting``: no state yet, or state of another
+version of the file) in item-id order and reads each file as it is now (``OcrEngine.read_file``: photos the scan
+found text in, or tagged, go straight to full detection + recognition; photos without a verdict get the small
+decode and the pre-pass first), committing a batch of ``BATCH`` outcomes per transaction. A crash loses at most
+the batch in hand; the next pass starts where the committed ones end, and text is stored once.
 
 One photo's failure (an ``OcrError``: too small, too large, 16-bit, CMYK, animated, corrupt; or any exception from
 the OCR runtime) is stored as that photo's OCR error and the pass goes on. A file that cannot be opened now (an
@@ -106,10 +109,19 @@ class OcrStatus:
 class OcrPass:
     """Reads the text of every photo waiting for it; holds no state between passes besides its collaborators."""
 
-    def __init__(self, settings, store: OcrStore, engine: OcrEngine | None = None):
+    def __init__(
+        self,
+        settings,
+        store: OcrStore,
+        engine: OcrEngine | None = None,
+        refresh_tags: Callable[[], object] | None = None,
+    ):
         self.settings = settings
         self.store = store
         self.engine = engine or OcrEngine(OcrConfig(threads=settings.ocr_threads))
+        # Brings the zero-shot tags up to date (``Tagger.refresh``), so a photo tagged as showing text is read in
+        # full before the photos the pre-pass found text-free are settled unopened.
+        self.refresh_tags = refresh_tags
 
     def run(
         self,
@@ -123,6 +135,7 @@ class OcrPass:
         stats = OcrPassStats()
         self.engine.load()
         live.total = self.store.waiting_count()
+        self._bring_tags_up_to_date()
         self._settle_text_free(live, stats, should_stop, pause_point)
         after = 0
         while not stats.cancelled:
@@ -158,6 +171,14 @@ class OcrPass:
         stats.seconds = time.monotonic() - started
         return stats
 
+    def _bring_tags_up_to_date(self) -> None:
+        if self.refresh_tags is None:
+            return
+        try:
+            self.refresh_tags()
+        except Exception:  # the tags as stored still count; the tagger reports its own failure in the status
+            log.exception("OCR: computing the zero-shot tags failed; reading with the tags as stored")
+
     def _settle_text_free(self, live: OcrLive, stats: OcrPassStats, should_stop, pause_point) -> None:
         """Settle the photos the scan's pre-pass found no text in, a committed chunk at a time."""
         while True:
@@ -173,7 +194,7 @@ class OcrPass:
 
     def read(self, job: OcrJob) -> OcrRead | None:
         """One photo's lines, or its OCR error; None when the file cannot be opened now (it stays waiting)."""
-        if job.has_text is False:  # the scan's pre-pass found no text in this version of the file
+        if job.has_text is False and not job.text_tagged:  # the scan's pre-pass found no text in this version
             return OcrRead(job, [])
         try:
             with open(job.path, "rb") as handle:
@@ -182,7 +203,9 @@ class OcrPass:
             log.warning("OCR: cannot open %s now: %s", job.path, exc)
             return None
         try:
-            result = self.engine.read_file(data, max_pixels=self.settings.max_image_pixels, has_text=bool(job.has_text))
+            result = self.engine.read_file(
+                data, max_pixels=self.settings.max_image_pixels, has_text=bool(job.has_text) or job.text_tagged
+            )
         except OcrError as exc:
             log.warning("OCR: %s: %s", job.path, exc)
             return OcrRead(job, [], str(exc))

@@ -28,6 +28,16 @@ from .records import Kind, Status
 from .textindex import TextHit, TextIndex
 
 TEXT_INDEX_NAME = "ocr_text"  # the text index's tables: ocr_text (trigram), ocr_text_lines, ocr_text_short
+# Zero-shot tags (keys of the default label set, ``data/tags.tsv``) of pictures that show text. A photo carrying one
+# is read in full even when the pre-pass found no text in it: the pre-pass at 320 px misses text smaller than about
+# 1/60 of the picture's long side (a document photographed from afar), and CLIP sees "a document" at any size. A
+# tag adds photos to OCR; its absence never removes one.
+TEXT_TAGS = ("document", "receipt", "screenshot", "chat", "whiteboard", "book", "text", "sign")
+_TEXT_TAGGED = (
+    "EXISTS (SELECT 1 FROM item_tags AS t WHERE t.item_id = i.id AND t.tag IN ("
+    + ", ".join(f"'{tag}'" for tag in TEXT_TAGS)
+    + "))"
+)
 
 
 class OcrOutcome(StrEnum):
@@ -71,6 +81,7 @@ class OcrJob:
     size: int
     mtime_ns: int
     has_text: bool | None = None  # the scan's pre-pass verdict on this version (``items.has_text``)
+    text_tagged: bool = False  # its zero-shot tags say it shows text (``TEXT_TAGS``): read in full whatever the verdict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,18 +129,21 @@ class OcrStore:
         """Photos still to read, by item id after ``after_id`` (the pass walks them in id order)."""
         with self.engine.connect() as conn:
             rows = conn.exec_driver_sql(
-                f"SELECT i.id, i.path, i.size, i.mtime_ns, i.has_text {_WAITING} AND i.id > ? ORDER BY i.id LIMIT ?",
+                f"SELECT i.id, i.path, i.size, i.mtime_ns, i.has_text, {_TEXT_TAGGED} {_WAITING} AND i.id > ?"
+                " ORDER BY i.id LIMIT ?",
                 (after_id, limit),
             ).all()
-        return [OcrJob(*row[:4], None if row[4] is None else bool(row[4])) for row in rows]
+        return [OcrJob(*row[:4], None if row[4] is None else bool(row[4]), bool(row[5])) for row in rows]
 
     def settle_text_free(self, limit: int) -> int:
         """Store "read, no text" for up to ``limit`` waiting photos in which the scan's pre-pass found no text (on
-        this version of the file), in one transaction, without opening them; returns how many."""
+        this version of the file) and no tag says they show text, in one transaction, without opening them;
+        returns how many."""
         with self.engine.begin() as conn:
             raw = conn.connection.driver_connection
             rows = raw.execute(
-                f"SELECT i.id, i.path, i.size, i.mtime_ns {_WAITING} AND i.has_text = 0 ORDER BY i.id LIMIT ?",
+                f"SELECT i.id, i.path, i.size, i.mtime_ns {_WAITING} AND i.has_text = 0 AND NOT {_TEXT_TAGGED}"
+                " ORDER BY i.id LIMIT ?",
                 (limit,),
             ).fetchall()
             _store(raw, [OcrRead(OcrJob(*row, has_text=False), []) for row in rows])

@@ -119,7 +119,7 @@ class Services:
         self.ocr_store = OcrStore(store.engine)
         self.fused = FusedSearch(self.search, self.ocr_store)  # text= and the text side of q=
         self.ocr = OcrManager(
-            OcrPass(settings, self.ocr_store, self.ocr_engine),
+            OcrPass(settings, self.ocr_store, self.ocr_engine, refresh_tags=self.tagger.refresh),
             store,
             enabled=settings.ocr,
             owner=self.owner,
