@@ -20,6 +20,9 @@ from .walk import FileEntry
 
 log = logging.getLogger(__name__)
 
+# A RAW's same-name photo in one of these states shows nothing: the RAW is indexed on its own.
+FAILED_STILL = frozenset({Status.ERROR, Status.SKIPPED})
+
 
 @dataclasses.dataclass(frozen=True)
 class Move:
@@ -79,7 +82,7 @@ def diff(
     """
     plan = Plan()
     seen: set[str] = set()
-    for entry in entries:
+    for entry in unpair_from_failed_stills(list(entries), known):
         plan.found += 1
         seen.add(entry.path)
         state = known.get(entry.path)
@@ -113,6 +116,29 @@ def diff(
             log.warning(message)
             plan.warnings.append(ScanWarning(reason.code, message, place, len(kept)))
     return plan
+
+
+def unpair_from_failed_stills(entries: list[FileEntry], known: Mapping[str, FileState]) -> list[FileEntry]:
+    """A camera RAW whose same-name JPEG/HEIC is known to be unreadable (and is unchanged since) stands on its own:
+    it is the only picture of that shot, so it is indexed from its preview rather than hidden behind a photo that
+    cannot be shown. When the still changes, the pair is tried again."""
+    by_path = {entry.path: entry for entry in entries}
+
+    def failed(still: str) -> bool:
+        state, entry = known.get(still), by_path.get(still)
+        return (
+            state is not None
+            and state.status in FAILED_STILL
+            and entry is not None
+            and (state.size, state.mtime_ns) == (entry.size, entry.mtime_ns)
+        )
+
+    return [
+        dataclasses.replace(entry, still=None)
+        if entry.kind == Kind.IMAGE and entry.still is not None and failed(entry.still)
+        else entry
+        for entry in entries
+    ]
 
 
 def match_moves(plan: Plan, content_hash: Callable[[FileEntry], str]) -> Plan:

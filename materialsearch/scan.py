@@ -21,7 +21,7 @@ from .catalog import Catalog
 from .encoders import Encoder
 from .errors import Problem, ProblemCode
 from .pipeline import EndMessage, FrameMessage, ReadAhead
-from .plan import Plan, diff, match_moves
+from .plan import FAILED_STILL, Plan, diff, match_moves
 from .prepare import Preparer, entry_hash
 from .records import ItemRecord, Kind, Status
 from .reports import ScanWarning
@@ -164,6 +164,8 @@ class Scanner:
             progress.phase, progress.total, progress.done = Phase.EMBEDDING, len(plan.to_prepare), 0
             controls.report(progress)
             self._embed(plan.to_prepare, _Embedding(self.catalog, self.encoder, known, stats, progress, controls))
+            if not stats.cancelled:
+                self._index_raws_of_failed_stills(plan.to_prepare, known, stats, progress, controls)
             progress.phase = Phase.SAVING
             self.catalog.checkpoint()
         stats.seconds = time.monotonic() - started
@@ -199,6 +201,36 @@ class Scanner:
             progress.phase = Phase.REMOVING
             self.catalog.remove(state.id for state in plan.vanished.values())
             stats.removed = len(plan.vanished)
+
+    def _index_raws_of_failed_stills(
+        self, prepared: list[FileEntry], known, stats: ScanStats, progress: Progress, controls: _Controls
+    ) -> None:
+        """RAWs just folded into a same-name photo that then failed to decode are indexed on their own (from their
+        preview), in a second round; their first outcome is taken back from the counts (later scans unpair them in
+        the plan: ``unpair_from_failed_stills``)."""
+        paired = [entry for entry in prepared if entry.kind == Kind.IMAGE and entry.still is not None]
+        if not paired:
+            return
+        states = self.catalog.store.file_states()
+        orphans = [
+            dataclasses.replace(entry, still=None)
+            for entry in paired
+            if (state := states.get(entry.path)) is not None
+            and state.status == Status.RAW
+            and (still := states.get(entry.still)) is not None
+            and still.status in FAILED_STILL
+        ]
+        if not orphans:
+            return
+        for entry in orphans:
+            if entry.path in known:
+                stats.updated -= 1
+            else:
+                stats.added -= 1
+            log.info("indexing %s on its own: its same-name photo cannot be read", entry.path)
+        stats.decoded -= len(orphans)
+        progress.total += len(orphans)
+        self._embed(orphans, _Embedding(self.catalog, self.encoder, known, stats, progress, controls))
 
     def _embed(self, jobs: list[FileEntry], embedding: _Embedding) -> None:
         """Prepare ``jobs`` ahead of the model, as far ahead as memory allows, and embed and write them."""

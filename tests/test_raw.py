@@ -7,6 +7,7 @@ The DNGs are real ones written by ``tests/raws.py`` (tifffile): LibRaw reads the
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 
 import pytest
@@ -17,6 +18,7 @@ from materialsearch.errors import ProblemCode
 from materialsearch.records import Status
 from materialsearch.walk import walk_library
 from materialsearch.web import create_app
+from tests.conftest import MEDIA
 from tests.raws import PREVIEW_SIZE, SENSOR_SIZE, write_dng
 
 SIZES = {"min_side": 224, "min_long_side": 256, "max_pixels": 10**8}
@@ -123,6 +125,40 @@ def test_a_scan_indexes_raws_and_folds_a_raw_jpeg_pair_into_one_item(open_servic
     services.scans.run()
     states = {path.rsplit("/", 1)[1]: state for path, state in services.store.file_states().items()}
     assert states["DSC_0001.dng"].status == Status.OK and states["DSC_0001.dng"].pair_path is None
+
+
+def test_a_raw_whose_jpeg_is_broken_is_indexed_on_its_own_until_the_jpeg_reads_again(open_services, tmp_path):
+    root = tmp_path / "library"
+    root.mkdir()
+    write_dng(root / "DSC_0002.dng", orientation=6)
+    jpeg = root / "DSC_0002.JPG"
+    jpeg.write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")  # the camera's card was pulled mid-write
+    services = open_services(library=str(root))
+
+    def states():
+        return {path.rsplit("/", 1)[1]: state for path, state in services.store.file_states().items()}
+
+    stats = services.scans.run()
+    assert (stats.added, stats.errors, stats.decoded) == (1, 1, 2)
+    assert states()["DSC_0002.JPG"].status == Status.ERROR
+    raw = states()["DSC_0002.dng"]
+    assert raw.status == Status.OK and raw.pair_path is None and services.index.ntotal == 1
+    client = create_app(services.settings, services).test_client()
+    item = client.get(f"/api/items/{raw.id}").get_json()
+    assert item["width"] < item["height"]  # its preview, upright by its orientation
+    assert [hit["id"] for hit in client.get("/api/search", query_string={"q": "photo"}).get_json()["results"]] == [
+        raw.id
+    ]
+
+    # Nothing changed: nothing is prepared again (the plan keeps the RAW on its own).
+    again = services.scans.run()
+    assert (again.decoded, again.unchanged) == (0, 2)
+    # The JPEG readable again: the pair is one item once more, the JPEG shown.
+    shutil.copy2(MEDIA / "jpg_orient1.jpg", jpeg)
+    os.utime(jpeg, ns=(os.stat(jpeg).st_mtime_ns + 10**9,) * 2)
+    services.scans.run()
+    assert states()["DSC_0002.JPG"].status == Status.OK
+    assert states()["DSC_0002.dng"].status == Status.RAW and services.index.ntotal == 1
 
 
 def test_the_walk_pairs_a_raw_only_with_a_same_name_jpeg_or_heic(tmp_path):
