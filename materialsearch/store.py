@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
@@ -133,7 +135,7 @@ class Store:
         )
         event.listen(self.engine, "connect", _pragmas)
         self.duplicates = DuplicateData(self.engine)
-        self.places = PlaceData(self.engine)
+        self.places = PlaceData(self.engine, ChangeWatch(path))
         try:
             migrations.upgrade(self.engine, Base.metadata)
         except BaseException:
@@ -142,6 +144,7 @@ class Store:
 
     def close(self) -> None:
         """Release connections."""
+        self.places.watch.close()
         self.engine.dispose()
 
     def _items(self, *where) -> list[Item]:
@@ -485,14 +488,52 @@ class DuplicateData:
                 conn.execute(insert(PerceptualHash), chunk)
 
 
+class ChangeWatch:
+    """Whether anyone has committed to the database since it last looked: SQLite's ``PRAGMA data_version`` on a
+    connection of its own that never writes (a commit by any other connection, of this process or another,
+    changes it), so a cache keyed on it costs one pragma per use and is never stale."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def version(self) -> int:
+        """The database's data version as this connection sees it."""
+        with self._lock:
+            if self._connection is None:
+                self._connection = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            return self._connection.execute("PRAGMA data_version").fetchone()[0]
+
+    def close(self) -> None:
+        """Close its connection (a later ``version`` opens another)."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+
 class PlaceData:
     """What the places feature keeps on the items: positions read, and the places they resolve to."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, watch: ChangeWatch):
         self.engine = engine
+        self.watch = watch
+        self._counts: tuple[int, list[tuple]] | None = None  # (data version, place_counts) of the last computation
 
     def place_counts(self) -> list[tuple]:
-        """Indexed items per (country, region, city, city_zh): their count and mean position, most first."""
+        """Indexed items per (country, region, city, city_zh): their count and mean position, most first.
+
+        Kept until the next commit to the database (≈ 0.4 s at 100k located items otherwise, for every visit of
+        the places view)."""
+        version = self.watch.version()  # before reading: a commit meanwhile makes the next call compute again
+        if self._counts is not None and self._counts[0] == version:
+            return self._counts[1]
+        counts = self._compute_counts()
+        self._counts = (version, counts)
+        return counts
+
+    def _compute_counts(self) -> list[tuple]:
         columns = (Item.place_country, Item.place_region, Item.place_city, Item.place_city_zh)
         query = (
             select(*columns, func.count(Item.id), func.avg(Item.latitude), func.avg(Item.longitude))

@@ -177,6 +177,24 @@ def test_places_lists_countries_and_cities_with_counts(app):
     assert countries["GB"]["cities"][0]["city"] == "London" and countries["GB"]["cities"][0]["count"] == 1
 
 
+def test_the_place_counts_are_kept_until_the_next_commit(app):
+    places = services_of(app).store.places
+    first = places.place_counts()
+    assert places.place_counts() is first  # nothing committed since: the same answer, not computed again
+    services_of(app).store.set_meta("touch", "1")  # any commit, by this process or another
+    again = places.place_counts()
+    assert again is not first and again == first
+    with sqlite3.connect(services_of(app).store.path) as conn:
+        conn.execute("UPDATE items SET place_city = 'Elsewhere' WHERE place_city IS NOT NULL")
+    try:
+        assert {row[2] for row in places.place_counts()} == {"Elsewhere"}
+    finally:
+        with sqlite3.connect(services_of(app).store.path) as conn:  # the module's other tests read the places
+            conn.execute("UPDATE items SET location_read = NULL")
+        backfill_locations(services_of(app).store)
+    assert places.place_counts() == first
+
+
 def test_a_too_long_place_is_a_400(app):
     response = app.test_client().get("/api/search", query_string={"q": "x", "place": "x" * 201})
     assert response.status_code == 400 and "place" in response.get_json()["message"]
