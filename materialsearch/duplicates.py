@@ -35,6 +35,8 @@ import faiss
 import numpy as np
 
 from .decode import DecodeError
+from .schema import STILL_HASH_TIME
+from .thumbnails import phash_of_file
 from .video import VideoError
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ IVF_NPROBE = 4  # lists searched per query
 IVF_TRAIN_PER_LIST = 20  # k-means sample per list (training is most of the cost at 100k)
 IVF_KMEANS_ITERATIONS = 8
 RANGE_BATCH = 2048  # queries per FAISS range search call (bounds the memory of the results)
-STILL = -1  # the time of a photo's (not a video frame's) hash
+STILL = STILL_HASH_TIME  # the time of a photo's (not a video frame's) hash
 
 # Camera originals: kept over an export of the same picture at the same size (HEIC over its JPEG export).
 ORIGINAL_FORMATS = {".heic", ".heif", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf"}
@@ -199,15 +201,6 @@ def propose_pairs(
 
 
 # --- confirmation: perceptual hashes -------------------------------------------------------------------------------
-def phash_of_file(path: str) -> int:
-    """The 64-bit pHash (imagehash, DCT) of a picture file, as an unsigned int."""
-    import imagehash
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return int(str(imagehash.phash(image.convert("RGB"))), 16)
-
-
 def hash_distance(a: int, b: int) -> int:
     """How many of the 64 bits differ."""
     return (a ^ b).bit_count()

@@ -79,3 +79,4 @@ class ItemRecord:
     place_region: str | None = None
     place_country: str | None = None
     has_text: bool | None = None  # the OCR pre-pass's verdict, taken on the scan's decode (see ``ocr``)
+    phash: int | None = None  # a photo's thumbnail's pHash, made with it (stored in ``perceptual_hashes``)

@@ -155,9 +155,13 @@ class HiddenItem(Base):
     hidden_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 
+STILL_HASH_TIME = -1  # ``PerceptualHash.time_ms`` of a photo's thumbnail (not a video frame's)
+
+
 class PerceptualHash(Base):
     """The 64-bit pHash of an item's thumbnail (``time_ms`` -1) or of a video frame's, for one version of its file
-    (``rendition``: the thumbnail key, which changes when the file does)."""
+    (``rendition``: the thumbnail key, which changes when the file does). The scan stores each photo's as it writes
+    the thumbnail; the duplicate finder computes what is missing."""
 
     __tablename__ = "perceptual_hashes"
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)

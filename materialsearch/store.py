@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from . import migrations
 from .places import place_condition
 from .records import FileState, ItemRecord, Kind, Status
-from .schema import Base, HiddenItem, Item, ItemTag, Meta, PerceptualHash, Vector
+from .schema import STILL_HASH_TIME, Base, HiddenItem, Item, ItemTag, Meta, PerceptualHash, Vector
 
 DB_FILENAME = "materialsearch.db"  # inside MS_DATA_DIR
 PAGE_SIZE_BYTES = 16384  # 4 KiB pages waste about half the file on 2 KB vector blobs
@@ -120,6 +120,26 @@ def chunked(values: Iterable[T], size: int | None = None) -> Iterator[list[T]]:
         yield chunk
 
 
+def _signed64(value: int) -> int:
+    """An unsigned 64-bit hash as the signed integer SQLite stores."""
+    return value - 2**64 if value >= 2**63 else value
+
+
+def _write_thumbnail_hashes(conn, hashed: Sequence[tuple[int, ItemRecord]]) -> None:
+    """The scan's thumbnail pHashes (replacing the items' older ones), inside its batch's transaction."""
+    if not hashed:
+        return
+    for chunk in chunked(item_id for item_id, _record in hashed):
+        conn.execute(
+            delete(PerceptualHash).where(PerceptualHash.item_id.in_(chunk), PerceptualHash.time_ms == STILL_HASH_TIME)
+        )
+    rows = [
+        {"item_id": item_id, "time_ms": STILL_HASH_TIME, "rendition": r.thumbnail, "phash": _signed64(r.phash)}
+        for item_id, r in hashed
+    ]
+    conn.execute(insert(PerceptualHash), rows)
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now().replace(microsecond=0)
 
@@ -197,6 +217,7 @@ class Store:
                     existing[record.path] = conn.execute(insert(Item).values(**values)).inserted_primary_key[0]
             if updates:
                 conn.execute(update(Item).where(Item.id == bindparam("b_id")), updates)
+            _write_thumbnail_hashes(conn, [(existing[r.path], r) for r in records if r.phash is not None])
             for record in records:
                 for time_ms, vector in record.vectors:
                     blob = vector_to_blob(vector)
@@ -474,9 +495,7 @@ class DuplicateData:
 
     def save_perceptual_hashes(self, rows: Sequence[tuple[int, int, str, int]]) -> None:
         """Store (item id, time or -1, rendition key, unsigned 64-bit pHash) rows, replacing older ones."""
-        signed = [
-            {"item_id": i, "time_ms": t, "rendition": k, "phash": h - 2**64 if h >= 2**63 else h} for i, t, k, h in rows
-        ]
+        signed = [{"item_id": i, "time_ms": t, "rendition": k, "phash": _signed64(h)} for i, t, k, h in rows]
         with self.engine.begin() as conn:
             for chunk in chunked(signed):
                 for row in chunk:

@@ -6,6 +6,8 @@ import hashlib
 import os
 import threading
 
+from PIL import Image
+
 from .decode import DecodedImage, decode_image, encode_jpeg, render
 
 
@@ -93,3 +95,11 @@ def _write_atomic(path: str, data: bytes) -> None:
     with open(tmp, "wb") as handle:
         handle.write(data)
     os.replace(tmp, path)
+
+
+def phash_of_file(path: str) -> int:
+    """The 64-bit pHash (imagehash, DCT) of a picture file, as an unsigned int (duplicates confirm pairs with it)."""
+    import imagehash
+
+    with Image.open(path) as image:
+        return int(str(imagehash.phash(image.convert("RGB"))), 16)

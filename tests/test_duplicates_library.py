@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from materialsearch import duplicates
 from materialsearch.duplicates import KeeperReason
 from materialsearch.web import services_of
 from tests.duplicate_media import duplicate_library, upright
@@ -57,6 +58,25 @@ def test_five_photos_with_copies_among_twenty_distinct_give_exactly_five_groups(
         assert group["why"] in {r.value for r in KeeperReason} and group["why_text"]
         assert [item["id"] for item in group["items"]] == group["ids"]
         assert all(item["hidden"] is False and item["size"] > 0 for item in group["items"])
+
+
+def test_the_scan_hashes_each_photo_with_its_thumbnail_so_the_first_grouping_decodes_none(app, monkeypatch):
+    services = services_of(app)
+    stored = services.store.duplicates.perceptual_hashes()
+    items = services.store.get_items(state.id for state in services.store.file_states().values())
+    photos = [item for item in items.values() if item.status == "ok"]
+    assert len(photos) == 5 * 11 + 20
+    for item in photos:  # what the duplicate finder would compute from the cached thumbnail, for this version
+        thumbnail = services.renditions.thumbnail_path(item.thumbnail)
+        assert stored[item.id, duplicates.STILL] == (item.thumbnail, duplicates.phash_of_file(thumbnail))
+
+    def no_decoding(path):
+        raise AssertionError(f"hashed {path} again")
+
+    monkeypatch.setattr(duplicates, "phash_of_file", no_decoding)
+    fresh = duplicates.make_finder(services.settings, services.store, services.renditions).grouping()
+    assert [group.ids for group in fresh.groups] == [group.ids for group in services.duplicates.grouping().groups]
+    assert len(fresh.groups) == 5
 
 
 def test_groups_are_cached_until_the_vectors_change(app):
