@@ -36,7 +36,7 @@ from .ocrstore import OcrCounts, OcrJob, OcrRead, OcrStore
 log = logging.getLogger(__name__)
 
 BATCH = 8  # photos per committed transaction: a crash re-reads at most this many (≈ 8 s of text-heavy photos)
-# Photos the scan found no text in are settled without being opened, this many per transaction (≈ 10 ms each).
+# Photos the scan found no text in are settled without being opened, this many per transaction.
 SETTLE_CHUNK = 2000
 LAST_PASS_KEY = "last_ocr_pass"
 OcrState = Literal["idle", "reading", "paused"]

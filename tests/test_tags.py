@@ -268,3 +268,10 @@ def test_the_background_tagger_computes_at_start_and_after_each_scan(tmp_path, m
     while (services.tagger.stale() or services.tagger.computing) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not services.tagger.stale()
+
+
+def test_the_tags_that_send_a_photo_to_ocr_are_shipped_labels():
+    from materialsearch.ocrstore import TEXT_TAGS
+    from materialsearch.tags import label_set
+
+    assert set(TEXT_TAGS) <= {label.key for label in label_set()}  # a renamed label must not end the rescue
