@@ -20,6 +20,7 @@ import numpy as np
 from .catalog import Catalog
 from .encoders import Encoder
 from .errors import Problem, ProblemCode
+from .ocr import OcrEngine
 from .pipeline import EndMessage, FrameMessage, ReadAhead
 from .plan import FAILED_STILL, Plan, diff, match_moves
 from .prepare import Preparer, entry_hash
@@ -106,7 +107,9 @@ class _Controls:
 class Scanner:
     """Runs scans; holds no state between them besides its collaborators."""
 
-    def __init__(self, settings, catalog: Catalog, encoder: Encoder, renditions: Renditions, ocr=None):
+    def __init__(
+        self, settings, catalog: Catalog, encoder: Encoder, renditions: Renditions, ocr: OcrEngine | None = None
+    ):
         self.settings = settings
         self.catalog = catalog
         self.encoder = encoder
