@@ -18,7 +18,7 @@ from materialsearch.catalog import INDEX_FILENAME, MODEL_IDENTITY_KEY, Catalog
 from materialsearch.encoders import ModelError
 from materialsearch.index import VectorIndex
 from materialsearch.records import FileState, ItemRecord, Kind, Status
-from materialsearch.schema import Item
+from materialsearch.schema import STILL_HASH_TIME, Item
 from materialsearch.store import IN_CHUNK, Counts, Store, chunked
 
 DIM = 8
@@ -180,16 +180,19 @@ def test_long_id_lists_are_chunked(open_catalog, monkeypatch):
 def test_records_rows_and_states_share_the_declared_columns(open_catalog):
     columns = {column.key for column in Item.__table__.columns}
     record_fields = {field.name for field in dataclasses.fields(ItemRecord)}
-    # Every field of a scan record is stored (``vectors`` in their own table), every state field is read.
-    assert record_fields - columns == {"vectors"}
+    # Every field of a scan record is stored (``vectors`` and the thumbnail's ``phash`` in their own tables), every
+    # state field is read.
+    assert record_fields - columns == {"vectors", "phash"}
     assert {field.name for field in dataclasses.fields(FileState)} <= columns
     catalog = open_catalog()
     catalog.open()
     record = photo("/l/a.jpg", 1, width=4, height=3, thumbnail="t", content_hash="h", motion_offset=7)
+    record.phash = 2**64 - 5  # unsigned 64 bits, stored signed
     catalog.apply([record])
     item = catalog.store.get_item(catalog.store.file_states()["/l/a.jpg"].id)
-    for name in record_fields - {"vectors"}:
+    for name in record_fields - {"vectors", "phash"}:
         assert getattr(item, name) == getattr(record, name), name
+    assert catalog.store.duplicates.perceptual_hashes() == {(item.id, STILL_HASH_TIME): ("t", 2**64 - 5)}
     assert item.indexed_at is not None
 
 
