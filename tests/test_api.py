@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from materialsearch.web import services_of
@@ -43,6 +44,33 @@ def test_score_is_the_cosine_with_the_query_vector(client):
     for result in body["results"]:
         stored = services.store.item_vectors(result["id"])[0]
         assert result["score"] == pytest.approx(float(stored @ query), abs=1e-5)
+
+
+def test_a_sentence_is_encoded_once_for_its_pages_and_recent_ones_are_kept(client, monkeypatch):
+    from materialsearch import search as search_module
+
+    services = services_of(client.application)
+    encoder, calls = services.encoder, []
+    real = encoder.encode_texts
+
+    def counting(texts):
+        calls.append(list(texts))
+        return real(texts)
+
+    monkeypatch.setattr(encoder, "encode_texts", counting)
+    monkeypatch.setattr(search_module, "TEXT_VECTORS_KEPT", 2)
+    fresh = real(["缓存测试：海边的灯塔和一只猫"])[0]
+    for offset in (0, 5, 10):  # the pages of one search, and its count
+        search(client, q="缓存测试：海边的灯塔和一只猫", limit=5, offset=offset)
+    assert calls == [["缓存测试：海边的灯塔和一只猫"]]
+    vector = services.search.text_vector(" 缓存测试：海边的灯塔和一只猫 ")  # the same sentence, as typed
+    assert np.array_equal(vector, fresh) and calls == [["缓存测试：海边的灯塔和一只猫"]]
+    vector[:] = 0  # a caller changing its copy does not change the kept one
+    assert np.array_equal(services.search.text_vector("缓存测试：海边的灯塔和一只猫"), fresh)
+    services.search.text_vector("caching test: a dog on a red sofa")
+    services.search.text_vector("caching test: a cat in the snow")  # past the two kept: the least recently used goes
+    services.search.text_vector("缓存测试：海边的灯塔和一只猫")
+    assert calls[-1] == ["缓存测试：海边的灯塔和一只猫"] and len(calls) == 4
 
 
 def test_pagination_is_consistent(client):
