@@ -293,6 +293,21 @@ def test_load_more_appends_until_everything_is_shown(ui, server):
     assert ids[:PAGE_SIZE] == first_ids and len(set(ids)) == total
 
 
+def test_scrolling_near_the_end_loads_the_next_page(ui, server):
+    page = ui.page
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: one page of cards is taller than the screen
+    search(page, "风景")
+    total = server["app"].test_client().get("/api/search?q=风景&limit=1").get_json()["total"]
+    assert total > PAGE_SIZE
+    cards = page.locator("#results .result")
+    expect(cards).to_have_count(PAGE_SIZE)  # the first page alone: nothing more is asked before a scroll
+    page.mouse.move(195, 400)
+    with page.expect_request(lambda r: f"offset={PAGE_SIZE}" in r.url and "q=" in r.url):
+        page.mouse.wheel(0, 4000)
+    expect(cards).to_have_count(min(2 * PAGE_SIZE, total))
+    expect(page.locator("#results-count")).to_contain_text(f"{min(2 * PAGE_SIZE, total)} of {total}")
+
+
 def test_similar_issues_a_like_query(ui):
     page = ui.page
     search(page, "train")

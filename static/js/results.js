@@ -1,4 +1,5 @@
-/* The results panel: its title, count, message, "Load more", and the search's grid of cards (cards.js makes them). */
+/* The results panel: its title, count, message, "Load more" (also by scrolling), and the search's grid of cards
+   (cards.js makes them). */
 import { resultCard } from "./cards.js";
 import { formatNumber } from "./format.js";
 import { t } from "./i18n.js";
@@ -15,11 +16,23 @@ const el = {
   loadMore: document.getElementById("load-more"),
 };
 
-/** "Load more" calls `loadMore()` (clicks on the cards are bound by cards.js). */
+// Scrolling to within this many screens of "Load more" asks for the next page; the button stays for keyboards and
+// for a page too short to scroll. Only a scroll asks: the first page is never followed by another unasked.
+const SCROLL_AHEAD_SCREENS = 1.5;
+
+/** "Load more" (and scrolling near it) calls `loadMore()` (clicks on the cards are bound by cards.js). */
 export function bindResults({ loadMore }) {
   el.loadMore.addEventListener("click", () => {
     if (!state.loading) loadMore();
   });
+  const nearTheEnd = () => el.loadMore.getBoundingClientRect().top < window.innerHeight * SCROLL_AHEAD_SCREENS;
+  window.addEventListener(
+    "scroll",
+    () => {
+      if (!el.loadMore.hidden && !state.loading && state.query && nearTheEnd()) loadMore();
+    },
+    { passive: true },
+  );
 }
 
 /** clear: rebuild every card; fromIndex: append the cards from there on; neither: cards stay as they are. */
