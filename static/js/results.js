@@ -1,5 +1,4 @@
-/* The results panel: its title, count, message, "Load more" (also by scrolling), and the search's grid of cards
-   (cards.js makes them). */
+/* The results panel: its title, count, message, "Load more" (or scrolling), and the search's grid of cards. */
 import { resultCard } from "./cards.js";
 import { formatNumber } from "./format.js";
 import { t } from "./i18n.js";
