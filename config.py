@@ -409,8 +409,9 @@ class Settings(BaseSettings):
     ocr: Flag = Field(
         True,
         description="Read the text in photos (screenshots, signs, documents; Chinese and English) in a second "
-        "background pass after embedding, so `text=` and plain queries find it. `off`: no OCR pass (text already "
-        "read is kept and still searched).",
+        "background pass after embedding, so `text=` and plain queries find it (the scan only looks whether a "
+        "photo holds text, on the picture it decodes anyway). `off`: neither (text already read is kept and still "
+        "searched).",
     )
     ocr_threads: Count = Field(
         1,
