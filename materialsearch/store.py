@@ -125,19 +125,18 @@ def _signed64(value: int) -> int:
     return value - 2**64 if value >= 2**63 else value
 
 
-def _write_thumbnail_hashes(conn, hashed: Sequence[tuple[int, ItemRecord]]) -> None:
-    """The scan's thumbnail pHashes (replacing the items' older ones), inside its batch's transaction."""
-    if not hashed:
-        return
-    for chunk in chunked(item_id for item_id, _record in hashed):
-        conn.execute(
-            delete(PerceptualHash).where(PerceptualHash.item_id.in_(chunk), PerceptualHash.time_ms == STILL_HASH_TIME)
-        )
-    rows = [
-        {"item_id": item_id, "time_ms": STILL_HASH_TIME, "rendition": r.thumbnail, "phash": _signed64(r.phash)}
-        for item_id, r in hashed
-    ]
-    conn.execute(insert(PerceptualHash), rows)
+def _replace_hashes(conn, rows: Sequence[tuple[int, int, str, int]]) -> None:
+    """Store (item id, time or -1, rendition key, unsigned 64-bit pHash) rows, replacing older ones for the same
+    item and time, inside the caller's transaction."""
+    signed = [{"item_id": i, "time_ms": t, "rendition": k, "phash": _signed64(h)} for i, t, k, h in rows]
+    for chunk in chunked(signed):
+        for row in chunk:
+            conn.execute(
+                delete(PerceptualHash).where(
+                    PerceptualHash.item_id == row["item_id"], PerceptualHash.time_ms == row["time_ms"]
+                )
+            )
+        conn.execute(insert(PerceptualHash), chunk)
 
 
 def _now() -> dt.datetime:
@@ -217,7 +216,9 @@ class Store:
                     existing[record.path] = conn.execute(insert(Item).values(**values)).inserted_primary_key[0]
             if updates:
                 conn.execute(update(Item).where(Item.id == bindparam("b_id")), updates)
-            _write_thumbnail_hashes(conn, [(existing[r.path], r) for r in records if r.phash is not None])
+            # The scan's thumbnail pHashes, with their items (see ``ItemRecord.phash``).
+            hashed = [(existing[r.path], STILL_HASH_TIME, r.thumbnail, r.phash) for r in records if r.phash is not None]
+            _replace_hashes(conn, hashed)
             for record in records:
                 for time_ms, vector in record.vectors:
                     blob = vector_to_blob(vector)
@@ -495,16 +496,8 @@ class DuplicateData:
 
     def save_perceptual_hashes(self, rows: Sequence[tuple[int, int, str, int]]) -> None:
         """Store (item id, time or -1, rendition key, unsigned 64-bit pHash) rows, replacing older ones."""
-        signed = [{"item_id": i, "time_ms": t, "rendition": k, "phash": _signed64(h)} for i, t, k, h in rows]
         with self.engine.begin() as conn:
-            for chunk in chunked(signed):
-                for row in chunk:
-                    conn.execute(
-                        delete(PerceptualHash).where(
-                            PerceptualHash.item_id == row["item_id"], PerceptualHash.time_ms == row["time_ms"]
-                        )
-                    )
-                conn.execute(insert(PerceptualHash), chunk)
+            _replace_hashes(conn, rows)
 
 
 class ChangeWatch:
