@@ -36,7 +36,14 @@ def require_chromium(module_level: bool = False) -> None:
     pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium", allow_module_level=module_level)
 
 
-VIDEO_EXTENSIONS = {".mov", ".mp4", ".m4v", ".mkv", ".webm", ".avi"}
+def _default_video_extensions() -> frozenset[str]:
+    """The product's own list (config.py declares it once), as dotted lower-case suffixes."""
+    from config import Settings
+
+    return frozenset(f".{ext}" for ext in Settings.model_fields["video_extensions"].default)
+
+
+VIDEO_EXTENSIONS = _default_video_extensions()
 
 
 def manifest() -> list[dict[str, str]]:
