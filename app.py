@@ -53,10 +53,10 @@ def serve(settings: Settings | None = None) -> int:
     from waitress import create_server
 
     from materialsearch.auth import exposure_warning
+    from materialsearch.catalog.migrations import SchemaError
     from materialsearch.encoders import ModelError
-    from materialsearch.migrations import SchemaError
-    from materialsearch.shutdown import graceful_stop
-    from materialsearch.tags import LabelError
+    from materialsearch.jobs.shutdown import graceful_stop
+    from materialsearch.organise.tags import LabelError
     from materialsearch.web import create_app, services_of
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -69,7 +69,7 @@ def _parse_cron(raw: str) -> str:
     value = " ".join(raw.split())
     if value:
         # Imported here: only a non-empty value needs the parser, and reading settings must stay light.
-        from materialsearch.schedule import cron_trigger
+        from materialsearch.jobs.schedule import cron_trigger
 
         cron_trigger(value)  # raises ValueError with the reason
     return value
@@ -118,7 +118,7 @@ def _lower(raw: str) -> str:
 def _parse_timezone(raw: str) -> str:
     name = raw.strip()
     if name:
-        from materialsearch.capture_time import fallback_zone
+        from materialsearch.media.capture_time import fallback_zone
 
         fallback_zone(name)  # ValueError naming the zone when this system's tz database does not know it
     return name

@@ -21,8 +21,7 @@ import time
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from config import Settings, SettingsError
-
-from .tokens import TokenInfo, TokenStore
+from materialsearch.catalog.tokens import TokenInfo, TokenStore
 
 SECRET_FILENAME = "secret_key"  # inside MS_DATA_DIR
 SECRET_BYTES = 32

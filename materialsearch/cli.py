@@ -10,15 +10,14 @@ import os
 import sys
 
 from config import Settings, SettingsError
-
-from .encoders import ModelError
-from .migrations import SchemaError
-from .shutdown import graceful_stop
-from .tags import LabelError
+from materialsearch.catalog.migrations import SchemaError
+from materialsearch.encoders import ModelError
+from materialsearch.jobs.shutdown import graceful_stop
+from materialsearch.organise.tags import LabelError
 
 
 def _services(settings: Settings, claim: bool = True):
-    from .services import Services
+    from materialsearch.services import Services
 
     return Services(settings, claim=claim)
 
@@ -62,7 +61,7 @@ def cmd_scan(settings: Settings, _args) -> int:
     if not settings.library:
         print("error: set MS_LIBRARY to the folder(s) to index", file=sys.stderr)
         return 2
-    from .scans import ScanRefused
+    from materialsearch.scan.manager import ScanRefused
 
     services = _services(settings)
     if not services.owner:
@@ -111,8 +110,8 @@ def cmd_serve(settings: Settings, _args) -> int:
 
 def cmd_search(settings: Settings, args) -> int:
     """Print the top results of a text query as JSON lines."""
-    from .search import Page
-    from .store import Filters
+    from materialsearch.catalog.store import Filters
+    from materialsearch.search.service import Page
 
     services = _services(settings, claim=False)  # searching never takes the scanner's place
     try:
@@ -126,15 +125,15 @@ def cmd_search(settings: Settings, args) -> int:
 
 def _token_store(settings: Settings):
     # Only the database: token commands must not load the model (seconds, GBs) and work while the server runs.
-    from .store import DB_FILENAME, Store
+    from materialsearch.catalog.store import DB_FILENAME, Store
 
     return Store(os.path.join(settings.data_dir, DB_FILENAME))
 
 
 def cmd_token(settings: Settings, args) -> int:
     """Create, list or revoke API tokens (stored hashed in the database the server reads)."""
-    from . import auth
-    from .tokens import TokenStore
+    from materialsearch import auth
+    from materialsearch.catalog.tokens import TokenStore
 
     store = _token_store(settings)
     tokens = TokenStore(store.engine)
@@ -167,7 +166,7 @@ def cmd_token(settings: Settings, args) -> int:
 
 def cmd_hash_password(_settings, args) -> int:
     """Print a hash of a password for MS_PASSWORD_HASH (read from the terminal, or stdin when piped)."""
-    from .auth import hash_password
+    from materialsearch.auth import hash_password
 
     if sys.stdin.isatty():
         password = getpass.getpass("Password: ")
@@ -185,7 +184,7 @@ def cmd_hash_password(_settings, args) -> int:
 
 def cmd_download_model(settings: Settings, _args) -> int:
     """Fetch MS_MODEL's weights into $MS_DATA_DIR/models (to prepare an offline machine or a Docker image)."""
-    from .encoders.weights import resolve_weights
+    from materialsearch.encoders.weights import resolve_weights
 
     spec, _checkpoint = resolve_weights(settings.model, settings.models_dir, settings.model_arch, settings.offline)
     print(spec.path)
@@ -194,7 +193,7 @@ def cmd_download_model(settings: Settings, _args) -> int:
 
 def cmd_make_test_model(_settings, args) -> int:
     """Write the tiny, seeded, random CN-CLIP checkpoint used by the tests."""
-    from .encoders.tiny import make_test_model
+    from materialsearch.encoders.tiny import make_test_model
 
     path = make_test_model(args.file, seed=args.seed)
     print(path)
@@ -203,7 +202,7 @@ def cmd_make_test_model(_settings, args) -> int:
 
 def cmd_settings_doc(_settings, args) -> int:
     """Print the README's settings table, generated from config.py, or rewrite it in README.md (``--write``)."""
-    from . import settings_doc
+    from materialsearch import settings_doc
 
     if not args.write:
         print(settings_doc.markdown_table(), end="")
@@ -219,7 +218,7 @@ WITHOUT_SETTINGS = {"make-test-model", "hash-password", "settings-doc"}
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
-    from .settings_doc import argument_parser
+    from materialsearch.settings_doc import argument_parser
 
     parser = argument_parser("python -m materialsearch", __doc__)
     sub = parser.add_subparsers(dest="command", required=True)

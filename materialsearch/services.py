@@ -6,27 +6,27 @@ import logging
 import os
 import time
 
-from .catalog import INDEX_FILENAME, Catalog
-from .classify import Classifier
-from .decode import configure_pillow, decode_sizes
-from .duplicates import make_finder
-from .encoders import Encoder, make_encoder
-from .fusion import FusedSearch
-from .index import VectorIndex
-from .lock import DataDirLock
-from .ocr import OcrConfig, OcrEngine
-from .ocrpass import OcrManager, OcrPass
-from .ocrstore import OcrStore
-from .places import LocationBackfill
-from .reports import Reindexing
-from .scan import Scanner
-from .scans import ScanManager
-from .schedule import ScanScheduler, window_of
-from .search import SearchService
-from .store import DB_FILENAME, Store
-from .tags import Tagger, label_set
-from .thumbnails import Renditions
-from .transcode import Transcoder
+from materialsearch.catalog.core import INDEX_FILENAME, Catalog
+from materialsearch.catalog.ownership import DataDirLock
+from materialsearch.catalog.store import DB_FILENAME, Store
+from materialsearch.catalog.text import OcrStore
+from materialsearch.catalog.vector_index import VectorIndex
+from materialsearch.encoders import Encoder, make_encoder
+from materialsearch.jobs.schedule import ScanScheduler, window_of
+from materialsearch.media.decode import configure_pillow, decode_sizes
+from materialsearch.media.thumbnails import Renditions
+from materialsearch.media.transcode import Transcoder
+from materialsearch.ocr.engine import OcrConfig, OcrEngine
+from materialsearch.ocr.job import OcrManager, OcrPass
+from materialsearch.organise.classify import Classifier
+from materialsearch.organise.duplicates import make_finder
+from materialsearch.organise.places import LocationBackfill
+from materialsearch.organise.tags import Tagger, label_set
+from materialsearch.scan.manager import ScanManager
+from materialsearch.scan.reports import Reindexing
+from materialsearch.scan.scanner import Scanner
+from materialsearch.search.fusion import FusedSearch
+from materialsearch.search.service import SearchService
 
 log = logging.getLogger(__name__)
 

@@ -68,8 +68,11 @@ class Counter:
 
 def install(phase: str, n: int) -> None:
     """Patch the app in this (child) process so that it SIGKILLs itself at ``phase``, the n-th time."""
-    from materialsearch import index, prepare, scan, store
+    from materialsearch.catalog import store
+    from materialsearch.catalog import vector_index as index
     from materialsearch.encoders.choose import ENCODERS
+    from materialsearch.scan import prepare
+    from materialsearch.scan import scanner as scan
 
     counter = Counter(n)
     if phase == "walking":
@@ -194,9 +197,9 @@ def child_verify(library: str | None, log_path: str) -> None:
     code = 1
     try:
         from config import Settings
-        from materialsearch.search import Page
+        from materialsearch.catalog.store import Filters
+        from materialsearch.search.service import Page
         from materialsearch.services import Services
-        from materialsearch.store import Filters
 
         settings = Settings.from_env()
         problems = stamp_problems(Path(settings.data_dir) / "index.faiss")

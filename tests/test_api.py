@@ -47,7 +47,7 @@ def test_score_is_the_cosine_with_the_query_vector(client):
 
 
 def test_a_sentence_is_encoded_once_for_its_pages_and_recent_ones_are_kept(client, monkeypatch):
-    from materialsearch import search as search_module
+    from materialsearch.search import service as search_module
 
     services = services_of(client.application)
     encoder, calls = services.encoder, []

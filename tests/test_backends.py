@@ -12,7 +12,6 @@ import os
 import numpy as np
 import pytest
 
-from materialsearch.decode import decode_image
 from materialsearch.encoders import (
     Backend,
     Encoder,
@@ -30,6 +29,7 @@ from materialsearch.encoders.onnx_encoder import OnnxEncoder, tower_path
 from materialsearch.encoders.tiny import TEST_MODEL_INFO
 from materialsearch.encoders.torch_encoder import TorchEncoder
 from materialsearch.encoders.weights import base_identity
+from materialsearch.media.decode import decode_image
 from tests.conftest import settings_on
 
 SENTENCES = ["海边的日落", "a dog running on the beach", "城市夜景，高楼大厦灯火通明", "猫"]

@@ -7,9 +7,9 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from materialsearch.browse import CursorError, Sort, decode_cursor, encode_cursor, timeline_page
-from materialsearch.records import ItemRecord, Kind, Status
-from materialsearch.store import Filters, Store
+from materialsearch.catalog.records import ItemRecord, Kind, Status
+from materialsearch.catalog.store import Filters, Store
+from materialsearch.catalog.timeline import CursorError, Sort, decode_cursor, encode_cursor, timeline_page
 from tests.conftest import MEDIA
 
 DAY = dt.datetime(2024, 6, 1, 12, 0)

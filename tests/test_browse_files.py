@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from materialsearch.folders import folder_tree
+from materialsearch.catalog.folders import folder_tree
 from tests.conftest import MEDIA
 
 LAYOUT = {

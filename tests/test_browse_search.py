@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from materialsearch.records import ItemRecord, Kind, Status
+from materialsearch.catalog.records import ItemRecord, Kind, Status
 from materialsearch.web import services_of
 from tests.conftest import MEDIA
 

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from materialsearch.capture_time import fallback_zone, parse_iso6709, video_capture_time, zone_at
-from materialsearch.video import probe
+from materialsearch.media.capture_time import fallback_zone, parse_iso6709, video_capture_time, zone_at
+from materialsearch.media.video import probe
 
 
 @pytest.fixture

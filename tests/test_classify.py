@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from materialsearch.classify import Classifier, ClassifyError, prompts_for
 from materialsearch.encoders import Backend, Precision, make_encoder
 from materialsearch.encoders.clip import CONTEXT_LENGTH, clip_preprocess
 from materialsearch.encoders.tiny import TEST_MODEL_INFO
+from materialsearch.organise.classify import Classifier, ClassifyError, prompts_for
 from materialsearch.web import services_of
 from materialsearch.web.models import MAX_CLASSIFY_LABELS
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from materialsearch.decode import DecodeError, decode_image
+from materialsearch.media.decode import DecodeError, decode_image
 from tests.conftest import MEDIA, image_rows
 
 LIMIT = 250_000_000

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from materialsearch.decode import DecodeError, _isobmff_truncated, decode_image
+from materialsearch.media.decode import DecodeError, _isobmff_truncated, decode_image
 
 IPHONE_HEICS = ["heic_iphone12pro_orient6_irot_gps.heic", "heic_iphone8plus_arrow_orient6_irot.heic"]
 

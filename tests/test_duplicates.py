@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from materialsearch import duplicates
-from materialsearch.duplicates import (
+from materialsearch.catalog.records import ItemRecord
+from materialsearch.catalog.store import Filters, Store
+from materialsearch.organise import duplicates
+from materialsearch.organise.duplicates import (
     HASH_MAX_DISTANCE,
     Frames,
     KeeperReason,
@@ -22,8 +24,6 @@ from materialsearch.duplicates import (
     rank,
     same_video,
 )
-from materialsearch.records import ItemRecord
-from materialsearch.store import Filters, Store
 
 
 def _unit(rows) -> np.ndarray:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from materialsearch import duplicates
-from materialsearch.duplicates import KeeperReason
+from materialsearch.organise import duplicates
+from materialsearch.organise.duplicates import KeeperReason
 from materialsearch.web import services_of
 from tests.duplicate_media import duplicate_library, upright
 from tests.videos import scene_video

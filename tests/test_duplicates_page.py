@@ -36,7 +36,7 @@ def _strings(language: str) -> set[str]:
 
 
 def test_the_page_strings_exist_in_both_languages_and_every_id_is_in_the_template():
-    from materialsearch.duplicates import KeeperReason
+    from materialsearch.organise.duplicates import KeeperReason
     from tests.test_frontend import string_keys
 
     english, chinese = _strings("en"), _strings("zh")

@@ -11,8 +11,8 @@ import av
 import numpy as np
 import pytest
 
-from materialsearch.decode import DecodeError, decode_image
 from materialsearch.errors import LEGACY_PREFIXES, ApiErrorCode, ProblemCode, legacy_code
+from materialsearch.media.decode import DecodeError, decode_image
 from materialsearch.web import services_of
 
 PASSWORD = "correct horse"

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from materialsearch.decode import configure_pillow, decode_image
-from materialsearch.records import Status
+from materialsearch.catalog.records import Status
+from materialsearch.media.decode import configure_pillow, decode_image
 
 
 def test_hif_and_jxl_are_walked_decoded_upright_and_indexed(open_services, media_dir, tmp_path):

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from materialsearch.index import VectorIndex, ivf_nlist
+from materialsearch.catalog.vector_index import VectorIndex, ivf_nlist
 
 
 def clustered(n: int, dim: int = 128, clusters: int = 200, seed: int = 0, spread: float = 0.5, draw: int = 0):

@@ -9,7 +9,7 @@ from fractions import Fraction
 import av
 from PIL import Image
 
-from materialsearch.records import Status
+from materialsearch.catalog.records import Status
 from tests.conftest import MEDIA
 
 EXIF_IFD, DATETIME_ORIGINAL = 0x8769, 0x9003

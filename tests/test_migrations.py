@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from materialsearch import migrations
-from materialsearch.catalog import Catalog
-from materialsearch.index import VectorIndex
-from materialsearch.migrations import VERSION, SchemaError
-from materialsearch.store import Counts, Store
-from materialsearch.tokens import TokenStore
+from materialsearch.catalog import migrations
+from materialsearch.catalog.core import Catalog
+from materialsearch.catalog.migrations import VERSION, SchemaError
+from materialsearch.catalog.store import Counts, Store
+from materialsearch.catalog.tokens import TokenStore
+from materialsearch.catalog.vector_index import VectorIndex
 
 # Written by the last release before the ladder (schema 4, user_version 0): see tests/fixtures/README.md.
 RELEASE_4 = Path(__file__).parent / "fixtures" / "materialsearch_v4.db"

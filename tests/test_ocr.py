@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from bench.common import visible_phrases
-from materialsearch.ocr import OcrConfig, OcrEngine, OcrError, decode_for_ocr, decode_for_prepass
-from materialsearch.textnorm import normalize_text
+from materialsearch.catalog.textnorm import normalize_text
+from materialsearch.ocr.engine import OcrConfig, OcrEngine, OcrError, decode_for_ocr, decode_for_prepass
 from tests.conftest import MEDIA, image_rows
 
 # Generous: the decoder's own limit is what the scanner passes (MS_MAX_IMAGE_PIXELS); the bomb is far above it.

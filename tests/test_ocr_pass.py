@@ -11,8 +11,8 @@ import types
 
 import pytest
 
-from materialsearch.ocrpass import OcrManager
-from materialsearch.ocrstore import TEXT_TAGS
+from materialsearch.catalog.text import TEXT_TAGS
+from materialsearch.ocr.job import OcrManager
 from materialsearch.web import services_of
 from tests.conftest import MEDIA
 from tests.test_unreachable import failing_walk  # noqa: F401 - the fixture, used by a test below

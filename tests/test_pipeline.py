@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from materialsearch.pipeline import EndMessage, FrameMessage, ReadAhead
-from materialsearch.records import ItemRecord, Kind, Status
+from materialsearch.catalog.records import ItemRecord, Kind, Status
+from materialsearch.scan.pipeline import EndMessage, FrameMessage, ReadAhead
 
 PIXELS = np.zeros(3, np.float32)
 

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
-from materialsearch.capture_time import coordinate_problem
-from materialsearch.gps import GPS_IFD, exif_location, video_location
-from materialsearch.places import backfill_locations, shared_geocoder, simplified_chinese_name
+from materialsearch.media.capture_time import coordinate_problem
+from materialsearch.media.gps import GPS_IFD, exif_location, video_location
+from materialsearch.organise.places import backfill_locations, shared_geocoder, simplified_chinese_name
 from materialsearch.web import CONTENT_SECURITY_POLICY, services_of
 from tests.conftest import manifest
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from materialsearch.catalog.records import FileState, Kind, Status
 from materialsearch.errors import ProblemCode
-from materialsearch.plan import Move, diff, match_moves, plan_scan
-from materialsearch.records import FileState, Kind, Status
-from materialsearch.walk import FileEntry
+from materialsearch.scan.plan import Move, diff, match_moves, plan_scan
+from materialsearch.scan.walk import FileEntry
 
 ROOT = "/library"
 OTHER_ROOT = "/nas"

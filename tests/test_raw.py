@@ -13,10 +13,10 @@ import shutil
 import pytest
 from PIL import Image
 
-from materialsearch.decode import DecodeError, decode_image
+from materialsearch.catalog.records import Status
 from materialsearch.errors import ProblemCode
-from materialsearch.records import Status
-from materialsearch.walk import walk_library
+from materialsearch.media.decode import DecodeError, decode_image
+from materialsearch.scan.walk import walk_library
 from materialsearch.web import create_app
 from tests.conftest import MEDIA
 from tests.raws import PREVIEW_SIZE, SENSOR_SIZE, write_dng

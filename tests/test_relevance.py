@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from materialsearch import names, relevance, stacks
-from materialsearch.relevance import GOOD_Z, Distribution, QueryKind
+from materialsearch.search import names, relevance, stacks
+from materialsearch.search.relevance import GOOD_Z, Distribution, QueryKind
 
 
 def unit(rows: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import TypeAdapter
 
-from materialsearch.reports import LastScan, ScanStatus
+from materialsearch.scan.reports import LastScan, ScanStatus
 
 
 def test_last_scan_reads_records_of_every_release():

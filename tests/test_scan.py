@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from materialsearch.decode import decode_image
-from materialsearch.records import Status
-from materialsearch.search import Page
-from materialsearch.store import Filters
+from materialsearch.catalog.records import Status
+from materialsearch.catalog.store import Filters
+from materialsearch.media.decode import decode_image
+from materialsearch.search.service import Page
 from tests.conftest import manifest
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from materialsearch import prepare as prepare_module
-from materialsearch.records import Status
-from materialsearch.thumbnails import Renditions, rendition_key
+from materialsearch.catalog.records import Status
+from materialsearch.media.thumbnails import Renditions, rendition_key
+from materialsearch.scan import prepare as prepare_module
 
 PHOTO = "jpg_orient1.jpg"
 VIDEO = "webm_vp9_noaudio.webm"

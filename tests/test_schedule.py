@@ -12,8 +12,8 @@ import time
 import pytest
 
 from config import Settings, SettingsError
-from materialsearch.lock import DataDirLock
-from materialsearch.schedule import ScanScheduler, ScanWindow, cron_trigger
+from materialsearch.catalog.ownership import DataDirLock
+from materialsearch.jobs.schedule import ScanScheduler, ScanWindow, cron_trigger
 from tests.conftest import REPO
 
 UTC = dt.UTC
@@ -139,7 +139,7 @@ def test_a_second_process_neither_scans_nor_schedules(make_settings, library, tm
         [
             sys.executable,
             "-c",
-            "import sys, time; from materialsearch.lock import DataDirLock; "
+            "import sys, time; from materialsearch.catalog.ownership import DataDirLock; "
             "lock = DataDirLock(sys.argv[1]); assert lock.acquire(); print('held', flush=True); time.sleep(60)",
             str(data_dir),
         ],
@@ -185,13 +185,13 @@ def test_second_services_on_the_same_data_dir_is_read_only(open_services, librar
 
 
 def _filters():
-    from materialsearch.store import Filters
+    from materialsearch.catalog.store import Filters
 
     return Filters()
 
 
 def _page():
-    from materialsearch.search import Page
+    from materialsearch.search.service import Page
 
     return Page(limit=10)
 

@@ -225,7 +225,7 @@ def test_a_link_re_pointed_after_indexing_is_not_served(app, world):
 
 
 def test_following_symlinks_is_a_setting(world, make_app, tmp_path):
-    from materialsearch.walk import servable_path
+    from materialsearch.scan.walk import servable_path
 
     app = make_app(library=str(world["library"]), follow_symlinks=True)
     services_of(app).scans.run()
@@ -242,7 +242,7 @@ def test_following_symlinks_is_a_setting(world, make_app, tmp_path):
 
 
 def test_folder_link_loops_end(tmp_path, media_dir):
-    from materialsearch.walk import walk_library
+    from materialsearch.scan.walk import walk_library
 
     root = tmp_path / "lib"
     (root / "x").mkdir(parents=True)

@@ -6,7 +6,7 @@ import os
 import signal
 import threading
 
-from materialsearch.shutdown import graceful_stop
+from materialsearch.jobs.shutdown import graceful_stop
 
 
 def test_first_signal_calls_back_then_defaults_then_restores():

@@ -7,9 +7,9 @@ import time
 
 import numpy as np
 
-from materialsearch import prepare as prepare_module
-from materialsearch.pipeline import EndMessage, FrameMessage, ReadAhead
-from materialsearch.records import ItemRecord, Kind, Status
+from materialsearch.catalog.records import ItemRecord, Kind, Status
+from materialsearch.scan import prepare as prepare_module
+from materialsearch.scan.pipeline import EndMessage, FrameMessage, ReadAhead
 
 
 def _record(name: str, status: Status = Status.OK, error: str | None = None) -> ItemRecord:

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from materialsearch import tags
-from materialsearch.tags import (
+from materialsearch.organise import tags
+from materialsearch.organise.tags import (
     MIN_ITEMS_FOR_Z,
     P_MIN,
     TOP_K,
@@ -271,7 +271,7 @@ def test_the_background_tagger_computes_at_start_and_after_each_scan(tmp_path, m
 
 
 def test_the_tags_that_send_a_photo_to_ocr_are_shipped_labels():
-    from materialsearch.ocrstore import TEXT_TAGS
-    from materialsearch.tags import label_set
+    from materialsearch.catalog.text import TEXT_TAGS
+    from materialsearch.organise.tags import label_set
 
     assert set(TEXT_TAGS) <= {label.key for label in label_set()}  # a renamed label must not end the rescue

@@ -6,10 +6,10 @@ import sqlite3
 
 import pytest
 
-from materialsearch import textindex
-from materialsearch.ocr import OcrLine
-from materialsearch.textindex import TextIndex, short_grams
-from materialsearch.textnorm import normalize_text, query_terms
+from materialsearch.catalog import fts as textindex
+from materialsearch.catalog.fts import TextIndex, short_grams
+from materialsearch.catalog.textnorm import normalize_text, query_terms
+from materialsearch.ocr.engine import OcrLine
 
 BOX = (0.1, 0.2, 0.6, 0.3)
 

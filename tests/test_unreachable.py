@@ -12,11 +12,11 @@ import os
 import numpy as np
 import pytest
 
-from materialsearch import walk as walk_module
+from materialsearch.catalog.records import FileState, Kind, Status
 from materialsearch.errors import Problem, ProblemCode
-from materialsearch.plan import diff
-from materialsearch.records import FileState, Kind, Status
-from materialsearch.walk import FileEntry
+from materialsearch.scan import walk as walk_module
+from materialsearch.scan.plan import diff
+from materialsearch.scan.walk import FileEntry
 
 FOLDER_DENIED = Problem(ProblemCode.FOLDER_UNLISTABLE, "cannot list folder (Permission denied)")
 

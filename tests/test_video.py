@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from materialsearch.transcode import ffmpeg_executable
-from materialsearch.video import VideoError, probe, sample_frames
+from materialsearch.media.transcode import ffmpeg_executable
+from materialsearch.media.video import VideoError, probe, sample_frames
 from materialsearch.web import services_of
 from tests.conftest import MEDIA
 from tests.videos import counter_video, read_counter, scene_times, scene_video

@@ -9,8 +9,8 @@ from pathlib import Path
 import av
 import pytest
 
-from materialsearch import video
-from materialsearch.video import FRAME_THREADS_BUDGET_BYTES, decoder_threads
+from materialsearch.media import video
+from materialsearch.media.video import FRAME_THREADS_BUDGET_BYTES, decoder_threads
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,8 +13,8 @@
 The modules import in that order (none imports a later one), and torch, cn_clip and ONNX Runtime only when used.
 """
 
-from .base import Backend, BackendChoice, Encoder, Measurement, ModelError, Precision, Tower
-from .choose import Machine, choose_backend, make_encoder
+from materialsearch.encoders.base import Backend, BackendChoice, Encoder, Measurement, ModelError, Precision, Tower
+from materialsearch.encoders.choose import Machine, choose_backend, make_encoder
 
 __all__ = [
     "Backend",

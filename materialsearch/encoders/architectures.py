@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .base import ModelError
+from materialsearch.encoders.base import ModelError
 
 # Keys a checkpoint of ours may carry to record its architecture (cn_clip's own checkpoints have neither).
 ARCH_KEY = "model_name"  # "VISION@TEXT" config names, e.g. "ViT-B-16@RoBERTa-wwm-ext-base-chinese"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .clip import clip_preprocess
+from materialsearch.encoders.clip import clip_preprocess
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -24,8 +24,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .architectures import ARCH_KEY, INFO_KEY, RESOLUTION_KEY, config_dir, model_info_for
-from .base import ModelError
+from materialsearch.encoders.architectures import ARCH_KEY, INFO_KEY, RESOLUTION_KEY, config_dir, model_info_for
+from materialsearch.encoders.base import ModelError
 
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 SNIFF_BYTES = 64

@@ -12,7 +12,7 @@ import dataclasses
 import functools
 from typing import TYPE_CHECKING
 
-from .base import (
+from materialsearch.encoders.base import (
     AUTO,
     BACKEND_SETTINGS,
     PRECISION_SETTINGS,
@@ -23,9 +23,9 @@ from .base import (
     ModelError,
     Precision,
 )
-from .measure import TimeRun, measure_and_choose, time_run
-from .onnx_encoder import OnnxEncoder
-from .torch_encoder import TorchEncoder
+from materialsearch.encoders.measure import TimeRun, measure_and_choose, time_run
+from materialsearch.encoders.onnx_encoder import OnnxEncoder
+from materialsearch.encoders.torch_encoder import TorchEncoder
 
 if TYPE_CHECKING:
     from config import Settings

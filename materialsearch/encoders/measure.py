@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .base import Backend, BackendChoice, LoadedWeights, Measurement, Precision, passes_gate
-from .clip import cosines
+from materialsearch.encoders.base import Backend, BackendChoice, LoadedWeights, Measurement, Precision, passes_gate
+from materialsearch.encoders.clip import cosines
 
 if TYPE_CHECKING:
     from config import Settings
@@ -189,8 +189,8 @@ class Reference:
 
 def make_probe(resolution: int, count: int) -> Probe:
     """The probe: ``count`` deterministic photo-like pictures and the int8 probe's sentences."""
-    from .clip import clip_preprocess
-    from .onnx_encoder import PROBE_SENTENCES, probe_images
+    from materialsearch.encoders.clip import clip_preprocess
+    from materialsearch.encoders.onnx_encoder import PROBE_SENTENCES, probe_images
 
     return Probe([clip_preprocess(image, resolution) for image in probe_images(resolution, count)], PROBE_SENTENCES)
 
@@ -256,7 +256,7 @@ def measure_and_choose(
 ) -> BackendChoice:
     """The stored decision if it still holds for this machine and these weights, else measure every candidate
     (``build`` makes its encoder), store and return the fastest that passes the fidelity gate."""
-    from .weights import weights_identity
+    from materialsearch.encoders.weights import weights_identity
 
     path = decision_path(settings)
     expected = fingerprint(settings, machine, weights_identity(settings))

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .base import (
+from materialsearch.encoders.base import (
     FIDELITY_MIN_COSINE,
     Backend,
     BackendChoice,
@@ -35,8 +35,14 @@ from .base import (
     Tower,
     WeightsSpec,
 )
-from .clip import CONTEXT_LENGTH, clip_preprocess, cosines, normalise, tokenize_trimmed
-from .weights import build_clip, identity_for, logit_scale_of, resolve_weights, weights_fingerprint
+from materialsearch.encoders.clip import CONTEXT_LENGTH, clip_preprocess, cosines, normalise, tokenize_trimmed
+from materialsearch.encoders.weights import (
+    build_clip,
+    identity_for,
+    logit_scale_of,
+    resolve_weights,
+    weights_fingerprint,
+)
 
 if TYPE_CHECKING:
     from PIL import Image

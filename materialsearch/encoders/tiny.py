@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .architectures import ARCH_KEY, INFO_KEY, RESOLUTION_KEY
+from materialsearch.encoders.architectures import ARCH_KEY, INFO_KEY, RESOLUTION_KEY
 
 # A tiny architecture for tests: cn_clip's own classes and vocab, 2-layer ViT and 2-layer BERT.
 TEST_MODEL_INFO: dict[str, Any] = {

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .base import Backend, BackendChoice, Loaded, LoadedWeights, Precision, Tower
-from .clip import normalise, tokenize_trimmed
-from .weights import build_clip, identity_for, logit_scale_of, resolve_weights
+from materialsearch.encoders.base import Backend, BackendChoice, Loaded, LoadedWeights, Precision, Tower
+from materialsearch.encoders.clip import normalise, tokenize_trimmed
+from materialsearch.encoders.weights import build_clip, identity_for, logit_scale_of, resolve_weights
 
 if TYPE_CHECKING:
     from config import Settings

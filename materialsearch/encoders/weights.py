@@ -17,9 +17,9 @@ import socket
 import urllib.parse
 from typing import Any
 
-from .architectures import model_info_for
-from .base import ModelError, Precision, WeightsSpec
-from .checkpoints import HF_WEIGHT_FILES, read_checkpoint
+from materialsearch.encoders.architectures import model_info_for
+from materialsearch.encoders.base import ModelError, Precision, WeightsSpec
+from materialsearch.encoders.checkpoints import HF_WEIGHT_FILES, read_checkpoint
 
 # Where named models are downloaded from (MS_MODEL_SOURCE).
 HUGGINGFACE, MODELSCOPE = "huggingface", "modelscope"

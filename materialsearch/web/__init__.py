@@ -11,12 +11,11 @@ from flask import Flask, Request, request
 from werkzeug.exceptions import HTTPException
 
 from config import Settings
-
-from ..auth import Authenticator
-from ..errors import ApiErrorCode
-from ..services import Services
-from ..tokens import TokenStore
-from .models import error_response
+from materialsearch.auth import Authenticator
+from materialsearch.catalog.tokens import TokenStore
+from materialsearch.errors import ApiErrorCode
+from materialsearch.services import Services
+from materialsearch.web.models import error_response
 
 log = logging.getLogger(__name__)
 EXTENSION_KEY = "materialsearch"
@@ -87,11 +86,11 @@ def create_app(settings: Settings | dict[str, Any] | None = None, services: Serv
     services = services or Services(settings)
     app.extensions[EXTENSION_KEY] = services
 
-    from . import auth
-    from .api import api
-    from .duplicates_api import duplicates_api
-    from .pages import pages
-    from .reference import reference
+    from materialsearch.web import auth
+    from materialsearch.web.api import api
+    from materialsearch.web.duplicates_api import duplicates_api
+    from materialsearch.web.pages import pages
+    from materialsearch.web.reference import reference
 
     try:
         authn = Authenticator(settings, TokenStore(services.store.engine))

@@ -10,25 +10,25 @@ import time
 
 from flask import Blueprint, Response, current_app, send_file, stream_with_context
 
-from ..browse import CursorError, Sort, timeline_page
-from ..decode import DecodeError
-from ..download import Member, unique_names, zip_stream
-from ..errors import ApiErrorCode as Code
-from ..exif_info import media_info
-from ..folders import folder_counts, folder_tree, real_roots
-from ..ocrpass import OcrStatus
-from ..places import group_places
-from ..records import Kind
-from ..records import Status as ItemStatus
-from ..relevance import QueryKind
-from ..reports import BackendDecision, LastScan, ScanStatus
-from ..search import Match, Narrowing, NotFound, Page, SearchError
-from ..store import Filters, Item
-from ..thumbnails import rendition_key
-from ..transcode import TranscodeError
-from ..video import VideoError
-from ..walk import servable_path
-from .models import (
+from materialsearch.catalog.folders import folder_counts, folder_tree, real_roots
+from materialsearch.catalog.records import Kind
+from materialsearch.catalog.records import Status as ItemStatus
+from materialsearch.catalog.store import Filters, Item
+from materialsearch.catalog.timeline import CursorError, Sort, timeline_page
+from materialsearch.download import Member, unique_names, zip_stream
+from materialsearch.errors import ApiErrorCode as Code
+from materialsearch.media.decode import DecodeError
+from materialsearch.media.exif_info import media_info
+from materialsearch.media.thumbnails import rendition_key
+from materialsearch.media.transcode import TranscodeError
+from materialsearch.media.video import VideoError
+from materialsearch.ocr.job import OcrStatus
+from materialsearch.organise.places import group_places
+from materialsearch.scan.reports import BackendDecision, LastScan, ScanStatus
+from materialsearch.scan.walk import servable_path
+from materialsearch.search.relevance import QueryKind
+from materialsearch.search.service import Match, Narrowing, NotFound, Page, SearchError
+from materialsearch.web.models import (
     MAX_INT,
     ClassifyItem,
     ClassifyResult,
@@ -70,7 +70,7 @@ from .models import (
     Version,
     error_response,
 )
-from .spec import TAGS, ApiError, BadRequest, Responses, api_spec
+from materialsearch.web.spec import TAGS, ApiError, BadRequest, Responses, api_spec
 
 api = Blueprint("api", __name__)
 

@@ -24,9 +24,9 @@ from flask import (
 )
 from flask.sessions import SecureCookieSessionInterface
 
-from ..auth import Authenticator
-from ..errors import ApiErrorCode
-from .models import error_response
+from materialsearch.auth import Authenticator
+from materialsearch.errors import ApiErrorCode
+from materialsearch.web.models import error_response
 
 auth = Blueprint("auth", __name__)
 

@@ -1,5 +1,5 @@
 """The duplicates and hidden-items routes (``/api/duplicates``, ``/api/hidden``): their own blueprint, declared
-like every API route (``models.py`` → spectree → OpenAPI); the work is in ``materialsearch.duplicates``."""
+like every API route (``models.py`` → spectree → OpenAPI); the work is in ``materialsearch.organise.duplicates``."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import io
 
 from flask import Blueprint, Response, current_app
 
-from .. import duplicates as dup
-from ..search import NotFound, SearchError
-from .api import bad_request, not_found
-from .models import (
+from materialsearch.organise import duplicates as dup
+from materialsearch.search.service import NotFound, SearchError
+from materialsearch.web.api import bad_request, not_found
+from materialsearch.web.models import (
     DuplicateExport,
     DuplicateGroup,
     DuplicateList,
@@ -23,7 +23,7 @@ from .models import (
     ItemIds,
     ItemView,
 )
-from .spec import TAGS, BadRequest, Responses, api_spec
+from materialsearch.web.spec import TAGS, BadRequest, Responses, api_spec
 
 duplicates_api = Blueprint("duplicates_api", __name__)
 # The same answers to bad requests as every other API route (a 4xx with the message, never a 500).

@@ -32,15 +32,15 @@ from pydantic import (
 )
 from spectree.model_adapter.pydantic_adapter import BaseFile
 
-from ..browse import Sort
-from ..duplicates import KeeperReason
-from ..errors import ApiErrorCode, ProblemCode, legacy_code
-from ..ocrpass import OcrStatus
-from ..places import CITIES_LISTED, location_of
-from ..reports import BackendDecision, Reindexing, ScanStatus, ScanWarning
-from ..search import Match
-from ..store import Item
-from ..thumbnails import rendition_key
+from materialsearch.catalog.store import Item
+from materialsearch.catalog.timeline import Sort
+from materialsearch.errors import ApiErrorCode, ProblemCode, legacy_code
+from materialsearch.media.thumbnails import rendition_key
+from materialsearch.ocr.job import OcrStatus
+from materialsearch.organise.duplicates import KeeperReason
+from materialsearch.organise.places import CITIES_LISTED, location_of
+from materialsearch.scan.reports import BackendDecision, Reindexing, ScanStatus, ScanWarning
+from materialsearch.search.service import Match
 
 # Ids, offsets and times beyond SQLite's integer range cannot name anything: refused as bad input.
 MAX_INT = 2**63 - 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
 
-from .. import __version__
+from materialsearch import __version__
 
 pages = Blueprint("pages", __name__)
 

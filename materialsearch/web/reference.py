@@ -12,8 +12,8 @@ from flask import Blueprint, current_app, render_template
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from .models import Document
-from .spec import TAGS, Responses, api_spec, openapi_document
+from materialsearch.web.models import Document
+from materialsearch.web.spec import TAGS, Responses, api_spec, openapi_document
 
 reference = Blueprint("reference", __name__)
 

@@ -16,9 +16,9 @@ from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree, Tag
 from spectree.plugins.flask_plugin import FlaskPlugin
 from spectree.utils import parse_code
 
-from .. import __version__
-from ..errors import ApiErrorCode
-from .models import Error, fill_settings
+from materialsearch import __version__
+from materialsearch.errors import ApiErrorCode
+from materialsearch.web.models import Error, fill_settings
 
 JSON = "application/json"
 _GENERATING = threading.Lock()

@@ -1,0 +1,113 @@
+"""The catalog: the database and the vector index, kept in agreement.
+
+The database (``Store``) is the truth; the FAISS index (``VectorIndex``) is a cache of its vectors that must hold
+exactly the same ids. Everything that writes vectors goes through ``Catalog``, which writes the database first (one
+committed transaction) and then makes the index follow, and ``checkpoint`` is the only place the index file is
+saved. A crash between the two leaves an index whose stamp disagrees with the database, and ``open`` rebuilds it.
+
+Reads go straight to ``catalog.store`` and ``catalog.index``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable, Sequence
+
+from materialsearch.catalog.records import ItemRecord
+from materialsearch.catalog.store import Store
+from materialsearch.catalog.vector_index import VectorIndex
+from materialsearch.encoders import ModelError
+
+log = logging.getLogger(__name__)
+
+INDEX_FILENAME = "index.faiss"  # inside MS_DATA_DIR, beside the database
+MODEL_IDENTITY_KEY = "model_identity"
+
+
+class Catalog:
+    """Owns a ``Store`` and its ``VectorIndex``; the only writer of both.
+
+    Only the owner of the data dir (``owner=True``) writes the index file; another process keeps the index it
+    loads or rebuilds in memory.
+    """
+
+    def __init__(self, store: Store, index: VectorIndex, *, owner: bool = True):
+        self.store = store
+        self.index = index
+        self.owner = owner
+
+    # --- opening ----------------------------------------------------------------------------------------------
+    def open(self) -> str | None:
+        """Adopt the index's model and load the index (or rebuild it from the database).
+
+        When the database holds vectors of another model, the owner drops them and marks their items for
+        re-embedding; the returned sentence says so (None when nothing changed). Another process refuses with
+        ModelError: only the owner may re-embed.
+        """
+        change = self._adopt_model(self.index.identity)
+        self._load_index()
+        return change
+
+    def _adopt_model(self, identity: str) -> str | None:
+        previous = self.store.get_meta(MODEL_IDENTITY_KEY)
+        change = None
+        if previous is not None and previous != identity:
+            data_dir = os.path.dirname(os.path.abspath(self.store.path))
+            if not self.owner:
+                raise ModelError(
+                    f"{data_dir} holds vectors of another model ({previous.split('|')[0]}); only the "
+                    "process that owns the data dir re-embeds them: use the same MS_MODEL here, or stop the server "
+                    "and start it (or a scan) with the new one"
+                )
+            count = self.store.mark_all_pending()
+            change = (
+                f"the model changed ({previous.split('|')[0]} → {identity.split('|')[0]}): "
+                f"{count} items will be re-embedded in the background"
+            )
+            log.warning(change)
+        if self.owner and previous != identity:
+            self.store.set_meta(MODEL_IDENTITY_KEY, identity)
+        return change
+
+    def _load_index(self) -> None:
+        # An index whose stamp disagrees with the database (crash, copy, model change) or that cannot be read is
+        # rebuilt from it.
+        if self.index.load(self.store.vector_checksum()):
+            return
+        started = time.monotonic()
+        self.index.rebuild(self.store.iter_vectors())
+        self.checkpoint()
+        log.info(
+            "rebuilt the vector index from the database: %d vectors in %.1fs",
+            self.index.ntotal,
+            time.monotonic() - started,
+        )
+
+    # --- changes ----------------------------------------------------------------------------------------------
+    def apply(self, records: Sequence[ItemRecord]) -> None:
+        """Write one batch of scanned files (insert or replace by path) in one transaction; the index follows."""
+        new_ids, new_vectors, replaced = self.store.write_batch(records)
+        self.index.remove(replaced)
+        self.index.add(new_ids, new_vectors)
+
+    def remove(self, item_ids: Iterable[int]) -> None:
+        """Delete items and their vectors."""
+        self.index.remove(self.store.delete_items(item_ids))
+
+    def move(self, item_id: int, path: str, size: int, mtime_ns: int, still: str | None) -> None:
+        """A file moved inside the library: its item (and vectors) now live at ``path``; ``still`` is its pair."""
+        self.store.move_item(item_id, path, size, mtime_ns, still)
+
+    def checkpoint(self) -> None:
+        """Save the index with its stamp (atomically; nothing to do when unchanged). Only the owner writes it."""
+        if self.owner:
+            self.index.save()
+
+    def close(self) -> None:
+        """Save the index (the owner) and release the database."""
+        try:
+            self.checkpoint()
+        finally:
+            self.store.close()

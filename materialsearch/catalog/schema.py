@@ -1,0 +1,172 @@
+"""The database's tables, declared once (SQLAlchemy 2 ORM).
+
+A new database is created from these declarations; ``migrations`` brings a file written by an earlier release up
+to them. Changing a table here means adding a migration step there (``tests/test_migrations.py`` checks that an
+upgraded database and a new one have the same schema).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _create_text_tables(cursor) -> None:
+    from materialsearch.catalog.text import (
+        create_text_tables,  # imported when a database is created, not with the schema
+    )
+
+    create_text_tables(cursor)
+
+
+# Created with a new database after the tables (``migrations._create``): objects SQLAlchemy cannot declare.
+Base.metadata.info["raw_ddl"] = (_create_text_tables,)
+
+
+class Item(Base):
+    """One file of the library (a photo or a video), indexed or not, with why not."""
+
+    __tablename__ = "items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    taken_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    thumbnail: Mapped[str | None] = mapped_column(String(64))
+    indexed_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    # Videos: length in ms; whether browsers play the file as it is.
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    playable: Mapped[bool | None] = mapped_column(Boolean)
+    # Videos: the same-name photo that was considered as its Live Photo still when the video was scanned.
+    pair_path: Mapped[str | None] = mapped_column(Text, index=True)
+    # Photos: byte offset of the MP4 embedded in an Android motion photo.
+    motion_offset: Mapped[int | None] = mapped_column(Integer)
+    # The stable code of ``error`` (errors.ProblemCode), for the UI to translate and scripts to branch on.
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    # Places: GPS position (NULL when none or ignored, with ``location_note`` saying why), whether the file's
+    # location was read (NULL: indexed before places existed), and the place it resolves to.
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    location_note: Mapped[str | None] = mapped_column(Text)
+    location_read: Mapped[bool | None] = mapped_column(Boolean)
+    place_city: Mapped[str | None] = mapped_column(Text)
+    place_city_zh: Mapped[str | None] = mapped_column(Text)
+    place_region: Mapped[str | None] = mapped_column(Text)
+    place_country: Mapped[str | None] = mapped_column(String(2), index=True)
+    # Photos: the OCR pre-pass's verdict on this version of the file, taken by the scan on its own decode (NULL:
+    # not taken — OCR off, a picture the OCR pass must read itself, or indexed before the scan took it).
+    has_text: Mapped[bool | None] = mapped_column(Boolean)
+    __table_args__ = (
+        Index("ix_items_kind_status", "kind", "status"),
+        # The timeline: indexed items in capture-time order, a keyset page at any depth (rowid breaks ties).
+        Index("ix_items_status_taken_at", "status", "taken_at"),
+        # /api/places groups by these in index order, reading nothing else; ``place=`` looks names up by index.
+        Index(
+            "ix_items_places",
+            "status",
+            "place_country",
+            "place_region",
+            "place_city",
+            "place_city_zh",
+            "latitude",
+            "longitude",
+        ),
+        Index("ix_items_place_city", text("lower(place_city)")),
+        Index("ix_items_place_city_zh", "place_city_zh"),
+        Index("ix_items_place_region", text("lower(place_region)")),
+    )
+
+
+class Vector(Base):
+    """An L2-normalised float32 embedding owned by an item (``time_ms`` is for video frames; NULL for stills)."""
+
+    __tablename__ = "vectors"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    time_ms: Mapped[int | None] = mapped_column(Integer)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    __table_args__ = (Index("ix_vectors_item_id", "item_id"),)
+
+
+class Meta(Base):
+    """Key/value facts about the database, e.g. the identity of the model that made the vectors."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ApiToken(Base):
+    """An API token for scripts: only the SHA-256 of the token is stored, never the token itself."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class ItemTag(Base):
+    """A zero-shot tag an item clearly shows (``tags``: computed from the stored vectors; ``score`` is how far it
+    stands out, the label's robust z-score over the library)."""
+
+    __tablename__ = "item_tags"
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    score: Mapped[float] = mapped_column(Float)
+    __table_args__ = (Index("ix_item_tags_tag", "tag", "item_id"),)
+
+
+class OcrState(Base):
+    """Whether a photo's text has been read (OCR), for which version of its file, and why not when it failed.
+
+    The lines themselves live in the text index's tables (``textindex``: FTS5 virtual tables, which SQLAlchemy
+    cannot declare; ``ocrstore.create_text_tables`` creates them, and the triggers that forget an item's text when
+    the item is deleted or its file changes).
+    """
+
+    __tablename__ = "ocr_state"
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    # The item's (size, mtime_ns) when it was read: a different pair means the text is of an older file.
+    size: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # OcrOutcome: done | error
+    error: Mapped[str | None] = mapped_column(Text)
+    line_count: Mapped[int] = mapped_column(Integer)
+    read_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class HiddenItem(Base):
+    """An item the user chose to hide from results (a duplicate's other copies); reversible, the file is untouched."""
+
+    __tablename__ = "hidden_items"
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    hidden_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+STILL_HASH_TIME = -1  # ``PerceptualHash.time_ms`` of a photo's thumbnail (not a video frame's)
+
+
+class PerceptualHash(Base):
+    """The 64-bit pHash of an item's thumbnail (``time_ms`` -1) or of a video frame's, for one version of its file
+    (``rendition``: the thumbnail key, which changes when the file does). The scan stores each photo's as it writes
+    the thumbnail; the duplicate finder computes what is missing."""
+
+    __tablename__ = "perceptual_hashes"
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    time_ms: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rendition: Mapped[str] = mapped_column(String(64))
+    phash: Mapped[int] = mapped_column(Integer)  # the unsigned 64 bits stored as a signed SQLite integer

@@ -1,0 +1,577 @@
+"""The database: the source of truth for items, their state and their vectors (SQLAlchemy 2 on SQLite, WAL).
+
+One writer (the scanner, through ``Catalog``) and any number of readers (web requests). Bulk writes run in one
+transaction per batch, so a crash loses at most the batch in flight. The tables are declared in ``schema``;
+opening a file brings it to the current schema version (``migrations``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeVar
+
+import numpy as np
+from sqlalchemy import bindparam, create_engine, delete, event, exists, func, insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from materialsearch.catalog import migrations
+from materialsearch.catalog.records import FileState, ItemRecord, Kind, Status
+from materialsearch.catalog.schema import STILL_HASH_TIME, Base, HiddenItem, Item, ItemTag, Meta, PerceptualHash, Vector
+from materialsearch.organise.places import place_condition
+
+DB_FILENAME = "materialsearch.db"  # inside MS_DATA_DIR
+PAGE_SIZE_BYTES = 16384  # 4 KiB pages waste about half the file on 2 KB vector blobs
+# Ids per ``IN (...)``: SQLite before 3.32 allows at most 999 bound parameters in one statement.
+IN_CHUNK = 900
+
+T = TypeVar("T")
+
+# The items columns a scan record fills (all but ``id`` and ``indexed_at``), from the two declarations.
+_RECORD_COLUMNS = tuple(
+    column.key
+    for column in Item.__table__.columns
+    if column.key in {field.name for field in dataclasses.fields(ItemRecord)}
+)
+_FILE_STATE_COLUMNS = tuple(getattr(Item, field.name) for field in dataclasses.fields(FileState))
+
+
+@dataclasses.dataclass(frozen=True)
+class Filters:
+    """Restrictions on search results; all optional."""
+
+    path_contains: str | None = None
+    date_from: dt.datetime | None = None
+    date_to: dt.datetime | None = None
+    kind: str | None = None
+    tags: tuple[str, ...] | None = None  # tag keys the item must all have (``tags``)
+    exclude_hidden: bool | None = None  # leave out the items hidden from results (None: nothing to leave out)
+    name_contains: str | None = None  # each of its words in the file name (not its folders)
+    place: str | None = None  # a city, region or country (English or Chinese name, or ISO code)
+
+    @property
+    def active(self) -> bool:
+        """Whether any filter is set."""
+        return any(v is not None for v in dataclasses.astuple(self))
+
+
+# SQLite has no dirname() or basename(): rtrim drops the file name's characters from the right of the path, which
+# leaves its folder with the trailing slash; the name is what follows.
+FOLDER_OF_PATH = func.rtrim(Item.path, func.replace(Item.path, "/", ""))
+_FILE_NAME = func.substr(Item.path, func.length(FOLDER_OF_PATH) + 1)
+
+
+def _like_escaped(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+@dataclasses.dataclass(frozen=True)
+class Counts:
+    """How many items stand where: indexed photos and videos, Live Photo movies, failures, skips, waiting."""
+
+    images: int = 0
+    videos: int = 0
+    live_photos: int = 0
+    errors: int = 0
+    skipped: int = 0
+    pending: int = 0
+
+
+def _pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # page_size only takes effect on a new database, before WAL is switched on.
+    cursor.execute(f"PRAGMA page_size={PAGE_SIZE_BYTES}")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def vector_to_blob(vector: np.ndarray) -> bytes:
+    """float32 little-endian bytes."""
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def blob_to_vector(blob: bytes) -> np.ndarray:
+    """Inverse of ``vector_to_blob``."""
+    return np.frombuffer(blob, dtype="<f4")
+
+
+def _stack(blobs: Sequence[bytes]) -> np.ndarray:
+    return np.vstack([blob_to_vector(b) for b in blobs]) if blobs else np.empty((0, 0), np.float32)
+
+
+def chunked(values: Iterable[T], size: int | None = None) -> Iterator[list[T]]:
+    """``values`` in lists of at most ``size`` (``IN_CHUNK``): one ``IN (...)`` each."""
+    size = size or IN_CHUNK
+    chunk: list[T] = []
+    for value in values:
+        chunk.append(value)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _signed64(value: int) -> int:
+    """An unsigned 64-bit hash as the signed integer SQLite stores."""
+    return value - 2**64 if value >= 2**63 else value
+
+
+def _replace_hashes(conn, rows: Sequence[tuple[int, int, str, int]]) -> None:
+    """Store (item id, time or -1, rendition key, unsigned 64-bit pHash) rows, replacing older ones for the same
+    item and time, inside the caller's transaction."""
+    signed = [{"item_id": i, "time_ms": t, "rendition": k, "phash": _signed64(h)} for i, t, k, h in rows]
+    for chunk in chunked(signed):
+        for row in chunk:
+            conn.execute(
+                delete(PerceptualHash).where(
+                    PerceptualHash.item_id == row["item_id"], PerceptualHash.time_ms == row["time_ms"]
+                )
+            )
+        conn.execute(insert(PerceptualHash), chunk)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now().replace(microsecond=0)
+
+
+class Store:
+    """All reads and writes of the items, vectors and meta tables."""
+
+    def __init__(self, path: str):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.path = path
+        self.engine: Engine = create_engine(
+            f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30}
+        )
+        event.listen(self.engine, "connect", _pragmas)
+        self.duplicates = DuplicateData(self.engine)
+        self.places = PlaceData(self.engine, ChangeWatch(path))
+        try:
+            migrations.upgrade(self.engine, Base.metadata)
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    def close(self) -> None:
+        """Release connections."""
+        self.places.watch.close()
+        self.engine.dispose()
+
+    def _items(self, *where) -> list[Item]:
+        """Item rows (detached ORM objects) matching ``where``."""
+        with Session(self.engine) as session:
+            return list(session.scalars(select(Item).where(*where)))
+
+    # --- meta -------------------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        """A stored fact, or None."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(Meta.value).where(Meta.key == key)).scalar()
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a fact (insert or replace)."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(Meta).where(Meta.key == key))
+            conn.execute(insert(Meta).values(key=key, value=value))
+
+    # --- scanning ---------------------------------------------------------------------------------------------
+    def file_states(self) -> dict[str, FileState]:
+        """Every known path with its (size, mtime) and status."""
+        with self.engine.connect() as conn:
+            return {row[0]: FileState(*row[1:]) for row in conn.execute(select(Item.path, *_FILE_STATE_COLUMNS))}
+
+    def write_batch(self, records: Sequence[ItemRecord]) -> tuple[list[int], np.ndarray, list[int]]:
+        """Insert or replace items (by path) and their vectors in one transaction.
+
+        Returns (new vector ids, their vectors, vector ids that were replaced) so the index can follow.
+        """
+        if not records:
+            return [], np.empty((0, 0), np.float32), []
+        now = _now()
+        new_ids: list[int] = []
+        new_vectors: list[np.ndarray] = []
+        replaced: list[int] = []
+        with self.engine.begin() as conn:
+            existing: dict[str, int] = {}
+            for paths in chunked(r.path for r in records):
+                existing.update(conn.execute(select(Item.path, Item.id).where(Item.path.in_(paths))).all())
+            for item_ids in chunked(existing.values()):
+                replaced += conn.execute(select(Vector.id).where(Vector.item_id.in_(item_ids))).scalars()
+                conn.execute(delete(Vector).where(Vector.item_id.in_(item_ids)))
+            updates = []
+            for record in records:
+                values = {**{key: getattr(record, key) for key in _RECORD_COLUMNS}, "indexed_at": now}
+                if record.path in existing:
+                    updates.append({"b_id": existing[record.path], **values})
+                else:
+                    existing[record.path] = conn.execute(insert(Item).values(**values)).inserted_primary_key[0]
+            if updates:
+                conn.execute(update(Item).where(Item.id == bindparam("b_id")), updates)
+            # The scan's thumbnail pHashes, with their items (see ``ItemRecord.phash``).
+            hashed = [(existing[r.path], STILL_HASH_TIME, r.thumbnail, r.phash) for r in records if r.phash is not None]
+            _replace_hashes(conn, hashed)
+            for record in records:
+                for time_ms, vector in record.vectors:
+                    blob = vector_to_blob(vector)
+                    row = {"item_id": existing[record.path], "time_ms": time_ms, "embedding": blob}
+                    new_ids.append(conn.execute(insert(Vector).values(**row)).inserted_primary_key[0])
+                    new_vectors.append(blob_to_vector(blob))
+        vectors = np.vstack(new_vectors) if new_vectors else np.empty((0, 0), np.float32)
+        return new_ids, vectors, replaced
+
+    def move_item(self, item_id: int, path: str, size: int, mtime_ns: int, pair_path: str | None = None) -> None:
+        """A file moved or renamed inside the library: keep its row (and vectors) under the new path."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(Item)
+                .where(Item.id == item_id)
+                .values(path=path, size=size, mtime_ns=mtime_ns, pair_path=pair_path)
+            )
+
+    def delete_items(self, item_ids: Iterable[int]) -> list[int]:
+        """Remove items and their vectors; returns the removed vector ids."""
+        removed: list[int] = []
+        with self.engine.begin() as conn:
+            for chunk in chunked(item_ids):
+                removed += conn.execute(select(Vector.id).where(Vector.item_id.in_(chunk))).scalars()
+                conn.execute(delete(Vector).where(Vector.item_id.in_(chunk)))
+                conn.execute(delete(Item).where(Item.id.in_(chunk)))
+        return removed
+
+    def mark_all_pending(self) -> int:
+        """Drop every vector and mark indexed items for re-embedding (the model changed). Returns how many."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(Vector))
+            result = conn.execute(update(Item).where(Item.status == Status.OK).values(status=Status.PENDING))
+            return result.rowcount
+
+    # --- vectors ----------------------------------------------------------------------------------------------
+    def iter_vectors(self, chunk: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """All (vector ids, vectors) in id order, ``chunk`` at a time (for rebuilding the index)."""
+        last = 0
+        with self.engine.connect() as conn:
+            while True:
+                rows = conn.execute(
+                    select(Vector.id, Vector.embedding).where(Vector.id > last).order_by(Vector.id).limit(chunk)
+                ).all()
+                if not rows:
+                    return
+                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                last = int(ids[-1])
+                yield ids, _stack([r[1] for r in rows])
+
+    def vector_checksum(self) -> tuple[int, int]:
+        """(count, sum of ids) of the vectors: compared with the index's to detect drift."""
+        with self.engine.connect() as conn:
+            count, total = conn.execute(select(func.count(Vector.id), func.coalesce(func.sum(Vector.id), 0))).one()
+        return int(count), int(total)
+
+    def item_vectors(self, item_id: int) -> np.ndarray:
+        """The vectors of one item (empty when it has none)."""
+        with self.engine.connect() as conn:
+            return _stack(conn.execute(select(Vector.embedding).where(Vector.item_id == item_id)).scalars().all())
+
+    def vector_frames(self, vector_ids: Sequence[int]) -> dict[int, tuple[int, int | None]]:
+        """vector id → (item id, frame time in ms or None) for the given ids."""
+        found: dict[int, tuple[int, int | None]] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunked(int(v) for v in vector_ids):
+                rows = conn.execute(select(Vector.id, Vector.item_id, Vector.time_ms).where(Vector.id.in_(chunk)))
+                found.update((vector_id, (item_id, time_ms)) for vector_id, item_id, time_ms in rows)
+        return found
+
+    def frames(self, item_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """A video's frame times (ms, ascending) and their vectors."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(Vector.time_ms, Vector.embedding).where(Vector.item_id == item_id).order_by(Vector.time_ms)
+            ).all()
+        times = np.array([r[0] if r[0] is not None else 0 for r in rows], dtype=np.int64)
+        return times, _stack([r[1] for r in rows])
+
+    def frame_vector(self, item_id: int, time_ms: int) -> np.ndarray | None:
+        """The vector of one video frame, or None."""
+        with self.engine.connect() as conn:
+            blob = conn.execute(
+                select(Vector.embedding).where(Vector.item_id == item_id, Vector.time_ms == time_ms).limit(1)
+            ).scalar()
+        return blob_to_vector(blob) if blob is not None else None
+
+    def has_videos(self) -> bool:
+        """Whether any video is indexed."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(Item.id).where(Item.status == Status.OK, Item.kind == Kind.VIDEO).limit(1)
+            ).scalar()
+        return found is not None
+
+    def filtered_vector_ids(self, filters: Filters) -> np.ndarray:
+        """Ids of the vectors whose items pass ``filters``."""
+        query = select(Vector.id).join(Item, Item.id == Vector.item_id)
+        query = self.apply_filters(query, filters)
+        with self.engine.connect() as conn:
+            return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
+
+    def passing_filters(self, item_ids: Sequence[int], filters: Filters) -> set[int]:
+        """Those of ``item_ids`` whose items pass ``filters`` (found outside the vectors, e.g. by their text)."""
+        if not filters.active:
+            return set(item_ids)
+        found: set[int] = set()
+        for chunk in chunked(item_ids):
+            query = self.apply_filters(select(Item.id).where(Item.id.in_(chunk)), filters)
+            with self.engine.connect() as conn:
+                found.update(conn.execute(query).scalars())
+        return found
+
+    def count_searchable(self, filters: Filters, exclude: Iterable[int] = ()) -> int:
+        """How many indexed items pass ``filters`` (leaving out ``exclude``)."""
+        query = select(func.count(func.distinct(Vector.item_id))).join(Item, Item.id == Vector.item_id)
+        query = self.apply_filters(query, filters)
+        exclude = list(exclude)  # a handful of ids (the items a "more like this" starts from)
+        if exclude:
+            query = query.where(Item.id.not_in(exclude))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    @staticmethod
+    def apply_filters(query, filters: Filters):
+        """``query`` (over items) restricted to the items passing ``filters``."""
+        if filters.path_contains:
+            query = query.where(Item.path.like(_like_escaped(filters.path_contains), escape="\\"))
+        for word in (filters.name_contains or "").split():  # every word, anywhere in the file name
+            query = query.where(_FILE_NAME.like(_like_escaped(word), escape="\\"))
+        if filters.date_from is not None:
+            query = query.where(Item.taken_at >= filters.date_from)
+        if filters.date_to is not None:
+            query = query.where(Item.taken_at <= filters.date_to)
+        if filters.kind is not None:
+            query = query.where(Item.kind == filters.kind)
+        for tag in filters.tags or ():
+            query = query.where(Item.id.in_(select(ItemTag.item_id).where(ItemTag.tag == tag)))
+        if filters.exclude_hidden:
+            query = query.where(~exists().where(HiddenItem.item_id == Item.id))
+        if filters.place:
+            query = query.where(place_condition(filters.place))
+        return query
+
+    # --- browsing (the timeline and folder queries are in ``browse`` and ``folders``) ---------------------
+    def vectors_by_id(self, vector_ids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of ``vector_ids``, in that order (every id must exist)."""
+        found: dict[int, bytes] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunked(int(v) for v in vector_ids):
+                found.update(conn.execute(select(Vector.id, Vector.embedding).where(Vector.id.in_(chunk))).all())
+        return _stack([found[int(v)] for v in vector_ids])
+
+    def first_vector_ids(self, item_ids: Iterable[int]) -> dict[int, int]:
+        """item id → the id of its first vector (a photo's only one), for items that have one."""
+        found: dict[int, int] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunked(int(i) for i in item_ids):
+                rows = conn.execute(
+                    select(Vector.item_id, func.min(Vector.id))
+                    .where(Vector.item_id.in_(chunk))
+                    .group_by(Vector.item_id)
+                )
+                found.update((item_id, vector_id) for item_id, vector_id in rows)
+        return found
+
+    # --- items ------------------------------------------------------------------------------------------------
+    def get_item(self, item_id: int) -> Item | None:
+        """One item row, or None."""
+        return next(iter(self._items(Item.id == item_id)), None)
+
+    def get_items(self, item_ids: Iterable[int]) -> dict[int, Item]:
+        """Item rows by id (missing ids are left out)."""
+        return {
+            item.id: item for chunk in chunked(int(i) for i in item_ids) for item in self._items(Item.id.in_(chunk))
+        }
+
+    def motions_for(self, still_paths: Iterable[str]) -> dict[str, Item]:
+        """Live Photo movies by the path of their still."""
+        return self._paired_with(still_paths, Status.MOTION)
+
+    def raws_for(self, still_paths: Iterable[str]) -> dict[str, Item]:
+        """Camera RAW originals by the path of their same-name JPEG/HEIC."""
+        return self._paired_with(still_paths, Status.RAW)
+
+    def _paired_with(self, still_paths: Iterable[str], status: Status) -> dict[str, Item]:
+        return {
+            item.pair_path: item
+            for chunk in chunked(still_paths)
+            for item in self._items(Item.pair_path.in_(chunk), Item.status == status)
+        }
+
+    def problems(self, limit: int, offset: int) -> tuple[list[Item], int]:
+        """Files that failed or were skipped, newest first, with the total."""
+        where = Item.status.in_([Status.ERROR, Status.SKIPPED])
+        with Session(self.engine) as session:
+            total = session.scalar(select(func.count(Item.id)).where(where)) or 0
+            rows = session.scalars(
+                select(Item).where(where).order_by(Item.status, Item.path).limit(limit).offset(offset)
+            )
+            return list(rows), int(total)
+
+    def counts(self) -> Counts:
+        """Items per outcome (one grouped query over the kind+status index)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(Item.kind, Item.status, func.count(Item.id)).group_by(Item.kind, Item.status))
+            found = {(kind, status): int(count) for kind, status, count in rows}
+
+        def total(status: Status, kind: Kind | None = None) -> int:
+            return sum(n for (k, s), n in found.items() if s == status and kind in (None, k))
+
+        return Counts(
+            images=total(Status.OK, Kind.IMAGE),
+            videos=total(Status.OK, Kind.VIDEO),
+            live_photos=total(Status.MOTION, Kind.VIDEO),
+            errors=total(Status.ERROR),
+            skipped=total(Status.SKIPPED),
+            pending=total(Status.PENDING),
+        )
+
+
+class DuplicateData:
+    """What the duplicates feature keeps: items hidden from results, perceptual hashes, vectors by kind."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def hide(self, item_ids: Iterable[int]) -> None:
+        """Hide items from results (already hidden ones stay as they are)."""
+        now = _now()
+        with self.engine.begin() as conn:
+            for chunk in chunked(sorted(set(item_ids))):
+                known = set(conn.execute(select(HiddenItem.item_id).where(HiddenItem.item_id.in_(chunk))).scalars())
+                rows = [{"item_id": i, "hidden_at": now} for i in chunk if i not in known]
+                if rows:
+                    conn.execute(insert(HiddenItem), rows)
+
+    def unhide(self, item_ids: Iterable[int]) -> None:
+        """Show items in results again."""
+        with self.engine.begin() as conn:
+            for chunk in chunked(set(item_ids)):
+                conn.execute(delete(HiddenItem).where(HiddenItem.item_id.in_(chunk)))
+
+    def hidden_ids(self) -> set[int]:
+        """Every hidden item's id."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(HiddenItem.item_id)).scalars())
+
+    def has_hidden(self) -> bool:
+        """Whether any item is hidden (searches then leave them out)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(HiddenItem.item_id).limit(1)).scalar() is not None
+
+    def kind_vectors(self, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(item ids, frame times or -1, vectors) of every indexed item of ``kind``, by item then time."""
+        query = (
+            select(Vector.item_id, func.coalesce(Vector.time_ms, -1), Vector.embedding)
+            .join(Item, Item.id == Vector.item_id)
+            .where(Item.status == Status.OK, Item.kind == kind)
+            .order_by(Vector.item_id, Vector.time_ms)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        items = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        times = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+        return items, times, _stack([r[2] for r in rows])
+
+    def perceptual_hashes(self) -> dict[tuple[int, int], tuple[str, int]]:
+        """(item id, time or -1) → (rendition key it was computed from, unsigned 64-bit pHash)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(PerceptualHash.item_id, PerceptualHash.time_ms, PerceptualHash.rendition, PerceptualHash.phash)
+            )
+            return {(item, time): (key, value & (2**64 - 1)) for item, time, key, value in rows}
+
+    def save_perceptual_hashes(self, rows: Sequence[tuple[int, int, str, int]]) -> None:
+        """Store (item id, time or -1, rendition key, unsigned 64-bit pHash) rows, replacing older ones."""
+        with self.engine.begin() as conn:
+            _replace_hashes(conn, rows)
+
+
+class ChangeWatch:
+    """Whether anyone has committed to the database since it last looked: SQLite's ``PRAGMA data_version`` on a
+    connection of its own that never writes (a commit by any other connection, of this process or another,
+    changes it), so a cache keyed on it costs one pragma per use and is never stale."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def version(self) -> int:
+        """The database's data version as this connection sees it."""
+        with self._lock:
+            if self._connection is None:
+                self._connection = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            return self._connection.execute("PRAGMA data_version").fetchone()[0]
+
+    def close(self) -> None:
+        """Close its connection (a later ``version`` opens another)."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+
+class PlaceData:
+    """What the places feature keeps on the items: positions read, and the places they resolve to."""
+
+    def __init__(self, engine: Engine, watch: ChangeWatch):
+        self.engine = engine
+        self.watch = watch
+        self._counts: tuple[int, list[tuple]] | None = None  # (data version, place_counts) of the last computation
+
+    def place_counts(self) -> list[tuple]:
+        """Indexed items per (country, region, city, city_zh): their count and mean position, most first.
+
+        Kept until the next commit to the database (≈ 0.4 s at 100k located items otherwise, for every visit of
+        the places view)."""
+        version = self.watch.version()  # before reading: a commit meanwhile makes the next call compute again
+        if self._counts is not None and self._counts[0] == version:
+            return self._counts[1]
+        counts = self._compute_counts()
+        self._counts = (version, counts)
+        return counts
+
+    def _compute_counts(self) -> list[tuple]:
+        columns = (Item.place_country, Item.place_region, Item.place_city, Item.place_city_zh)
+        query = (
+            select(*columns, func.count(Item.id), func.avg(Item.latitude), func.avg(Item.longitude))
+            .where(Item.status == Status.OK, Item.place_country.is_not(None))
+            .group_by(*columns)
+            .order_by(func.count(Item.id).desc(), Item.place_city)
+        )
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+
+    def unlocated(self, after_id: int, limit: int) -> list[tuple[int, str, str]]:
+        """(id, path, kind) of items whose location was never read (indexed before places), by id after ``after_id``."""
+        query = (
+            select(Item.id, Item.path, Item.kind)
+            .where(Item.location_read.is_(None), Item.status.in_([Status.OK, Status.MOTION]), Item.id > after_id)
+            .order_by(Item.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+
+    def set_locations(self, located: Sequence[dict]) -> None:
+        """Store read locations (``{"b_id": id, column: value…}``) in one transaction, leaving any item that a scan
+        has rewritten meanwhile (its location is already read) as the scan wrote it."""
+        if located:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(Item).where(Item.id == bindparam("b_id"), Item.location_read.is_(None)), list(located)
+                )

@@ -1,0 +1,351 @@
+"""Decode image files into upright RGB pictures, refusing bad input with a one-line reason.
+
+Handles EXIF orientation 1–8 (and HEIC, where pillow-heif already applies the ``irot`` box and resets the EXIF
+orientation, so it must not be applied twice), palette/CMYK/16-bit/alpha modes, animated and multi-image files
+(first/primary image only), JPEG draft decoding, and decompression bombs. Camera RAW files are decoded from
+their embedded preview (``raw``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+import threading
+from typing import Protocol
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from materialsearch.errors import ProblemCode
+from materialsearch.media.gps import NO_LOCATION, LocationReading, exif_location
+
+# Background for transparent pixels: white, what a viewer shows behind a transparent picture.
+ALPHA_BACKGROUND = (255, 255, 255)
+EXIF_IFD = 0x8769
+TAG_DATETIME_ORIGINAL = 36867
+TAG_DATETIME_DIGITIZED = 36868
+TAG_DATETIME = 306
+TAG_ORIENTATION = 274
+
+_configured = threading.Lock()
+_registered = False
+
+
+class DecodeError(Exception):
+    """A file is not a usable image; ``str(err)`` is a one-line reason for the user, ``code`` its stable code."""
+
+    def __init__(self, message: str, code: ProblemCode = ProblemCode.CORRUPT_IMAGE):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclasses.dataclass
+class DecodedImage:
+    """An upright RGB picture (possibly reduced in size) plus facts about the original."""
+
+    image: Image.Image
+    width: int  # of the original, as displayed (orientation applied)
+    height: int
+    taken_at: dt.datetime | None  # EXIF capture time (camera-local, naive), None when absent
+    location: LocationReading = NO_LOCATION  # EXIF GPS, or why it was ignored
+
+
+def configure_pillow() -> None:
+    """Register HEIF/AVIF/JPEG XL openers and hand the pixel limit to our own check (call once at start-up)."""
+    global _registered
+    with _configured:
+        if _registered:
+            return
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        try:
+            from PIL import AvifImagePlugin  # noqa: F401 - Pillow ≥ 11.2 decodes AVIF itself
+        except ImportError:  # pragma: no cover - only on Pillow builds without AVIF
+            pillow_heif.register_avif_opener()
+        import pillow_jxl  # noqa: F401 - importing it registers Pillow's JPEG XL opener (libjxl via Rust)
+
+        # decode_image checks the declared size against MS_MAX_IMAGE_PIXELS itself (with a clear reason),
+        # so Pillow's process-wide default (~179 MP, which rejects real 200 MP phone photos) is lifted.
+        Image.MAX_IMAGE_PIXELS = None
+        _registered = True
+
+
+def _parse_exif_datetime(value: object) -> dt.datetime | None:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "ignore")
+    if not isinstance(value, str):
+        return None
+    text = value.strip().rstrip("\x00").strip()
+    for fmt in ("%Y:%m:%d %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y:%m:%d %H:%M", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            parsed = dt.datetime.strptime(text[:19], fmt)
+        except ValueError:
+            continue
+        return parsed if parsed.year >= 1900 else None
+    return None
+
+
+def capture_time(image: Image.Image) -> dt.datetime | None:
+    """EXIF DateTimeOriginal (else DateTimeDigitized, else DateTime), or None."""
+    try:
+        exif = image.getexif()
+    except Exception:  # noqa: BLE001 - malformed EXIF must not sink a readable picture
+        return None
+    try:
+        sub = exif.get_ifd(EXIF_IFD)
+    except Exception:  # noqa: BLE001
+        sub = {}
+    for value in (sub.get(TAG_DATETIME_ORIGINAL), sub.get(TAG_DATETIME_DIGITIZED), exif.get(TAG_DATETIME)):
+        parsed = _parse_exif_datetime(value)
+        if parsed is not None:
+            return parsed
+    return None
+
+
+def orientation_of(image: Image.Image) -> int:
+    """The EXIF orientation (1–8) of an opened picture; 1 when it has none or a bad one."""
+    try:
+        value = image.getexif().get(TAG_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode → 8-bit RGB; transparency is composited on ``ALPHA_BACKGROUND``."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}:
+        # 16-bit / float grey: scale the real range down to 8 bits instead of clipping at 255.
+        array = np.asarray(image, dtype=np.float32)
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
+        if image.mode == "F":
+            peak = max(float(array.max(initial=1.0)), 1.0)
+        grey = np.clip(array * (255.0 / peak), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if image.mode == "CMYK" and image.info.get("icc_profile"):
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(image.info["icc_profile"]))
+            return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a broken profile: fall back to Pillow's plain conversion below
+    if image.mode == "P" or image.mode == "PA":
+        image = image.convert("RGBA")
+    if image.mode in {"RGBA", "LA", "La", "RGBa"}:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, ALPHA_BACKGROUND)
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def decode_image(
+    data: bytes,
+    *,
+    min_side: int,
+    max_pixels: int,
+    min_long_side: int = 0,
+    heif_thumbnail: bool = False,
+) -> DecodedImage:
+    """Decode ``data`` (a whole file) into an upright RGB image.
+
+    The result keeps at least ``min_side`` pixels on its short side and ``min_long_side`` on its long side when
+    the original has them: JPEGs use Pillow's draft mode (DCT scaling) to decode no larger than that. With
+    ``heif_thumbnail``, a HEIC/HEIF that embeds a thumbnail of at least ``min_side`` on both sides (iPhones store a
+    320x240 one) is decoded from it, ~60x faster than the 12 MP picture; ``min_long_side`` is then not honoured.
+    Raises DecodeError.
+    """
+    configure_pillow()
+    if not data:
+        raise DecodeError("empty file (0 bytes)", ProblemCode.EMPTY_FILE)
+    import materialsearch.media.raw as camera_raw  # LibRaw is loaded only once a scan or upload needs it
+
+    try:
+        opened = camera_raw.open_camera_raw(data)
+    except camera_raw.RawError as exc:
+        raise DecodeError(str(exc), exc.code) from None
+    if opened is not None:
+        return _decode_camera_raw(opened, data, min_side, min_long_side, max_pixels)
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise DecodeError(
+            "not a readable image (unrecognised or unsupported format)", ProblemCode.UNSUPPORTED_FORMAT
+        ) from None
+    except Image.DecompressionBombError as exc:  # pragma: no cover - the limit is lifted in configure_pillow
+        raise DecodeError(f"refused as a decompression bomb: {exc}", ProblemCode.IMAGE_TOO_LARGE) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DecodeError(f"not a readable image ({_short(exc)})") from None
+    try:
+        width, height = image.size
+        if width <= 0 or height <= 0:
+            raise DecodeError(f"invalid image size {width}x{height}")
+        if width * height > max_pixels:
+            raise DecodeError(
+                f"refused as a decompression bomb: declares {width}x{height} "
+                f"({width * height / 1e6:.0f} MP), above MS_MAX_IMAGE_PIXELS ({max_pixels / 1e6:.0f} MP)",
+                ProblemCode.IMAGE_TOO_LARGE,
+            )
+        orientation = orientation_of(image)
+        if orientation in (5, 6, 7, 8):
+            width, height = height, width
+        taken_at = capture_time(image)
+        location = exif_location(image)
+        if image.format == "JPEG":
+            stored_w, stored_h = image.size
+            long_side = max(min_side, min_long_side)
+            request = (long_side, min_side) if stored_w >= stored_h else (min_side, long_side)
+            image.draft("RGB", request)
+        elif image.format in {"HEIF", "AVIF"}:
+            _check_heif_items(image)
+            if heif_thumbnail:
+                # The thumbnail decodes without touching the main picture's data, so a file cut short after
+                # its thumbnail would go unnoticed: check the container's boxes reach their declared ends.
+                if _isobmff_truncated(data):
+                    raise DecodeError("truncated HEIF file (its last box ends past the end of the file)")
+                # pillow-heif selects the smallest embedded thumbnail that is a scaled copy (same rotation,
+                # crop and colours) at least this large, or leaves the image as it is.
+                image.draft("RGB", (min_side, min_side))
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise DecodeError(f"truncated or corrupt image data ({_short(exc)})") from None
+        if orientation != 1:
+            image = ImageOps.exif_transpose(image)
+        rgb = to_rgb(image)
+        rgb.load()
+    except MemoryError:
+        image.close()
+        raise DecodeError("not enough memory to decode this image", ProblemCode.OUT_OF_MEMORY) from None
+    except BaseException:
+        image.close()
+        raise
+    if rgb is not image:
+        image.close()
+    return DecodedImage(rgb, width, height, taken_at, location)
+
+
+def _decode_camera_raw(opened, data: bytes, min_side: int, min_long_side: int, max_pixels: int) -> DecodedImage:
+    """A camera RAW (opened by LibRaw) from its embedded preview when that is at least ``min_side`` on its short
+    side, upright by the RAW's orientation unless the preview carries its own; else developed at half size."""
+    from materialsearch.media import raw as camera_raw
+
+    with opened:
+        width, height = camera_raw.displayed_size(opened)  # before developing, which changes LibRaw's sizes
+        decoded = None
+        preview = camera_raw.embedded_preview(opened)
+        if isinstance(preview, bytes):
+            try:
+                decoded = decode_image(preview, min_side=min_side, min_long_side=min_long_side, max_pixels=max_pixels)
+            except DecodeError:
+                decoded = None  # a broken preview: the sensor data may still be fine
+            else:
+                with Image.open(io.BytesIO(preview)) as header:
+                    if orientation_of(header) == 1:  # else the preview's own orientation is already applied
+                        decoded.image = camera_raw.upright(decoded.image, opened)
+        elif preview is not None:
+            picture = to_rgb(camera_raw.upright(preview, opened))
+            decoded = DecodedImage(picture, picture.width, picture.height, None)
+        if decoded is None or min(decoded.image.size) < min_side:
+            if camera_raw.sensor_pixels(opened) > max_pixels:
+                raise DecodeError(
+                    f"refused as a decompression bomb: the RAW's sensor picture is above MS_MAX_IMAGE_PIXELS "
+                    f"({max_pixels / 1e6:.0f} MP)",
+                    ProblemCode.IMAGE_TOO_LARGE,
+                )
+            try:
+                picture = camera_raw.develop(opened)
+            except camera_raw.RawError as exc:
+                if decoded is None:
+                    raise DecodeError(str(exc), exc.code) from None
+            else:
+                decoded = DecodedImage(picture, picture.width, picture.height, decoded.taken_at if decoded else None)
+    taken_at = capture_time_of_tiff(data) if data.startswith(camera_raw.TIFF_SIGNATURES) else None
+    return DecodedImage(decoded.image, width, height, taken_at or decoded.taken_at)
+
+
+def capture_time_of_tiff(data: bytes) -> dt.datetime | None:
+    """The capture time in a TIFF-based file's own EXIF (a DNG, CR2, NEF…), or None."""
+    try:
+        with Image.open(io.BytesIO(data)) as container:
+            return capture_time(container)
+    except (OSError, SyntaxError, ValueError):
+        return None  # Pillow cannot parse this RAW's container: the preview's EXIF time is used
+
+
+class _ModelInput(Protocol):
+    """What ``decode_sizes`` needs of an encoder: the side of its square input."""
+
+    @property
+    def input_resolution(self) -> int: ...
+
+
+def decode_sizes(settings, encoder: _ModelInput) -> dict[str, int]:
+    """``decode_image`` size arguments: the model squashes to its square input, the thumbnail needs its long side;
+    HEIC/HEIF from their embedded thumbnail when MS_HEIC_THUMBNAIL allows (the same for scanning and searching)."""
+    return {
+        "min_side": encoder.input_resolution,
+        "min_long_side": settings.thumbnail_size,
+        "heif_thumbnail": settings.heic_thumbnail,
+    }
+
+
+# A HEIF holding several top-level images (bursts, edits) is checked beyond its primary image, up to this many
+# items, so a truncated copy is reported instead of indexed; the cap keeps huge sequences cheap.
+HEIF_ITEMS_CHECKED = 4
+
+
+def _check_heif_items(image: Image.Image) -> None:
+    frames = getattr(image, "n_frames", 1)
+    if frames <= 1:
+        return
+    primary = image.tell()
+    try:
+        for index in range(min(frames, HEIF_ITEMS_CHECKED)):
+            if index != primary:
+                image.seek(index)
+                image.load()
+    except (OSError, ValueError, EOFError) as exc:
+        raise DecodeError(f"truncated or corrupt HEIF file (image {index + 1} of {frames}: {_short(exc)})") from None
+    finally:
+        image.seek(primary)
+
+
+def _isobmff_truncated(data: bytes) -> bool:
+    """Whether the top-level boxes of an ISO-BMFF file (HEIF, AVIF) declare more bytes than the file holds."""
+    offset, end = 0, len(data)
+    while offset + 8 <= end:
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        header = 8
+        if size == 1:  # a 64-bit size follows the type
+            if offset + 16 > end:
+                return True
+            size = int.from_bytes(data[offset + 8 : offset + 16], "big")
+            header = 16
+        elif size == 0:  # the box runs to the end of the file
+            return False
+        if size < header:
+            return True  # malformed: let the caller report it as truncated or corrupt
+        offset += size
+    return offset > end
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def render(decoded: DecodedImage, max_side: int) -> Image.Image:
+    """A copy of the decoded picture whose longest edge is at most ``max_side`` (for thumbnails and previews)."""
+    image = decoded.image.copy()
+    image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return image
+
+
+def encode_jpeg(image: Image.Image, quality: int = 85) -> bytes:
+    """JPEG bytes of an RGB image."""
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality, optimize=False, progressive=False)
+    return out.getvalue()
