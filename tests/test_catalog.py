@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from materialsearch.catalog import store as store_module
+from materialsearch.catalog import sql as sql_module
 from materialsearch.catalog.core import INDEX_FILENAME, MODEL_IDENTITY_KEY, Catalog
 from materialsearch.catalog.records import FileState, ItemRecord, Kind, Status
 from materialsearch.catalog.schema import STILL_HASH_TIME, Item
-from materialsearch.catalog.store import IN_CHUNK, Counts, Store, chunked
+from materialsearch.catalog.sql import IN_CHUNK, chunked
+from materialsearch.catalog.store import Counts, Store
 from materialsearch.catalog.vector_index import VectorIndex
 from materialsearch.encoders import ModelError
 
@@ -164,7 +165,7 @@ def test_counts_by_outcome(open_catalog):
 def test_long_id_lists_are_chunked(open_catalog, monkeypatch):
     assert [len(c) for c in chunked(range(2 * IN_CHUNK + 5))] == [IN_CHUNK, IN_CHUNK, 5]
     assert list(chunked([])) == [] and [len(c) for c in chunked(range(5), 2)] == [2, 2, 1]
-    monkeypatch.setattr(store_module, "IN_CHUNK", 7)  # every query below spans several chunks
+    monkeypatch.setattr(sql_module, "IN_CHUNK", 7)  # every query below spans several chunks
     catalog = open_catalog()
     catalog.open()
     count = 2 * 7 + 5

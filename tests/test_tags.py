@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from materialsearch.catalog import tags as tag_rows
 from materialsearch.organise import tags
 from materialsearch.organise.tags import (
     MIN_ITEMS_FOR_Z,
@@ -233,14 +234,14 @@ def test_an_interrupted_computation_leaves_the_old_tags_and_is_redone(app, tmp_p
     mine = write_tsv(tmp_path / "mine.tsv", "cat\t喵\tkitty")
     other = tags.Tagger(services.store, services.encoder, label_set(str(mine), replace=True), busy=lambda: False)
 
-    real_insert = tags.insert
+    real_insert = tag_rows.insert
 
     def crash(table):
-        if table is tags.ItemTag:
+        if table is tag_rows.ItemTag:
             raise KeyboardInterrupt("killed while writing the tags")
         return real_insert(table)
 
-    monkeypatch.setattr(tags, "insert", crash)
+    monkeypatch.setattr(tag_rows, "insert", crash)
     with pytest.raises(KeyboardInterrupt):
         other.refresh()
     monkeypatch.undo()

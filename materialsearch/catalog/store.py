@@ -13,7 +13,6 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TypeVar
 
 import numpy as np
 from sqlalchemy import bindparam, create_engine, delete, event, exists, func, insert, select, update
@@ -23,14 +22,19 @@ from sqlalchemy.orm import Session
 from materialsearch.catalog import migrations
 from materialsearch.catalog.records import FileState, ItemRecord, Kind, Status
 from materialsearch.catalog.schema import STILL_HASH_TIME, Base, HiddenItem, Item, ItemTag, Meta, PerceptualHash, Vector
+from materialsearch.catalog.sql import (
+    blob_to_vector,
+    chunked,
+    pragmas,
+    signed64,
+    stack_blobs,
+    unsigned64,
+    vector_to_blob,
+)
+from materialsearch.catalog.tags import TagRepository
 from materialsearch.organise.places import place_condition
 
 DB_FILENAME = "materialsearch.db"  # inside MS_DATA_DIR
-PAGE_SIZE_BYTES = 16384  # 4 KiB pages waste about half the file on 2 KB vector blobs
-# Ids per ``IN (...)``: SQLite before 3.32 allows at most 999 bound parameters in one statement.
-IN_CHUNK = 900
-
-T = TypeVar("T")
 
 # The items columns a scan record fills (all but ``id`` and ``indexed_at``), from the two declarations.
 _RECORD_COLUMNS = tuple(
@@ -82,53 +86,10 @@ class Counts:
     pending: int = 0
 
 
-def _pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    # page_size only takes effect on a new database, before WAL is switched on.
-    cursor.execute(f"PRAGMA page_size={PAGE_SIZE_BYTES}")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
-def vector_to_blob(vector: np.ndarray) -> bytes:
-    """float32 little-endian bytes."""
-    return np.asarray(vector, dtype="<f4").tobytes()
-
-
-def blob_to_vector(blob: bytes) -> np.ndarray:
-    """Inverse of ``vector_to_blob``."""
-    return np.frombuffer(blob, dtype="<f4")
-
-
-def _stack(blobs: Sequence[bytes]) -> np.ndarray:
-    return np.vstack([blob_to_vector(b) for b in blobs]) if blobs else np.empty((0, 0), np.float32)
-
-
-def chunked(values: Iterable[T], size: int | None = None) -> Iterator[list[T]]:
-    """``values`` in lists of at most ``size`` (``IN_CHUNK``): one ``IN (...)`` each."""
-    size = size or IN_CHUNK
-    chunk: list[T] = []
-    for value in values:
-        chunk.append(value)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _signed64(value: int) -> int:
-    """An unsigned 64-bit hash as the signed integer SQLite stores."""
-    return value - 2**64 if value >= 2**63 else value
-
-
 def _replace_hashes(conn, rows: Sequence[tuple[int, int, str, int]]) -> None:
     """Store (item id, time or -1, rendition key, unsigned 64-bit pHash) rows, replacing older ones for the same
     item and time, inside the caller's transaction."""
-    signed = [{"item_id": i, "time_ms": t, "rendition": k, "phash": _signed64(h)} for i, t, k, h in rows]
+    signed = [{"item_id": i, "time_ms": t, "rendition": k, "phash": signed64(h)} for i, t, k, h in rows]
     for chunk in chunked(signed):
         for row in chunk:
             conn.execute(
@@ -152,8 +113,9 @@ class Store:
         self.engine: Engine = create_engine(
             f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30}
         )
-        event.listen(self.engine, "connect", _pragmas)
+        event.listen(self.engine, "connect", pragmas)
         self.duplicates = DuplicateData(self.engine)
+        self.tags = TagRepository(self.engine)
         self.places = PlaceData(self.engine, ChangeWatch(path))
         try:
             migrations.upgrade(self.engine, Base.metadata)
@@ -267,7 +229,7 @@ class Store:
                     return
                 ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
                 last = int(ids[-1])
-                yield ids, _stack([r[1] for r in rows])
+                yield ids, stack_blobs([r[1] for r in rows])
 
     def vector_checksum(self) -> tuple[int, int]:
         """(count, sum of ids) of the vectors: compared with the index's to detect drift."""
@@ -278,7 +240,7 @@ class Store:
     def item_vectors(self, item_id: int) -> np.ndarray:
         """The vectors of one item (empty when it has none)."""
         with self.engine.connect() as conn:
-            return _stack(conn.execute(select(Vector.embedding).where(Vector.item_id == item_id)).scalars().all())
+            return stack_blobs(conn.execute(select(Vector.embedding).where(Vector.item_id == item_id)).scalars().all())
 
     def vector_frames(self, vector_ids: Sequence[int]) -> dict[int, tuple[int, int | None]]:
         """vector id → (item id, frame time in ms or None) for the given ids."""
@@ -296,7 +258,7 @@ class Store:
                 select(Vector.time_ms, Vector.embedding).where(Vector.item_id == item_id).order_by(Vector.time_ms)
             ).all()
         times = np.array([r[0] if r[0] is not None else 0 for r in rows], dtype=np.int64)
-        return times, _stack([r[1] for r in rows])
+        return times, stack_blobs([r[1] for r in rows])
 
     def frame_vector(self, item_id: int, time_ms: int) -> np.ndarray | None:
         """The vector of one video frame, or None."""
@@ -370,7 +332,7 @@ class Store:
         with self.engine.connect() as conn:
             for chunk in chunked(int(v) for v in vector_ids):
                 found.update(conn.execute(select(Vector.id, Vector.embedding).where(Vector.id.in_(chunk))).all())
-        return _stack([found[int(v)] for v in vector_ids])
+        return stack_blobs([found[int(v)] for v in vector_ids])
 
     def first_vector_ids(self, item_ids: Iterable[int]) -> dict[int, int]:
         """item id → the id of its first vector (a photo's only one), for items that have one."""
@@ -484,7 +446,7 @@ class DuplicateData:
             rows = conn.execute(query).all()
         items = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         times = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
-        return items, times, _stack([r[2] for r in rows])
+        return items, times, stack_blobs([r[2] for r in rows])
 
     def perceptual_hashes(self) -> dict[tuple[int, int], tuple[str, int]]:
         """(item id, time or -1) → (rendition key it was computed from, unsigned 64-bit pHash)."""
@@ -492,7 +454,7 @@ class DuplicateData:
             rows = conn.execute(
                 select(PerceptualHash.item_id, PerceptualHash.time_ms, PerceptualHash.rendition, PerceptualHash.phash)
             )
-            return {(item, time): (key, value & (2**64 - 1)) for item, time, key, value in rows}
+            return {(item, time): (key, unsigned64(value)) for item, time, key, value in rows}
 
     def save_perceptual_hashes(self, rows: Sequence[tuple[int, int, str, int]]) -> None:
         """Store (item id, time or -1, rendition key, unsigned 64-bit pHash) rows, replacing older ones."""

@@ -41,11 +41,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select
 
-from materialsearch.catalog.records import Status
-from materialsearch.catalog.schema import Item, ItemTag, Meta, Vector
-from materialsearch.catalog.store import Store, chunked
+from materialsearch.catalog.store import Store
 from materialsearch.encoders import Encoder
 from materialsearch.encoders.clip import normalise
 
@@ -286,57 +283,32 @@ class Tagger:
 
     def _stored_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """(item id per vector, vectors) of the indexed items, grouped by item."""
-        query = (
-            select(Vector.item_id, Vector.embedding)
-            .join(Item, Item.id == Vector.item_id)
-            .where(Item.status == Status.OK)
-            .order_by(Vector.item_id, Vector.id)
-        )
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        if not rows:
-            return np.empty(0, np.int64), np.empty((0, self.encoder.dim), np.float32)
-        owners = np.fromiter((row[0] for row in rows), np.int64, len(rows))
-        vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype="<f4").reshape(len(rows), -1)
-        return owners, vectors
+        return self.store.tags.indexed_vectors(self.encoder.dim)
 
     def _write(self, assigned: Assigned, state: str) -> None:
         keys = [label.key for label in self.labels]
         rows = [
-            {"item_id": int(item), "tag": keys[label], "score": round(float(z), 4)}
+            (int(item), keys[label], round(float(z), 4))
             for item, label, z in zip(assigned.item_ids, assigned.labels, assigned.z, strict=True)
         ]
-        with self.store.engine.begin() as conn:  # tags and their fingerprint together, or neither
-            conn.execute(delete(ItemTag))
-            alive = set(conn.execute(select(Item.id).where(Item.status == Status.OK)).scalars())
-            rows = [row for row in rows if row["item_id"] in alive]  # items a scan removed meanwhile
-            if rows:
-                conn.execute(insert(ItemTag), rows)
-            conn.execute(delete(Meta).where(Meta.key == STATE_KEY))
-            conn.execute(insert(Meta).values(key=STATE_KEY, value=state))
+        self.store.tags.replace_all(rows, STATE_KEY, state)  # tags and their fingerprint together, or neither
 
     # --- reading ----------------------------------------------------------------------------------------------
     def counts(self) -> list[TagCount]:
         """Every label in use with its number of items, most frequent first (then in the label set's order)."""
-        with self.store.engine.connect() as conn:
-            found = dict(conn.execute(select(ItemTag.tag, func.count(ItemTag.item_id)).group_by(ItemTag.tag)).all())
+        found = self.store.tags.counts()
         order = {label.key: i for i, label in enumerate(self.labels)}
         counted = [TagCount(label, int(found.get(label.key, 0))) for label in self.labels]
         return sorted(counted, key=lambda c: (-c.count, order[c.label.key]))
 
     def tags_of(self, item_ids: Iterable[int]) -> dict[int, list[str]]:
         """Item id → its tag keys, most standing-out first (items without tags are left out)."""
-        found: dict[int, list[str]] = {}
-        with self.store.engine.connect() as conn:
-            for chunk in chunked(int(i) for i in item_ids):
-                query = (
-                    select(ItemTag.item_id, ItemTag.tag)
-                    .where(ItemTag.item_id.in_(chunk))
-                    .order_by(ItemTag.item_id, ItemTag.score.desc())
-                )
-                for item_id, tag in conn.execute(query):
-                    if tag in self.by_key:  # a label dropped from the set shows until the next refresh: not here
-                        found.setdefault(item_id, []).append(tag)
+        found = {}
+        for item_id, keys in self.store.tags.tags_of(item_ids).items():
+            # A label dropped from the set shows until the next refresh: not here.
+            kept = [key for key in keys if key in self.by_key]
+            if kept:
+                found[item_id] = kept
         return found
 
     def unknown(self, keys: Iterable[str]) -> list[str]:
