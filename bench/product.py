@@ -58,7 +58,7 @@ WHERE = {
     "label_vectors": "materialsearch.organise.tags",
     "phash_of_file": "materialsearch.organise.duplicates",
     "group_photos": "materialsearch.organise.duplicates",
-    "EXACT_SEARCH_MAX": "materialsearch.organise.duplicates",
+    "EXACT_SEARCH_MAX": "materialsearch.catalog.similar_pairs",
 }
 
 __all__ = sorted(WHERE)

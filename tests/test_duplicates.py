@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from materialsearch.catalog import similar_pairs
 from materialsearch.catalog.records import ItemRecord
 from materialsearch.catalog.store import Filters, Store
 from materialsearch.organise import duplicates
@@ -53,7 +54,7 @@ def test_range_search_proposes_exactly_the_near_pairs():
 
 
 def test_large_collections_use_an_ivf_and_still_find_the_pairs(monkeypatch):
-    monkeypatch.setattr(duplicates, "EXACT_SEARCH_MAX", 500)
+    monkeypatch.setattr(similar_pairs, "EXACT_SEARCH_MAX", 500)
     vectors, planted = _planted(3000)
     pairs, _ = propose_pairs(vectors, min_cosine=0.9)
     found = set(map(tuple, pairs.tolist()))

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
-from sqlalchemy import bindparam, create_engine, delete, event, exists, func, insert, select, update
+from sqlalchemy import bindparam, create_engine, delete, event, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -32,7 +32,7 @@ from materialsearch.catalog.sql import (
     vector_to_blob,
 )
 from materialsearch.catalog.tags import TagRepository
-from materialsearch.organise.places import place_condition
+from materialsearch.organise.places import country_names
 
 DB_FILENAME = "materialsearch.db"  # inside MS_DATA_DIR
 
@@ -68,6 +68,23 @@ class Filters:
 # leaves its folder with the trailing slash; the name is what follows.
 FOLDER_OF_PATH = func.rtrim(Item.path, func.replace(Item.path, "/", ""))
 _FILE_NAME = func.substr(Item.path, func.length(FOLDER_OF_PATH) + 1)
+
+
+def _place_condition(text: str):
+    """The SQL condition of ``place=``: a city, region or country named so, in English (ASCII letters in any case)
+    or Chinese, or a country's ISO code; each term is answered by an index."""
+    name = text.strip()
+    # As SQLite's lower() folds (ASCII letters only), so that the expression indexes on lower(…) answer.
+    folded = "".join(char.lower() if char.isascii() else char for char in name)
+    conditions = [
+        func.lower(Item.place_city) == folded,
+        Item.place_city_zh == name,
+        func.lower(Item.place_region) == folded,
+    ]
+    codes = country_names().codes(name)
+    if codes:
+        conditions.append(Item.place_country.in_(sorted(codes)))
+    return or_(*conditions)
 
 
 def _like_escaped(text: str) -> str:
@@ -322,7 +339,7 @@ class Store:
         if filters.exclude_hidden:
             query = query.where(~exists().where(HiddenItem.item_id == Item.id))
         if filters.place:
-            query = query.where(place_condition(filters.place))
+            query = query.where(_place_condition(filters.place))
         return query
 
     # --- browsing (the timeline and folder queries are in ``browse`` and ``folders``) ---------------------

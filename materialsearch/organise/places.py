@@ -28,10 +28,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import func, or_
 
 from materialsearch.catalog.records import ItemRecord, Kind
-from materialsearch.catalog.schema import Item
 from materialsearch.media.decode import configure_pillow
 from materialsearch.media.gps import LocationReading, exif_location, video_location
 from materialsearch.media.video import read_metadata
@@ -225,23 +223,6 @@ def locate(record: ItemRecord, reading: LocationReading) -> None:
         setattr(record, key, value)
 
 
-def place_condition(text: str):
-    """The SQL condition of ``place=``: a city, region or country named so, in English (ASCII letters in any case)
-    or Chinese, or a country's ISO code; each term is answered by an index."""
-    name = text.strip()
-    # As SQLite's lower() folds (ASCII letters only), so that the expression indexes on lower(…) answer.
-    folded = "".join(char.lower() if char.isascii() else char for char in name)
-    conditions = [
-        func.lower(Item.place_city) == folded,
-        Item.place_city_zh == name,
-        func.lower(Item.place_region) == folded,
-    ]
-    codes = country_names().codes(name)
-    if codes:
-        conditions.append(Item.place_country.in_(sorted(codes)))
-    return or_(*conditions)
-
-
 # Items whose location the backfill reads per transaction: a crash loses at most this batch's work.
 BACKFILL_BATCH = 200
 
@@ -308,7 +289,7 @@ class LocationBackfill:
             self._thread.join()
 
 
-def location_of(item: Item) -> dict[str, object] | None:
+def location_of(item) -> dict[str, object] | None:
     """An item's location for the API (position, then city, region and country in English and Chinese)."""
     if item.latitude is None or item.longitude is None:
         return None
