@@ -114,7 +114,7 @@ def bench_search(tmp: Path, vectors: int, dim: int, queries: int) -> dict:
     store, ids = build_store(str(tmp / "materialsearch.db"), data)
     index = product.VectorIndex(str(tmp / "index.faiss"), dim, "bench", kind="flat", background=False)
     index.add(ids, data)
-    search = product.SearchService(store, index, None, 10**8, {}, 0.95)
+    search = product.SearchService(store, product.VectorSearch(store, index), None, 10**8, {}, 0.95)
     probes = clustered(queries, dim, max(16, vectors // 500), draw=1)
     page = product.Page(limit=40)
     variants = {

@@ -31,6 +31,7 @@ WHERE = {
     "TextIndex": "materialsearch.catalog.fts",
     "normalize_text": "materialsearch.catalog.textnorm",
     "VectorIndex": "materialsearch.catalog.vector_index",
+    "VectorSearch": "materialsearch.catalog.vectors",
     "ARCH_KEY": "materialsearch.encoders.architectures",
     "make_test_model": "materialsearch.encoders.tiny",
     "model_info_for": "materialsearch.encoders.architectures",

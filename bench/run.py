@@ -400,7 +400,7 @@ def measure_size(bench: Bench, encoder, n: int, queries: int, threshold: int) ->
 
     # text queries end to end through the product's search service
     sizes = product.decode_sizes(bench.query_settings, encoder)
-    service = product.SearchService(store, auto_index, encoder, 10**9, sizes)
+    service = product.SearchService(store, product.VectorSearch(store, auto_index), encoder, 10**9, sizes)
     with bench.phase(f"q{n}:text_queries"):
         times = common.time_text_queries(service, queries)
     if set(times["hits"]) != {20}:

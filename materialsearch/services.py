@@ -11,6 +11,7 @@ from materialsearch.catalog.ownership import DataDirLock
 from materialsearch.catalog.store import DB_FILENAME, Store
 from materialsearch.catalog.text import OcrStore
 from materialsearch.catalog.vector_index import VectorIndex
+from materialsearch.catalog.vectors import VectorSearch
 from materialsearch.encoders import Encoder, make_encoder
 from materialsearch.jobs.schedule import ScanScheduler, window_of
 from materialsearch.media.decode import configure_pillow, decode_sizes
@@ -91,9 +92,10 @@ class Services:
             settings.max_image_pixels,
         )
         self.duplicates = make_finder(settings, store, self.renditions)
+        self.vectors = VectorSearch(store, index)
         self.search = SearchService(
             self.store,
-            self.index,
+            self.vectors,
             self.encoder,
             settings.max_image_pixels,
             decode_sizes(settings, self.encoder),

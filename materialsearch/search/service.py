@@ -21,6 +21,7 @@ import datetime as dt
 import enum
 import threading
 import time
+from collections.abc import Hashable
 from typing import NamedTuple
 
 import numpy as np
@@ -28,7 +29,7 @@ import numpy as np
 from materialsearch.catalog.records import Status
 from materialsearch.catalog.store import Filters, Item, Store
 from materialsearch.catalog.timeline import Sort, listed
-from materialsearch.catalog.vector_index import VectorIndex
+from materialsearch.catalog.vectors import VectorSearch
 from materialsearch.encoders import Encoder
 from materialsearch.encoders.clip import normalise
 from materialsearch.media.decode import decode_image
@@ -140,24 +141,24 @@ class SearchService:
     def __init__(
         self,
         store: Store,
-        index: VectorIndex,
+        vectors: VectorSearch,
         encoder: Encoder,
         max_image_pixels: int,
         decode_sizes: dict[str, int],
         stack_cosine: float = 0.95,
     ):
         self.store = store
-        self.index = index
+        self.vectors = vectors  # nearest neighbours with filters, one call each
         self.encoder = encoder
         self.max_image_pixels = max_image_pixels
         # Decode query pictures exactly as the scanner decodes library pictures, so a photo finds itself.
         self.decode_sizes = decode_sizes
         self.stack_cosine = stack_cosine  # MS_STACK_COSINE: near-identical results stack (see ``stacks``)
-        # (index checksum, number of searchable items): counting them is a full scan of the vectors table
-        # (~25 ms at 100k, ~10x that at 1M), so the unfiltered total is recounted only when the index changed.
-        self._total_cache: tuple[tuple[int, int], int] | None = None
-        # (index checksum, a sample of its vectors) for the score distributions of good matches and exclusions.
-        self._sample_cache: tuple[tuple[int, int], np.ndarray] | None = None
+        # (vectors' version, number of searchable items): counting them is a full scan of the vectors table
+        # (~25 ms at 100k, ~10x that at 1M), so the unfiltered total is recounted only when the vectors changed.
+        self._total_cache: tuple[Hashable, int] | None = None
+        # (vectors' version, a sample of them) for the score distributions of good matches and exclusions.
+        self._sample_cache: tuple[Hashable, np.ndarray] | None = None
         # Recent sentences' vectors: one search asks for its sentence's again with each page, sort and count.
         self._text_vectors: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
         self._text_vectors_lock = threading.Lock()
@@ -214,10 +215,9 @@ class SearchService:
         """Rank photos and video moments by cosine similarity to ``vector`` (narrowed by ``narrowing``)."""
         started = time.perf_counter()
         vector = np.asarray(vector, dtype=np.float32)
-        allowed = self.store.filtered_vector_ids(filters) if filters.active else None
-        if allowed is not None and allowed.size == 0:
+        if filters.active and self.vectors.count(filters) == 0:
             return SearchResult([], 0, _ms(started), 0 if narrowing.good_only else None)
-        sample = self._sample(allowed) if narrowing.good_only or narrowing.excluded_texts else None
+        sample = self._sample(filters) if narrowing.good_only or narrowing.excluded_texts else None
         exclusions = [(e, relevance.exclusion_cutoff(e, sample)) for e in narrowing.excluded_texts]
         floor = page.min_score
         if narrowing.good_only:
@@ -225,20 +225,20 @@ class SearchService:
             floor = good if floor is None else max(floor, good)
         if floor is not None or narrowing.sort.by_date:
             level = -1.0 if floor is None else floor
-            scores, ids = self.index.range_search(vector, level, allowed)
-            ranked, _complete = self._rank(vector, scores, ids, exclude, level, wanted=None)
+            found = self.vectors.within(vector, level, filters)
+            ranked, _complete = self._rank(vector, found.scores, found.ids, exclude, level, wanted=None)
             ranked = self._refine(ranked, exclusions, narrowing.stack)
             total = len(ranked)
         else:
             wanted = page.offset + page.limit
-            ranked, exact = self._top(vector, wanted, allowed, exclude, exclusions, narrowing.stack)
+            ranked, exact = self._top(vector, wanted, filters, exclude, exclusions, narrowing.stack)
             # Every searchable item gives at least one hit (a video may give several moments): once the whole
             # index was ranked the count is exact, else the item count is the best cheap estimate.
             total = len(ranked) if exact else max(self._count(filters, exclude), len(ranked))
         more = None
         if narrowing.good_only:
             shown = sum(max(1, len(c.members)) for c in ranked)  # items, stacked or not
-            more = max(0, self._count_at(vector, filters, exclude, page.min_score, allowed) - shown)
+            more = max(0, self._count_at(vector, filters, exclude, page.min_score) - shown)
         return self._page(ranked, page, narrowing.sort, total, started, more)
 
     def search_names(self, filters: Filters, page: Page, narrowing: Narrowing = Narrowing()) -> SearchResult:
@@ -254,7 +254,7 @@ class SearchService:
         refs = self.store.first_vector_ids(row[0] for row in rows)
         ranked = [Candidate(item_id, quality[item_id], None, refs[item_id]) for item_id, *_ in rows if item_id in refs]
         if narrowing.excluded_texts:
-            sample = self._sample(None if not filters.active else self.store.filtered_vector_ids(filters))
+            sample = self._sample(filters)
             exclusions = [(e, relevance.exclusion_cutoff(e, sample)) for e in narrowing.excluded_texts]
         else:
             exclusions = []
@@ -265,8 +265,7 @@ class SearchService:
         """Every indexed item near-identical to ``item_id`` (cosine ≥ ``stack_cosine`` with its vector) passing
         ``filters``: the item first, then the others most similar first. A search's stack is among these."""
         vector = self.item_vector(item_id)
-        allowed = self.store.filtered_vector_ids(filters) if filters.active else None
-        _scores, ids = self.index.range_search(vector, self.stack_cosine - stacks.ROUNDING, allowed)
+        ids = self.vectors.within(vector, self.stack_cosine - stacks.ROUNDING, filters).ids
         frames = self.store.vector_frames(ids.tolist())
         members = [item_id]
         for vector_id in ids.tolist():
@@ -315,22 +314,22 @@ class SearchService:
         photos = iter(self.store.vectors_by_id(photo_ids)) if photo_ids else iter(())
         return np.vstack([next(photos) if isinstance(c.ref, int) else c.ref for c in ranked]).astype(np.float32)
 
-    def _sample(self, allowed: np.ndarray | None) -> np.ndarray:
-        """A uniform sample of the (allowed part of the) library's vectors; the whole library's is kept until the
-        index changes."""
-        if allowed is not None:
-            return self.index.sample(relevance.SAMPLE_SIZE, allowed)
-        key = self.index.checksum()
+    def _sample(self, filters: Filters) -> np.ndarray:
+        """A uniform sample of the (filtered) library's vectors; the whole library's is kept until the vectors
+        change."""
+        if filters.active:
+            return self.vectors.sample(relevance.SAMPLE_SIZE, filters)
+        key = self.vectors.version()
         cached = self._sample_cache
         if cached is None or cached[0] != key:
-            cached = self._sample_cache = (key, self.index.sample(relevance.SAMPLE_SIZE))
+            cached = self._sample_cache = (key, self.vectors.sample(relevance.SAMPLE_SIZE, filters))
         return cached[1]
 
-    def _count_at(self, vector, filters: Filters, exclude: frozenset[int], min_score, allowed) -> int:
+    def _count_at(self, vector, filters: Filters, exclude: frozenset[int], min_score) -> int:
         """How many items every match would give: all that pass the filters, or those reaching ``min_score``."""
         if min_score is None:
             return self._count(filters, exclude)
-        _scores, ids = self.index.range_search(vector, min_score, allowed)
+        ids = self.vectors.within(vector, min_score, filters).ids
         owners = {owner[0] for owner in self.store.vector_frames(ids.tolist()).values()}
         return len(owners - exclude)
 
@@ -338,24 +337,25 @@ class SearchService:
         """Items that pass ``filters`` less ``exclude``; the unfiltered count is cached per index state."""
         if filters.active:
             return self.store.count_searchable(filters, exclude)
-        key = self.index.checksum()
+        key = self.vectors.version()
         cached = self._total_cache
         if cached is None or cached[0] != key:
             cached = self._total_cache = (key, self.store.count_searchable(filters))
         # Excluded items (the query item of "more like this") are few: subtract those that are searchable.
         return cached[1] - sum(item.status == Status.OK for item in self.store.get_items(list(exclude)).values())
 
-    def _top(self, vector, wanted: int, allowed, exclude, exclusions=(), stack: bool = False):
+    def _top(self, vector, wanted: int, filters: Filters, exclude, exclusions=(), stack: bool = False):
         """The best ``wanted`` candidates (after exclusions and stacking) and whether that is all of them."""
         # Items may own many vectors (video frames) and some may be excluded: widen the pool until enough hits
         # are found or the index is exhausted.
         # The wide pool is only needed to cut video moments; a photo-only library asks for just what it shows.
         pool = CANDIDATE_POOL if self.store.has_videos() else 0
         k = max(pool, wanted + len(exclude))
-        limit = self.index.ntotal if allowed is None else len(allowed)
+        limit = self.vectors.count(filters)
         refining = bool(exclusions) or stack
         while True:
-            scores, ids = self.index.search(vector, k, allowed)
+            found = self.vectors.knn(vector, k, filters)
+            scores, ids = found.scores, found.ids
             exhausted = len(ids) < k or k >= limit
             cutoff = float(scores[-1]) if len(scores) and not exhausted else -1.0
             # Exclusions drop hits after ranking: rank every video in the pool, not just enough for ``wanted``.
