@@ -75,18 +75,41 @@ def _add_item_tags(cursor: sqlite3.Cursor) -> None:
     cursor.execute("CREATE INDEX ix_item_tags_tag ON item_tags (tag, item_id)")
 
 
+# Release 8's text index as it created it (the live declaration, ``catalog.text.create_text_tables``, may change;
+# this step may not).
+_OCR_TEXT_TABLES = (
+    "CREATE TABLE IF NOT EXISTS ocr_text_lines ( id INTEGER PRIMARY KEY, item_id INTEGER NOT NULL, line_no INTEGER "
+    "NOT NULL, text TEXT NOT NULL, norm TEXT NOT NULL, grams TEXT NOT NULL, box_left REAL NOT NULL, box_top REAL "
+    "NOT NULL, box_right REAL NOT NULL, box_bottom REAL NOT NULL, confidence REAL NOT NULL, UNIQUE (item_id, "
+    "line_no) )",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS ocr_text USING fts5( norm, content='ocr_text_lines', content_rowid='id', "
+    "tokenize='trigram' )",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS ocr_text_short USING fts5( grams, content='ocr_text_lines', "
+    "content_rowid='id', tokenize='unicode61' )",
+    "CREATE TRIGGER IF NOT EXISTS ocr_text_lines_insert AFTER INSERT ON ocr_text_lines BEGIN INSERT INTO "
+    "ocr_text(rowid, norm) VALUES (new.id, new.norm); INSERT INTO ocr_text_short(rowid, grams) VALUES (new.id, "
+    "new.grams); END",
+    "CREATE TRIGGER IF NOT EXISTS ocr_text_lines_delete AFTER DELETE ON ocr_text_lines BEGIN INSERT INTO "
+    "ocr_text(ocr_text, rowid, norm) VALUES ('delete', old.id, old.norm); INSERT INTO "
+    "ocr_text_short(ocr_text_short, rowid, grams) VALUES ('delete', old.id, old.grams); END",
+    "CREATE TRIGGER IF NOT EXISTS ocr_forget_deleted AFTER DELETE ON items BEGIN DELETE FROM ocr_text_lines WHERE "
+    "item_id = old.id; DELETE FROM ocr_state WHERE item_id = old.id; END",
+    "CREATE TRIGGER IF NOT EXISTS ocr_forget_changed AFTER UPDATE OF size, mtime_ns, content_hash, status ON items "
+    "WHEN new.size IS NOT old.size OR new.mtime_ns IS NOT old.mtime_ns OR new.content_hash IS NOT old.content_hash "
+    "OR new.status NOT IN ('ok', 'pending') BEGIN DELETE FROM ocr_text_lines WHERE item_id = old.id; DELETE FROM "
+    "ocr_state WHERE item_id = old.id; END",
+)
+
+
 def _add_ocr_text(cursor: sqlite3.Cursor) -> None:
     """Release 8: the text read in photos (OCR state, and the FTS5 text index with its triggers)."""
-    from materialsearch.catalog.text import (
-        create_text_tables,  # FTS5 tables and triggers are declared there (SQLAlchemy cannot)
-    )
-
     cursor.execute(
         "CREATE TABLE IF NOT EXISTS ocr_state (item_id INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT "
         "NULL, status VARCHAR(16) NOT NULL, error TEXT, line_count INTEGER NOT NULL, read_at DATETIME NOT NULL, "
         "PRIMARY KEY (item_id), FOREIGN KEY(item_id) REFERENCES items (id) ON DELETE CASCADE)"
     )
-    create_text_tables(cursor)
+    for statement in _OCR_TEXT_TABLES:
+        cursor.execute(statement)
 
 
 def _add_hidden_items_and_hashes(cursor: sqlite3.Cursor) -> None:

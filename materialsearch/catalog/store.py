@@ -17,10 +17,10 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 from sqlalchemy import bindparam, create_engine, delete, event, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
 from materialsearch.catalog import migrations
 from materialsearch.catalog.records import FileState, ItemRecord, Kind, Status
+from materialsearch.catalog.rows import ItemRow, item_rows, select_item_rows
 from materialsearch.catalog.schema import STILL_HASH_TIME, Base, HiddenItem, Item, ItemTag, Meta, PerceptualHash, Vector
 from materialsearch.catalog.sql import (
     blob_to_vector,
@@ -145,10 +145,10 @@ class Store:
         self.places.watch.close()
         self.engine.dispose()
 
-    def _items(self, *where) -> list[Item]:
-        """Item rows (detached ORM objects) matching ``where``."""
-        with Session(self.engine) as session:
-            return list(session.scalars(select(Item).where(*where)))
+    def _items(self, *where) -> list[ItemRow]:
+        """The rows of the items matching ``where``."""
+        with self.engine.connect() as conn:
+            return item_rows(conn.execute(select_item_rows().where(*where)))
 
     # --- meta -------------------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -365,40 +365,42 @@ class Store:
         return found
 
     # --- items ------------------------------------------------------------------------------------------------
-    def get_item(self, item_id: int) -> Item | None:
+    def get_item(self, item_id: int) -> ItemRow | None:
         """One item row, or None."""
         return next(iter(self._items(Item.id == item_id)), None)
 
-    def get_items(self, item_ids: Iterable[int]) -> dict[int, Item]:
+    def get_items(self, item_ids: Iterable[int]) -> dict[int, ItemRow]:
         """Item rows by id (missing ids are left out)."""
         return {
             item.id: item for chunk in chunked(int(i) for i in item_ids) for item in self._items(Item.id.in_(chunk))
         }
 
-    def motions_for(self, still_paths: Iterable[str]) -> dict[str, Item]:
+    def motions_for(self, still_paths: Iterable[str]) -> dict[str, ItemRow]:
         """Live Photo movies by the path of their still."""
         return self._paired_with(still_paths, Status.MOTION)
 
-    def raws_for(self, still_paths: Iterable[str]) -> dict[str, Item]:
+    def raws_for(self, still_paths: Iterable[str]) -> dict[str, ItemRow]:
         """Camera RAW originals by the path of their same-name JPEG/HEIC."""
         return self._paired_with(still_paths, Status.RAW)
 
-    def _paired_with(self, still_paths: Iterable[str], status: Status) -> dict[str, Item]:
+    def _paired_with(self, still_paths: Iterable[str], status: Status) -> dict[str, ItemRow]:
         return {
             item.pair_path: item
             for chunk in chunked(still_paths)
             for item in self._items(Item.pair_path.in_(chunk), Item.status == status)
         }
 
-    def problems(self, limit: int, offset: int) -> tuple[list[Item], int]:
+    def problems(self, limit: int, offset: int) -> tuple[list[ItemRow], int]:
         """Files that failed or were skipped, newest first, with the total."""
         where = Item.status.in_([Status.ERROR, Status.SKIPPED])
-        with Session(self.engine) as session:
-            total = session.scalar(select(func.count(Item.id)).where(where)) or 0
-            rows = session.scalars(
-                select(Item).where(where).order_by(Item.status, Item.path).limit(limit).offset(offset)
+        with self.engine.connect() as conn:
+            total = conn.scalar(select(func.count(Item.id)).where(where)) or 0
+            rows = item_rows(
+                conn.execute(
+                    select_item_rows().where(where).order_by(Item.status, Item.path).limit(limit).offset(offset)
+                )
             )
-            return list(rows), int(total)
+            return rows, int(total)
 
     def counts(self) -> Counts:
         """Items per outcome (one grouped query over the kind+status index)."""

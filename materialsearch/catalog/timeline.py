@@ -16,9 +16,9 @@ import enum
 import json
 
 from sqlalchemy import and_, select, tuple_
-from sqlalchemy.orm import Session
 
 from materialsearch.catalog.records import Status
+from materialsearch.catalog.rows import ItemRow, item_rows, select_item_rows
 from materialsearch.catalog.store import Filters, Item, Store
 
 CURSOR_VERSION = 1  # bumped if the cursor's content changes: an old cursor is then refused, not misread
@@ -47,7 +47,7 @@ class CursorError(ValueError):
 class TimelinePage:
     """A page of the timeline and the cursor of the next one (None at the end)."""
 
-    items: list[Item]
+    items: list[ItemRow]
     next_cursor: str | None
 
 
@@ -86,7 +86,7 @@ def timeline_page(store: Store, filters: Filters, sort: Sort, limit: int, cursor
 
 def timeline(
     store: Store, filters: Filters, newest_first: bool, after: TimelinePosition | None, limit: int
-) -> list[Item]:
+) -> list[ItemRow]:
     """Indexed items passing ``filters`` in capture-time order (ties by id), the ``limit`` after ``after``.
 
     A keyset page over ``ix_items_status_taken_at``: as cheap at any depth, and stable while a scan adds items.
@@ -106,13 +106,13 @@ def timeline(
             phases = [(and_(dated, key > tuple_(*after)), phases[1][1])]
         elif after is not None:
             phases[0] = (and_(undated, Item.id > after[1]), phases[0][1])
-    found: list[Item] = []
-    with Session(store.engine) as session:
+    found: list[ItemRow] = []
+    with store.engine.connect() as conn:
         for where, order in phases:
             if len(found) >= limit:
                 break
-            query = store.apply_filters(select(Item).where(Item.status == Status.OK, where), filters)
-            found += session.scalars(query.order_by(*order).limit(limit - len(found)))
+            query = store.apply_filters(select_item_rows().where(Item.status == Status.OK, where), filters)
+            found += item_rows(conn.execute(query.order_by(*order).limit(limit - len(found))))
     return found
 
 

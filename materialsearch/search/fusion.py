@@ -21,7 +21,8 @@ import time
 import numpy as np
 
 from materialsearch.catalog.records import Kind, Status
-from materialsearch.catalog.store import Filters, Item
+from materialsearch.catalog.rows import ItemRow
+from materialsearch.catalog.store import Filters
 from materialsearch.catalog.text import OcrStore
 from materialsearch.catalog.timeline import Sort
 from materialsearch.search.service import Hit, Narrowing, Page, SearchResult, SearchService, newest_first_key
@@ -49,7 +50,7 @@ def fuse(rankings: list[tuple[float, list]]) -> list:
     return sorted(scores, key=lambda key: (-scores[key], first_seen[key]))
 
 
-def _searchable(item: Item) -> bool:
+def _searchable(item: ItemRow) -> bool:
     """Whether an item found by its text is an indexed photo (its text is read; a video's is not)."""
     return item.status == Status.OK and item.kind == Kind.IMAGE
 

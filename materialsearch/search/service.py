@@ -27,7 +27,8 @@ from typing import NamedTuple
 import numpy as np
 
 from materialsearch.catalog.records import Status
-from materialsearch.catalog.store import Filters, Item, Store
+from materialsearch.catalog.rows import ItemRow
+from materialsearch.catalog.store import Filters, Store
 from materialsearch.catalog.timeline import Sort, listed
 from materialsearch.catalog.vectors import VectorSearch
 from materialsearch.encoders import Encoder
@@ -113,7 +114,7 @@ class Moment:
 class Hit:
     """One result: an item (and for videos, the moment) and how well it matches."""
 
-    item: Item
+    item: ItemRow
     score: float
     moment: Moment | None = None
     stack: tuple[int, ...] = ()  # the item ids of its stack (itself first) when it stands for several
@@ -261,7 +262,7 @@ class SearchService:
         ranked = self._refine(ranked, exclusions, narrowing.stack)
         return self._page(ranked, page, narrowing.sort, len(ranked), started, 0 if narrowing.good_only else None)
 
-    def stack_of(self, item_id: int, filters: Filters) -> list[Item]:
+    def stack_of(self, item_id: int, filters: Filters) -> list[ItemRow]:
         """Every indexed item near-identical to ``item_id`` (cosine ≥ ``stack_cosine`` with its vector) passing
         ``filters``: the item first, then the others most similar first. A search's stack is among these."""
         vector = self.item_vector(item_id)
