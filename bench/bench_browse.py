@@ -85,7 +85,7 @@ def bench_timeline(path: Path, repeats: int) -> dict:
     item = product.Item
     by_offset_query = (
         select(item)
-        .where(item.status == product.Status.OK)
+        .where(item.status == product.ItemStatus.OK)
         .order_by(item.taken_at.desc(), item.id.desc())
         .limit(PAGE)
         .offset(depth)

@@ -108,7 +108,7 @@ def ensure_data(cache: Path, tree: Path, model: str) -> Path:
                         kind=e.kind,
                         size=e.size,
                         mtime_ns=e.mtime_ns,
-                        status=product.Status.OK,
+                        status=product.ItemStatus.OK,
                         vectors=[(None, vectors[i])],
                     )
                     for i, e in enumerate(part)

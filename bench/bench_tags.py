@@ -49,7 +49,7 @@ def add_videos(store, vectors, first_id: int) -> int:
                 "kind": "video",
                 "size": 50_000_000,
                 "mtime_ns": 1_700_000_000_000_000_000 + v,
-                "status": product.Status.OK,
+                "status": product.ItemStatus.OK,
                 "taken_at": now,
                 "indexed_at": now,
                 "duration_ms": FRAMES_PER_VIDEO * 2000,

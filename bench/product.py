@@ -39,7 +39,7 @@ WHERE = {
     "Page": "materialsearch.search.service",
     "SearchService": "materialsearch.search.service",
     "Services": "materialsearch.services",
-    "Status": "materialsearch.catalog.records",
+    "ItemStatus": "materialsearch.catalog.records",
     "Filters": "materialsearch.catalog.store",
     "Item": "materialsearch.catalog.store",
     "ItemRecord": "materialsearch.catalog.records",

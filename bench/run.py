@@ -282,7 +282,7 @@ def build_store(path: str, vectors, item_ids_base: int = 0):
                         "kind": "image",
                         "size": 2_000_000 + i,
                         "mtime_ns": 1_700_000_000_000_000_000 + i,
-                        "status": product.Status.OK,
+                        "status": product.ItemStatus.OK,
                         "taken_at": now + dt.timedelta(minutes=i),
                         "width": 4032,
                         "height": 3024,

@@ -133,10 +133,9 @@ def _token_store(settings: Settings):
 def cmd_token(settings: Settings, args) -> int:
     """Create, list or revoke API tokens (stored hashed in the database the server reads)."""
     from materialsearch import auth
-    from materialsearch.catalog.tokens import TokenStore
 
     store = _token_store(settings)
-    tokens = TokenStore(store.engine)
+    tokens = store.tokens
     try:
         if args.action == "create":
             try:

@@ -9,7 +9,6 @@ import time
 from materialsearch.catalog.core import INDEX_FILENAME, Catalog
 from materialsearch.catalog.ownership import DataDirLock
 from materialsearch.catalog.store import DB_FILENAME, Store
-from materialsearch.catalog.text import OcrStore
 from materialsearch.catalog.vector_index import VectorIndex
 from materialsearch.catalog.vectors import VectorSearch
 from materialsearch.encoders import Encoder, make_encoder
@@ -118,7 +117,7 @@ class Services:
         self.classifier = Classifier(self.encoder)
         self.tagger = Tagger(self.store, self.encoder, labels, busy=lambda: self.scans.running)
         self.scans.after_scan.append(self.tagger.request)
-        self.ocr_store = OcrStore(store.engine)
+        self.ocr_store = store.text
         self.fused = FusedSearch(self.search, self.ocr_store)  # text= and the text side of q=
         self.ocr = OcrManager(
             OcrPass(settings, self.ocr_store, self.ocr_engine, refresh_tags=self.tagger.refresh),

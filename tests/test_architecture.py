@@ -30,3 +30,57 @@ def test_the_size_check_sees_a_large_class(tmp_path):
     big = tmp_path / "big.py"
     big.write_text("class Big:\n" + "    x = 1\n" * MAX_CLASS_LINES)
     assert _class_sizes(big) == [("Big", MAX_CLASS_LINES + 1)]
+
+
+PACKAGE = REPO / "materialsearch"
+CATALOG = PACKAGE / "catalog"
+STORAGE_MODULES = {"sqlalchemy", "sqlite3", "faiss"}  # the catalog's engines: nobody else may touch them
+MAX_TOP_LEVEL_MODULES = 12  # the rest lives in a stage package, so the tree shows the architecture
+
+
+def _imported_roots(path: Path) -> set[str]:
+    """The top-level names of every module ``path`` imports, anywhere in its body (lazy imports included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_only_the_catalog_touches_the_database_and_the_vector_index():
+    leaks = sorted(
+        f"{path.relative_to(REPO)}: {sorted(_imported_roots(path) & STORAGE_MODULES)}"
+        for path in PACKAGE.rglob("*.py")
+        if CATALOG not in path.parents and _imported_roots(path) & STORAGE_MODULES
+    )
+    assert not leaks, f"SQL or FAISS outside materialsearch/catalog/: {leaks}"
+
+
+def test_the_storage_check_sees_a_lazy_import(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    import faiss.contrib\n    from sqlalchemy import select\n")
+    assert _imported_roots(module) >= {"faiss", "sqlalchemy"}
+
+
+def test_each_public_class_name_is_defined_once():
+    where: dict[str, list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                where.setdefault(node.name, []).append(str(path.relative_to(REPO)))
+    twice = {name: paths for name, paths in where.items() if len(paths) > 1}
+    assert not twice, f"public class names defined in more than one module: {twice}"
+
+
+def test_the_tree_shows_the_architecture():
+    top = sorted(path.name for path in PACKAGE.glob("*.py"))
+    assert len(top) <= MAX_TOP_LEVEL_MODULES, f"{len(top)} modules directly in materialsearch/: {top}"
+    packages = [path.parent for path in PACKAGE.rglob("__init__.py")]
+    undocumented = [
+        str(package.relative_to(REPO))
+        for package in packages
+        if not ast.get_docstring(ast.parse((package / "__init__.py").read_text(encoding="utf-8")))
+    ]
+    assert not undocumented, f"packages without a docstring saying what they own: {undocumented}"

@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from materialsearch.catalog.records import ItemRecord, Kind, Status
+from materialsearch.catalog.records import ItemRecord, ItemStatus, Kind
 from materialsearch.catalog.store import Filters, Store
 from materialsearch.catalog.timeline import CursorError, Sort, decode_cursor, encode_cursor, timeline_page
 from tests.conftest import MEDIA
@@ -15,10 +15,12 @@ from tests.conftest import MEDIA
 DAY = dt.datetime(2024, 6, 1, 12, 0)
 
 
-def record(n: int, taken_at: dt.datetime | None, kind: Kind = Kind.IMAGE, status: Status = Status.OK) -> ItemRecord:
+def record(
+    n: int, taken_at: dt.datetime | None, kind: Kind = Kind.IMAGE, status: ItemStatus = ItemStatus.OK
+) -> ItemRecord:
     vector = np.zeros(8, np.float32)
     vector[n % 8] = 1
-    vectors = [(None, vector)] if status == Status.OK else []
+    vectors = [(None, vector)] if status == ItemStatus.OK else []
     return ItemRecord(f"/lib/{n:03d}.jpg", kind, 1, 1, status, taken_at=taken_at, vectors=vectors)
 
 
@@ -43,9 +45,9 @@ def walk(store, sort: Sort, limit: int, filters: Filters | None = None) -> list[
 def test_pages_follow_capture_time_with_ties_by_id_and_undated_items_last(store):
     # Two items share a capture time, two have none, one failed (never listed).
     times = [DAY, DAY + dt.timedelta(days=1), DAY, None, DAY - dt.timedelta(days=3), None]
-    store.write_batch([record(n, t) for n, t in enumerate(times)] + [record(9, DAY, status=Status.ERROR)])
+    store.write_batch([record(n, t) for n, t in enumerate(times)] + [record(9, DAY, status=ItemStatus.ERROR)])
     rows = sorted(store.get_items(range(1, 8)).values(), key=lambda item: item.id)
-    dated = sorted((r for r in rows if r.taken_at and r.status == Status.OK), key=lambda r: (r.taken_at, r.id))
+    dated = sorted((r for r in rows if r.taken_at and r.status == ItemStatus.OK), key=lambda r: (r.taken_at, r.id))
     undated = [r.id for r in rows if r.taken_at is None]
     newest = [r.id for r in reversed(dated)] + sorted(undated, reverse=True)
     for limit in (1, 2, 3, 10):

@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from materialsearch.catalog.records import ItemRecord, Kind, Status
+from materialsearch.catalog.records import ItemRecord, ItemStatus, Kind
 from materialsearch.web import services_of
 from tests.conftest import MEDIA
 
@@ -48,7 +48,7 @@ def constructed(scanned_app, tmp_path_factory):
             taken = DAY + dt.timedelta(days=int(rng.integers(0, 300)), minutes=n)
             path = f"/lib/{group}/{group}_{n:03d}.jpg"
             vectors = [(None, vector(a, b))]
-            records.append(ItemRecord(path, Kind.IMAGE, 1, 1, Status.OK, taken_at=taken, vectors=vectors))
+            records.append(ItemRecord(path, Kind.IMAGE, 1, 1, ItemStatus.OK, taken_at=taken, vectors=vectors))
             n += 1
     services.catalog.apply(records)
     ids = {item.path: item.id for item in services.store.get_items(range(1, n + 1)).values()}

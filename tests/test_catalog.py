@@ -15,10 +15,10 @@ import pytest
 
 from materialsearch.catalog import sql as sql_module
 from materialsearch.catalog.core import INDEX_FILENAME, MODEL_IDENTITY_KEY, Catalog
-from materialsearch.catalog.records import FileState, ItemRecord, Kind, Status
+from materialsearch.catalog.records import FileState, ItemRecord, ItemStatus, Kind
 from materialsearch.catalog.schema import STILL_HASH_TIME, Item
 from materialsearch.catalog.sql import IN_CHUNK, chunked
-from materialsearch.catalog.store import Counts, Store
+from materialsearch.catalog.store import ItemCounts, Store
 from materialsearch.catalog.vector_index import VectorIndex
 from materialsearch.encoders import ModelError
 
@@ -32,7 +32,7 @@ def unit(seed: int) -> np.ndarray:
 
 
 def photo(path: str, seed: int, **fields) -> ItemRecord:
-    return ItemRecord(path, Kind.IMAGE, 100 + seed, seed, Status.OK, vectors=[(None, unit(seed))], **fields)
+    return ItemRecord(path, Kind.IMAGE, 100 + seed, seed, ItemStatus.OK, vectors=[(None, unit(seed))], **fields)
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_apply_remove_and_move_keep_the_index_with_the_database(open_catalog):
     assert set(catalog.store.file_states()) == {"/l/moved/b.jpg"} and catalog.index.ntotal == 1 and agree(catalog)
 
     # A failed file keeps no vector: applying it over an indexed path takes that path's vector out of the index.
-    failed = ItemRecord("/l/moved/b.jpg", Kind.IMAGE, 1, 1, Status.ERROR, error="broken")
+    failed = ItemRecord("/l/moved/b.jpg", Kind.IMAGE, 1, 1, ItemStatus.ERROR, error="broken")
     catalog.apply([failed])
     assert catalog.index.ntotal == 0 and agree(catalog)
 
@@ -137,7 +137,7 @@ def test_a_model_change_drops_the_vectors_and_marks_items_pending(open_catalog):
     changed = open_catalog("model-b")
     message = changed.open()
     assert message is not None and "model-a → model-b" in message and "2 items" in message
-    assert changed.store.counts() == Counts(pending=2)
+    assert changed.store.counts() == ItemCounts(pending=2)
     assert changed.index.ntotal == 0 and agree(changed)
     assert changed.store.get_meta(MODEL_IDENTITY_KEY) == "model-b"
 
@@ -145,20 +145,20 @@ def test_a_model_change_drops_the_vectors_and_marks_items_pending(open_catalog):
 def test_counts_by_outcome(open_catalog):
     catalog = open_catalog()
     catalog.open()
-    video = ItemRecord("/l/v.mov", Kind.VIDEO, 5, 5, Status.OK, vectors=[(0, unit(5)), (1000, unit(6))])
-    live = ItemRecord("/l/IMG_1.MOV", Kind.VIDEO, 6, 6, Status.MOTION, pair_path="/l/IMG_1.HEIC")
+    video = ItemRecord("/l/v.mov", Kind.VIDEO, 5, 5, ItemStatus.OK, vectors=[(0, unit(5)), (1000, unit(6))])
+    live = ItemRecord("/l/IMG_1.MOV", Kind.VIDEO, 6, 6, ItemStatus.MOTION, pair_path="/l/IMG_1.HEIC")
     catalog.apply(
         [
             photo("/l/a.jpg", 1),
             photo("/l/IMG_1.HEIC", 2),
             video,
             live,
-            ItemRecord("/l/bad.jpg", Kind.IMAGE, 1, 1, Status.ERROR, error="broken"),
-            ItemRecord("/l/bad.mov", Kind.VIDEO, 1, 1, Status.ERROR, error="broken"),
-            ItemRecord("/l/tiny.png", Kind.IMAGE, 1, 1, Status.SKIPPED, error="too small"),
+            ItemRecord("/l/bad.jpg", Kind.IMAGE, 1, 1, ItemStatus.ERROR, error="broken"),
+            ItemRecord("/l/bad.mov", Kind.VIDEO, 1, 1, ItemStatus.ERROR, error="broken"),
+            ItemRecord("/l/tiny.png", Kind.IMAGE, 1, 1, ItemStatus.SKIPPED, error="too small"),
         ]
     )
-    assert catalog.store.counts() == Counts(images=2, videos=1, live_photos=1, errors=2, skipped=1)
+    assert catalog.store.counts() == ItemCounts(images=2, videos=1, live_photos=1, errors=2, skipped=1)
     assert catalog.store.motions_for(["/l/IMG_1.HEIC", "/l/a.jpg"])["/l/IMG_1.HEIC"].path == "/l/IMG_1.MOV"
 
 

@@ -17,8 +17,8 @@ from materialsearch.organise import duplicates
 from materialsearch.organise.duplicates import (
     HASH_MAX_DISTANCE,
     Frames,
+    GroupMember,
     KeeperReason,
-    Member,
     group_photos,
     hash_distance,
     propose_pairs,
@@ -110,7 +110,7 @@ def test_phash_tells_a_resize_from_another_photo(tmp_path, media_dir):
 
 # --- the keeper ---------------------------------------------------------------------------------------------------
 def _member(id_, path="/l/a.jpg", w=4000, h=3000, size=1000, taken=dt.datetime(2024, 1, 1), mtime=1, **extra):
-    return Member(id_, path, "image", w, h, size, taken, mtime, **extra)
+    return GroupMember(id_, path, "image", w, h, size, taken, mtime, **extra)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from materialsearch.catalog.records import Status
+from materialsearch.catalog.records import ItemStatus
 from materialsearch.media.decode import configure_pillow, decode_image
 
 
@@ -24,8 +24,8 @@ def test_hif_and_jxl_are_walked_decoded_upright_and_indexed(open_services, media
     stats = services.scans.run()
     states = services.store.file_states()
     assert {p.rsplit("/", 1)[-1]: s.status for p, s in states.items()} == {
-        "DSC00001.HIF": Status.OK,
-        "portrait.jxl": Status.OK,
+        "DSC00001.HIF": ItemStatus.OK,
+        "portrait.jxl": ItemStatus.OK,
     }
     assert stats.errors == 0
     jxl = decode_image((library / "portrait.jxl").read_bytes(), max_pixels=10**9, min_side=224)

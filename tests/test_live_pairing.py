@@ -9,7 +9,7 @@ from fractions import Fraction
 import av
 from PIL import Image
 
-from materialsearch.catalog.records import Status
+from materialsearch.catalog.records import ItemStatus
 from tests.conftest import MEDIA
 
 EXIF_IFD, DATETIME_ORIGINAL = 0x8769, 0x9003
@@ -57,11 +57,11 @@ def test_only_live_photo_formats_with_close_times_pair(open_services, tmp_path):
     services = open_services(library=str(library), timezone="UTC")
     services.scans.run()
     status = {path.rsplit("/", 1)[-1]: state.status for path, state in services.store.file_states().items()}
-    assert status["IMG_1.MOV"] == Status.MOTION
-    assert status["CLOSE.mp4"] == Status.MOTION  # short, no identifiers, captured together
-    assert status["FAR.mp4"] == Status.OK  # three hours apart: a video of its own
-    assert status["UNDATED.mp4"] == Status.OK  # the still has no date: not paired on length alone
-    assert status["Pentax.avi"] == Status.OK  # AVI is no Live Photo container
+    assert status["IMG_1.MOV"] == ItemStatus.MOTION
+    assert status["CLOSE.mp4"] == ItemStatus.MOTION  # short, no identifiers, captured together
+    assert status["FAR.mp4"] == ItemStatus.OK  # three hours apart: a video of its own
+    assert status["UNDATED.mp4"] == ItemStatus.OK  # the still has no date: not paired on length alone
+    assert status["Pentax.avi"] == ItemStatus.OK  # AVI is no Live Photo container
     assert services.store.file_states()[str(library / "Pentax.avi")].pair_path is None
     # Pairing is stable: an unchanged rescan decodes nothing.
     assert services.scans.run().decoded == 0

@@ -13,7 +13,7 @@ import pytest
 from materialsearch.catalog import migrations
 from materialsearch.catalog.core import Catalog
 from materialsearch.catalog.migrations import VERSION, SchemaError
-from materialsearch.catalog.store import Counts, Store
+from materialsearch.catalog.store import ItemCounts, Store
 from materialsearch.catalog.tokens import TokenStore
 from materialsearch.catalog.vector_index import VectorIndex
 
@@ -125,7 +125,7 @@ def test_the_release_4_database_reads_as_it_did(tmp_path):
     path = release_db(tmp_path, 4)
     store = Store(str(path))
     try:
-        assert store.counts() == Counts(images=5, videos=1, errors=1)
+        assert store.counts() == ItemCounts(images=5, videos=1, errors=1)
         video = next(item for item in store.get_items(range(1, 10)).values() if item.kind == "video")
         assert video.duration_ms == 2703 and video.playable is True
         assert any(item.motion_offset for item in store.get_items(range(1, 10)).values())

@@ -8,14 +8,14 @@ import time
 import numpy as np
 import pytest
 
-from materialsearch.catalog.records import ItemRecord, Kind, Status
+from materialsearch.catalog.records import ItemRecord, ItemStatus, Kind
 from materialsearch.scan.pipeline import EndMessage, FrameMessage, ReadAhead
 
 PIXELS = np.zeros(3, np.float32)
 
 
 def record(name: str) -> ItemRecord:
-    return ItemRecord(name, Kind.VIDEO, 1, 1, Status.OK)
+    return ItemRecord(name, Kind.VIDEO, 1, 1, ItemStatus.OK)
 
 
 def drain(ahead: ReadAhead) -> list[tuple[str, object]]:
@@ -131,7 +131,7 @@ def test_no_files_is_exhausted_at_once():
 
 # --- the heavy-decode bound (head of line) ----------------------------------------------------------------------
 def stalled_end(name, seconds):
-    return EndMessage(ItemRecord(name, Kind.VIDEO, 1, 1, Status.ERROR, error=f"stalled {seconds:.1f}"))
+    return EndMessage(ItemRecord(name, Kind.VIDEO, 1, 1, ItemStatus.ERROR, error=f"stalled {seconds:.1f}"))
 
 
 class Concurrency:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from materialsearch.catalog.records import FileState, Kind, Status
+from materialsearch.catalog.records import FileState, ItemStatus, Kind
 from materialsearch.errors import ProblemCode
 from materialsearch.scan.plan import Move, diff, match_moves, plan_scan
 from materialsearch.scan.walk import FileEntry
@@ -17,7 +17,9 @@ def entry(name: str, size: int = 100, mtime: int = 1, kind: Kind = Kind.IMAGE, s
     return FileEntry(f"{ROOT}/{name}", size, mtime, kind, still)
 
 
-def state(item_id: int, size: int = 100, mtime: int = 1, status: Status = Status.OK, content_hash=None, pair=None):
+def state(
+    item_id: int, size: int = 100, mtime: int = 1, status: ItemStatus = ItemStatus.OK, content_hash=None, pair=None
+):
     return FileState(item_id, size, mtime, status, content_hash, pair)
 
 
@@ -34,7 +36,7 @@ def test_new_changed_unchanged_and_vanished():
         f"{ROOT}/same.jpg": state(1),
         f"{ROOT}/touched.jpg": state(2, mtime=0),
         f"{ROOT}/resized.jpg": state(3, size=99),
-        f"{ROOT}/pending.jpg": state(4, status=Status.PENDING),
+        f"{ROOT}/pending.jpg": state(4, status=ItemStatus.PENDING),
         f"{ROOT}/gone.jpg": state(5),
     }
     walked = [entry("same.jpg"), entry("touched.jpg"), entry("resized.jpg"), entry("pending.jpg"), entry("new.jpg")]

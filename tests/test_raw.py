@@ -13,7 +13,7 @@ import shutil
 import pytest
 from PIL import Image
 
-from materialsearch.catalog.records import Status
+from materialsearch.catalog.records import ItemStatus
 from materialsearch.errors import ProblemCode
 from materialsearch.media.decode import DecodeError, decode_image
 from materialsearch.scan.walk import walk_library
@@ -99,11 +99,11 @@ def test_a_scan_indexes_raws_and_folds_a_raw_jpeg_pair_into_one_item(open_servic
     services = open_services(library=str(raw_library))
     stats = services.scans.run()
     states = {path.rsplit("/", 1)[1]: state for path, state in services.store.file_states().items()}
-    assert states["alone.dng"].status == Status.OK
-    assert states["DSC_0001.JPG"].status == Status.OK
-    assert states["DSC_0001.dng"].status == Status.RAW
+    assert states["alone.dng"].status == ItemStatus.OK
+    assert states["DSC_0001.JPG"].status == ItemStatus.OK
+    assert states["DSC_0001.dng"].status == ItemStatus.RAW
     assert states["DSC_0001.dng"].pair_path == str(raw_library / "DSC_0001.JPG")
-    assert states["broken.nef"].status == Status.ERROR
+    assert states["broken.nef"].status == ItemStatus.ERROR
     assert services.index.ntotal == 2  # the RAW alone and the JPEG; the pair's RAW has no vector of its own
     assert stats.errors == 1
 
@@ -124,7 +124,7 @@ def test_a_scan_indexes_raws_and_folds_a_raw_jpeg_pair_into_one_item(open_servic
     (raw_library / "DSC_0001.JPG").unlink()
     services.scans.run()
     states = {path.rsplit("/", 1)[1]: state for path, state in services.store.file_states().items()}
-    assert states["DSC_0001.dng"].status == Status.OK and states["DSC_0001.dng"].pair_path is None
+    assert states["DSC_0001.dng"].status == ItemStatus.OK and states["DSC_0001.dng"].pair_path is None
 
 
 def test_a_raw_whose_jpeg_is_broken_is_indexed_on_its_own_until_the_jpeg_reads_again(open_services, tmp_path):
@@ -140,9 +140,9 @@ def test_a_raw_whose_jpeg_is_broken_is_indexed_on_its_own_until_the_jpeg_reads_a
 
     stats = services.scans.run()
     assert (stats.added, stats.errors, stats.decoded) == (1, 1, 2)
-    assert states()["DSC_0002.JPG"].status == Status.ERROR
+    assert states()["DSC_0002.JPG"].status == ItemStatus.ERROR
     raw = states()["DSC_0002.dng"]
-    assert raw.status == Status.OK and raw.pair_path is None and services.index.ntotal == 1
+    assert raw.status == ItemStatus.OK and raw.pair_path is None and services.index.ntotal == 1
     client = create_app(services.settings, services).test_client()
     item = client.get(f"/api/items/{raw.id}").get_json()
     assert item["width"] < item["height"]  # its preview, upright by its orientation
@@ -157,8 +157,8 @@ def test_a_raw_whose_jpeg_is_broken_is_indexed_on_its_own_until_the_jpeg_reads_a
     shutil.copy2(MEDIA / "jpg_orient1.jpg", jpeg)
     os.utime(jpeg, ns=(os.stat(jpeg).st_mtime_ns + 10**9,) * 2)
     services.scans.run()
-    assert states()["DSC_0002.JPG"].status == Status.OK
-    assert states()["DSC_0002.dng"].status == Status.RAW and services.index.ntotal == 1
+    assert states()["DSC_0002.JPG"].status == ItemStatus.OK
+    assert states()["DSC_0002.dng"].status == ItemStatus.RAW and services.index.ntotal == 1
 
 
 def test_the_walk_pairs_a_raw_only_with_a_same_name_jpeg_or_heic(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from materialsearch.catalog.records import Status
+from materialsearch.catalog.records import ItemStatus
 from materialsearch.catalog.store import Filters
 from materialsearch.media.decode import decode_image
 from materialsearch.search.service import Page
@@ -38,14 +38,14 @@ def test_real_media_library(open_services, media_dir):
     for row in rows:
         path = str(media_dir / row["file"])
         assert path in known, row["file"]
-        expected = Status.OK if row["decodes_ok"] == "yes" else Status.ERROR
+        expected = ItemStatus.OK if row["decodes_ok"] == "yes" else ItemStatus.ERROR
         if row["kind"] == "mov-livephoto":
-            expected = Status.MOTION  # part of its still's item, not a video of its own
+            expected = ItemStatus.MOTION  # part of its still's item, not a video of its own
         assert known[path].status == expected, (row["file"], known[path])
     errors, total = services.store.problems(100, 0)
     assert total == sum(r["decodes_ok"] != "yes" for r in rows) == stats.errors
     assert all(e.error and "\n" not in e.error for e in errors)
-    indexed = sum(s.status == Status.OK for s in known.values())
+    indexed = sum(s.status == ItemStatus.OK for s in known.values())
     assert stats.added == indexed + 1  # the Live Photo movie is added too, as motion
     assert services.index.ntotal == services.store.vector_checksum()[0] > indexed  # videos own several vectors
     assert tree_digest(media_dir) == before, "the library must never change"
@@ -112,11 +112,11 @@ def test_failed_file_is_retried_only_when_it_changes(open_services, library, med
     services = open_services(library=str(library))
     services.scans.run()
     bad = library / "trip" / "bad_jpg_is_text.jpg"
-    assert states(services)[str(bad)].status == Status.ERROR
+    assert states(services)[str(bad)].status == ItemStatus.ERROR
     assert services.scans.run().decoded == 0
     shutil.copyfile(media_dir / "jpg_orient6.jpg", bad)
     stats = services.scans.run()
-    assert stats.decoded == 1 and states(services)[str(bad)].status == Status.OK
+    assert stats.decoded == 1 and states(services)[str(bad)].status == ItemStatus.OK
 
 
 def test_small_images_are_skipped_with_a_reason(open_services, library):

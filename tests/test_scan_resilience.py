@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from materialsearch.catalog.records import Status
+from materialsearch.catalog.records import ItemStatus
 from materialsearch.media.thumbnails import Renditions, rendition_key
 from materialsearch.scan import prepare as prepare_module
 
@@ -39,9 +39,9 @@ def _errors(services) -> dict[str, str]:
 
 
 def _expected_statuses(root: Path) -> dict[str, str]:
-    statuses = {str(p): Status.OK for p in root.rglob("*") if p.is_file()}
-    statuses[str(root / "trip" / "bad_jpg_is_text.jpg")] = Status.ERROR
-    statuses[str(root / LIVE_MOVIE)] = Status.MOTION
+    statuses = {str(p): ItemStatus.OK for p in root.rglob("*") if p.is_file()}
+    statuses[str(root / "trip" / "bad_jpg_is_text.jpg")] = ItemStatus.ERROR
+    statuses[str(root / LIVE_MOVIE)] = ItemStatus.MOTION
     return statuses
 
 
@@ -100,7 +100,7 @@ def test_an_unexpected_exception_in_one_stage_costs_one_file(stage, open_service
 
     states = services.store.file_states()
     expected = _expected_statuses(mixed_library)
-    expected[str(target)] = Status.ERROR
+    expected[str(target)] = ItemStatus.ERROR
     assert {path: state.status for path, state in states.items()} == expected
     assert _errors(services)[str(target)] == "unexpected error (Boom: stage failed for this file)"
     assert stats.errors == 2
@@ -128,8 +128,8 @@ def test_the_first_preprocess_failing_costs_one_file(open_services, mixed_librar
     stats = services.scans.run()
     statuses = [state.status for state in services.store.file_states().values()]
     assert stats.errors == 2
-    assert statuses.count(Status.ERROR) == 2
-    assert statuses.count(Status.SKIPPED) == 0
+    assert statuses.count(ItemStatus.ERROR) == 2
+    assert statuses.count(ItemStatus.SKIPPED) == 0
     assert services.index.ntotal == services.store.vector_checksum()[0]
 
 
@@ -140,6 +140,6 @@ def test_the_dolby_vision_av1_file_is_listed_and_the_scan_goes_on(open_services,
     services = open_services(library=str(library))
     stats = services.scans.run()
     state = services.store.file_states()[str(library / name)]
-    assert state.status == Status.ERROR
+    assert state.status == ItemStatus.ERROR
     assert _errors(services)[str(library / name)] == "no decoder for this video's codec in the bundled FFmpeg"
     assert (stats.added, stats.errors) == (5, 2)

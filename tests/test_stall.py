@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 
-from materialsearch.catalog.records import ItemRecord, Kind, Status
+from materialsearch.catalog.records import ItemRecord, ItemStatus, Kind
 from materialsearch.scan import prepare as prepare_module
 from materialsearch.scan.pipeline import EndMessage, FrameMessage, ReadAhead
 
 
-def _record(name: str, status: Status = Status.OK, error: str | None = None) -> ItemRecord:
+def _record(name: str, status: ItemStatus = ItemStatus.OK, error: str | None = None) -> ItemRecord:
     return ItemRecord(name, Kind.IMAGE, 1, 1, status, error=error)
 
 
@@ -25,7 +25,7 @@ def test_a_stalled_file_ends_with_the_stall_message_and_the_rest_flow():
         return EndMessage(_record(name), FrameMessage(None, np.zeros(1, np.float32)))
 
     def on_stall(name, seconds):
-        return EndMessage(_record(name, Status.ERROR, f"stalled {seconds:.1f}"))
+        return EndMessage(_record(name, ItemStatus.ERROR, f"stalled {seconds:.1f}"))
 
     started = time.monotonic()
     try:
@@ -42,7 +42,7 @@ def test_a_stalled_file_ends_with_the_stall_message_and_the_rest_flow():
             while not ahead.exhausted:
                 name, message = ahead.next()
                 ends.append((name, message.record.status))
-        assert ends == [("a", Status.OK), ("stuck", Status.ERROR), ("b", Status.OK), ("c", Status.OK)]
+        assert ends == [("a", ItemStatus.OK), ("stuck", ItemStatus.ERROR), ("b", ItemStatus.OK), ("c", ItemStatus.OK)]
         assert time.monotonic() - started < 5  # leaving the context did not wait for the stuck thread
     finally:
         release.set()
@@ -63,14 +63,14 @@ def test_a_slow_consumer_is_not_a_stall():
         look_ahead=1,
         frame_buffer=1,
         stall_timeout=0.2,
-        on_stall=lambda name, seconds: EndMessage(_record(name, Status.ERROR, "stalled")),
+        on_stall=lambda name, seconds: EndMessage(_record(name, ItemStatus.ERROR, "stalled")),
     ) as ahead:
         seen = []
         while not ahead.exhausted:
             time.sleep(0.3)  # slower than the stall timeout, every message
             _name, message = ahead.next()
             seen.append(message)
-    assert len(seen) == 7 and seen[-1].record.status == Status.OK
+    assert len(seen) == 7 and seen[-1].record.status == ItemStatus.OK
 
 
 def test_a_scan_gives_up_a_stuck_decode_and_goes_on(open_services, library, monkeypatch):

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-from materialsearch.catalog.records import FileState, Kind, Status
+from materialsearch.catalog.records import FileState, ItemStatus, Kind
 from materialsearch.errors import Problem, ProblemCode
 from materialsearch.scan import walk as walk_module
 from materialsearch.scan.plan import diff
@@ -131,7 +131,7 @@ def test_a_file_whose_stat_fails_keeps_its_item(open_services, library, failing_
 
 def test_the_plan_keeps_items_under_unreachable_paths_only():
     def state(i):
-        return FileState(i, 1, 1, Status.OK, None)
+        return FileState(i, 1, 1, ItemStatus.OK, None)
 
     known = {"/lib/a/1.jpg": state(1), "/lib/a/b/2.jpg": state(2), "/lib/ab/3.jpg": state(3), "/lib/4.jpg": state(4)}
     seen = [FileEntry("/lib/4.jpg", 1, 1, Kind.IMAGE)]

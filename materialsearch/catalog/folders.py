@@ -8,7 +8,7 @@ import os
 
 from sqlalchemy import func, select
 
-from materialsearch.catalog.records import Status
+from materialsearch.catalog.records import ItemStatus
 from materialsearch.catalog.store import FOLDER_OF_PATH, Item, Store
 
 
@@ -35,7 +35,7 @@ def folder_counts(store: Store) -> dict[str, int]:
     """Indexed items per folder (the path up to its last "/", without it), one grouped query."""
     folder = func.rtrim(FOLDER_OF_PATH, "/")
     with store.engine.connect() as conn:
-        rows = conn.execute(select(folder, func.count(Item.id)).where(Item.status == Status.OK).group_by(folder))
+        rows = conn.execute(select(folder, func.count(Item.id)).where(Item.status == ItemStatus.OK).group_by(folder))
         return {path: int(count) for path, count in rows}
 
 

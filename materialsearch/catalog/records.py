@@ -18,7 +18,7 @@ class Kind(StrEnum):
     VIDEO = "video"
 
 
-class Status(StrEnum):
+class ItemStatus(StrEnum):
     """Where an item stands (stored in ``items.status``)."""
 
     OK = "ok"
@@ -39,7 +39,7 @@ class FileState:
     id: int
     size: int
     mtime_ns: int
-    status: Status
+    status: ItemStatus
     content_hash: str | None
     pair_path: str | None = None
 
@@ -55,7 +55,7 @@ class ItemRecord:
     kind: Kind
     size: int
     mtime_ns: int
-    status: Status
+    status: ItemStatus
     error: str | None = None
     error_code: ProblemCode | None = None  # the stable code of ``error`` (see errors.ProblemCode)
     content_hash: str | None = None

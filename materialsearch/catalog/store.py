@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, create_engine, delete, event, exists, func, in
 from sqlalchemy.engine import Engine
 
 from materialsearch.catalog import migrations
-from materialsearch.catalog.records import FileState, ItemRecord, Kind, Status
+from materialsearch.catalog.records import FileState, ItemRecord, ItemStatus, Kind
 from materialsearch.catalog.rows import ItemRow, item_rows, select_item_rows
 from materialsearch.catalog.schema import STILL_HASH_TIME, Base, HiddenItem, Item, ItemTag, Meta, PerceptualHash, Vector
 from materialsearch.catalog.sql import (
@@ -32,6 +32,8 @@ from materialsearch.catalog.sql import (
     vector_to_blob,
 )
 from materialsearch.catalog.tags import TagRepository
+from materialsearch.catalog.text import OcrStore
+from materialsearch.catalog.tokens import TokenStore
 from materialsearch.organise.places import country_names
 
 DB_FILENAME = "materialsearch.db"  # inside MS_DATA_DIR
@@ -92,7 +94,7 @@ def _like_escaped(text: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class Counts:
+class ItemCounts:
     """How many items stand where: indexed photos and videos, Live Photo movies, failures, skips, waiting."""
 
     images: int = 0
@@ -133,6 +135,8 @@ class Store:
         event.listen(self.engine, "connect", pragmas)
         self.duplicates = DuplicateData(self.engine)
         self.tags = TagRepository(self.engine)
+        self.text = OcrStore(self.engine)  # the OCR state and the text found in photos
+        self.tokens = TokenStore(self.engine)
         self.places = PlaceData(self.engine, ChangeWatch(path))
         try:
             migrations.upgrade(self.engine, Base.metadata)
@@ -230,7 +234,7 @@ class Store:
         """Drop every vector and mark indexed items for re-embedding (the model changed). Returns how many."""
         with self.engine.begin() as conn:
             conn.execute(delete(Vector))
-            result = conn.execute(update(Item).where(Item.status == Status.OK).values(status=Status.PENDING))
+            result = conn.execute(update(Item).where(Item.status == ItemStatus.OK).values(status=ItemStatus.PENDING))
             return result.rowcount
 
     # --- vectors ----------------------------------------------------------------------------------------------
@@ -289,7 +293,7 @@ class Store:
         """Whether any video is indexed."""
         with self.engine.connect() as conn:
             found = conn.execute(
-                select(Item.id).where(Item.status == Status.OK, Item.kind == Kind.VIDEO).limit(1)
+                select(Item.id).where(Item.status == ItemStatus.OK, Item.kind == Kind.VIDEO).limit(1)
             ).scalar()
         return found is not None
 
@@ -377,13 +381,13 @@ class Store:
 
     def motions_for(self, still_paths: Iterable[str]) -> dict[str, ItemRow]:
         """Live Photo movies by the path of their still."""
-        return self._paired_with(still_paths, Status.MOTION)
+        return self._paired_with(still_paths, ItemStatus.MOTION)
 
     def raws_for(self, still_paths: Iterable[str]) -> dict[str, ItemRow]:
         """Camera RAW originals by the path of their same-name JPEG/HEIC."""
-        return self._paired_with(still_paths, Status.RAW)
+        return self._paired_with(still_paths, ItemStatus.RAW)
 
-    def _paired_with(self, still_paths: Iterable[str], status: Status) -> dict[str, ItemRow]:
+    def _paired_with(self, still_paths: Iterable[str], status: ItemStatus) -> dict[str, ItemRow]:
         return {
             item.pair_path: item
             for chunk in chunked(still_paths)
@@ -392,7 +396,7 @@ class Store:
 
     def problems(self, limit: int, offset: int) -> tuple[list[ItemRow], int]:
         """Files that failed or were skipped, newest first, with the total."""
-        where = Item.status.in_([Status.ERROR, Status.SKIPPED])
+        where = Item.status.in_([ItemStatus.ERROR, ItemStatus.SKIPPED])
         with self.engine.connect() as conn:
             total = conn.scalar(select(func.count(Item.id)).where(where)) or 0
             rows = item_rows(
@@ -402,22 +406,22 @@ class Store:
             )
             return rows, int(total)
 
-    def counts(self) -> Counts:
+    def counts(self) -> ItemCounts:
         """Items per outcome (one grouped query over the kind+status index)."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(Item.kind, Item.status, func.count(Item.id)).group_by(Item.kind, Item.status))
             found = {(kind, status): int(count) for kind, status, count in rows}
 
-        def total(status: Status, kind: Kind | None = None) -> int:
+        def total(status: ItemStatus, kind: Kind | None = None) -> int:
             return sum(n for (k, s), n in found.items() if s == status and kind in (None, k))
 
-        return Counts(
-            images=total(Status.OK, Kind.IMAGE),
-            videos=total(Status.OK, Kind.VIDEO),
-            live_photos=total(Status.MOTION, Kind.VIDEO),
-            errors=total(Status.ERROR),
-            skipped=total(Status.SKIPPED),
-            pending=total(Status.PENDING),
+        return ItemCounts(
+            images=total(ItemStatus.OK, Kind.IMAGE),
+            videos=total(ItemStatus.OK, Kind.VIDEO),
+            live_photos=total(ItemStatus.MOTION, Kind.VIDEO),
+            errors=total(ItemStatus.ERROR),
+            skipped=total(ItemStatus.SKIPPED),
+            pending=total(ItemStatus.PENDING),
         )
 
 
@@ -458,7 +462,7 @@ class DuplicateData:
         query = (
             select(Vector.item_id, func.coalesce(Vector.time_ms, -1), Vector.embedding)
             .join(Item, Item.id == Vector.item_id)
-            .where(Item.status == Status.OK, Item.kind == kind)
+            .where(Item.status == ItemStatus.OK, Item.kind == kind)
             .order_by(Vector.item_id, Vector.time_ms)
         )
         with self.engine.connect() as conn:
@@ -530,7 +534,7 @@ class PlaceData:
         columns = (Item.place_country, Item.place_region, Item.place_city, Item.place_city_zh)
         query = (
             select(*columns, func.count(Item.id), func.avg(Item.latitude), func.avg(Item.longitude))
-            .where(Item.status == Status.OK, Item.place_country.is_not(None))
+            .where(Item.status == ItemStatus.OK, Item.place_country.is_not(None))
             .group_by(*columns)
             .order_by(func.count(Item.id).desc(), Item.place_city)
         )
@@ -541,7 +545,9 @@ class PlaceData:
         """(id, path, kind) of items whose location was never read (indexed before places), by id after ``after_id``."""
         query = (
             select(Item.id, Item.path, Item.kind)
-            .where(Item.location_read.is_(None), Item.status.in_([Status.OK, Status.MOTION]), Item.id > after_id)
+            .where(
+                Item.location_read.is_(None), Item.status.in_([ItemStatus.OK, ItemStatus.MOTION]), Item.id > after_id
+            )
             .order_by(Item.id)
             .limit(limit)
         )

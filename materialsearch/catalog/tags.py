@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Engine
 
-from materialsearch.catalog.records import Status
+from materialsearch.catalog.records import ItemStatus
 from materialsearch.catalog.schema import Item, ItemTag, Meta, Vector
 from materialsearch.catalog.sql import chunked
 
@@ -27,7 +27,7 @@ class TagRepository:
         query = (
             select(Vector.item_id, Vector.embedding)
             .join(Item, Item.id == Vector.item_id)
-            .where(Item.status == Status.OK)
+            .where(Item.status == ItemStatus.OK)
             .order_by(Vector.item_id, Vector.id)
         )
         with self.engine.connect() as conn:
@@ -43,7 +43,7 @@ class TagRepository:
         stored under ``state_key`` in the same transaction: an interrupted write leaves the old tags and state."""
         with self.engine.begin() as conn:
             conn.execute(delete(ItemTag))
-            alive = set(conn.execute(select(Item.id).where(Item.status == Status.OK)).scalars())
+            alive = set(conn.execute(select(Item.id).where(Item.status == ItemStatus.OK)).scalars())
             kept = [
                 {"item_id": item_id, "tag": tag, "score": score}
                 for item_id, tag, score in rows

@@ -24,7 +24,7 @@ from pydantic import Field
 from sqlalchemy.engine import Engine
 
 from materialsearch.catalog.fts import TextHit, TextIndex
-from materialsearch.catalog.records import Kind, Status
+from materialsearch.catalog.records import ItemStatus, Kind
 from materialsearch.ocr.engine import OcrLine
 
 TEXT_INDEX_NAME = "ocr_text"  # the text index's tables: ocr_text (trigram), ocr_text_lines, ocr_text_short
@@ -65,7 +65,7 @@ def create_text_tables(cursor: sqlite3.Cursor | sqlite3.Connection) -> None:
         f"""CREATE TRIGGER IF NOT EXISTS ocr_forget_changed AFTER UPDATE OF size, mtime_ns, content_hash, status
             ON items WHEN new.size IS NOT old.size OR new.mtime_ns IS NOT old.mtime_ns
                 OR new.content_hash IS NOT old.content_hash
-                OR new.status NOT IN ('{Status.OK}', '{Status.PENDING}') BEGIN
+                OR new.status NOT IN ('{ItemStatus.OK}', '{ItemStatus.PENDING}') BEGIN
             DELETE FROM {lines} WHERE item_id = old.id;
             DELETE FROM ocr_state WHERE item_id = old.id;
         END"""
@@ -94,7 +94,7 @@ class OcrRead:
 
 
 @dataclasses.dataclass(frozen=True)
-class ItemText:
+class StoredText:
     """What OCR stored for one item: its lines (reading order), or the error; ``status`` None: not read yet."""
 
     status: OcrOutcome | None
@@ -115,7 +115,7 @@ class OcrCounts:
 # Photos whose text is missing or belongs to another version of the file.
 _WAITING = (
     f"FROM items AS i LEFT JOIN ocr_state AS s ON s.item_id = i.id WHERE i.kind = '{Kind.IMAGE}'"
-    f" AND i.status = '{Status.OK}' AND (s.item_id IS NULL OR s.size != i.size OR s.mtime_ns != i.mtime_ns)"
+    f" AND i.status = '{ItemStatus.OK}' AND (s.item_id IS NULL OR s.size != i.size OR s.mtime_ns != i.mtime_ns)"
 )
 
 
@@ -178,7 +178,7 @@ class OcrStore:
             current = {
                 row[0]: (row[1], row[2])
                 for row in raw.execute(
-                    f"SELECT id, size, mtime_ns FROM items WHERE status = '{Status.OK}' AND id IN ({marks})",
+                    f"SELECT id, size, mtime_ns FROM items WHERE status = '{ItemStatus.OK}' AND id IN ({marks})",
                     [read.job.item_id for read in reads],
                 )
             }
@@ -186,15 +186,15 @@ class OcrStore:
             _store(raw, kept)
         return len(kept)
 
-    def text_of(self, item_id: int) -> ItemText:
+    def text_of(self, item_id: int) -> StoredText:
         """The item's stored text (or OCR error)."""
         with self.engine.connect() as conn:
             raw = conn.connection.driver_connection
             state = raw.execute("SELECT status, error FROM ocr_state WHERE item_id = ?", (item_id,)).fetchone()
             lines = TextIndex(raw, TEXT_INDEX_NAME).lines(item_id)
         if state is None:
-            return ItemText(None, lines)
-        return ItemText(OcrOutcome(state[0]), lines, state[1])
+            return StoredText(None, lines)
+        return StoredText(OcrOutcome(state[0]), lines, state[1])
 
     def search(self, words: str, limit: int) -> list[TextHit]:
         """Items whose text contains every word, best first (``TextIndex.search``)."""

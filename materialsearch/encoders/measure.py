@@ -54,7 +54,7 @@ CANDIDATES = (
 )
 
 
-class Machine(Protocol):
+class MachineFacts(Protocol):
     """What measuring needs of ``choose.Machine`` (declared there; named here without importing it)."""
 
     cpu_flags: frozenset[str]
@@ -73,7 +73,7 @@ def time_run(_choice: BackendChoice, _pictures: int, run: Callable[[], object]) 
     return time.perf_counter() - started
 
 
-def candidates(machine: Machine, device: str = "cpu") -> list[BackendChoice]:
+def candidates(machine: MachineFacts, device: str = "cpu") -> list[BackendChoice]:
     """Every backend/precision ``machine`` can run, in measuring order (ONNX only where ONNX Runtime imports)."""
     return [
         BackendChoice(backend, precision, device, "measuring")
@@ -98,7 +98,7 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def fingerprint(settings: Settings, machine: Machine, weights: str | None) -> dict[str, Any]:
+def fingerprint(settings: Settings, machine: MachineFacts, weights: str | None) -> dict[str, Any]:
     """What a measured decision depends on; ``weights`` is the weights' identity (None: not known yet)."""
     flags = hashlib.blake2b(" ".join(sorted(machine.cpu_flags)).encode(), digest_size=8).hexdigest()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -248,7 +248,7 @@ def measure_one(
 
 def measure_and_choose(
     settings: Settings,
-    machine: Machine,
+    machine: MachineFacts,
     build: Build,
     device: str = "cpu",
     seconds: float = MEASURE_SECONDS,

@@ -24,7 +24,7 @@ SWAPPED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that turn the picture a
 
 
 @dataclasses.dataclass
-class MediaInfo:
+class FileFacts:
     """The info panel's facts (None: the file does not say)."""
 
     file_size: int | None = None
@@ -52,9 +52,9 @@ class MediaInfo:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
-def media_info(path: str, kind: str) -> MediaInfo:
+def media_info(path: str, kind: str) -> FileFacts:
     """The info of the file at ``path`` (a photo or a video)."""
-    info = MediaInfo()
+    info = FileFacts()
     try:
         info.file_size = os.stat(path).st_size
         if kind == Kind.VIDEO:
@@ -66,7 +66,7 @@ def media_info(path: str, kind: str) -> MediaInfo:
     return info
 
 
-def _photo_info(path: str, info: MediaInfo) -> None:
+def _photo_info(path: str, info: FileFacts) -> None:
     with Image.open(path) as image:  # reads the header and metadata, not the pixels
         exif = image.getexif()
         width, height = image.size
@@ -98,7 +98,7 @@ def _photo_info(path: str, info: MediaInfo) -> None:
             info.altitude = round(-altitude if below else altitude, 2)
 
 
-def _video_info(path: str, info: MediaInfo) -> None:
+def _video_info(path: str, info: FileFacts) -> None:
     found = probe(path)
     info.width, info.height = found.width, found.height
     info.duration = found.duration_ms / 1000 if found.duration_ms is not None else None

@@ -39,7 +39,7 @@ BATCH = 8  # photos per committed transaction: a crash re-reads at most this man
 # Photos the scan found no text in are settled without being opened, this many per transaction.
 SETTLE_CHUNK = 2000
 LAST_PASS_KEY = "last_ocr_pass"
-OcrState = Literal["idle", "reading", "paused"]
+OcrPassState = Literal["idle", "reading", "paused"]
 
 
 @dataclasses.dataclass
@@ -99,7 +99,7 @@ class OcrStatus:
     """The OCR pass: whether it is on, its state and progress, the counts, the last finished pass."""
 
     enabled: Annotated[bool, Field(description="MS_OCR.")]
-    state: OcrState
+    state: OcrPassState
     paused_reason: Annotated[str | None, Field(description="By a user, while a scan runs, outside MS_SCAN_WINDOW.")]
     progress: Annotated[OcrProgress | None, Field(description="The running pass (null when idle).")]
     counts: OcrCounts

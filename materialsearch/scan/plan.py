@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from materialsearch.catalog.records import FileState, Kind, Status
+from materialsearch.catalog.records import FileState, ItemStatus, Kind
 from materialsearch.errors import Problem, ProblemCode
 from materialsearch.scan.reports import ScanWarning
 from materialsearch.scan.walk import FileEntry
@@ -21,7 +21,7 @@ from materialsearch.scan.walk import FileEntry
 log = logging.getLogger(__name__)
 
 # A RAW's same-name photo in one of these states shows nothing: the RAW is indexed on its own.
-FAILED_STILL = frozenset({Status.ERROR, Status.SKIPPED})
+FAILED_STILL = frozenset({ItemStatus.ERROR, ItemStatus.SKIPPED})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +59,7 @@ def is_unchanged(entry: FileEntry, state: FileState) -> bool:
     return (
         state.size == entry.size
         and state.mtime_ns == entry.mtime_ns
-        and state.status != Status.PENDING
+        and state.status != ItemStatus.PENDING
         and state.pair_path == entry.still
     )
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from materialsearch.catalog.records import ItemRecord, Kind, Status
+from materialsearch.catalog.records import ItemRecord, ItemStatus, Kind
 from materialsearch.encoders import Encoder
 from materialsearch.errors import ProblemCode
 from materialsearch.media.capture_time import fallback_zone
@@ -113,7 +113,7 @@ class Preparer:
 
     def _photo(self, entry: FileEntry) -> tuple[ItemRecord, np.ndarray | None]:
         """Read once, hash, decode, thumbnail, preprocess a photo."""
-        record = ItemRecord(entry.path, entry.kind, entry.size, entry.mtime_ns, Status.OK, pair_path=entry.still)
+        record = ItemRecord(entry.path, entry.kind, entry.size, entry.mtime_ns, ItemStatus.OK, pair_path=entry.still)
         settings = self.settings
         try:
             with open(entry.path, "rb") as handle:
@@ -122,7 +122,7 @@ class Preparer:
             return _failed(record, exc), None
         record.content_hash = hashlib.blake2b(data, digest_size=20).hexdigest()
         if entry.still is not None:  # a camera RAW whose same-name JPEG/HEIC is the photo shown and searched
-            record.status = Status.RAW
+            record.status = ItemStatus.RAW
             return record, None
         try:
             decoded = decode_image(data, max_pixels=settings.max_image_pixels, **self.decode_sizes)
@@ -132,7 +132,7 @@ class Preparer:
         record.width, record.height, record.taken_at = decoded.width, decoded.height, decoded.taken_at
         locate(record, decoded.location)
         if min(decoded.width, decoded.height) < settings.min_image_size:
-            record.status, record.error_code = Status.SKIPPED, ProblemCode.TOO_SMALL
+            record.status, record.error_code = ItemStatus.SKIPPED, ProblemCode.TOO_SMALL
             record.error = (
                 f"too small ({decoded.width}x{decoded.height}; MS_MIN_IMAGE_SIZE is {settings.min_image_size})"
             )
@@ -162,7 +162,7 @@ class Preparer:
 
     def _video(self, entry: FileEntry, emit: Callable[[FrameMessage], None]) -> ItemRecord:
         """Probe a video, decide whether it is a Live Photo's motion, else sample, poster and emit its frames."""
-        record = ItemRecord(entry.path, Kind.VIDEO, entry.size, entry.mtime_ns, Status.OK, pair_path=entry.still)
+        record = ItemRecord(entry.path, Kind.VIDEO, entry.size, entry.mtime_ns, ItemStatus.OK, pair_path=entry.still)
         try:
             record.content_hash = file_hash(entry.path, Kind.VIDEO)
             info = probe(entry.path, self.fallback_zone)
@@ -173,7 +173,7 @@ class Preparer:
         record.taken_at = info.created_at or _mtime_datetime(entry.mtime_ns)
         locate(record, info.location)
         if entry.still is not None and is_live_motion(info, entry.still):
-            record.status = Status.MOTION
+            record.status = ItemStatus.MOTION
             return record
         key = rendition_key(entry.path, entry.size, entry.mtime_ns)
         interval_ms = max(1, round(self.settings.frame_interval * 1000))
@@ -244,7 +244,7 @@ def error_record(entry: FileEntry, reason: str, code: ProblemCode) -> ItemRecord
         entry.kind,
         entry.size,
         entry.mtime_ns,
-        Status.ERROR,
+        ItemStatus.ERROR,
         error=reason,
         error_code=code,
         pair_path=entry.still,
@@ -254,10 +254,10 @@ def error_record(entry: FileEntry, reason: str, code: ProblemCode) -> ItemRecord
 def _failed(record: ItemRecord, exc: OSError | VideoError | DecodeError) -> ItemRecord:
     """``record`` marked with a failure we know: unreadable, not decodable, or (skipped) not a video at all."""
     if isinstance(exc, OSError):
-        record.status, record.error = Status.ERROR, f"cannot read file ({exc.strerror or exc})"
+        record.status, record.error = ItemStatus.ERROR, f"cannot read file ({exc.strerror or exc})"
         record.error_code = ProblemCode.UNREADABLE_FILE
     else:
-        record.status, record.error = Status.SKIPPED if isinstance(exc, NotAVideo) else Status.ERROR, str(exc)
+        record.status, record.error = ItemStatus.SKIPPED if isinstance(exc, NotAVideo) else ItemStatus.ERROR, str(exc)
         record.error_code = exc.code
     return record
 

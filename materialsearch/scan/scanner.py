@@ -18,7 +18,7 @@ from enum import StrEnum
 import numpy as np
 
 from materialsearch.catalog.core import Catalog
-from materialsearch.catalog.records import ItemRecord, Kind, Status
+from materialsearch.catalog.records import ItemRecord, ItemStatus, Kind
 from materialsearch.encoders import Encoder
 from materialsearch.errors import Problem, ProblemCode
 from materialsearch.media.thumbnails import Renditions
@@ -219,7 +219,7 @@ class Scanner:
             dataclasses.replace(entry, still=None)
             for entry in paired
             if (state := states.get(entry.path)) is not None
-            and state.status == Status.RAW
+            and state.status == ItemStatus.RAW
             and (still := states.get(entry.still)) is not None
             and still.status in FAILED_STILL
         ]
@@ -272,10 +272,10 @@ class _File:
         """Its record with its vectors in time order; a file that failed part-way (a video after some frames)
         keeps none of them."""
         record = self.record
-        kept = self.vectors if record.status == Status.OK else []
+        kept = self.vectors if record.status == ItemStatus.OK else []
         record.vectors = sorted(kept, key=lambda pair: -1 if pair[0] is None else pair[0])
-        if record.status == Status.OK and not record.vectors:
-            record.status, record.error = Status.ERROR, "nothing could be embedded"
+        if record.status == ItemStatus.OK and not record.vectors:
+            record.status, record.error = ItemStatus.ERROR, "nothing could be embedded"
             record.error_code = ProblemCode.NOTHING_EMBEDDED
         return record
 
@@ -328,7 +328,7 @@ class _Embedding:
         self.current = None
         self.stats.decoded += 1
         self.progress.current = entry.path
-        if message.record.status == Status.ERROR:
+        if message.record.status == ItemStatus.ERROR:
             log.warning("skipping %s: %s", entry.path, message.record.error)
 
     def _add(self, file: _File, frame: FrameMessage) -> None:
@@ -353,10 +353,10 @@ class _Embedding:
         records = [file.finished_record() for file in done]
         self.catalog.apply(records)
         for record in records:
-            if record.status == Status.ERROR:
+            if record.status == ItemStatus.ERROR:
                 self.stats.errors += 1
                 self.progress.errors += 1
-            elif record.status == Status.SKIPPED:
+            elif record.status == ItemStatus.SKIPPED:
                 self.stats.skipped += 1
             elif record.path in self.known:
                 self.stats.updated += 1

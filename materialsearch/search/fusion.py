@@ -20,12 +20,12 @@ import time
 
 import numpy as np
 
-from materialsearch.catalog.records import Kind, Status
+from materialsearch.catalog.records import ItemStatus, Kind
 from materialsearch.catalog.rows import ItemRow
 from materialsearch.catalog.store import Filters
 from materialsearch.catalog.text import OcrStore
 from materialsearch.catalog.timeline import Sort
-from materialsearch.search.service import Hit, Narrowing, Page, SearchResult, SearchService, newest_first_key
+from materialsearch.search.service import Hit, Narrowing, Page, RankedResults, SearchService, newest_first_key
 
 RRF_K = 60  # the usual constant: ranks far down a list still count, but little
 TEXT_WEIGHT = 2.0  # a text ranking's rank counts double: matching words is stronger evidence than a similarity rank
@@ -52,7 +52,7 @@ def fuse(rankings: list[tuple[float, list]]) -> list:
 
 def _searchable(item: ItemRow) -> bool:
     """Whether an item found by its text is an indexed photo (its text is read; a video's is not)."""
-    return item.status == Status.OK and item.kind == Kind.IMAGE
+    return item.status == ItemStatus.OK and item.kind == Kind.IMAGE
 
 
 def _ms(started: float) -> float:
@@ -66,7 +66,7 @@ class FusedSearch:
         self.search = search
         self.ocr = ocr
 
-    def search_text(self, words: str, filters: Filters, page: Page, q: str | None = None) -> SearchResult:
+    def search_text(self, words: str, filters: Filters, page: Page, q: str | None = None) -> RankedResults:
         """Photos whose text contains every word, best text match first (or, with ``q``, most similar first)."""
         started = time.perf_counter()
         vector = self.search.text_vector(q or words)
@@ -77,9 +77,9 @@ class FusedSearch:
             hits.sort(key=lambda hit: -hit.score)
         total = len(hits) if complete else len(hits) + 1  # a lower bound while more may match
         window = hits[page.offset : page.offset + page.limit]
-        return SearchResult(window, total, _ms(started))
+        return RankedResults(window, total, _ms(started))
 
-    def search_fused(self, q: str, filters: Filters, page: Page, narrowing: Narrowing | None = None) -> SearchResult:
+    def search_fused(self, q: str, filters: Filters, page: Page, narrowing: Narrowing | None = None) -> RankedResults:
         """The semantic ranking of ``q`` (narrowed by ``narrowing``) fused with the photos whose text contains it
         (the rule: module doc); a date order puts the fused results in date order."""
         started = time.perf_counter()
@@ -91,7 +91,7 @@ class FusedSearch:
         text_hits, _complete = self._text_hits(q, filters, wanted)
         if not text_hits:  # nothing in the text: the semantic page as it is
             window = semantic.hits[page.offset : page.offset + page.limit]
-            return SearchResult(window, semantic.total, _ms(started), semantic.more)
+            return RankedResults(window, semantic.total, _ms(started), semantic.more)
         by_key: dict = {}
         for hit in semantic.hits:
             by_key.setdefault(_key(hit), hit)
@@ -115,7 +115,7 @@ class FusedSearch:
                 fused.reverse()
         total = max(semantic.total, len(fused))
         window = fused[page.offset : page.offset + page.limit]
-        return SearchResult(window, total, _ms(started), semantic.more)
+        return RankedResults(window, total, _ms(started), semantic.more)
 
     def _text_hits(self, words: str, filters: Filters, wanted: int) -> tuple[list[TextMatchHit], bool]:
         """Up to ``wanted`` searchable photos matching ``words`` that pass ``filters``, and whether that is all."""

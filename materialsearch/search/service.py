@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from materialsearch.catalog.records import Status
+from materialsearch.catalog.records import ItemStatus
 from materialsearch.catalog.rows import ItemRow
 from materialsearch.catalog.store import Filters, Store
 from materialsearch.catalog.timeline import Sort, listed
@@ -126,7 +126,7 @@ class Hit:
 
 
 @dataclasses.dataclass
-class SearchResult:
+class RankedResults:
     """A page of hits, how many match in all, and how long it took; with good matches only, about how many more
     items every match would give."""
 
@@ -212,12 +212,12 @@ class SearchService:
         page: Page,
         exclude: frozenset[int] = frozenset(),
         narrowing: Narrowing = Narrowing(),
-    ) -> SearchResult:
+    ) -> RankedResults:
         """Rank photos and video moments by cosine similarity to ``vector`` (narrowed by ``narrowing``)."""
         started = time.perf_counter()
         vector = np.asarray(vector, dtype=np.float32)
         if filters.active and self.vectors.count(filters) == 0:
-            return SearchResult([], 0, _ms(started), 0 if narrowing.good_only else None)
+            return RankedResults([], 0, _ms(started), 0 if narrowing.good_only else None)
         sample = self._sample(filters) if narrowing.good_only or narrowing.excluded_texts else None
         exclusions = [(e, relevance.exclusion_cutoff(e, sample)) for e in narrowing.excluded_texts]
         floor = page.min_score
@@ -242,7 +242,7 @@ class SearchService:
             more = max(0, self._count_at(vector, filters, exclude, page.min_score) - shown)
         return self._page(ranked, page, narrowing.sort, total, started, more)
 
-    def search_names(self, filters: Filters, page: Page, narrowing: Narrowing = Narrowing()) -> SearchResult:
+    def search_names(self, filters: Filters, page: Page, narrowing: Narrowing = Narrowing()) -> RankedResults:
         """Items whose file name (``filters.name_contains``) or path (``path_contains``) matches, ranked by match
         quality (``names``) or by date; every match counts as good."""
         started = time.perf_counter()
@@ -274,9 +274,9 @@ class SearchService:
             if owner is not None and owner[0] not in members:
                 members.append(owner[0])
         found = self.store.get_items(members)
-        return [found[i] for i in members if i in found and found[i].status == Status.OK]
+        return [found[i] for i in members if i in found and found[i].status == ItemStatus.OK]
 
-    def _page(self, ranked: list[Candidate], page: Page, sort: Sort, total: int, started: float, more) -> SearchResult:
+    def _page(self, ranked: list[Candidate], page: Page, sort: Sort, total: int, started: float, more) -> RankedResults:
         """The hits of ``page`` from a full (or long enough) ranking, in ``sort`` order."""
         if sort.by_date:
             dates = {item.id: item.taken_at for item in self.store.get_items({c.item_id for c in ranked}).values()}
@@ -291,7 +291,7 @@ class SearchService:
         window = ranked[page.offset : page.offset + page.limit]
         items = self.store.get_items([c.item_id for c in window])
         hits = [Hit(items[c.item_id], c.score, c.moment, c.members) for c in window if c.item_id in items]
-        return SearchResult(hits, total, _ms(started), more)
+        return RankedResults(hits, total, _ms(started), more)
 
     def _refine(self, ranked: list[Candidate], exclusions, stack: bool) -> list[Candidate]:
         """``ranked`` less the look-alikes of excluded texts, then in stacks when ``stack``."""
@@ -343,7 +343,7 @@ class SearchService:
         if cached is None or cached[0] != key:
             cached = self._total_cache = (key, self.store.count_searchable(filters))
         # Excluded items (the query item of "more like this") are few: subtract those that are searchable.
-        return cached[1] - sum(item.status == Status.OK for item in self.store.get_items(list(exclude)).values())
+        return cached[1] - sum(item.status == ItemStatus.OK for item in self.store.get_items(list(exclude)).values())
 
     def _top(self, vector, wanted: int, filters: Filters, exclude, exclusions=(), stack: bool = False):
         """The best ``wanted`` candidates (after exclusions and stacking) and whether that is all of them."""

@@ -12,7 +12,6 @@ from werkzeug.exceptions import HTTPException
 
 from config import Settings
 from materialsearch.auth import Authenticator
-from materialsearch.catalog.tokens import TokenStore
 from materialsearch.errors import ApiErrorCode
 from materialsearch.services import Services
 from materialsearch.web.models import error_response
@@ -93,7 +92,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, services: Serv
     from materialsearch.web.reference import reference
 
     try:
-        authn = Authenticator(settings, TokenStore(services.store.engine))
+        authn = Authenticator(settings, services.store.tokens)
     except Exception:
         if built:
             services.close()  # bad password settings: do not leave the database open behind the error

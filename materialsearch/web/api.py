@@ -11,8 +11,7 @@ import time
 from flask import Blueprint, Response, current_app, send_file, stream_with_context
 
 from materialsearch.catalog.folders import folder_counts, folder_tree, real_roots
-from materialsearch.catalog.records import Kind
-from materialsearch.catalog.records import Status as ItemStatus
+from materialsearch.catalog.records import ItemStatus, Kind
 from materialsearch.catalog.store import Filters, Item
 from materialsearch.catalog.timeline import CursorError, Sort, timeline_page
 from materialsearch.download import Member, unique_names, zip_stream
