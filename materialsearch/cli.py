@@ -110,7 +110,7 @@ def cmd_serve(settings: Settings, _args) -> int:
 
 def cmd_search(settings: Settings, args) -> int:
     """Print the top results of a text query as JSON lines."""
-    from materialsearch.catalog.store import Filters
+    from materialsearch.catalog.filters import Filters
     from materialsearch.search.service import Page
 
     services = _services(settings, claim=False)  # searching never takes the scanner's place

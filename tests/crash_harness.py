@@ -197,7 +197,7 @@ def child_verify(library: str | None, log_path: str) -> None:
     code = 1
     try:
         from config import Settings
-        from materialsearch.catalog.store import Filters
+        from materialsearch.catalog.filters import Filters
         from materialsearch.search.service import Page
         from materialsearch.services import Services
 

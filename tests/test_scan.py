@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from materialsearch.catalog.filters import Filters
 from materialsearch.catalog.records import ItemStatus
-from materialsearch.catalog.store import Filters
 from materialsearch.media.decode import decode_image
 from materialsearch.search.service import Page
 from tests.conftest import manifest

@@ -185,7 +185,7 @@ def test_second_services_on_the_same_data_dir_is_read_only(open_services, librar
 
 
 def _filters():
-    from materialsearch.catalog.store import Filters
+    from materialsearch.catalog.filters import Filters
 
     return Filters()
 

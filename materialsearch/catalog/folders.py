@@ -8,8 +8,10 @@ import os
 
 from sqlalchemy import func, select
 
+from materialsearch.catalog.filters import FOLDER_OF_PATH
 from materialsearch.catalog.records import ItemStatus
-from materialsearch.catalog.store import FOLDER_OF_PATH, Item, Store
+from materialsearch.catalog.schema import Item
+from materialsearch.catalog.store import Store
 
 
 @dataclasses.dataclass

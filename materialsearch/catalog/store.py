@@ -10,31 +10,29 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-import sqlite3
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
-from sqlalchemy import bindparam, create_engine, delete, event, exists, func, insert, or_, select, update
+from sqlalchemy import bindparam, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from materialsearch.catalog import migrations
+from materialsearch.catalog.duplicates import DuplicateData, replace_hashes
+from materialsearch.catalog.filters import Filters, apply_filters
+from materialsearch.catalog.places import ChangeWatch, PlaceData
 from materialsearch.catalog.records import FileState, ItemRecord, ItemStatus, Kind
 from materialsearch.catalog.rows import ItemRow, item_rows, select_item_rows
-from materialsearch.catalog.schema import STILL_HASH_TIME, Base, HiddenItem, Item, ItemTag, Meta, PerceptualHash, Vector
+from materialsearch.catalog.schema import STILL_HASH_TIME, Base, Item, Meta, Vector
 from materialsearch.catalog.sql import (
     blob_to_vector,
     chunked,
     pragmas,
-    signed64,
     stack_blobs,
-    unsigned64,
     vector_to_blob,
 )
 from materialsearch.catalog.tags import TagRepository
 from materialsearch.catalog.text import OcrStore
 from materialsearch.catalog.tokens import TokenStore
-from materialsearch.organise.places import country_names
 
 DB_FILENAME = "materialsearch.db"  # inside MS_DATA_DIR
 
@@ -48,52 +46,6 @@ _FILE_STATE_COLUMNS = tuple(getattr(Item, field.name) for field in dataclasses.f
 
 
 @dataclasses.dataclass(frozen=True)
-class Filters:
-    """Restrictions on search results; all optional."""
-
-    path_contains: str | None = None
-    date_from: dt.datetime | None = None
-    date_to: dt.datetime | None = None
-    kind: str | None = None
-    tags: tuple[str, ...] | None = None  # tag keys the item must all have (``tags``)
-    exclude_hidden: bool | None = None  # leave out the items hidden from results (None: nothing to leave out)
-    name_contains: str | None = None  # each of its words in the file name (not its folders)
-    place: str | None = None  # a city, region or country (English or Chinese name, or ISO code)
-
-    @property
-    def active(self) -> bool:
-        """Whether any filter is set."""
-        return any(v is not None for v in dataclasses.astuple(self))
-
-
-# SQLite has no dirname() or basename(): rtrim drops the file name's characters from the right of the path, which
-# leaves its folder with the trailing slash; the name is what follows.
-FOLDER_OF_PATH = func.rtrim(Item.path, func.replace(Item.path, "/", ""))
-_FILE_NAME = func.substr(Item.path, func.length(FOLDER_OF_PATH) + 1)
-
-
-def _place_condition(text: str):
-    """The SQL condition of ``place=``: a city, region or country named so, in English (ASCII letters in any case)
-    or Chinese, or a country's ISO code; each term is answered by an index."""
-    name = text.strip()
-    # As SQLite's lower() folds (ASCII letters only), so that the expression indexes on lower(…) answer.
-    folded = "".join(char.lower() if char.isascii() else char for char in name)
-    conditions = [
-        func.lower(Item.place_city) == folded,
-        Item.place_city_zh == name,
-        func.lower(Item.place_region) == folded,
-    ]
-    codes = country_names().codes(name)
-    if codes:
-        conditions.append(Item.place_country.in_(sorted(codes)))
-    return or_(*conditions)
-
-
-def _like_escaped(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-@dataclasses.dataclass(frozen=True)
 class ItemCounts:
     """How many items stand where: indexed photos and videos, Live Photo movies, failures, skips, waiting."""
 
@@ -103,20 +55,6 @@ class ItemCounts:
     errors: int = 0
     skipped: int = 0
     pending: int = 0
-
-
-def _replace_hashes(conn, rows: Sequence[tuple[int, int, str, int]]) -> None:
-    """Store (item id, time or -1, rendition key, unsigned 64-bit pHash) rows, replacing older ones for the same
-    item and time, inside the caller's transaction."""
-    signed = [{"item_id": i, "time_ms": t, "rendition": k, "phash": signed64(h)} for i, t, k, h in rows]
-    for chunk in chunked(signed):
-        for row in chunk:
-            conn.execute(
-                delete(PerceptualHash).where(
-                    PerceptualHash.item_id == row["item_id"], PerceptualHash.time_ms == row["time_ms"]
-                )
-            )
-        conn.execute(insert(PerceptualHash), chunk)
 
 
 def _now() -> dt.datetime:
@@ -201,7 +139,7 @@ class Store:
                 conn.execute(update(Item).where(Item.id == bindparam("b_id")), updates)
             # The scan's thumbnail pHashes, with their items (see ``ItemRecord.phash``).
             hashed = [(existing[r.path], STILL_HASH_TIME, r.thumbnail, r.phash) for r in records if r.phash is not None]
-            _replace_hashes(conn, hashed)
+            replace_hashes(conn, hashed)
             for record in records:
                 for time_ms, vector in record.vectors:
                     blob = vector_to_blob(vector)
@@ -300,7 +238,7 @@ class Store:
     def filtered_vector_ids(self, filters: Filters) -> np.ndarray:
         """Ids of the vectors whose items pass ``filters``."""
         query = select(Vector.id).join(Item, Item.id == Vector.item_id)
-        query = self.apply_filters(query, filters)
+        query = apply_filters(query, filters)
         with self.engine.connect() as conn:
             return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
 
@@ -310,7 +248,7 @@ class Store:
             return set(item_ids)
         found: set[int] = set()
         for chunk in chunked(item_ids):
-            query = self.apply_filters(select(Item.id).where(Item.id.in_(chunk)), filters)
+            query = apply_filters(select(Item.id).where(Item.id.in_(chunk)), filters)
             with self.engine.connect() as conn:
                 found.update(conn.execute(query).scalars())
         return found
@@ -318,33 +256,14 @@ class Store:
     def count_searchable(self, filters: Filters, exclude: Iterable[int] = ()) -> int:
         """How many indexed items pass ``filters`` (leaving out ``exclude``)."""
         query = select(func.count(func.distinct(Vector.item_id))).join(Item, Item.id == Vector.item_id)
-        query = self.apply_filters(query, filters)
+        query = apply_filters(query, filters)
         exclude = list(exclude)  # a handful of ids (the items a "more like this" starts from)
         if exclude:
             query = query.where(Item.id.not_in(exclude))
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 
-    @staticmethod
-    def apply_filters(query, filters: Filters):
-        """``query`` (over items) restricted to the items passing ``filters``."""
-        if filters.path_contains:
-            query = query.where(Item.path.like(_like_escaped(filters.path_contains), escape="\\"))
-        for word in (filters.name_contains or "").split():  # every word, anywhere in the file name
-            query = query.where(_FILE_NAME.like(_like_escaped(word), escape="\\"))
-        if filters.date_from is not None:
-            query = query.where(Item.taken_at >= filters.date_from)
-        if filters.date_to is not None:
-            query = query.where(Item.taken_at <= filters.date_to)
-        if filters.kind is not None:
-            query = query.where(Item.kind == filters.kind)
-        for tag in filters.tags or ():
-            query = query.where(Item.id.in_(select(ItemTag.item_id).where(ItemTag.tag == tag)))
-        if filters.exclude_hidden:
-            query = query.where(~exists().where(HiddenItem.item_id == Item.id))
-        if filters.place:
-            query = query.where(_place_condition(filters.place))
-        return query
+    apply_filters = staticmethod(apply_filters)  # the timeline and folder queries filter the same way
 
     # --- browsing (the timeline and folder queries are in ``browse`` and ``folders``) ---------------------
     def vectors_by_id(self, vector_ids: Sequence[int]) -> np.ndarray:
@@ -423,142 +342,3 @@ class Store:
             skipped=total(ItemStatus.SKIPPED),
             pending=total(ItemStatus.PENDING),
         )
-
-
-class DuplicateData:
-    """What the duplicates feature keeps: items hidden from results, perceptual hashes, vectors by kind."""
-
-    def __init__(self, engine: Engine):
-        self.engine = engine
-
-    def hide(self, item_ids: Iterable[int]) -> None:
-        """Hide items from results (already hidden ones stay as they are)."""
-        now = _now()
-        with self.engine.begin() as conn:
-            for chunk in chunked(sorted(set(item_ids))):
-                known = set(conn.execute(select(HiddenItem.item_id).where(HiddenItem.item_id.in_(chunk))).scalars())
-                rows = [{"item_id": i, "hidden_at": now} for i in chunk if i not in known]
-                if rows:
-                    conn.execute(insert(HiddenItem), rows)
-
-    def unhide(self, item_ids: Iterable[int]) -> None:
-        """Show items in results again."""
-        with self.engine.begin() as conn:
-            for chunk in chunked(set(item_ids)):
-                conn.execute(delete(HiddenItem).where(HiddenItem.item_id.in_(chunk)))
-
-    def hidden_ids(self) -> set[int]:
-        """Every hidden item's id."""
-        with self.engine.connect() as conn:
-            return set(conn.execute(select(HiddenItem.item_id)).scalars())
-
-    def has_hidden(self) -> bool:
-        """Whether any item is hidden (searches then leave them out)."""
-        with self.engine.connect() as conn:
-            return conn.execute(select(HiddenItem.item_id).limit(1)).scalar() is not None
-
-    def kind_vectors(self, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(item ids, frame times or -1, vectors) of every indexed item of ``kind``, by item then time."""
-        query = (
-            select(Vector.item_id, func.coalesce(Vector.time_ms, -1), Vector.embedding)
-            .join(Item, Item.id == Vector.item_id)
-            .where(Item.status == ItemStatus.OK, Item.kind == kind)
-            .order_by(Vector.item_id, Vector.time_ms)
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        items = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        times = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
-        return items, times, stack_blobs([r[2] for r in rows])
-
-    def perceptual_hashes(self) -> dict[tuple[int, int], tuple[str, int]]:
-        """(item id, time or -1) → (rendition key it was computed from, unsigned 64-bit pHash)."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(PerceptualHash.item_id, PerceptualHash.time_ms, PerceptualHash.rendition, PerceptualHash.phash)
-            )
-            return {(item, time): (key, unsigned64(value)) for item, time, key, value in rows}
-
-    def save_perceptual_hashes(self, rows: Sequence[tuple[int, int, str, int]]) -> None:
-        """Store (item id, time or -1, rendition key, unsigned 64-bit pHash) rows, replacing older ones."""
-        with self.engine.begin() as conn:
-            _replace_hashes(conn, rows)
-
-
-class ChangeWatch:
-    """Whether anyone has committed to the database since it last looked: SQLite's ``PRAGMA data_version`` on a
-    connection of its own that never writes (a commit by any other connection, of this process or another,
-    changes it), so a cache keyed on it costs one pragma per use and is never stale."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self._connection: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-
-    def version(self) -> int:
-        """The database's data version as this connection sees it."""
-        with self._lock:
-            if self._connection is None:
-                self._connection = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-            return self._connection.execute("PRAGMA data_version").fetchone()[0]
-
-    def close(self) -> None:
-        """Close its connection (a later ``version`` opens another)."""
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
-
-
-class PlaceData:
-    """What the places feature keeps on the items: positions read, and the places they resolve to."""
-
-    def __init__(self, engine: Engine, watch: ChangeWatch):
-        self.engine = engine
-        self.watch = watch
-        self._counts: tuple[int, list[tuple]] | None = None  # (data version, place_counts) of the last computation
-
-    def place_counts(self) -> list[tuple]:
-        """Indexed items per (country, region, city, city_zh): their count and mean position, most first.
-
-        Kept until the next commit to the database (≈ 0.4 s at 100k located items otherwise, for every visit of
-        the places view)."""
-        version = self.watch.version()  # before reading: a commit meanwhile makes the next call compute again
-        if self._counts is not None and self._counts[0] == version:
-            return self._counts[1]
-        counts = self._compute_counts()
-        self._counts = (version, counts)
-        return counts
-
-    def _compute_counts(self) -> list[tuple]:
-        columns = (Item.place_country, Item.place_region, Item.place_city, Item.place_city_zh)
-        query = (
-            select(*columns, func.count(Item.id), func.avg(Item.latitude), func.avg(Item.longitude))
-            .where(Item.status == ItemStatus.OK, Item.place_country.is_not(None))
-            .group_by(*columns)
-            .order_by(func.count(Item.id).desc(), Item.place_city)
-        )
-        with self.engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(query)]
-
-    def unlocated(self, after_id: int, limit: int) -> list[tuple[int, str, str]]:
-        """(id, path, kind) of items whose location was never read (indexed before places), by id after ``after_id``."""
-        query = (
-            select(Item.id, Item.path, Item.kind)
-            .where(
-                Item.location_read.is_(None), Item.status.in_([ItemStatus.OK, ItemStatus.MOTION]), Item.id > after_id
-            )
-            .order_by(Item.id)
-            .limit(limit)
-        )
-        with self.engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(query)]
-
-    def set_locations(self, located: Sequence[dict]) -> None:
-        """Store read locations (``{"b_id": id, column: value…}``) in one transaction, leaving any item that a scan
-        has rewritten meanwhile (its location is already read) as the scan wrote it."""
-        if located:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(Item).where(Item.id == bindparam("b_id"), Item.location_read.is_(None)), list(located)
-                )

@@ -16,7 +16,9 @@ from collections.abc import Hashable
 
 import numpy as np
 
-from materialsearch.catalog.store import ChangeWatch, Filters, Store
+from materialsearch.catalog.filters import Filters
+from materialsearch.catalog.places import ChangeWatch
+from materialsearch.catalog.store import Store
 from materialsearch.catalog.vector_index import VectorIndex
 
 ALLOWED_CACHE_SIZE = 16  # filtered id sets kept (a few searches' worth; each is 8 bytes a vector)

@@ -20,9 +20,9 @@ import time
 
 import numpy as np
 
+from materialsearch.catalog.filters import Filters
 from materialsearch.catalog.records import ItemStatus, Kind
 from materialsearch.catalog.rows import ItemRow
-from materialsearch.catalog.store import Filters
 from materialsearch.catalog.text import OcrStore
 from materialsearch.catalog.timeline import Sort
 from materialsearch.search.service import Hit, Narrowing, Page, RankedResults, SearchService, newest_first_key
