@@ -6,7 +6,6 @@ from __future__ import annotations
 import getpass
 import json
 import logging
-import os
 import sys
 
 from config import Settings, SettingsError
@@ -125,9 +124,9 @@ def cmd_search(settings: Settings, args) -> int:
 
 def _token_store(settings: Settings):
     # Only the database: token commands must not load the model (seconds, GBs) and work while the server runs.
-    from materialsearch.catalog.store import DB_FILENAME, Store
+    from materialsearch.catalog.core import Catalog
 
-    return Store(os.path.join(settings.data_dir, DB_FILENAME))
+    return Catalog.open_store(settings.data_dir)
 
 
 def cmd_token(settings: Settings, args) -> int:

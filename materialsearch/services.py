@@ -6,11 +6,8 @@ import logging
 import os
 import time
 
-from materialsearch.catalog.core import INDEX_FILENAME, Catalog
+from materialsearch.catalog.core import Catalog
 from materialsearch.catalog.ownership import DataDirLock
-from materialsearch.catalog.store import DB_FILENAME, Store
-from materialsearch.catalog.vector_index import VectorIndex
-from materialsearch.catalog.vectors import VectorSearch
 from materialsearch.encoders import Encoder, make_encoder
 from materialsearch.jobs.schedule import ScanScheduler, window_of
 from materialsearch.media.decode import configure_pillow, decode_sizes
@@ -64,19 +61,11 @@ class Services:
         else:
             refusal = None if self.owner else "opened read-only: this process does not scan"
         labels = label_set(settings.tags_file, settings.tags_replace)  # a bad MS_TAGS_FILE fails before opening
-        store = Store(os.path.join(settings.data_dir, DB_FILENAME))
+        store = Catalog.open_store(settings.data_dir)
         try:
             self.encoder = encoder or make_encoder(settings)
             self.encoder.load()
-            index = VectorIndex(
-                os.path.join(settings.data_dir, INDEX_FILENAME),
-                self.encoder.dim,
-                self.encoder.identity,
-                kind=settings.index_kind,
-                ann_threshold=settings.ann_threshold,
-                nprobe=settings.ivf_nprobe,
-                sq8=settings.index_sq8,
-            )
+            index = Catalog.vector_index(settings.data_dir, self.encoder.dim, self.encoder.identity, settings)
             self.catalog = Catalog(store, index, owner=self.owner)
             self.model_change = self.catalog.open()
         except BaseException:
@@ -91,7 +80,7 @@ class Services:
             settings.max_image_pixels,
         )
         self.duplicates = make_finder(settings, store, self.renditions)
-        self.vectors = VectorSearch(store, index)
+        self.vectors = self.catalog.vectors
         self.search = SearchService(
             self.store,
             self.vectors,

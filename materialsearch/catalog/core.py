@@ -5,7 +5,10 @@ exactly the same ids. Everything that writes vectors goes through ``Catalog``, w
 committed transaction) and then makes the index follow, and ``checkpoint`` is the only place the index file is
 saved. A crash between the two leaves an index whose stamp disagrees with the database, and ``open`` rebuilds it.
 
-Reads go straight to ``catalog.store`` and ``catalog.index``.
+The rest of the product reaches the data through the catalog's repositories, one per concern: ``items`` (the
+items, their vectors and meta facts: ``Store``), ``vectors`` (nearest neighbours with filters, one call each),
+``text`` (the OCR state and the text found in photos), ``tags``, ``places``, ``duplicates`` and ``tokens``. Each
+returns plain frozen dataclasses; none hands out its engine.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import time
 from collections.abc import Iterable, Sequence
 
 from materialsearch.catalog.records import ItemRecord
-from materialsearch.catalog.store import Store
+from materialsearch.catalog.store import DB_FILENAME, Store
 from materialsearch.catalog.vector_index import VectorIndex
+from materialsearch.catalog.vectors import VectorSearch
 from materialsearch.encoders import ModelError
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,60 @@ class Catalog:
         self.store = store
         self.index = index
         self.owner = owner
+        self.vectors = VectorSearch(store, index)
+
+    @staticmethod
+    def open_store(data_dir: str) -> Store:
+        """The data dir's database, brought to the current schema (a newer one is refused)."""
+        return Store(os.path.join(data_dir, DB_FILENAME))
+
+    @staticmethod
+    def vector_index(data_dir: str, dim: int, identity: str, settings) -> VectorIndex:
+        """The data dir's vector index for a model (``identity``, ``dim``), laid out as the settings say."""
+        return VectorIndex(
+            os.path.join(data_dir, INDEX_FILENAME),
+            dim,
+            identity,
+            kind=settings.index_kind,
+            ann_threshold=settings.ann_threshold,
+            nprobe=settings.ivf_nprobe,
+            sq8=settings.index_sq8,
+        )
+
+    # --- the repositories -------------------------------------------------------------------------------------
+    @property
+    def items(self) -> Store:
+        """The items, their vectors (by item) and the meta facts."""
+        return self.store
+
+    @property
+    def text(self):
+        """The OCR state and the text found in photos (``OcrStore``)."""
+        return self.store.text
+
+    @property
+    def tags(self):
+        """The zero-shot tags' rows (``TagRepository``)."""
+        return self.store.tags
+
+    @property
+    def places(self):
+        """Positions and the places they resolve to (``PlaceData``)."""
+        return self.store.places
+
+    @property
+    def duplicates(self):
+        """Hidden items and perceptual hashes (``DuplicateData``)."""
+        return self.store.duplicates
+
+    @property
+    def tokens(self):
+        """API tokens (hashes only; ``TokenStore``)."""
+        return self.store.tokens
+
+    def version(self):
+        """The vectors' change token (``VectorSearch.version``): caches of anything computed from them key on it."""
+        return self.vectors.version()
 
     # --- opening ----------------------------------------------------------------------------------------------
     def open(self) -> str | None:
