@@ -17,12 +17,15 @@ MAX_PIXELS = 200_000_000
 
 TEXT_PHOTOS = [row for row in image_rows() if row["file"].startswith("ocr_")]
 # Sample photos that are not in the OCR set but do show words: the EXIF orientation fixtures are labelled
-# "top/left/right/bottom", and three format fixtures show their format's name in large letters.
+# "top/left/right/bottom", three format fixtures show their format's name in large letters, and a faces photo is
+# labelled like the orientation fixtures (MANIFEST: "it holds text").
 LABELLED = {
     **{f"jpg_orient{n}.jpg": "bottom" for n in (1, 2, 3, 4, 6, 8)},
     "webp_lossless.webp": "WEBP",
     "tif_lzw_rgb.tif": "TIFF",
     "jpg_cmyk.jpg": "RED",
+    # The sideways portrait of the faces set carries Top / Left / Right / Bottom on its upright picture.
+    "faces_curie_pair_orient6_labelled.jpg": "Top",
 }
 TEXT_FREE = [
     row["file"]
