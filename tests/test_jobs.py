@@ -322,7 +322,7 @@ def test_a_failed_run_is_recorded_and_ends_its_thread(job):
 
 # --- one lifecycle ----------------------------------------------------------------------------------------------
 def test_no_class_but_the_job_base_carries_its_own_pause_resume_cancel():
-    verbs = {"pause", "resume", "cancel", "try_start", "_pause_point", "_run_claimed", "_finish", "_load_last"}
+    verbs = {"pause", "resume", "cancel", "try_start", "_pause_point", "_run_claimed", "_finish", "_rate"}
     carriers = []
     for path in (REPO / "materialsearch").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

@@ -5,8 +5,8 @@ refused, with the reason, while a run is in progress, in a process that does not
 job is stopped. Its work calls the job's pause point between units (batches, files): there the run blocks while it
 is paused by hand (``pause``/``resume``), while it waits for another job, or outside the time window
 (``MS_SCAN_WINDOW``: runs nobody asked for by hand keep to it), and ``cancel`` wakes it to end early. Progress has
-one rate rule (``RateMeter``), the last finished run is kept in one place (``last``, and in the catalog's meta
-table under the job's key), and ``snapshot`` is the state every job's status is built from.
+one rate rule (``RateMeter``), the last finished run is kept in one place (``last``, and ``KeptRun``: the
+catalog's meta table under the job's key), and ``snapshot`` is the state every job's status is built from.
 
 A subclass says only what differs: its work (``_work``), what counts as its units (``_units``), and what its
 status and last-run record add.
@@ -125,6 +125,35 @@ class RateMeter:
         return round(max(total - done, 0) / rate, 1) if rate else None
 
 
+class KeptRun:
+    """Where a job's last finished run is kept across restarts: the catalog's meta table, under the job's key."""
+
+    def __init__(self, meta: MetaStore | None, key: str | None, noun: str):
+        self.meta = meta if key is not None else None  # without a key, the last run is kept in memory only
+        self.key = key
+        self.noun = noun
+
+    def load(self) -> dict | None:
+        """The record kept, or None (none yet, or unreadable)."""
+        if self.meta is None:
+            return None
+        raw = self.meta.get_meta(self.key)
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            log.warning("ignoring an unreadable record of the last %s", self.noun)
+            return None
+
+    def keep(self, record: dict) -> None:
+        """Keep ``record`` (never raises: a finished run must not turn into a failed one for this)."""
+        if self.meta is None:
+            return
+        try:
+            self.meta.set_meta(self.key, json.dumps(record, default=str))
+        except Exception:  # remembering the last run across restarts is a nicety
+            log.exception("cannot record the last %s in the database", self.noun)
+
+
 @dataclasses.dataclass(frozen=True)
 class JobSnapshot:
     """A job's state at one moment, which each job's status dataclass is built from."""
@@ -182,7 +211,8 @@ class BackgroundJob:
         self.trigger: str | None = None
         self.finished = 0  # runs ended in this process (lets callers tell that something may have changed)
         self.after_run: list[Callable[[], None]] = []  # called (in the run's thread) when a run has ended
-        self.last: dict | None = self._load_last()
+        self._kept = KeptRun(meta, self.LAST_KEY, self.NAME)
+        self.last: dict | None = self._kept.load()  # the last finished run's record
 
     # --- what a subclass says -----------------------------------------------------------------------------------
     def _work(self, on_progress: Callable[[Any], None] | None) -> Outcome:
@@ -416,23 +446,7 @@ class BackgroundJob:
             self.last = {"started_at": started_at, "finished_at": finished_at, "trigger": self.trigger, **outcome}
         else:
             self.last = {"finished_at": finished_at, **outcome}
-        if self.meta is None or self.LAST_KEY is None:
-            return
-        try:
-            self.meta.set_meta(self.LAST_KEY, json.dumps(self.last, default=str))
-        except Exception:
-            # Remembering the last run across restarts is a nicety; it must not turn a finished run into a failed one.
-            log.exception("cannot record the last %s in the database", self.NAME)
-
-    def _load_last(self) -> dict | None:
-        if self.meta is None or self.LAST_KEY is None:
-            return None
-        raw = self.meta.get_meta(self.LAST_KEY)
-        try:
-            return json.loads(raw) if raw else None
-        except ValueError:
-            log.warning("ignoring an unreadable record of the last %s", self.NAME)
-            return None
+        self._kept.keep(self.last)
 
     # --- reporting ----------------------------------------------------------------------------------------------
     def _sample(self) -> None:
