@@ -9,6 +9,7 @@ import time
 from materialsearch.catalog.core import Catalog
 from materialsearch.catalog.ownership import DataDirLock
 from materialsearch.encoders import Encoder, make_encoder
+from materialsearch.jobs.job import BackgroundJob
 from materialsearch.jobs.schedule import ScanScheduler, window_of
 from materialsearch.media.decode import configure_pillow, decode_sizes
 from materialsearch.media.thumbnails import Renditions
@@ -105,7 +106,6 @@ class Services:
         self.scheduler: ScanScheduler | None = None
         self.classifier = Classifier(self.encoder)
         self.tagger = Tagger(self.store, self.encoder, labels, busy=lambda: self.scans.running)
-        self.scans.after_scan.append(self.tagger.request)
         self.ocr_store = store.text
         self.fused = FusedSearch(self.search, self.ocr_store)  # text= and the text side of q=
         self.ocr = OcrManager(
@@ -116,7 +116,10 @@ class Services:
             scans=self.scans,
             window=window_of(settings),
         )
-        self.backfill: LocationBackfill | None = None
+        # Items indexed before places: their locations are read (metadata only) in the background.
+        self.backfill = LocationBackfill(self.store, owner=self.owner)
+        # Every background job, in the order closing stops them: the scan first (its end would start the others).
+        self.jobs: tuple[BackgroundJob, ...] = (self.scans, self.ocr, self.tagger, self.backfill)
 
     # --- running by itself ------------------------------------------------------------------------------------
     def start_background(self) -> None:
@@ -124,9 +127,10 @@ class Services:
         if not self.owner:
             log.warning("not scanning or scheduling: %s", self.scans.refusal)
             return
-        self.tagger.start()  # computes tags when the labels, the model or the vectors changed
-        if self.backfill is None:  # items indexed before places: read their locations (metadata only)
-            self.backfill = LocationBackfill(self.store).start()
+        # The tags follow each scan, and are computed now when the labels, the model or the vectors changed.
+        self.scans.after_scan.append(self.tagger.request)
+        self.tagger.try_start("start-up")
+        self.backfill.try_start("start-up")
         if not self.settings.library:
             log.warning("MS_LIBRARY is not set: nothing will be indexed until it is")
             return
@@ -135,11 +139,11 @@ class Services:
             self.scheduler.start()
             self.scans.scheduler = self.scheduler
         if self.pending_count(fresh=True):
-            self.scans.start("model change")  # re-embed now (keeping to the window), whatever MS_SCAN_ON_START says
+            self.scans.try_start("model change")  # re-embed now (keeping to the window), whatever MS_SCAN_ON_START says
         elif self.settings.scan_on_start:
-            self.scans.start("start-up")
+            self.scans.try_start("start-up")
         if self.settings.ocr:  # the text of what is indexed follows each scan; at start-up, what is left of it
-            self.scans.after_scan.append(self.ocr.after_scan)
+            self.scans.after_scan.append(self.ocr.request)
             if self.ocr_store.waiting_count():
                 self.ocr.try_start("start-up")
 
@@ -183,19 +187,14 @@ class Services:
         )
 
     def close(self) -> None:
-        """Stop the schedule and a running scan (after its current batch), save the index, release everything."""
+        """Stop every job (a running one after its current unit; the scan's schedule with it), wait for them, save
+        the index, release everything."""
         if self._closed:
             return
         self._closed = True
-        if self.scheduler is not None:
-            self.scheduler.shutdown()
-        self.scans.after_scan.clear()  # a scan ended by closing must not start an OCR pass
-        if self.backfill is not None:
-            self.backfill.stop()
-        self.scans.cancel()
-        self.ocr.cancel()
-        self.scans.wait()
-        self.tagger.close()
-        self.ocr.wait()
+        for job in self.jobs:  # stopped jobs start nothing more: a scan ended by closing starts no OCR pass
+            job.stop()
+        for job in self.jobs:
+            job.wait(job.STOP_WAIT_S)
         self.catalog.close()
         self.lock.release()

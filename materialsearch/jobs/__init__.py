@@ -1,2 +1,3 @@
-"""Background work: the job lifecycle every long task shares (start, pause, resume, cancel, time window, progress),
-the scan schedule, and stopping on SIGINT/SIGTERM."""
+"""Background work: the job lifecycle every long task shares (``job.BackgroundJob``: start, pause, resume, cancel,
+time window, progress, the last run), the scan schedule and window (``schedule``), and stopping on SIGINT/SIGTERM
+(``shutdown``)."""

@@ -101,7 +101,8 @@ def window_of(settings) -> ScanWindow | None:
 
 # --- the scheduler ------------------------------------------------------------------------------------------------
 class ScanScheduler:
-    """Starts scans on ``MS_SCAN_CRON`` and/or every ``MS_SCAN_INTERVAL`` in a background thread.
+    """Starts scans on ``MS_SCAN_CRON`` and/or every ``MS_SCAN_INTERVAL`` in a background thread, through the
+    scan job's own door (``start_scan`` is ``ScanManager.try_start``: refused while one runs, with the reason).
 
     Runs coalesce (missed runs fire once), never overlap (``max_instances=1``; a run while a scan is still going
     is skipped, since that scan is already doing the work), and fire up to ``MISFIRE_GRACE_S`` late.

@@ -13,17 +13,16 @@ One photo's failure (an ``OcrError``: too small, too large, 16-bit, CMYK, animat
 the OCR runtime) is stored as that photo's OCR error and the pass goes on. A file that cannot be opened now (an
 unreachable folder) is left waiting, without an error, for a later pass. Videos are not read (see README).
 
-``OcrManager`` runs at most one pass at a time in the background (or in the caller's thread), pauses it between
-batches (by hand, while a scan runs, outside MS_SCAN_WINDOW), resumes and cancels it, and reports its progress.
+``OcrManager`` is the pass as a background job (``jobs.job.BackgroundJob``): at most one at a time, in the background
+(or in the caller's thread), paused between batches (by hand, while a scan runs, outside MS_SCAN_WINDOW), resumed,
+cancelled, reported.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Annotated, Literal
@@ -31,6 +30,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from materialsearch.catalog.text import OcrCounts, OcrJob, OcrRead, OcrStore
+from materialsearch.jobs.job import BackgroundJob
 from materialsearch.ocr.engine import OcrConfig, OcrEngine, OcrError
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class OcrProgress:
     current: Annotated[str, Field(description="Photo being read.")]
     started_at: Annotated[str | None, Field(description="ISO 8601 local time.")]
     trigger: Annotated[str | None, Field(description="manual, after scan, start-up…")]
-    rate: Annotated[float | None, Field(ge=0, description="Photos/s since the pass (re)started.")] = None
+    rate: Annotated[float | None, Field(ge=0, description="Photos/s, last minute.")] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,213 +215,78 @@ class OcrPass:
         return OcrRead(job, result.lines)
 
 
-class OcrManager:
-    """Runs at most one OCR pass at a time; pauses it while a scan runs, by hand, or outside the scan window."""
+class OcrManager(BackgroundJob):
+    """Runs at most one OCR pass at a time (``jobs.job.BackgroundJob``); pauses it while a scan runs, by hand, or
+    outside the scan window. The rate counts the photos read or settled."""
+
+    NAME = "OCR pass"
+    RUNNING_REFUSAL = "an OCR pass is already running"
+    LAST_KEY = LAST_PASS_KEY
+    PAUSE_POLL_S = 5.0  # a scan's end is noticed within seconds
+    refusal = BackgroundJob.why_not_start  # why a pass cannot start now, or None
 
     def __init__(
         self, ocr_pass: OcrPass, meta, *, enabled: bool, owner: bool, scans, window=None, clock=dt.datetime.now
     ):
         self.ocr_pass = ocr_pass
-        self.meta = meta  # the catalog's Store: get_meta/set_meta keep the last pass across restarts
         self.enabled = enabled
-        self.owner = owner
         self.scans = scans  # the ScanManager: the pass waits while it runs
-        self.window = window
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._cond = threading.Condition()
-        self._cancel = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._user_paused = False
-        self._ignore_window = False
-        self._again = False  # a scan finished during the pass: sweep once more for what it changed
-        self.live: OcrLive | None = None
-        self.started_at: dt.datetime | None = None
-        self._working_since = 0.0
-        self._done_since = 0
-        self.trigger: str | None = None
-        self.last: dict | None = self._load_last()
+        # meta: the catalog's Store; get_meta/set_meta keep the last pass across restarts
+        not_owner = "this process does not own the data dir and does not read text"
+        super().__init__(owner=owner, not_owner=not_owner, meta=meta, window=window, clock=clock)
 
     @property
-    def running(self) -> bool:
-        """Whether a pass is in progress."""
-        return self.live is not None
-
-    # --- control ----------------------------------------------------------------------------------------------
-    def refusal(self) -> str | None:
-        """Why a pass cannot start now, or None."""
-        if not self.enabled:
-            return "OCR is off (MS_OCR=off)"
-        if not self.owner:
-            return "this process does not own the data dir and does not read text"
-        return "an OCR pass is already running" if self.running else None
-
-    def try_start(self, trigger: str = "manual") -> str | None:
-        """Start a pass in a background thread; None when started, else why not."""
-        with self._lock:
-            refusal = self.refusal()
-            if refusal:
-                return refusal
-            self._begin(trigger)
-            self._thread = threading.Thread(target=self._run_claimed, name="ocr", daemon=True)
-            self._thread.start()
-            return None
-
-    def run(self, trigger: str = "command line") -> OcrPassStats:
-        """A pass in this thread (the CLI); RuntimeError when one cannot start."""
-        with self._lock:
-            refusal = self.refusal()
-            if refusal:
-                raise RuntimeError(refusal)
-            self._begin(trigger)
-        return self._run_claimed()
+    def live(self) -> OcrLive | None:
+        """The running pass's live state (None when idle)."""
+        return self.progress
 
     def after_scan(self) -> None:
         """A scan finished: read what it added or changed (now, or once more at the end of the running pass)."""
-        with self._cond:
-            if self.running:
-                self._again = True
-                self._cond.notify_all()
-                return
-        self.try_start("after scan")
+        self.request("after scan")
 
-    def pause(self) -> bool:
-        """Pause the running pass after its current batch; False when none runs."""
-        return self._set_paused(True)
+    # --- the pass's part of the lifecycle -----------------------------------------------------------------------
+    def _new_progress(self) -> OcrLive:
+        return OcrLive()
 
-    def resume(self) -> bool:
-        """Resume a paused pass (also outside the scan window); False when none runs."""
-        return self._set_paused(False)
+    def _units(self) -> tuple[int, int] | None:
+        live = self.progress
+        return (live.done, max(live.total, live.done)) if live is not None else None
 
-    def _set_paused(self, paused: bool) -> bool:
-        with self._cond:
-            if not self.running:
-                return False
-            self._user_paused = paused
-            if not paused and self._outside_window():
-                self._ignore_window = True
-            self._cond.notify_all()
-        return True
+    def _unavailable(self) -> str | None:
+        return None if self.enabled else "OCR is off (MS_OCR=off)"
 
-    def cancel(self) -> bool:
-        """Stop the running pass after the photo in hand (what is read is kept)."""
-        if not self.running:
-            return False
-        self._cancel.set()
-        with self._cond:
-            self._cond.notify_all()
-        return True
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the background pass (if any) ends; True if none runs any more."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True
-
-    def _begin(self, trigger: str) -> None:
-        self._cancel.clear()
-        self._user_paused = self._again = False
-        self._ignore_window = trigger in {"manual", "command line"}
-        self.trigger = trigger
-        self.live = OcrLive()
-        self.started_at = dt.datetime.now().replace(microsecond=0)
-        self._working_since, self._done_since = time.monotonic(), 0
-
-    # --- pausing ----------------------------------------------------------------------------------------------
-    def _outside_window(self) -> bool:
-        return self.window is not None and not self.window.contains(self.clock())
-
-    def pause_reason(self) -> str | None:
-        """Why the running pass is (or is about to be) paused, or None."""
-        if not self.running or self._cancel.is_set():
-            return None
-        if self._user_paused:
-            return "paused by user"
+    def _waits_for(self) -> str | None:
         if self.scans is not None and self.scans.running:
             return "waiting for the scan to finish (photos are searchable by meaning first)"
-        if not self._ignore_window and self._outside_window():
-            return f"outside scan window {self.window}"
         return None
 
-    def _pause_point(self) -> None:
-        if self.pause_reason() is None:
-            return
-        with self._cond:
-            while self.pause_reason() is not None:
-                self._cond.wait(5.0)  # a scan's end or the window's opening is noticed within seconds
-        self._working_since, self._done_since = time.monotonic(), self.live.done if self.live else 0
+    def _work(self, on_progress=None) -> OcrPassStats:
+        return self.ocr_pass.run(self.progress, self._cancel.is_set, self._pause_point, self._rest)
 
-    def _rest(self, seconds: float) -> None:
-        self._cancel.wait(seconds)
+    def _error_text(self, exc: Exception) -> str:
+        return str(exc)
 
-    # --- running ----------------------------------------------------------------------------------------------
-    def _run_claimed(self) -> OcrPassStats:
-        started = time.monotonic()
-        try:
-            while True:
-                stats = self.ocr_pass.run(self.live, self._cancel.is_set, self._pause_point, self._rest)
-                with self._cond:
-                    again, self._again = self._again, False
-                if not again or stats.cancelled:
-                    break
-            log.info("OCR pass finished: %s", stats.summary())
-            self._finish(stats.seconds, stats.summary(), stats.cancelled, None)
-            return stats
-        except Exception as exc:
-            log.exception("OCR pass failed")
-            self._finish(time.monotonic() - started, f"failed: {type(exc).__name__}: {exc}", False, str(exc))
-            raise
-        finally:
-            with self._lock:
-                self.live = None
-
-    def _finish(self, seconds: float, summary: str, cancelled: bool, error: str | None) -> None:
-        self.last = {
-            "finished_at": dt.datetime.now().replace(microsecond=0).isoformat(),
-            "seconds": round(seconds, 2),
-            "summary": summary,
-            "cancelled": cancelled,
-            "error": error,
-        }
-        try:
-            self.meta.set_meta(LAST_PASS_KEY, json.dumps(self.last))
-        except Exception:
-            # Remembering the last pass across restarts is a nicety; it must not turn a finished pass into a failure.
-            log.exception("cannot record the last OCR pass in the database")
-
-    def _load_last(self) -> dict | None:
-        raw = self.meta.get_meta(LAST_PASS_KEY)
-        try:
-            return json.loads(raw) if raw else None
-        except ValueError:
-            log.warning("ignoring an unreadable record of the last OCR pass")
-            return None
-
-    # --- reporting --------------------------------------------------------------------------------------------
+    # --- reporting ----------------------------------------------------------------------------------------------
     def status(self) -> OcrStatus:
         """State of the pass, its progress, the counts and the last finished pass."""
-        live = self.live
-        reason = self.pause_reason() if live is not None else None
+        now = self.snapshot()
+        live: OcrLive | None = now.progress
         progress = None
         if live is not None:
-            elapsed = time.monotonic() - self._working_since
-            rate = (live.done - self._done_since) / elapsed if elapsed >= 1 and not reason else None
             progress = OcrProgress(
                 done=live.done,
                 total=max(live.total, live.done),
                 errors=live.errors,
                 current=live.current,
-                started_at=self.started_at.isoformat() if self.started_at else None,
-                trigger=self.trigger,
-                rate=round(rate, 2) if rate is not None else None,
+                started_at=now.started_at,
+                trigger=now.trigger,
+                rate=now.rate,
             )
         return OcrStatus(
             enabled=self.enabled,
-            state="idle" if live is None else ("paused" if reason else "reading"),
-            paused_reason=reason,
+            state="reading" if now.state == "running" else now.state,
+            paused_reason=now.paused_reason,
             progress=progress,
             counts=self.ocr_pass.store.counts(),
-            last=LastOcrPass(**self.last) if self.last else None,
+            last=LastOcrPass(**now.last) if now.last else None,
         )

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from materialsearch.catalog.records import ItemRecord, Kind
+from materialsearch.jobs.job import BackgroundJob, WorkDone
 from materialsearch.media.decode import configure_pillow
 from materialsearch.media.gps import LocationReading, exif_location, video_location
 from materialsearch.media.video import read_metadata
@@ -264,29 +265,22 @@ def backfill_locations(store, stop: threading.Event | None = None, batch: int = 
     return done
 
 
-class LocationBackfill:
-    """``backfill_locations`` in a background thread of the process that owns the data dir (started at start-up)."""
+class LocationBackfill(BackgroundJob):
+    """``backfill_locations`` as a background job (``jobs.job.BackgroundJob``) of the process that owns the data
+    dir (started at start-up); cancelling it stops after the batch in flight, which is committed."""
 
-    def __init__(self, store):
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(store,), name="places-backfill", daemon=True)
+    NAME = "places backfill"
+    RUNNING_REFUSAL = "the locations of earlier items are already being read"
 
-    def start(self) -> LocationBackfill:
-        """Start reading (returns at once)."""
-        self._thread.start()
-        return self
+    def __init__(self, store, *, owner: bool = True):
+        super().__init__(owner=owner)
+        self.store = store
 
-    def _run(self, store) -> None:
-        try:
-            backfill_locations(store, self._stop)
-        except Exception:
-            log.exception("reading the locations of earlier items failed; the next start goes on with it")
-
-    def stop(self) -> None:
-        """Stop after the batch in flight (which is committed) and wait for it."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+    def _work(self, on_progress=None) -> WorkDone:
+        started = time.monotonic()
+        done = backfill_locations(self.store, self._cancel)
+        cancelled = self._cancel.is_set()
+        return WorkDone(f"{done} locations read", time.monotonic() - started, cancelled)
 
 
 def location_of(item) -> dict[str, object] | None:

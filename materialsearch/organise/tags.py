@@ -1,5 +1,6 @@
 """Zero-shot tags: a bilingual label set, the rule that gives each item the labels that clearly stand out for it,
-and the background job that keeps the ``item_tags`` table in step with the stored vectors (never re-embedding).
+and the background job (``Tagger``) that keeps the ``item_tags`` table in step with the stored vectors (never
+re-embedding).
 
 The labels come from ``data/tags.tsv`` (shipped) and ``MS_TAGS_FILE`` (the user's, same format; it extends the
 shipped set, or replaces it with ``MS_TAGS_REPLACE``). A label's text vector is the normalised mean of its Chinese
@@ -45,6 +46,7 @@ import numpy as np
 from materialsearch.catalog.store import Store
 from materialsearch.encoders import Encoder
 from materialsearch.encoders.clip import normalise
+from materialsearch.jobs.job import BackgroundJob, WorkDone
 
 log = logging.getLogger(__name__)
 
@@ -201,23 +203,26 @@ class TagCount:
     count: int
 
 
-class Tagger:
+class Tagger(BackgroundJob):
     """Keeps the ``item_tags`` table computed from the stored vectors for the current labels and model.
 
-    ``refresh`` computes when stale (synchronously); ``start`` runs a background thread that refreshes whenever
-    ``request`` wakes it (at start and after each scan), skipping while ``busy()`` (a scan runs: its end wakes it).
+    ``refresh`` computes when stale (synchronously). As a background job (``jobs.job.BackgroundJob``) a run is one
+    ``refresh``, started at start-up and ``request``ed after each scan; it does not start while ``busy()`` (a scan
+    runs: its end requests it).
     """
 
+    NAME = "tags"
+    RUNNING_REFUSAL = "the tags are already being computed"
+    STOP_WAIT_S = 30.0  # a computation in flight cannot stop early; closing does not wait longer for it
+
     def __init__(self, store: Store, encoder: Encoder, labels: Sequence[Label], busy: Callable[[], bool]):
+        super().__init__()
         self.store = store
         self.encoder = encoder
         self.labels = tuple(labels)
         self.by_key = {label.key: label for label in self.labels}
         self._busy = busy
         self._vectors: np.ndarray | None = None  # the labels' text vectors, made once
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._refreshing = threading.Lock()
         self.computing = False
         self.last_error: str | None = None
@@ -316,34 +321,15 @@ class Tagger:
         return [key for key in keys if key not in self.by_key]
 
     # --- in the background ------------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Run the background refresher and ask it to check now."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="tags", daemon=True)
-            self._thread.start()
-        self.request()
+    def _unavailable(self) -> str | None:
+        return "a scan is writing vectors" if self._busy() else None  # the scan's end requests a run
 
-    def request(self) -> None:
-        """Ask the background refresher (if started) to check whether the tags are stale."""
-        self._wake.set()
-
-    def close(self, timeout: float = 30) -> None:
-        """Stop the background refresher (a computation in flight finishes first)."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            if self._busy():
-                continue  # a scan is writing vectors; the scan's end wakes us
-            try:
-                self.refresh()
-            except Exception as exc:  # a failed run must not end the thread; it is logged and reported
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("computing tags failed")
+    def _work(self, on_progress=None) -> WorkDone:
+        started = time.monotonic()
+        self._pause_point()
+        try:
+            computed = self.refresh()
+        except Exception as exc:  # reported in the tag list until a refresh succeeds
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            raise
+        return WorkDone("computed" if computed else "up to date", time.monotonic() - started)
