@@ -6,10 +6,18 @@ import logging
 import os
 import time
 
+from materialsearch.application.browsing import Browsing
+from materialsearch.application.control import JobControl
+from materialsearch.application.entries import ItemCompanions, ItemLookup
+from materialsearch.application.files import ItemFiles
+from materialsearch.application.overview import LibraryOverview
+from materialsearch.application.review import DuplicateReview
+from materialsearch.application.searching import Searching
 from materialsearch.catalog.core import INDEX_FILENAME, Catalog
 from materialsearch.catalog.ownership import DataDirLock
 from materialsearch.catalog.store import DB_FILENAME, Store
 from materialsearch.catalog.text import OcrStore
+from materialsearch.catalog.tokens import TokenStore
 from materialsearch.catalog.vector_index import VectorIndex
 from materialsearch.encoders import Encoder, make_encoder
 from materialsearch.jobs.schedule import ScanScheduler, window_of
@@ -127,6 +135,22 @@ class Services:
             window=window_of(settings),
         )
         self.backfill: LocationBackfill | None = None
+        self._open_use_cases(settings)
+
+    def _open_use_cases(self, settings) -> None:
+        """The application layer (``materialsearch.application``): what the web layer and the CLI call."""
+        self.tokens = TokenStore(self.store.engine)  # API tokens (the login guard checks them)
+        lookup, companions = ItemLookup(self.store, settings), ItemCompanions(self.store, self.tagger)
+        self.searching = Searching(
+            self.search, self.fused, self.classifier, self.renditions, companions, self.reindexing
+        )
+        self.browsing = Browsing(lookup, companions, self.search, self.ocr_store)
+        self.item_files = ItemFiles(lookup, self.renditions, self.transcoder, settings)
+        self.overview = LibraryOverview(
+            settings, self.store, self.index, self.encoder, self.scans, self.ocr, self.tagger, self.reindexing
+        )
+        self.job_control = JobControl(settings, self.scans, self.ocr)
+        self.duplicate_review = DuplicateReview(self.duplicates, self.store, companions)
 
     # --- running by itself ------------------------------------------------------------------------------------
     def start_background(self) -> None:
