@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from materialsearch.application.entries import ItemCompanions, ItemEntry, ItemLookup, Scope
-from materialsearch.catalog.text import OcrStore
+from materialsearch.catalog.text import ItemText, OcrStore
 from materialsearch.catalog.timeline import Sort, timeline_page
 from materialsearch.media.exif_info import media_info
 from materialsearch.search.service import SearchService
@@ -22,11 +22,11 @@ class TimelineSlice:
 
 @dataclasses.dataclass(frozen=True)
 class ItemDetails:
-    """One indexed item with its companions, the text read in it (``catalog.text.ItemText``) and what its file
-    says now (``info``: the facts it carries, or ``error``)."""
+    """One indexed item with its companions, the text read in it and what its file says now (``info``: the facts
+    it carries, or ``error``)."""
 
     entry: ItemEntry
-    text: object
+    text: ItemText
     info: dict[str, object]
 
 

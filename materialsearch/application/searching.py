@@ -13,7 +13,7 @@ from materialsearch.catalog.timeline import Sort
 from materialsearch.errors import ApiErrorCode
 from materialsearch.media.decode import DecodeError
 from materialsearch.media.thumbnails import Renditions
-from materialsearch.organise.classify import Classifier
+from materialsearch.organise.classify import Classifier, Scored
 from materialsearch.scan.reports import Reindexing
 from materialsearch.search.fusion import FusedSearch
 from materialsearch.search.relevance import QueryKind
@@ -57,9 +57,9 @@ class SearchAnswer:
 
 @dataclasses.dataclass(frozen=True)
 class Classification:
-    """Each label's probability and cosine, most probable first (``organise.classify.Scored``), and the time."""
+    """Each label's probability and cosine, most probable first, and how long it took."""
 
-    scores: tuple
+    scores: tuple[Scored, ...]
     took_ms: float
 
 
@@ -103,7 +103,9 @@ class Searching:
             return self._answer(self.search.search_names(filters, page, self._narrowing(ordering, QueryKind.TEXT)))
         return self._answer(self.fused.search_fused(q, filters, page, self._narrowing(ordering)))
 
-    def find_like_picture(self, picture: bytes, words: str | None, scope: Scope, page: Page, ordering: Ordering):
+    def find_like_picture(
+        self, picture: bytes, words: str | None, scope: Scope, page: Page, ordering: Ordering
+    ) -> SearchAnswer:
         """By an example picture (decoded in memory, never stored), refined by ``words`` when given."""
         vector = self._picture_vector(picture, ApiErrorCode.UNUSABLE_IMAGE)
         text = (words or "").strip()

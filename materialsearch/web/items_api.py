@@ -194,9 +194,9 @@ def download(json: DownloadRequest):
     By id only, never by path. Each file keeps its name (repeats get ` (2)`…) and modification time. A Live
     Photo brings its movie along (the pair is one photo to its owner); an Android motion photo is one file.
     """
-    download = use_cases().item_files.download(json.ids)
+    zipped = use_cases().item_files.download(json.ids)
     return Response(
-        stream_with_context(download.chunks),
+        stream_with_context(zipped.chunks),
         mimetype="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="{download.filename}"'},
+        headers={"Content-Disposition": f'attachment; filename="{zipped.filename}"'},
     )
