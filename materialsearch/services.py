@@ -6,6 +6,13 @@ import logging
 import os
 import time
 
+from materialsearch.application.browsing import Browsing
+from materialsearch.application.control import JobControl
+from materialsearch.application.entries import ItemCompanions, ItemLookup
+from materialsearch.application.files import ItemFiles
+from materialsearch.application.overview import LibraryOverview
+from materialsearch.application.review import DuplicateReview
+from materialsearch.application.searching import Searching
 from materialsearch.catalog.core import Catalog
 from materialsearch.catalog.ownership import DataDirLock
 from materialsearch.encoders import Encoder, make_encoder
@@ -120,6 +127,22 @@ class Services:
         self.backfill = LocationBackfill(self.store, owner=self.owner)
         # Every background job, in the order closing stops them: the scan first (its end would start the others).
         self.jobs: tuple[BackgroundJob, ...] = (self.scans, self.ocr, self.tagger, self.backfill)
+        self._open_use_cases(settings)
+
+    def _open_use_cases(self, settings) -> None:
+        """The application layer (``materialsearch.application``): what the web layer and the CLI call."""
+        self.tokens = self.catalog.tokens  # API tokens (the login guard checks them)
+        lookup, companions = ItemLookup(self.store, settings), ItemCompanions(self.store, self.tagger)
+        self.searching = Searching(
+            self.search, self.fused, self.classifier, self.renditions, companions, self.reindexing
+        )
+        self.browsing = Browsing(lookup, companions, self.search, self.ocr_store)
+        self.item_files = ItemFiles(lookup, self.renditions, self.transcoder, settings)
+        self.overview = LibraryOverview(
+            settings, self.store, self.index, self.encoder, self.scans, self.ocr, self.tagger, self.reindexing
+        )
+        self.job_control = JobControl(settings, self.scans, self.ocr)
+        self.duplicate_review = DuplicateReview(self.duplicates, self.store, companions)
 
     # --- running by itself ------------------------------------------------------------------------------------
     def start_background(self) -> None:

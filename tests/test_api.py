@@ -246,9 +246,9 @@ def test_a_response_that_breaks_its_model_is_a_json_500(client, monkeypatch):
     """A route answering with something its declaration does not allow is a bug, reported like other bugs."""
     from flask import jsonify
 
-    from materialsearch.web import api
+    from materialsearch.web import library_api
 
-    monkeypatch.setattr(api, "error_response", lambda status, message, **_: (jsonify(oops=message), status))
+    monkeypatch.setattr(library_api, "error_response", lambda status, message, **_: (jsonify(oops=message), status))
     response = client.post("/api/scan/pause")
     assert response.status_code == 500 and response.json["status"] == 500
     assert "does not match its declared model" in response.json["message"]

@@ -16,8 +16,8 @@ from materialsearch.catalog.store import Filters, Store
 from materialsearch.organise import duplicates
 from materialsearch.organise.duplicates import (
     HASH_MAX_DISTANCE,
+    CopyFacts,
     Frames,
-    GroupMember,
     KeeperReason,
     group_photos,
     hash_distance,
@@ -110,7 +110,7 @@ def test_phash_tells_a_resize_from_another_photo(tmp_path, media_dir):
 
 # --- the keeper ---------------------------------------------------------------------------------------------------
 def _member(id_, path="/l/a.jpg", w=4000, h=3000, size=1000, taken=dt.datetime(2024, 1, 1), mtime=1, **extra):
-    return GroupMember(id_, path, "image", w, h, size, taken, mtime, **extra)
+    return CopyFacts(id_, path, "image", w, h, size, taken, mtime, **extra)
 
 
 @pytest.mark.parametrize(

@@ -79,7 +79,7 @@ REASON_TEXT = {
 
 
 @dataclasses.dataclass(frozen=True)
-class GroupMember:
+class CopyFacts:
     """What the keeper choice needs to know about one item (from its row)."""
 
     id: int
@@ -93,7 +93,7 @@ class GroupMember:
     duration_ms: int | None = None
 
     @classmethod
-    def of(cls, item) -> GroupMember:
+    def of(cls, item) -> CopyFacts:
         """From an ``Item`` row."""
         return cls(
             item.id,
@@ -249,7 +249,7 @@ def group_videos(
 
 
 # --- the keeper ---------------------------------------------------------------------------------------------------
-def _merits(member: GroupMember) -> list[tuple[KeeperReason, object]]:
+def _merits(member: CopyFacts) -> list[tuple[KeeperReason, object]]:
     """A member's merits, most important first; smaller is better."""
     stem, ext = os.path.splitext(os.path.basename(member.path))
     taken = member.taken_at.isoformat() if member.taken_at is not None else "9999"
@@ -264,7 +264,7 @@ def _merits(member: GroupMember) -> list[tuple[KeeperReason, object]]:
     ]
 
 
-def rank(members: Sequence[GroupMember]) -> tuple[list[int], KeeperReason]:
+def rank(members: Sequence[CopyFacts]) -> tuple[list[int], KeeperReason]:
     """The members' ids, best keeper first, and the merit that made the keeper beat the runner-up."""
     ordered = sorted(members, key=lambda m: [value for _reason, value in _merits(m)])
     best, runner_up = _merits(ordered[0]), _merits(ordered[1])
@@ -308,7 +308,7 @@ class DuplicateFinder:
         rows = self.store.get_items([i for g in photo_groups + video_groups for i in g])
         groups = []
         for ids in photo_groups + video_groups:
-            members = [GroupMember.of(rows[i]) for i in ids if i in rows]
+            members = [CopyFacts.of(rows[i]) for i in ids if i in rows]
             if len(members) > 1:
                 ordered, why = rank(members)
                 groups.append(Group(members[0].kind, tuple(ordered), why))

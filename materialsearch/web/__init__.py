@@ -14,7 +14,7 @@ from config import Settings
 from materialsearch.auth import Authenticator
 from materialsearch.errors import ApiErrorCode
 from materialsearch.services import Services
-from materialsearch.web.models import error_response
+from materialsearch.web.problems import error_response
 
 log = logging.getLogger(__name__)
 EXTENSION_KEY = "materialsearch"
@@ -85,14 +85,14 @@ def create_app(settings: Settings | dict[str, Any] | None = None, services: Serv
     services = services or Services(settings)
     app.extensions[EXTENSION_KEY] = services
 
-    from materialsearch.web import auth
+    from materialsearch.web import auth, items_api, library_api, search_api  # noqa: F401 (they add their routes to api)
     from materialsearch.web.api import api
     from materialsearch.web.duplicates_api import duplicates_api
     from materialsearch.web.pages import pages
     from materialsearch.web.reference import reference
 
     try:
-        authn = Authenticator(settings, services.store.tokens)
+        authn = Authenticator(settings, services.tokens)
     except Exception:
         if built:
             services.close()  # bad password settings: do not leave the database open behind the error

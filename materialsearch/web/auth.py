@@ -26,7 +26,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from materialsearch.auth import Authenticator
 from materialsearch.errors import ApiErrorCode
-from materialsearch.web.models import error_response
+from materialsearch.web.problems import error_response
 
 auth = Blueprint("auth", __name__)
 

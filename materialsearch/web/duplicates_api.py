@@ -1,47 +1,34 @@
 """The duplicates and hidden-items routes (``/api/duplicates``, ``/api/hidden``): their own blueprint, declared
-like every API route (``models.py`` → spectree → OpenAPI); the work is in ``materialsearch.organise.duplicates``."""
+like every API route (models → spectree → OpenAPI); the work is ``materialsearch.application``'s ``DuplicateReview``."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 
-from materialsearch.organise import duplicates as dup
-from materialsearch.search.service import NotFound, SearchError
-from materialsearch.web.api import bad_request, not_found
-from materialsearch.web.models import (
+from materialsearch.application import BadRequest
+from materialsearch.web.api import use_cases
+from materialsearch.web.item_models import ItemView
+from materialsearch.web.library_models import (
     DuplicateExport,
     DuplicateGroup,
     DuplicateList,
     DuplicateMember,
     DuplicateOther,
-    DuplicatesQuery,
-    Error,
     HiddenList,
-    ItemIds,
-    ItemView,
 )
-from materialsearch.web.spec import TAGS, BadRequest, Responses, api_spec
+from materialsearch.web.problems import Error, answer_refusals
+from materialsearch.web.request_models import DuplicatesQuery, ItemIds
+from materialsearch.web.spec import TAGS, Responses, api_spec
 
 duplicates_api = Blueprint("duplicates_api", __name__)
-# The same answers to bad requests as every other API route (a 4xx with the message, never a 500).
-duplicates_api.register_error_handler(BadRequest, bad_request)
-duplicates_api.register_error_handler(SearchError, bad_request)
-duplicates_api.register_error_handler(NotFound, not_found)
-
-
-def _services():
-    return current_app.extensions["materialsearch"]
+answer_refusals(duplicates_api)  # the same answers to bad requests as every other API route
 
 
 # --- duplicates -------------------------------------------------------------------------------------------------
-def _groups(kind: str = "all") -> tuple[dup.Grouping, list[dup.Group]]:
-    grouping = _services().duplicates.grouping()
-    return grouping, [g for g in grouping.groups if kind in ("all", g.kind)]
-
-
 @duplicates_api.get("/api/duplicates")
 @api_spec.validate(
     tags=[TAGS["library"]],
@@ -58,55 +45,29 @@ def duplicates(query: DuplicatesQuery):
     perceptual hash of the thumbnails. Videos: the same video at another size, bitrate or trim, matched frame by
     frame. Computed on the first request after the index changed, then cached. Nothing is ever deleted.
     """
-    services = _services()
-    grouping, groups = _groups(query.kind)
-    page = groups[query.offset : query.offset + query.limit]
-    rows = services.store.get_items(i for g in page for i in g.ids)
-    hidden = services.store.duplicates.hidden_ids()
-    motions = services.store.motions_for([rows[i].path for g in page for i in g.ids if i in rows])
-    body = []
-    for group in page:
-        members = [
-            DuplicateMember(**ItemView.fields_of(rows[i], motions.get(rows[i].path)), hidden=i in hidden)
-            for i in group.ids
-            if i in rows
-        ]
-        body.append(
-            DuplicateGroup(
-                ids=list(group.ids),
-                keeper=group.keeper,
-                why=group.why,
-                why_text=dup.REASON_TEXT[group.why],
-                kind=group.kind,
-                items=members,
-            )
+    page = use_cases().duplicate_review.groups(query.kind, query.limit, query.offset)
+    groups = [
+        DuplicateGroup(
+            ids=list(group.ids),
+            keeper=group.keeper,
+            why=group.why,
+            why_text=group.why_text,
+            kind=group.kind,
+            items=[DuplicateMember(**ItemView.fields_of(m.entry), hidden=m.hidden) for m in group.members],
         )
+        for group in page.groups
+    ]
     return DuplicateList(
-        groups=body,
-        total=len(groups),
-        others=sum(len(g.others) for g in groups),
-        compared=grouping.compared,
-        took_ms=round(grouping.took_ms, 1),
+        groups=groups,
+        total=page.total,
+        others=page.others,
+        compared=page.compared,
+        took_ms=round(page.took_ms, 1),
     )
 
 
 def _export_rows() -> list[DuplicateOther]:
-    _grouping, groups = _groups()
-    rows = _services().store.get_items(i for g in groups for i in g.ids)
-    return [
-        DuplicateOther(
-            group=number,
-            id=other,
-            path=rows[other].path,
-            size=rows[other].size,
-            keeper_id=group.keeper,
-            keeper_path=rows[group.keeper].path,
-            why=group.why,
-        )
-        for number, group in enumerate(groups, start=1)
-        for other in group.others
-        if other in rows and group.keeper in rows
-    ]
+    return [DuplicateOther(**dataclasses.asdict(copy)) for copy in use_cases().duplicate_review.copies()]
 
 
 @duplicates_api.get("/api/duplicates/export.json")
@@ -143,8 +104,7 @@ def duplicates_export_csv():
     )
 
 
-def _hidden_list() -> HiddenList:
-    ids = sorted(_services().store.duplicates.hidden_ids())
+def _hidden_list(ids: list[int]) -> HiddenList:
     return HiddenList(ids=ids, total=len(ids))
 
 
@@ -154,7 +114,7 @@ def _hidden_list() -> HiddenList:
 )
 def hidden():
     """The items hidden from search results and the timeline"""
-    return _hidden_list()
+    return _hidden_list(use_cases().duplicate_review.hidden())
 
 
 def _hide_route(operation_id: str):
@@ -170,13 +130,9 @@ def _hide_route(operation_id: str):
     )
 
 
-def _known_ids(body: ItemIds | None) -> list[int]:
+def _ids(body: ItemIds | None) -> list[int]:
     if body is None:
         raise BadRequest('send a JSON body {"ids": [item ids]}')
-    found = _services().store.get_items(body.ids)
-    missing = sorted(set(body.ids) - set(found))
-    if missing:
-        raise NotFound(f"no such items: {', '.join(map(str, missing[:20]))}")
     return body.ids
 
 
@@ -184,13 +140,11 @@ def _known_ids(body: ItemIds | None) -> list[int]:
 @_hide_route("hideItems")
 def hide_items(json: ItemIds):
     """Hide items from search results and the timeline (reversible; the files are not touched)"""
-    _services().store.duplicates.hide(_known_ids(json))
-    return _hidden_list()
+    return _hidden_list(use_cases().duplicate_review.hide(_ids(json)))
 
 
 @duplicates_api.post("/api/hidden/restore")
 @_hide_route("restoreItems")
 def restore_items(json: ItemIds):
     """Show hidden items in results again"""
-    _services().store.duplicates.unhide(_known_ids(json))
-    return _hidden_list()
+    return _hidden_list(use_cases().duplicate_review.restore(_ids(json)))

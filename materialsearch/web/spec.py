@@ -17,27 +17,13 @@ from spectree.plugins.flask_plugin import FlaskPlugin
 from spectree.utils import parse_code
 
 from materialsearch import __version__
+from materialsearch.application import BadRequest
 from materialsearch.errors import ApiErrorCode
-from materialsearch.web.models import Error, fill_settings
+from materialsearch.web.models import fill_settings
+from materialsearch.web.problems import Error
 
 JSON = "application/json"
 _GENERATING = threading.Lock()
-
-
-class BadRequest(ValueError):
-    """A parameter is missing or malformed (answered with 400, ``code`` and the message)."""
-
-    def __init__(self, message: str, code: ApiErrorCode = ApiErrorCode.BAD_REQUEST):
-        super().__init__(message)
-        self.code = code
-
-
-class ApiError(Exception):
-    """A request that cannot be answered: ``status``, a stable ``code`` and the message (JSON, like every error)."""
-
-    def __init__(self, status: int, code: ApiErrorCode, message: str):
-        super().__init__(message)
-        self.status, self.code = status, code
 
 
 class Responses(Response):
@@ -140,13 +126,14 @@ def _refuse_unfaithful(req, resp, error, instance, model_adapter) -> None:
         raise TypeError(f"the response does not match its declared model: {validation_message(error)}")
 
 
+# In this order in the document, whichever route module declares its routes first.
 TAGS = {
     name: Tag(name=name, description=description)
     for name, description in [
         ("search", "Find items by words, pictures or similarity."),
+        ("library", "Scanning and what it found."),
         ("items", "Indexed items and their files."),
         ("videos", "Video clips, playable renditions and Live Photo motion."),
-        ("library", "Scanning and what it found."),
         ("meta", "The API itself and health."),
     ]
 }
@@ -199,4 +186,5 @@ def openapi_document(settings) -> dict:
         generated = api_spec.spec
     document = fill_settings(generated, settings)
     document["paths"] = {path: document["paths"][path] for path in sorted(document["paths"])}
+    document["tags"] = sorted(document["tags"], key=lambda tag: list(TAGS).index(tag["name"]))
     return document

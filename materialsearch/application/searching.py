@@ -1,0 +1,174 @@
+"""Searching: by words, by an example picture, by similarity to an item, by file name; zero-shot classification;
+the query picture's preview. Each answer comes with its items' companions (``ItemEntry``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+
+from materialsearch.application.entries import ItemCompanions, ItemEntry, Scope
+from materialsearch.application.errors import BadRequest
+from materialsearch.catalog.timeline import Sort
+from materialsearch.errors import ApiErrorCode
+from materialsearch.media.decode import DecodeError
+from materialsearch.media.thumbnails import Renditions
+from materialsearch.organise.classify import Classifier, Scored
+from materialsearch.scan.reports import Reindexing
+from materialsearch.search.fusion import FusedSearch
+from materialsearch.search.relevance import QueryKind
+from materialsearch.search.service import Match, Moment, Narrowing, Page, RankedResults, SearchService
+
+
+@dataclasses.dataclass(frozen=True)
+class Ordering:
+    """How a search narrows and orders its results: ``sort``, ``match`` (None: the sort's default), texts whose
+    look-alikes are left out (``exclude``), and whether near-identical results are stacked."""
+
+    sort: Sort = Sort.SCORE
+    match: Match | None = None
+    exclude: tuple[str, ...] = ()
+    stack: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class FoundItem:
+    """One search result: the item with its companions, its score, how many results it stands for, and for a
+    video the moment that matched; ``snippet``: the line of its text that matched (text search)."""
+
+    entry: ItemEntry
+    score: float
+    stack_size: int
+    moment: Moment | None = None
+    snippet: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchAnswer:
+    """A page of results, how many match in all, how long it took; ``more``: with good matches only, about how
+    many more items every match gives; ``reindexing``: while the model change is being re-embedded."""
+
+    results: tuple[FoundItem, ...]
+    total: int
+    took_ms: float
+    more: int | None = None
+    reindexing: Reindexing | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Classification:
+    """Each label's probability and cosine, most probable first, and how long it took."""
+
+    scores: tuple[Scored, ...]
+    took_ms: float
+
+
+class Searching:
+    """The search use cases."""
+
+    def __init__(
+        self,
+        search: SearchService,
+        fused: FusedSearch,
+        classifier: Classifier,
+        renditions: Renditions,
+        companions: ItemCompanions,
+        reindexing: Callable[[], Reindexing | None],
+    ):
+        self.search, self.fused, self.classifier = search, fused, classifier
+        self.renditions, self.companions, self.reindexing = renditions, companions, reindexing
+
+    def find(
+        self,
+        scope: Scope,
+        page: Page,
+        ordering: Ordering,
+        q: str | None = None,
+        text: str | None = None,
+        like: int | None = None,
+        t: int | None = None,
+    ) -> SearchAnswer:
+        """By similarity to item ``like`` (at its frame ``t``), by the words read in photos (``text``, ordered by
+        ``q`` when given), by a sentence (``q``), or with none of them by file name / folder."""
+        filters = self.companions.filters(scope)
+        if like is not None:
+            vector = self.search.item_vector(like, t)
+            narrowing = self._narrowing(ordering, QueryKind.IMAGE)
+            return self._answer(
+                self.search.search(vector, filters, page, exclude=frozenset({like}), narrowing=narrowing)
+            )
+        if text is not None:
+            return self._answer(self.fused.search_text(text, filters, page, q=q))
+        if q is None:
+            return self._answer(self.search.search_names(filters, page, self._narrowing(ordering, QueryKind.TEXT)))
+        return self._answer(self.fused.search_fused(q, filters, page, self._narrowing(ordering)))
+
+    def find_like_picture(
+        self, picture: bytes, words: str | None, scope: Scope, page: Page, ordering: Ordering
+    ) -> SearchAnswer:
+        """By an example picture (decoded in memory, never stored), refined by ``words`` when given."""
+        vector = self._picture_vector(picture, ApiErrorCode.UNUSABLE_IMAGE)
+        text = (words or "").strip()
+        kind = QueryKind.IMAGE
+        if text:
+            vector, kind = self.search.combine(vector, self.search.text_vector(text)), QueryKind.COMBINED
+        filters = self.companions.filters(scope)
+        return self._answer(self.search.search(vector, filters, page, narrowing=self._narrowing(ordering, kind)))
+
+    def preview_picture(self, picture: bytes) -> bytes:
+        """A thumbnail-sized JPEG of a query picture (for the formats browsers cannot show)."""
+        try:
+            return self.renditions.thumbnail_of_upload(picture)
+        except DecodeError as exc:
+            raise BadRequest(f"the uploaded file is not a usable image: {exc}", ApiErrorCode.UNUSABLE_IMAGE) from None
+
+    def classify_picture(self, picture: bytes, labels: Sequence[str], template: str) -> Classification:
+        """Zero-shot classification of an uploaded picture."""
+        started = time.perf_counter()
+        vector = self._picture_vector(picture)
+        return self._classified(vector, labels, template, started)
+
+    def classify_item(self, item_id: int, t: int | None, labels: Sequence[str], template: str) -> Classification:
+        """Zero-shot classification of an indexed item (a video: its mean frame, or its frame at ``t`` ms)."""
+        started = time.perf_counter()
+        vector = self.search.item_vector(item_id, t)
+        return self._classified(vector, labels, template, started)
+
+    def _classified(self, vector, labels: Sequence[str], template: str, started: float) -> Classification:
+        scored = self.classifier.classify(vector, labels, template)
+        return Classification(scores=tuple(scored), took_ms=round((time.perf_counter() - started) * 1000, 2))
+
+    def _picture_vector(self, picture: bytes, code: ApiErrorCode = ApiErrorCode.BAD_REQUEST):
+        try:
+            return self.search.image_vector(picture)
+        except DecodeError as exc:
+            raise BadRequest(f"the uploaded file is not a usable image: {exc}", code) from None
+
+    def _narrowing(self, ordering: Ordering, kind: QueryKind = QueryKind.TEXT) -> Narrowing:
+        return Narrowing(
+            sort=ordering.sort,
+            match=Match(ordering.match) if ordering.match else None,
+            excluded_texts=tuple(self.search.text_vector(text) for text in ordering.exclude),
+            stack=ordering.stack,
+            kind=kind,
+        )
+
+    def _answer(self, result: RankedResults) -> SearchAnswer:
+        entries = self.companions.entries([hit.item for hit in result.hits])
+        found = tuple(
+            FoundItem(
+                entry=entry,
+                score=hit.score,
+                stack_size=hit.stack_size,
+                moment=hit.moment,
+                snippet=getattr(hit, "snippet", None),  # fusion.TextMatchHit
+            )
+            for hit, entry in zip(result.hits, entries, strict=True)
+        )
+        return SearchAnswer(
+            results=found,
+            total=result.total,
+            took_ms=result.took_ms,
+            more=result.more,
+            reindexing=self.reindexing() or None,  # after a model change: results come only from what is re-embedded
+        )

@@ -1,0 +1,267 @@
+"""The REST API's response models for items: an item's public view (with the URLs of its files), search results,
+the timeline's pages and an item's details."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any, Literal
+
+from flask import url_for
+from pydantic import Field
+
+from materialsearch.application import FoundItem, ItemEntry, Reindexing
+from materialsearch.web.models import BROWSER_IMAGE_EXTENSIONS, Body, ItemKind, OptionalName
+
+
+class Location(Body):
+    """Where an item was taken: its GPS position and the place it resolves to (offline, GeoNames data)."""
+
+    latitude: Annotated[float, Field(ge=-90, le=90)]
+    longitude: Annotated[float, Field(ge=-180, le=180)]
+    city: OptionalName
+    city_zh: OptionalName
+    region: OptionalName
+    country_code: Annotated[str | None, Field(description="ISO 3166-1 alpha-2.")]
+    country: OptionalName
+    country_zh: OptionalName
+
+
+class ItemView(Body):
+    """An indexed item."""
+
+    id: Annotated[int, Field(ge=1)]
+    path: Annotated[str, Field(description="Absolute path of the file on the server.")]
+    name: Annotated[str, Field(description="File name.")]
+    kind: ItemKind
+    taken_at: Annotated[str | None, Field(description="Capture time, ISO 8601 camera-local time (no offset).")]
+    width: Annotated[int | None, Field(ge=0)]
+    height: Annotated[int | None, Field(ge=0)]
+    size: Annotated[int, Field(ge=0, description="File size in bytes.")]
+    thumbnail_url: Annotated[str, Field(description="JPEG thumbnail (cacheable; versioned by `v`).")]
+    file_url: Annotated[str, Field(description="The original file.")]
+    view_url: Annotated[
+        str, Field(description="What a browser should show large: the original, or a JPEG preview for HEIC/TIFF.")
+    ]
+    duration: Annotated[float | None, Field(ge=0, description="Videos: length in seconds.")] = None
+    playable: Annotated[bool, Field(description="Videos: whether browsers play the original as is.")] = None
+    play_url: Annotated[
+        str,
+        Field(description="Videos: what a `<video>` should play — the original, or `/stream` (an H.264 version)."),
+    ] = None
+    live: Annotated[bool, Field(description="Photos: an iPhone Live Photo (its movie is `motion_url`).")] = None
+    motion_photo: Annotated[bool, Field(description="Photos: an Android motion photo with a video inside.")] = None
+    motion_url: Annotated[
+        str | None, Field(description="Photos: the Live Photo movie or motion photo video, as MP4.")
+    ] = None
+    raw_url: Annotated[
+        str,
+        Field(description="Photos shot as RAW + JPEG/HEIC: the camera RAW original (this item shows the JPEG/HEIC)."),
+    ] = None
+    tags: Annotated[
+        list[str], Field(description="The item's zero-shot tags (keys of `/api/tags`), most standing-out first.")
+    ] = None
+    location: Annotated[
+        Location | None, Field(description="Where it was taken (absent when the file has no usable GPS).")
+    ] = None
+
+    @classmethod
+    def fields_of(cls, entry: ItemEntry) -> dict[str, Any]:
+        """The public view of an entry's item (with its Live Photo movie, its camera RAW original and its tags
+        when the entry has them), as field values."""
+        item, version = entry.item, entry.version
+        ext = os.path.splitext(item.path)[1].lower().lstrip(".")
+        file_url = url_for("api.item_file", item_id=item.id)
+        if item.kind == "video":
+            extra = {
+                "duration": item.duration_ms / 1000 if item.duration_ms is not None else None,
+                "playable": bool(item.playable),
+                "play_url": file_url if item.playable else url_for("api.item_stream", item_id=item.id, v=version),
+            }
+        else:
+            has_motion = entry.motion is not None or item.motion_offset is not None
+            extra = {
+                "live": entry.motion is not None,
+                "motion_photo": item.motion_offset is not None,
+                "motion_url": url_for("api.item_motion", item_id=item.id, v=version) if has_motion else None,
+            }
+            if entry.raw is not None:
+                extra["raw_url"] = url_for("api.item_file", item_id=entry.raw.id)
+        shown = ext in BROWSER_IMAGE_EXTENSIONS or item.kind == "video"
+        return {
+            "id": item.id,
+            "path": item.path,
+            "name": os.path.basename(item.path),
+            "kind": item.kind,
+            "taken_at": item.taken_at.isoformat() if item.taken_at else None,
+            "width": item.width,
+            "height": item.height,
+            "size": item.size,
+            "thumbnail_url": url_for("api.item_thumbnail", item_id=item.id, v=version),
+            "file_url": file_url,
+            "view_url": file_url if shown else url_for("api.item_preview", item_id=item.id, v=version),
+            **extra,
+            **({"tags": list(entry.tags)} if entry.tags is not None else {}),
+            **({"location": entry.location} if entry.location else {}),
+        }
+
+    @classmethod
+    def of(cls, entry: ItemEntry) -> ItemView:
+        """The public view of an entry's item."""
+        return cls(**cls.fields_of(entry))
+
+
+class SearchHit(ItemView):
+    """A search result: the item, its score and, for a video, the moment that matched."""
+
+    score: Annotated[
+        float,
+        Field(
+            ge=-1,
+            le=1,
+            description="Cosine similarity between the query and the item (a video: the moment's best frame).",
+        ),
+    ]
+    start: Annotated[float, Field(ge=0, description="Video moments: start, in seconds.")] = None
+    end: Annotated[float, Field(ge=0, description="Video moments: end, in seconds.")] = None
+    time: Annotated[
+        float,
+        Field(ge=0, description="Video moments: the best frame's time, in seconds (its picture is `thumbnail_url`)."),
+    ] = None
+    clip_url: Annotated[str, Field(description="Video moments: the moment as an MP4 clip.")] = None
+    snippet: Annotated[str, Field(description="Photos whose text matched: the best-matching line, as read.")] = None
+    stack_size: Annotated[
+        int, Field(ge=1, description="How many near-identical results this one stands for (1 when alone).")
+    ]
+    stack_url: Annotated[
+        str,
+        Field(
+            description="When `stack_size` > 1: every indexed item near-identical to this one (`GET "
+            "/api/items/{item_id}/stack`), which holds the stack's members."
+        ),
+    ] = None
+
+    @classmethod
+    def of_found(cls, found: FoundItem) -> SearchHit:
+        """The result for one hit of a search."""
+        item = found.entry.item
+        fields = {**ItemView.fields_of(found.entry), "score": round(found.score, 6), "stack_size": found.stack_size}
+        if found.stack_size > 1:
+            fields["stack_url"] = url_for("api.item_stack", item_id=item.id)
+        if found.snippet is not None:
+            fields["snippet"] = found.snippet
+        moment = found.moment
+        if moment is not None:
+            fields.update(
+                start=moment.start_ms / 1000,
+                end=moment.end_ms / 1000,
+                time=moment.time_ms / 1000,
+                thumbnail_url=url_for("api.item_thumbnail", item_id=item.id, t=moment.time_ms, v=found.entry.version),
+                clip_url=url_for(
+                    "api.item_clip",
+                    item_id=item.id,
+                    start=f"{moment.start_ms / 1000:g}",
+                    end=f"{moment.end_ms / 1000:g}",
+                ),
+            )
+        return cls(**fields)
+
+
+class TextLine(Body):
+    """A line of text read in a photo."""
+
+    text: str
+    box: Annotated[
+        list[Annotated[float, Field(ge=0, le=1)]],
+        Field(
+            min_length=4,
+            max_length=4,
+            description="[left, top, right, bottom] in the upright photo, as fractions of its width and height.",
+        ),
+    ]
+    confidence: Annotated[float, Field(ge=0, le=1, description="The recogniser's confidence.")]
+
+
+class ItemText(Body):
+    """What OCR read in the photo."""
+
+    status: Annotated[
+        Literal["done", "error", "waiting"], Field(description="`waiting`: not read yet (or not a photo).")
+    ]
+    lines: list[TextLine]
+    error: Annotated[str | None, Field(description="Why OCR could not read it.")] = None
+
+    @classmethod
+    def of(cls, stored) -> ItemText:
+        """From the catalog's stored text of an item (``ItemDetails.text``)."""
+        lines = [TextLine(text=line.text, box=list(line.box), confidence=line.confidence) for line in stored.lines]
+        error = {"error": stored.error} if stored.error is not None else {}
+        return cls(status=stored.status or "waiting", lines=lines, **error)
+
+
+class SearchResult(Body):
+    """Ranked results, best first."""
+
+    results: list[SearchHit]
+    total: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="How many hits (photos and video moments) match in all; while only part of the ranking was "
+            "needed, the number of matching items (a lower bound).",
+        ),
+    ]
+    took_ms: Annotated[float, Field(ge=0)]
+    more: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="With good matches only: about how many more items `match=all` would give (items, "
+            "whether stacked or not; an estimate like `total`).",
+        ),
+    ] = None
+    reindexing: Annotated[Reindexing, Field(description="Present while re-indexing after a model change.")] = None
+
+
+class ItemList(Body):
+    """A page of the timeline."""
+
+    results: list[ItemView]
+    next_cursor: Annotated[str | None, Field(description="Pass as `cursor` for the next page; null at the end.")]
+
+
+class MediaInfo(Body):
+    """What the file itself says (read on demand; a fact it does not carry is left out)."""
+
+    file_size: Annotated[int, Field(ge=0, description="Bytes, now.")] = None
+    width: Annotated[int, Field(ge=0, description="Upright pixel width.")] = None
+    height: Annotated[int, Field(ge=0)] = None
+    camera_make: str = None
+    camera_model: str = None
+    lens: str = None
+    exposure_time: Annotated[float, Field(ge=0, description="Shutter time in seconds (1/250 s: 0.004).")] = None
+    f_number: Annotated[float, Field(ge=0, description="Aperture, e.g. 1.8 for f/1.8.")] = None
+    iso: Annotated[int, Field(ge=0)] = None
+    focal_length: Annotated[float, Field(ge=0, description="In mm.")] = None
+    focal_length_35mm: Annotated[int, Field(ge=0, description="35 mm-equivalent focal length, in mm.")] = None
+    latitude: Annotated[float, Field(ge=-90, le=90, description="GPS, decimal degrees north.")] = None
+    longitude: Annotated[float, Field(ge=-180, le=180, description="GPS, decimal degrees east.")] = None
+    altitude: Annotated[float, Field(description="GPS, metres above sea level.")] = None
+    duration: Annotated[float, Field(ge=0, description="Videos: seconds.")] = None
+    codec: Annotated[str, Field(description="Videos: the video codec.")] = None
+    container: Annotated[str, Field(description="Videos: the container format.")] = None
+    has_audio: Annotated[bool, Field(description="Videos: whether there is a sound track.")] = None
+    error: Annotated[str, Field(description="Why the file could not be read (then little else is given).")] = None
+
+
+class ItemDetail(ItemView):
+    """An indexed item, with the text read in it and what its file says (for an info panel)."""
+
+    text: ItemText
+    info: MediaInfo
+
+
+class RenditionPending(Body):
+    """A browser-playable version is being made."""
+
+    state: Literal["working"]
+    message: str
