@@ -67,11 +67,11 @@ class Services:
         store = Store(os.path.join(settings.data_dir, DB_FILENAME))
         try:
             self.encoder = encoder or make_encoder(settings)
-            self.encoder.load()
+            model = self.encoder.describe()  # loads it: a model that cannot load fails the start here
             index = VectorIndex(
                 os.path.join(settings.data_dir, INDEX_FILENAME),
-                self.encoder.dim,
-                self.encoder.identity,
+                model.dim,
+                model.identity,
                 kind=settings.index_kind,
                 ann_threshold=settings.ann_threshold,
                 nprobe=settings.ivf_nprobe,
@@ -96,7 +96,7 @@ class Services:
             self.index,
             self.encoder,
             settings.max_image_pixels,
-            decode_sizes(settings, self.encoder),
+            decode_sizes(settings, self.encoder.describe().input_size),
             settings.stack_cosine,
         )
         self.transcoder = Transcoder(

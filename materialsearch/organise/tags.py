@@ -230,7 +230,7 @@ class Tagger:
     @functools.cached_property
     def fingerprint(self) -> str:
         """What the tags depend on besides the vectors: the labels, the model, the rule."""
-        digest = hashlib.sha256(json.dumps([RULE_VERSION, self.encoder.identity]).encode())
+        digest = hashlib.sha256(json.dumps([RULE_VERSION, self.encoder.describe().identity]).encode())
         for label in self.labels:
             digest.update(json.dumps(dataclasses.astuple(label), ensure_ascii=False).encode())
         return digest.hexdigest()[:32]
@@ -266,9 +266,9 @@ class Tagger:
             self._vectors = self._label_vectors()
         owners, vectors = self._stored_vectors()
         if len(owners) == 0:
-            return assign_tags(owners, np.empty((0, len(self.labels)), np.float32), self.encoder.logit_scale)
+            return assign_tags(owners, np.empty((0, len(self.labels)), np.float32), self.encoder.describe().logit_scale)
         item_ids, scores = item_scores(owners, vectors @ self._vectors.T)
-        return assign_tags(item_ids, scores, self.encoder.logit_scale)
+        return assign_tags(item_ids, scores, self.encoder.describe().logit_scale)
 
     def _label_vectors(self) -> np.ndarray:
         """The labels' text vectors: kept in the meta table under the fingerprint, so a restart (a scan from the
@@ -295,7 +295,7 @@ class Tagger:
         with self.store.engine.connect() as conn:
             rows = conn.execute(query).all()
         if not rows:
-            return np.empty(0, np.int64), np.empty((0, self.encoder.dim), np.float32)
+            return np.empty(0, np.int64), np.empty((0, self.encoder.describe().dim), np.float32)
         owners = np.fromiter((row[0] for row in rows), np.int64, len(rows))
         vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype="<f4").reshape(len(rows), -1)
         return owners, vectors

@@ -720,20 +720,20 @@ def status():
     """Counts, scan state and progress, last scan, model and index size"""
     services = _services()
     counts = _counts(services)
-    encoder = services.encoder
+    model = services.encoder.describe()
     reindexing = services.reindexing(counts.pending)
     return Status(
         counts=counts,
         scan=services.scans.status(),
         model=ModelInfo(
             name=os.path.basename(services.settings.model),  # a cn_clip name, or a checkpoint's file name
-            arch=encoder.spec.arch,
-            dim=encoder.dim,
-            device=encoder.device,
-            backend=encoder.backend,
-            precision=encoder.precision,
+            arch=model.arch,
+            dim=model.dim,
+            device=model.device,
+            backend=model.backend,
+            precision=model.precision,
             notice=reindexing.message if reindexing else None,
-            choice=BackendDecision.of(encoder.choice),
+            choice=BackendDecision.of(model.choice),
         ),
         reindexing=reindexing,
         index=IndexInfo(
