@@ -6,7 +6,7 @@ What it measures, in this order, through the product's own code:
 1. model load (``Services(...)``: read checkpoint, build CLIP, open store and index);
 2. per-image stage costs on one thread (read, hash, decode in JPEG draft mode exactly as the scanner calls it,
    thumbnail, preprocess) and decode-only throughput on 1 thread and on the scanner's decode pool;
-3. the model alone: ``encoder.encode_images`` on already-preprocessed inputs at ``settings.batch_size``;
+3. the model alone: ``encoder.encode_prepared`` on already-prepared pictures at ``settings.batch_size``;
 4. end-to-end indexing: ``services.scans.run()`` over the folder on a fresh data dir (walk + read + hash + decode
    + thumbnail + preprocess + encode + store + index), and the ratio end-to-end / model-alone;
 5. text-query latency: ``search.search(search.text_vector(q), Filters(), Page(limit=20))`` and its parts;
@@ -71,12 +71,12 @@ def measure_stages(paths: list[str], services) -> tuple[dict, list]:
         t3 = time.perf_counter()
         product.encode_jpeg(product.render(decoded, settings.thumbnail_size))
         t4 = time.perf_counter()
-        pixels.append(encoder.preprocess(decoded.image))
+        pixels.append(encoder.prepare(decoded.image))
         t5 = time.perf_counter()
         for key, seconds in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
             totals[key] += seconds
         decoded_sizes.append(decoded.image.size)
-    min_side = product.decode_sizes(settings, encoder)["min_side"]
+    min_side = product.decode_sizes(settings, encoder.describe().input_size)["min_side"]
     return {"totals_s": totals, "decoded_size_example": list(decoded_sizes[0]), "min_side": min_side}, pixels
 
 
@@ -170,13 +170,14 @@ def run(args) -> dict:
             load_s = time.perf_counter() - t0
         rss_loaded, peak_loaded = rss_mb()
         encoder = services.encoder
+        model_facts = encoder.describe()
         facts = common.machine_facts()  # after Services: torch threads as the product leaves them
 
         log(f"stage costs on 1 thread over {len(paths)} images ...")
         stages, pixels = measure("stages_1_thread", lambda _a: measure_stages(paths, services))
         log(f"decode-only on the decode pool ({settings.decode_threads} threads) ...")
         pool_s = measure("decode_pool", lambda _a: measure_decode_pool(paths, services, settings.decode_threads))
-        log(f"model alone: encode_images, batch {settings.batch_size} ...")
+        log(f"model alone: encode_prepared, batch {settings.batch_size} ...")
         model = measure("model_alone", lambda _a, px=pixels: measure_model_alone(encoder, px, settings.batch_size))
         sweep = {}
         for size in args.sweep_batch:
@@ -229,10 +230,10 @@ def run(args) -> dict:
         "config": {
             "model": args.model,
             "model_desc": model_desc,
-            "arch": encoder.spec.arch,
-            "input_resolution": encoder.input_resolution,
-            "embed_dim": encoder.dim,
-            "device": encoder.device,
+            "arch": model_facts.arch,
+            "input_resolution": model_facts.input_size,
+            "embed_dim": model_facts.dim,
+            "device": model_facts.device,
             "images": n,
             "image_size": [args.width, args.height],
             "jpeg_quality": args.quality,
@@ -263,7 +264,7 @@ def run(args) -> dict:
                 "added": stats.added,
                 "errors": stats.errors,
                 "skipped": stats.skipped,
-                # Inside the scan: time the scanner's thread spent in encode_images, and the rest of the scan
+                # Inside the scan: time the scanner's thread spent in encode_prepared, and the rest of the scan
                 # (waiting for decoded pictures, SQLite, FAISS, walk, index save).
                 "encode_seconds_in_scan": round(in_scan.seconds, 3),
                 "encode_images_per_s_in_scan": round(in_scan.images / in_scan.seconds, 3) if in_scan.seconds else None,
@@ -302,7 +303,7 @@ def table_rows(report: dict) -> list[tuple[str, str, str]]:
     b = cfg["batch_size"]
     rows = [
         ("model load (Services init)", f"{res['model_load_s']:.2f}", "s"),
-        (f"model alone: encode_images, batch {b}", f"{res['model_alone']['images_per_s']:.2f}", "images/s"),
+        (f"model alone: encode_prepared, batch {b}", f"{res['model_alone']['images_per_s']:.2f}", "images/s"),
         *(
             (f"  model alone at batch {size} (--sweep-batch)", f"{ips:.2f}", "images/s")
             for size, ips in res["model_alone_other_batch_sizes_images_per_s"].items()
@@ -314,12 +315,12 @@ def table_rows(report: dict) -> list[tuple[str, str, str]]:
         ),
         ("end-to-end / model-alone", f"{res['ratio_end_to_end_over_model_alone']:.2f}", "x"),
         (
-            "  in scan: encode_images (shares CPU with decoding)",
+            "  in scan: encode_prepared (shares CPU with decoding)",
             f"{e2e['encode_images_per_s_in_scan'] or 0:.2f}",
             "images/s",
         ),
         (
-            "  in scan: time outside encode_images",
+            "  in scan: time outside encode_prepared",
             f"{e2e['not_encoding_seconds']:.2f}",
             f"s of {e2e['scan_seconds']:.2f} s",
         ),
@@ -332,7 +333,7 @@ def table_rows(report: dict) -> list[tuple[str, str, str]]:
         *((f"  per image, 1 thread: {stage}", f"{ms:.1f}", "ms") for stage, ms in res["per_image_ms_1_thread"].items()),
         ("  per image, 1 thread: all of the above (no model)", f"{res['prepare_ms_per_image_1_thread']:.1f}", "ms"),
         (
-            f"  per image: encode_images ({machine['torch_threads']} torch threads)",
+            f"  per image: encode_prepared ({machine['torch_threads']} torch threads)",
             f"{res['model_ms_per_image']:.1f}",
             "ms",
         ),

@@ -95,7 +95,7 @@ def build_data_dir(data_dir: Path, settings, places, latitudes, longitudes) -> f
     started = time.monotonic()
     services = product.Services(settings)
     try:
-        dim = services.encoder.dim
+        dim = services.encoder.describe().dim
         rng = np.random.default_rng(1)
         now = dt.datetime.now().replace(microsecond=0)
         items = []

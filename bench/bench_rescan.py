@@ -97,11 +97,12 @@ def ensure_data(cache: Path, tree: Path, model: str) -> Path:
         services = product.Services(settings_for(tree / "library", data_dir, model))
         try:
             rng = np.random.default_rng(0)
+            dim = services.encoder.describe().dim
             entries = list(services.scanner.walk())
             chunk = 5000
             for start in range(0, len(entries), chunk):
                 part = entries[start : start + chunk]
-                vectors = product.normalise(rng.standard_normal((len(part), services.encoder.dim)).astype(np.float32))
+                vectors = product.normalise(rng.standard_normal((len(part), dim)).astype(np.float32))
                 records = [
                     product.ItemRecord(
                         path=e.path,

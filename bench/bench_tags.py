@@ -96,7 +96,7 @@ def main(argv=None) -> int:
         services_of(create_app(settings)).close()  # a database that records this model
         app = create_app(settings)
         services = services_of(app)
-        dim = services.encoder.dim
+        dim = services.encoder.describe().dim
         frames = int(args.vectors * args.video_share) // FRAMES_PER_VIDEO * FRAMES_PER_VIDEO
         vectors = clustered(args.vectors, dim, clusters=max(10, args.vectors // 500))
         # A share of the items shows one label clearly (its direction mixed in), so tags are written as in a real

@@ -11,7 +11,7 @@ For each input it measures, in order, on the same file:
   convert-all every frame decoded and converted to RGB (what frame-count-based samplers that grab every frame pay)
   scan       ``services.scans.run()`` on a library holding only that video: probe, sample, thumbnail, preprocess,
              embed, SQLite, FAISS
-  model      ``encode_images`` alone on as many frames as the scan embedded
+  model      ``encode_prepared`` alone on as many frames as the scan embedded
 Real-time factor = video seconds / wall seconds (higher is faster). Inputs are generated once (a slow pan over a
 real 12 MP photo, phone-like GOP of 1 s) and cached under ``--cache``; results go to ``<out>/bench_video.json``.
 """
@@ -115,7 +115,7 @@ def measure(video: Path, label: str, args, checkpoint: Path, data_dirs: DataDirs
         try:
             scan = services.scans.run()
             embedded = services.index.ntotal
-            pixels = [services.encoder.preprocess(f.image) for f in frames[: max(embedded, 1)]]
+            pixels = [services.encoder.prepare(f.image) for f in frames[: max(embedded, 1)]]
             model_s = measure_model_alone(services.encoder, pixels, settings.batch_size)["seconds"]
         finally:
             services.close()

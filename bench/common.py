@@ -502,7 +502,7 @@ class DataDirs:
 # --------------------------------------------------------------------------------------------------------------
 def scanner_decoder(settings, encoder) -> Callable[[bytes], object]:
     """``decode(data)``: decodes a picture exactly as the scanner does (sizes and pixel limit from the settings)."""
-    sizes = product.decode_sizes(settings, encoder)
+    sizes = product.decode_sizes(settings, encoder.describe().input_size)
 
     def decode(data: bytes):
         return product.decode_image(data, max_pixels=settings.max_image_pixels, **sizes)
@@ -511,12 +511,12 @@ def scanner_decoder(settings, encoder) -> Callable[[bytes], object]:
 
 
 def measure_model_alone(encoder, pixels: list, batch_size: int) -> dict:
-    """encode_images on preprocessed inputs, batch by batch, after one warm-up batch."""
-    encoder.encode_images(pixels[:batch_size])  # warm-up (allocator, oneDNN kernels), not counted
+    """encode_prepared on prepared pictures, batch by batch, after one warm-up batch."""
+    encoder.encode_prepared(pixels[:batch_size])  # warm-up (allocator, oneDNN kernels), not counted
     batch_seconds = []
     for start in range(0, len(pixels), batch_size):
         t0 = time.perf_counter()
-        encoder.encode_images(pixels[start : start + batch_size])
+        encoder.encode_prepared(pixels[start : start + batch_size])
         batch_seconds.append(time.perf_counter() - t0)
     total = sum(batch_seconds)
     return {
@@ -530,14 +530,14 @@ def measure_model_alone(encoder, pixels: list, batch_size: int) -> dict:
 
 
 class EncodeTimer:
-    """Times the encoder's ``encode_images`` calls while active (wraps the bound method on the instance, which the
+    """Times the encoder's ``encode_prepared`` calls while active (wraps the bound method on the instance, which the
     scanner calls through; removed on exit). Costs two clock reads per batch."""
 
     def __init__(self, encoder):
         self.encoder, self.seconds, self.images, self.calls = encoder, 0.0, 0, 0
 
     def __enter__(self) -> EncodeTimer:
-        original = self.encoder.encode_images
+        original = self.encoder.encode_prepared
 
         def timed_encode(pixels):
             t0 = time.perf_counter()
@@ -548,11 +548,11 @@ class EncodeTimer:
                 self.images += len(pixels)
                 self.calls += 1
 
-        self.encoder.encode_images = timed_encode
+        self.encoder.encode_prepared = timed_encode
         return self
 
     def __exit__(self, *_exc) -> None:
-        del self.encoder.encode_images  # back to the class's method
+        del self.encoder.encode_prepared  # back to the class's method
 
 
 class PrepareTimer:

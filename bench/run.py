@@ -6,7 +6,7 @@
     .venv/bin/python bench/run.py --smoke --out /tmp/b   # tiny model, a few photos, 2k items (seconds)
 
 Indexing, per backend+precision (torch fp32 = the reference; onnx fp32; onnx int8; torch bf16 where the CPU has
-native bf16, or with ``--configs``): the model alone (``encode_images`` on preprocessed pictures) and end-to-end
+native bf16, or with ``--configs``): the model alone (``encode_prepared`` on prepared pictures) and end-to-end
 scans (``Services.scans.run()`` on a fresh data dir: walk, read, hash, decode, thumbnail, preprocess, encode,
 SQLite, FAISS) of three folders: 12 MP JPEGs, real iPhone 12 MP HEICs, and a HEIC-heavy phone mix; with the
 fidelity of each precision (worst cosine to torch fp32 on the same pictures and sentences) and of decoding HEICs
@@ -134,9 +134,9 @@ class Bench:
 
 
 def reference_inputs(encoder, sets: dict[str, Path], settings) -> tuple[list, list]:
-    """Preprocessed pictures of the mixed set (as the scanner decodes them) and the query sentences."""
+    """Prepared pictures of the mixed set (as the scanner decodes them) and the query sentences."""
     decode = common.scanner_decoder(settings, encoder)
-    pixels = [encoder.preprocess(decode(path.read_bytes()).image) for path in sorted(sets["mixed"].iterdir())]
+    pixels = [encoder.prepare(decode(path.read_bytes()).image) for path in sorted(sets["mixed"].iterdir())]
     return pixels, list(QUERIES[:16])
 
 
@@ -148,14 +148,14 @@ def measure_config(bench: Bench, key: str, sets: dict[str, Path], reference: dic
     log(f"{key}: loading (first time: ONNX export/quantization) ...")
     t0 = time.perf_counter()
     encoder = product.make_encoder(settings)
-    encoder.load()
+    model_facts = encoder.describe()  # loads it
     load_s = time.perf_counter() - t0
     result: dict = {
         "config": key,
-        "precision_used": encoder.precision,
-        "towers": dict(encoder.tower_precision),
-        "int8_probe_fidelity": dict(encoder.fidelity) or None,
-        "identity": encoder.identity,
+        "precision_used": model_facts.precision,
+        "towers": dict(model_facts.tower_precision),
+        "int8_probe_fidelity": dict(model_facts.fidelity) or None,
+        "identity": model_facts.identity,
         "load_s": round(load_s, 2),
     }
     pixels, sentences = reference_inputs(encoder, sets, settings)
@@ -167,7 +167,7 @@ def measure_config(bench: Bench, key: str, sets: dict[str, Path], reference: dic
     # the others' load, CPU-seconds much less. ``x cores`` turns it into what the whole machine would give.
     model_per_cpu = len(pixels) / model_cpu["own_cpu_s"] if model_cpu["own_cpu_s"] else 0.0
     result["model_alone_images_per_cpu_s"] = round(model_per_cpu, 3)
-    image_vectors = encoder.encode_images(pixels)
+    image_vectors = encoder.encode_prepared(pixels)
     text_vectors = encoder.encode_texts(sentences)
     text_ms = []
     for sentence in sentences:
@@ -222,7 +222,7 @@ def measure_config(bench: Bench, key: str, sets: dict[str, Path], reference: dic
             "ratio_to_model_alone": round(photos_per_s / model["images_per_s"], 3),
             "encode_seconds_in_scan": round(timer.seconds, 3),
             # Where the scan's CPU went, per photo: the decode threads, and the rest (model, SQLite, FAISS);
-            # the model waits for pictures for the share of the scan spent outside encode_images.
+            # the model waits for pictures for the share of the scan spent outside encode_prepared.
             "decode_cpu_s_per_photo": round(decode.cpu_s / stats.added, 4),
             "model_and_rest_cpu_s_per_photo": round((scan_cpu["own_cpu_s"] - decode.cpu_s) / stats.added, 4),
             "model_idle_share": round(max(0.0, 1 - timer.seconds / stats.seconds), 3),
@@ -242,15 +242,15 @@ def heic_thumbnail_fidelity(encoder, media: Path) -> dict:
         if not path.is_file():
             continue
         data = path.read_bytes()
-        timings, pixels = [], []
+        timings, pictures = [], []
         for thumbnail in (False, True):
             t0 = time.perf_counter()
             decoded = product.decode_image(
-                data, min_side=encoder.input_resolution, max_pixels=10**9, heif_thumbnail=thumbnail
+                data, min_side=encoder.describe().input_size, max_pixels=10**9, heif_thumbnail=thumbnail
             )
             timings.append((time.perf_counter() - t0) * 1000)
-            pixels.append(encoder.preprocess(decoded.image))
-        full, fast = encoder.encode_images(pixels)
+            pictures.append(decoded.image)
+        full, fast = encoder.encode_images(pictures)
         out[name] = {
             "cosine": round(float(full @ fast), 6),
             "full_ms": round(timings[0], 1),
@@ -326,7 +326,8 @@ def peer_search(store_path: str, query, k: int = 20):
 def measure_size(bench: Bench, encoder, n: int, queries: int, threshold: int) -> dict:
     import numpy as np
 
-    dim = encoder.dim
+    model_facts = encoder.describe()
+    dim = model_facts.dim
     args = bench.args
     clusters = max(50, n // 200)
     folder = bench.data_dirs.new(f"ms-bench-q{n}-")
@@ -353,7 +354,7 @@ def measure_size(bench: Bench, encoder, n: int, queries: int, threshold: int) ->
         index = product.VectorIndex(
             str(folder / f"index-{kind}.faiss"),
             dim,
-            encoder.identity,
+            model_facts.identity,
             kind="ivf" if kind == "sq8" else "auto",
             ann_threshold=threshold,
             nprobe=args.nprobe,
@@ -388,7 +389,7 @@ def measure_size(bench: Bench, encoder, n: int, queries: int, threshold: int) ->
     result["indexes"] = layouts
 
     # exact flat search over the same vectors, for comparison
-    flat = product.VectorIndex(str(folder / "flat.faiss"), dim, encoder.identity, kind="flat")
+    flat = product.VectorIndex(str(folder / "flat.faiss"), dim, model_facts.identity, kind="flat")
     flat.add(ids, vectors)
     flat_ms = []
     for query in query_vectors[:10]:
@@ -399,7 +400,7 @@ def measure_size(bench: Bench, encoder, n: int, queries: int, threshold: int) ->
     del flat
 
     # text queries end to end through the product's search service
-    sizes = product.decode_sizes(bench.query_settings, encoder)
+    sizes = product.decode_sizes(bench.query_settings, model_facts.input_size)
     service = product.SearchService(store, product.VectorSearch(store, auto_index), encoder, 10**9, sizes)
     with bench.phase(f"q{n}:text_queries"):
         times = common.time_text_queries(service, queries)
@@ -420,7 +421,7 @@ def measure_size(bench: Bench, encoder, n: int, queries: int, threshold: int) ->
             decode, rest = [], []
             for _ in range(5):
                 t0 = time.perf_counter()
-                product.decode_image(data, min_side=encoder.input_resolution, max_pixels=10**9, heif_thumbnail=True)
+                product.decode_image(data, min_side=model_facts.input_size, max_pixels=10**9, heif_thumbnail=True)
                 t1 = time.perf_counter()
                 vector = service.image_vector(data)
                 service.search(vector, product.Filters(), product.Page(limit=20))
@@ -707,9 +708,10 @@ def main(argv=None) -> int:
         if not args.skip_queries:
             bench.query_settings = bench.settings()
             encoder = product.make_encoder(bench.query_settings)  # the default backend for this machine
-            encoder.load()
+            model_facts = encoder.describe()  # loads it
             report["config"]["query_backend"] = (
-                f"{encoder.backend} {encoder.precision} text tower {encoder.tower_precision[product.Tower.TEXT]}"
+                f"{model_facts.backend} {model_facts.precision} "
+                f"text tower {model_facts.tower_precision[product.Tower.TEXT]}"
             )
             for n in args.sizes:
                 report["queries"].append(measure_size(bench, encoder, n, args.queries, threshold))

@@ -182,10 +182,9 @@ def cmd_hash_password(_settings, args) -> int:
 
 def cmd_download_model(settings: Settings, _args) -> int:
     """Fetch MS_MODEL's weights into $MS_DATA_DIR/models (to prepare an offline machine or a Docker image)."""
-    from materialsearch.encoders.weights import resolve_weights
+    from materialsearch.encoders.weights import download_weights
 
-    spec, _checkpoint = resolve_weights(settings.model, settings.models_dir, settings.model_arch, settings.offline)
-    print(spec.path)
+    print(download_weights(settings))
     return 0
 
 

@@ -72,8 +72,8 @@ class Services:
         store = Catalog.open_store(settings.data_dir)
         try:
             self.encoder = encoder or make_encoder(settings)
-            self.encoder.load()
-            index = Catalog.vector_index(settings.data_dir, self.encoder.dim, self.encoder.identity, settings)
+            model = self.encoder.describe()  # loads it: a model that cannot load fails the start here
+            index = Catalog.vector_index(settings.data_dir, model.dim, model.identity, settings)
             self.catalog = Catalog(store, index, owner=self.owner)
             self.model_change = self.catalog.open()
         except BaseException:
@@ -94,7 +94,7 @@ class Services:
             self.vectors,
             self.encoder,
             settings.max_image_pixels,
-            decode_sizes(settings, self.encoder),
+            decode_sizes(settings, self.encoder.describe().input_size),
             settings.stack_cosine,
         )
         self.transcoder = Transcoder(

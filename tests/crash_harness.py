@@ -70,7 +70,7 @@ def install(phase: str, n: int) -> None:
     """Patch the app in this (child) process so that it SIGKILLs itself at ``phase``, the n-th time."""
     from materialsearch.catalog import store
     from materialsearch.catalog import vector_index as index
-    from materialsearch.encoders.choose import ENCODERS
+    from materialsearch.encoders import registered_backends
     from materialsearch.scan import prepare
     from materialsearch.scan import scanner as scan
 
@@ -96,14 +96,14 @@ def install(phase: str, n: int) -> None:
         prepare.Preparer._photo = photo
     elif phase == "embedding":
         # Whichever backend the settings pick (torch, or ONNX Runtime where it is the default) is killed inside.
-        for cls in ENCODERS.values():
+        for cls in registered_backends().values():
 
-            def encode_images(self, pixels, _original=cls.encode_images):
+            def encode_prepared(self, batch, _original=cls.encode_prepared):
                 if counter.hit():
                     die()
-                return _original(self, pixels)
+                return _original(self, batch)
 
-            cls.encode_images = encode_images
+            cls.encode_prepared = encode_prepared
     elif phase == "mid-commit":
         from sqlalchemy import event
         from sqlalchemy.engine import Engine

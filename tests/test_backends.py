@@ -200,8 +200,8 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
 def test_make_encoder_builds_the_choice_for_the_given_machine(make_settings):
     bf16_cpu = make_encoder(make_settings(backend="torch"), machine=AVX512_BF16)
     assert isinstance(bf16_cpu, TorchEncoder) and bf16_cpu.device == "cpu"
-    bf16_cpu.load()  # bf16 runs on any x86 CPU (emulated, slowly, without AVX512-BF16/AMX)
-    assert bf16_cpu.precision == Precision.BF16 and bf16_cpu.encode_texts(["猫"]).shape == (1, bf16_cpu.dim)
+    model = bf16_cpu.describe()  # loads it: bf16 runs on any x86 CPU (emulated, slowly, without AVX512-BF16/AMX)
+    assert model.precision == Precision.BF16 and bf16_cpu.encode_texts(["猫"]).shape == (1, model.dim)
     assert isinstance(make_encoder(make_settings(precision="int8"), machine=AVX2_ONLY), OnnxEncoder)
     assert isinstance(make_encoder(make_settings(backend="torch"), machine=AVX2_ONLY), TorchEncoder)
 
@@ -225,17 +225,18 @@ def test_fidelity_to_cn_clip_fp32(path, reference, encoder_for, media_dir):
     backend, precision, tolerance = CPU_PATHS[path]
     encoder = encoder_for(backend, precision)
     assert isinstance(encoder, Encoder)  # the whole Protocol, in every backend
+    model = encoder.describe()
     # The path asked for is the path that ran, on whatever CPU this is (bf16 is not turned down without AVX512-BF16).
-    assert (encoder.backend, encoder.precision) == (backend, precision)
-    assert encoder.tower_precision == dict.fromkeys(Tower, precision)
-    tolerance.check(encoder.encode_images(reference["pixels"]), reference["images"], f"{path} images")
+    assert (model.backend, model.precision) == (backend, precision)
+    assert model.tower_precision == dict.fromkeys(Tower, precision)
+    tolerance.check(encoder.encode_prepared(reference["pixels"]), reference["images"], f"{path} images")
     tolerance.check(encoder.encode_texts(SENTENCES), reference["texts"], f"{path} sentences")
     # Only int8 vectors differ enough to be re-embedded: the others share fp32's identity.
     suffix = "|int8" if precision == Precision.INT8 else ""
-    assert encoder.identity == base_identity(encoder.spec) + suffix
-    assert encoder.dim == TEST_MODEL_INFO["embed_dim"] and encoder.input_resolution == 224
+    assert model.identity == base_identity(encoder.loaded.spec) + suffix
+    assert model.dim == TEST_MODEL_INFO["embed_dim"] and model.input_size == 224
     image = decode_image((media_dir / PHOTOS[0]).read_bytes(), min_side=224, max_pixels=10**9).image
-    assert np.array_equal(encoder.preprocess(image), reference["pixels"][0])  # cn_clip's, in every backend
+    assert np.array_equal(encoder.prepare(image), reference["pixels"][0])  # cn_clip's, in every backend
 
 
 @pytest.mark.fidelity
@@ -254,7 +255,8 @@ def test_bf16_keeps_layernorms_fp32(encoder_for):
 def test_int8_record_cache_and_batch_independence(encoder_for, tiny_model, module_data, media_dir, monkeypatch):
 
     encoder = encoder_for(Backend.ONNX, Precision.INT8)
-    fingerprint = encoder.identity.split("|")[-2]
+    model = encoder.describe()
+    fingerprint = model.identity.split("|")[-2]
     folder = os.path.join(module_data, "models", "onnx")
     for tower in Tower:
         for precision in (Precision.FP32, Precision.INT8):
@@ -262,14 +264,14 @@ def test_int8_record_cache_and_batch_independence(encoder_for, tiny_model, modul
     record_file = next(p for p in os.scandir(folder) if p.name.endswith(".json"))
     with open(record_file.path, encoding="utf-8") as handle:
         record = json.load(handle)
-    print(f"int8 fidelity on the tiny model (worst cosine vs fp32 on the probe set): {dict(encoder.fidelity)}")
-    assert record == {**encoder.fidelity, "min_cosine_required": onnx_encoder.INT8_MIN_COSINE}
-    assert min(encoder.fidelity.values()) >= onnx_encoder.INT8_MIN_COSINE
+    print(f"int8 fidelity on the tiny model (worst cosine vs fp32 on the probe set): {dict(model.fidelity)}")
+    assert record == {**model.fidelity, "min_cosine_required": onnx_encoder.INT8_MIN_COSINE}
+    assert min(model.fidelity.values()) >= onnx_encoder.INT8_MIN_COSINE
 
     # A picture's int8 vector does not depend on what it is batched with.
     pixels = pixels_of(media_dir)
-    batched = encoder.encode_images(pixels)
-    assert np.array_equal(encoder.encode_images(pixels[2:3])[0], batched[2])
+    batched = encoder.encode_prepared(pixels)
+    assert np.array_equal(encoder.encode_prepared(pixels[2:3])[0], batched[2])
     assert np.array_equal(encoder.encode_texts(SENTENCES[1:2])[0], encoder.encode_texts(SENTENCES)[1])
 
     # A second start loads the cached files: no export, no quantization.
@@ -280,9 +282,9 @@ def test_int8_record_cache_and_batch_independence(encoder_for, tiny_model, modul
     monkeypatch.setattr(onnx_encoder, "quantize_int8", fail)
     settings = settings_on(module_data, tiny_model, backend="onnx", precision="int8")
     again = make_encoder(settings)
-    again.load()
-    assert again.fidelity == encoder.fidelity and again.identity == encoder.identity
-    assert np.array_equal(again.encode_images(pixels[:1]), encoder.encode_images(pixels[:1]))
+    again_model = again.describe()  # loads it
+    assert again_model.fidelity == model.fidelity and again_model.identity == model.identity
+    assert np.array_equal(again.encode_prepared(pixels[:1]), encoder.encode_prepared(pixels[:1]))
 
 
 def test_int8_below_the_fidelity_bar_runs_fp32(tiny_model, tmp_path, monkeypatch, caplog):
@@ -291,9 +293,9 @@ def test_int8_below_the_fidelity_bar_runs_fp32(tiny_model, tmp_path, monkeypatch
     settings = settings_on(tmp_path, tiny_model, backend="onnx", precision="int8")
     encoder = make_encoder(settings)
     with caplog.at_level(logging.WARNING):
-        encoder.load()
-    assert encoder.tower_precision == dict.fromkeys(Tower, Precision.FP32) and encoder.precision == Precision.FP32
-    assert encoder.identity == base_identity(encoder.spec)
+        model = encoder.describe()  # loads it
+    assert model.tower_precision == dict.fromkeys(Tower, Precision.FP32) and model.precision == Precision.FP32
+    assert model.identity == base_identity(encoder.loaded.spec)
     assert sum("below 1.010: running fp32" in r.getMessage() for r in caplog.records) == 2
 
 
@@ -307,7 +309,7 @@ def test_switching_precision_re_embeds_only_when_vectors_change(open_services, l
     same.close()
     changed = open_services(library=str(library), backend="onnx", precision="int8")
     # The tiny model's int8 towers pass the fidelity bar (test_int8_record_cache_and_batch_independence).
-    assert changed.encoder.precision == Precision.INT8
+    assert changed.encoder.describe().precision == Precision.INT8
     assert changed.model_change and f"{stats.added} items will be re-embedded" in changed.model_change
     assert changed.index.ntotal == 0
     rescan = changed.scans.run()

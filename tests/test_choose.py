@@ -59,6 +59,12 @@ def never(*_args):
     raise AssertionError("measured, but a stored decision or an explicit setting should have decided")
 
 
+def ran(encoder) -> tuple[str, str]:
+    """The backend and (image tower) precision that run ``encoder``, as it describes itself (loading it)."""
+    model = encoder.describe()
+    return model.backend, model.precision
+
+
 # The kinds of CPU the issue names, as measured there (seconds per ViT-B-16 picture).
 XEON_AVX512_BF16_NO_AMX = {ALL[0]: 1 / 6.5, ALL[1]: 1 / 14.0, ALL[2]: 1 / 7.1, ALL[3]: 1 / 4.1}
 AMX_CPU = {ALL[0]: 1 / 6.5, ALL[1]: 1 / 14.0, ALL[2]: 1 / 7.1, ALL[3]: 1 / 25.0}
@@ -75,7 +81,7 @@ AMX_CPU = {ALL[0]: 1 / 6.5, ALL[1]: 1 / 14.0, ALL[2]: 1 / 7.1, ALL[3]: 1 / 25.0}
 def test_the_fastest_candidate_wins(make_settings, timings, expected):
     timer = Stopwatch(timings)
     encoder = make_encoder(make_settings(), AVX2, timer=timer)
-    assert (encoder.backend, encoder.precision) == expected == (encoder.choice.backend, encoder.choice.precision)
+    assert ran(encoder) == expected == (encoder.choice.backend, encoder.choice.precision)
     assert [(m.backend, m.precision) for m in encoder.choice.measurements] == ALL
     winner = next(m for m in encoder.choice.measurements if (m.backend, m.precision) == expected)
     assert winner.passed and "measured fastest" in encoder.choice.reason and encoder.choice.measure_cost_s >= 0
@@ -93,7 +99,7 @@ def test_a_fast_candidate_that_misses_the_fidelity_gate_loses(make_settings, mon
     monkeypatch.setattr(base, "FIDELITY_MIN_COSINE", 0.999999)
     timings = {**AMX_CPU, ALL[1]: 1 / 50}  # int8 then bf16 fastest, torch fp32 slowest
     encoder = make_encoder(make_settings(), AVX2, timer=Stopwatch(timings))
-    assert (encoder.backend, encoder.precision) == ALL[2]
+    assert ran(encoder) == ALL[2]
     by_path = {(m.backend, m.precision): m for m in encoder.choice.measurements}
     for path in ALL[1], ALL[3]:
         assert not by_path[path].passed and by_path[path].runs == 1 and "fidelity gate" in by_path[path].note
@@ -106,13 +112,13 @@ def test_a_hopeless_candidate_stops_after_its_warm_up(make_settings):
     bf16 = encoder.choice.measurements[-1]
     assert bf16.runs == 0 and bf16.min_cosine is None and "warm-up" in bf16.note and not bf16.passed
     assert [c for c in timer.calls if c[:2] == ALL[3]] == [(*ALL[3], 1), (*ALL[3], 1)]  # two one-picture runs
-    assert (encoder.backend, encoder.precision) == ALL[1]
+    assert ran(encoder) == ALL[1]
 
 
 def test_without_onnx_runtime_only_torch_is_measured(make_settings):
     encoder = make_encoder(make_settings(), NO_ONNX, timer=Stopwatch(AMX_CPU))
     assert [(m.backend, m.precision) for m in encoder.choice.measurements] == [ALL[0], ALL[3]]
-    assert (encoder.backend, encoder.precision) == ALL[3]
+    assert ran(encoder) == ALL[3]
 
 
 def test_a_candidate_that_fails_is_recorded_and_the_others_compete(make_settings, monkeypatch, caplog):
@@ -124,7 +130,7 @@ def test_a_candidate_that_fails_is_recorded_and_the_others_compete(make_settings
     monkeypatch.setattr(OnnxEncoder, "_load", broken)
     with caplog.at_level(logging.WARNING, logger="materialsearch.encoders.measure"):
         encoder = make_encoder(make_settings(), AVX2, timer=Stopwatch(XEON_AVX512_BF16_NO_AMX))
-    assert (encoder.backend, encoder.precision) == ALL[0]  # int8 would win, but cannot run; bf16 is slower
+    assert ran(encoder) == ALL[0]  # int8 would win, but cannot run; bf16 is slower
     onnx = [m for m in encoder.choice.measurements if m.backend == Backend.ONNX]
     assert len(onnx) == 2 and all(not m.passed and "a test" in m.note for m in onnx)
     assert "a test" in caplog.text
@@ -137,17 +143,17 @@ def test_the_decision_is_stored_and_reused(make_settings):
     assert record["chosen"] == {"backend": "onnx", "precision": "int8"} and len(record["measurements"]) == 4
     assert record["fingerprint"]["cpu"] == "AMD EPYC" and record["fingerprint"]["weights"]
     again = make_encoder(settings, AVX2, timer=never)
-    assert (again.backend, again.precision) == (first.backend, first.precision)
+    assert ran(again) == (first.backend, first.precision)
     assert again.choice.measurements == first.measurements
     assert "stored in" in again.choice.reason and again.choice.measure_cost_s == first.measure_cost_s
-    again.load()  # the stored choice builds a working encoder
-    assert again.encode_texts(["猫"]).shape == (1, again.dim)
+    # the stored choice builds a working encoder
+    assert again.encode_texts(["猫"]).shape == (1, again.describe().dim)
 
 
 def test_explicit_settings_are_not_measured(make_settings):
     settings = make_settings(backend="torch", precision="fp32")
     encoder = make_encoder(settings, AVX2, timer=never)
-    assert (encoder.backend, encoder.precision) == ALL[0] and encoder.choice.measurements == ()
+    assert ran(encoder) == ALL[0] and encoder.choice.measurements == ()
     assert encoder.choice.measure_cost_s is None
 
 
@@ -165,7 +171,7 @@ def test_a_changed_fingerprint_measures_again(make_settings, make_model, monkeyp
         settings = make_settings(torch_threads=1)
     timer = Stopwatch(AMX_CPU)
     encoder = make_encoder(settings, machine, timer=timer)
-    assert timer.calls and (encoder.backend, encoder.precision) == ALL[3]
+    assert timer.calls and ran(encoder) == ALL[3]
     assert stored(settings)["chosen"]["precision"] == "bf16"
 
 
@@ -182,10 +188,10 @@ def test_a_corrupt_decision_file_is_measured_again(make_settings, caplog, conten
     timer = Stopwatch(AMX_CPU)
     with caplog.at_level(logging.INFO, logger="materialsearch.encoders.measure"):
         encoder = make_encoder(settings, AVX2, timer=timer)
-    assert timer.calls and encoder.precision == Precision.BF16
+    assert timer.calls and encoder.describe().precision == Precision.BF16
     assert "measuring again" in caplog.text
     reused = make_encoder(settings, AVX2, timer=never)  # the file was rewritten whole
-    assert reused.precision == Precision.BF16
+    assert reused.describe().precision == Precision.BF16
 
 
 def test_a_changed_stored_entry_with_a_bad_value_is_measured_again(make_settings, caplog):
@@ -197,7 +203,7 @@ def test_a_changed_stored_entry_with_a_bad_value_is_measured_again(make_settings
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(record, handle)
     with caplog.at_level(logging.WARNING, logger="materialsearch.encoders.measure"):
-        assert make_encoder(settings, AVX2, timer=Stopwatch(AMX_CPU)).precision == Precision.BF16
+        assert make_encoder(settings, AVX2, timer=Stopwatch(AMX_CPU)).describe().precision == Precision.BF16
     assert "unreadable" in caplog.text
 
 
@@ -216,14 +222,14 @@ def test_really_measuring_picks_a_path_within_the_gate(make_settings):
     assert chosen.measurements[0].min_cosine == 1.0  # torch fp32 is the reference
     fp32 = make_encoder(make_settings(backend="torch", precision="fp32"))
     ours = make_encoder(settings, AVX2, timer=never)  # stored
-    probe = measure.make_probe(fp32.input_resolution, 4)
-    assert cosines(ours.encode_images(probe.pixels), fp32.encode_images(probe.pixels)).min() >= 0.999
+    probe = measure.make_probe(fp32.describe().input_size, 4)
+    assert cosines(ours.encode_prepared(probe.pixels), fp32.encode_prepared(probe.pixels)).min() >= 0.999
 
 
 def make_encoder_for(settings, choice):
-    from materialsearch.encoders.choose import ENCODERS
+    from materialsearch.encoders import registered_backends
 
-    return ENCODERS[choice.backend](settings, choice)
+    return registered_backends()[choice.backend](settings, choice)
 
 
 def test_the_status_says_what_was_chosen_and_why(make_app):

@@ -72,11 +72,12 @@ def fp32_encoders(tiny_model, tmp_path_factory):
 @pytest.mark.parametrize("backend", [Backend.TORCH, Backend.ONNX])
 def test_probabilities_equal_cn_clips_forward(backend, fp32_encoders, cn_clip_model):
     encoder = fp32_encoders[backend]
-    assert encoder.logit_scale == pytest.approx(cn_clip_model.logit_scale.item(), abs=1e-7)
-    pixels = clip_preprocess(picture(), encoder.input_resolution)
+    model = encoder.describe()
+    assert model.logit_scale == pytest.approx(cn_clip_model.logit_scale.item(), abs=1e-7)
+    pixels = clip_preprocess(picture(), model.input_size)
     expected, cosines = cn_clip_forward(cn_clip_model, pixels, prompts_for(LABELS, TEMPLATE))
 
-    scored = Classifier(encoder).classify(encoder.encode_images([pixels])[0], LABELS, TEMPLATE)
+    scored = Classifier(encoder).classify(encoder.encode_prepared([pixels])[0], LABELS, TEMPLATE)
 
     by_label = {s.label: s for s in scored}
     ours = np.array([by_label[label].probability for label in LABELS])

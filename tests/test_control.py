@@ -45,16 +45,17 @@ def photos(tmp_path) -> Path:
 
 
 class Gate:
-    """Wraps an encoder's ``encode_images``: can hold the scan inside a chosen batch and slow every batch down."""
+    """Wraps an encoder's ``encode_prepared`` (what the scan calls per batch): can hold the scan inside a chosen
+    batch and slow every batch down."""
 
     def __init__(self, encoder, hold_at: int | None = None, delay: float = 0.0):
-        self.original = encoder.encode_images
+        self.original = encoder.encode_prepared
         self.hold_at = hold_at
         self.delay = delay
         self.calls = 0
         self.entered = threading.Event()
         self.release = threading.Event()
-        encoder.encode_images = self  # an instance attribute: only this encoder is affected
+        encoder.encode_prepared = self  # an instance attribute: only this encoder is affected
 
     def __call__(self, pixels):
         self.calls += 1
@@ -260,13 +261,13 @@ def test_model_change_re_embeds_in_the_background_without_dimension_errors(app_f
     first = services_of(app_for(library=str(photos)))
     first.scans.run()
     item_ids = sorted(s.id for s in first.store.file_states().values())
-    assert first.encoder.dim == 64
+    assert first.encoder.describe().dim == 64
     first.close()
 
     other = make_model(seed=5, embed_dim=32)
     app = app_for(library=str(photos), model=other, scan_on_start=False)
     client, services = app.test_client(), services_of(app)
-    assert services.encoder.dim == services.index.dim == 32 and services.index.ntotal == 0
+    assert services.encoder.describe().dim == services.index.dim == 32 and services.index.ntotal == 0
     # Before anything is re-embedded: searches answer (nothing yet) and say why, for every kind of query.
     body = client.get("/api/search", query_string={"q": "photo"}).get_json()
     assert body["results"] == [] and body["reindexing"]["pending"] == PHOTOS

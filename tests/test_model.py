@@ -37,8 +37,7 @@ def test_named_model_is_read_from_the_models_dir_without_network(make_settings, 
     shutil.copy(tiny_model, os.path.join(settings.models_dir, "clip_cn_vit-b-16.pt"))
     monkeypatch.setattr("socket.create_connection", _no_network)
     encoder = torch_fp32(settings)
-    encoder.load()
-    assert encoder.dim == TEST_MODEL_INFO["embed_dim"]
+    assert encoder.describe().dim == TEST_MODEL_INFO["embed_dim"]
 
 
 def _no_network(*_args, **_kwargs):

@@ -115,7 +115,7 @@ def test_an_unexpected_exception_in_one_stage_costs_one_file(stage, open_service
 def test_the_first_preprocess_failing_costs_one_file(open_services, mixed_library, monkeypatch):
     """The model's preprocessing raising once (whatever file it was) loses that one file and nothing else."""
     services = open_services(library=str(mixed_library))
-    original = services.encoder.preprocess
+    original = services.encoder.prepare
     calls = []
 
     def flaky(image):
@@ -124,7 +124,7 @@ def test_the_first_preprocess_failing_costs_one_file(open_services, mixed_librar
             raise Boom("preprocess failed")
         return original(image)
 
-    monkeypatch.setattr(services.encoder, "preprocess", flaky)
+    monkeypatch.setattr(services.encoder, "prepare", flaky)
     stats = services.scans.run()
     statuses = [state.status for state in services.store.file_states().values()]
     assert stats.errors == 2

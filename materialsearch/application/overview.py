@@ -135,16 +135,16 @@ class LibraryOverview:
         )
 
     def _model(self, reindexing: Reindexing | None) -> ModelFacts:
-        encoder = self.encoder
+        model = self.encoder.describe()
         return ModelFacts(
             name=os.path.basename(self.settings.model),  # a cn_clip name, or a checkpoint's file name
-            arch=encoder.spec.arch,
-            dim=encoder.dim,
-            device=encoder.device,
-            backend=encoder.backend,
-            precision=encoder.precision,
+            arch=model.arch,
+            dim=model.dim,
+            device=model.device,
+            backend=model.backend,
+            precision=model.precision,
             notice=reindexing.message if reindexing else None,
-            choice=BackendDecision.of(encoder.choice),
+            choice=BackendDecision.of(model.choice),
         )
 
     def problems(self, limit: int, offset: int) -> Problems:

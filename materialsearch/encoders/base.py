@@ -1,6 +1,6 @@
-"""What every encoder backend is: the ``Encoder`` Protocol, the backend and precision names, the weights it
-loaded (``WeightsSpec``), the choice made for this machine, and ``LoadedWeights``, the load-once lifecycle both
-backends share.
+"""What every encoder is: the ``Encoder`` Protocol and its ``EncoderDescription``, the backend and precision
+names, the choice made for this machine; and for the local backends the weights they load (``WeightsSpec``) and
+``LoadedWeights``, the load-once lifecycle and preprocessing they share.
 
 Nothing here imports torch, cn_clip or ONNX Runtime: callers that only need the types stay light.
 """
@@ -103,64 +103,58 @@ def passes_gate(cosine: float) -> bool:
 class BackendChoice:
     """Which backend and precision run the model on which device, and why (shown in the status and the log)."""
 
-    backend: Backend
-    precision: Precision
+    backend: str  # a registered backend's name: a ``Backend`` for the local ones
+    precision: str  # a ``Precision`` for the local ones; another backend is given MS_PRECISION as set
     device: str  # "cpu", "cuda", "cuda:1" ...
     reason: str
     measurements: tuple[Measurement, ...] = ()  # when ``auto`` chose by measuring: every candidate's numbers
     measure_cost_s: float | None = None  # what measuring cost at the start it happened (None: not measured)
 
 
+PreparedPicture = object  # what an encoder's ``prepare`` made of a picture: opaque to everyone but its encoder
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderDescription:
+    """What an encoder is (``Encoder.describe``): what its vectors' users need (identity, length, input size,
+    ``logit_scale``) and the facts the status shows."""
+
+    identity: str  # changes whenever the vectors would (architecture, weights, dim, int8): a model change
+    dim: int  # vector length
+    input_size: int  # side of the image tower's square input, in pixels (pictures are decoded at least this big)
+    # The weights' learned ``logit_scale`` (cn_clip's parameter, the log of the factor applied to cosines before
+    # the softmax: ``logits = exp(logit_scale) · cosine``).
+    logit_scale: float
+    arch: str  # human-readable architecture
+    backend: str  # the registered backend that runs it (``Backend`` for the local ones)
+    device: str  # "cpu", "cuda", "cuda:1" ... (or where a remote encoder runs)
+    precision: str  # the image tower's (what stored vectors depend on)
+    tower_precision: Mapping[Tower, str]  # each tower's (ONNX int8 may keep a tower fp32)
+    fidelity: Mapping[Tower, float]  # worst cosine to fp32 per tower measured at load; empty where none was
+    choice: BackendChoice  # how backend and precision were chosen (with the measurements when ``auto`` measured)
+
+
 @runtime_checkable
 class Encoder(Protocol):
-    """What the scanner, search and status need from a model backend. Every property but ``backend`` and
-    ``device`` loads the model first (``load`` is idempotent)."""
-
-    backend: Backend
-    device: str
-    choice: BackendChoice  # what ran the model and why (with the measurements when ``auto`` measured)
+    """The one door to a model: decoded pictures (PIL images, upright RGB) and sentences in, L2-normalised
+    float32 vectors out. Each encoder does its own preprocessing, split in two so that the scan's decode threads
+    run the first half: ``prepare`` one picture, then ``encode_prepared`` a batch of them. A local backend
+    prepares the model's input array; a remote one would prepare a small JPEG at the model's input size."""
 
     def load(self) -> None:
-        """Load weights once; raises ModelError with an actionable message."""
+        """Make the model ready once (later calls return at once); raises ModelError with an actionable message."""
 
-    @property
-    def precision(self) -> Precision:
-        """The image tower's precision (what stored vectors depend on)."""
+    def describe(self) -> EncoderDescription:
+        """What this encoder is (loading it first)."""
 
-    @property
-    def tower_precision(self) -> Mapping[Tower, Precision]:
-        """The precision each tower runs in (ONNX int8 may keep a tower fp32)."""
+    def prepare(self, image: Image.Image) -> PreparedPicture:
+        """One picture → what ``encode_prepared`` takes (safe to call from several threads at once)."""
 
-    @property
-    def fidelity(self) -> Mapping[Tower, float]:
-        """Worst cosine to fp32 per tower as measured at load (ONNX int8); empty where nothing was measured."""
+    def encode_prepared(self, batch: Sequence[PreparedPicture]) -> np.ndarray:
+        """Pictures this encoder prepared → (n, dim) float32, L2-normalised."""
 
-    @property
-    def spec(self) -> WeightsSpec:
-        """The loaded weights: where they are and their architecture."""
-
-    @property
-    def identity(self) -> str:
-        """A string that changes whenever vectors would change (architecture, weights, dim, int8)."""
-
-    @property
-    def dim(self) -> int:
-        """Vector length."""
-
-    @property
-    def input_resolution(self) -> int:
-        """Square input size of the image tower, in pixels."""
-
-    @property
-    def logit_scale(self) -> float:
-        """The weights' learned ``logit_scale`` (cn_clip's parameter, the log of the factor applied to cosines
-        before the softmax: ``logits = exp(logit_scale) · cosine``)."""
-
-    def preprocess(self, image: Image.Image) -> np.ndarray:
-        """PIL image → the model's input array (C, H, W), float32."""
-
-    def encode_images(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
-        """Preprocessed images → (n, dim) float32, L2-normalised."""
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Pictures (any size and mode) → (n, dim) float32, L2-normalised: ``prepare`` then ``encode_prepared``."""
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Sentences → (n, dim) float32, L2-normalised."""
@@ -178,8 +172,9 @@ class Loaded:
 
 
 class LoadedWeights(abc.ABC):
-    """The lifecycle both backends share: ``load`` once under a lock (``_load`` does the work), then report
-    the loaded weights. Subclasses add ``encode_images``/``encode_texts``."""
+    """What the local backends share: ``load`` once under a lock (``_load`` does the work), cn_clip's
+    preprocessing as ``prepare`` (the model's input array), and the description of the loaded weights.
+    Subclasses add ``encode_prepared``/``encode_texts``."""
 
     backend: Backend
 
@@ -187,9 +182,9 @@ class LoadedWeights(abc.ABC):
         if choice.backend != self.backend:
             raise ModelError(f"{type(self).__name__} runs {self.backend}, not {choice.backend}")
         self._settings = settings
-        self._choice = choice
         self._lock = threading.Lock()
         self._loaded: Loaded | None = None
+        self._description: EncoderDescription | None = None
         self.device = choice.device
         self.choice = choice
 
@@ -199,7 +194,7 @@ class LoadedWeights(abc.ABC):
 
     def load(self) -> None:
         """Load the model once; later calls return at once."""
-        if self._loaded is not None:  # every preprocess and encode asks: no lock once loaded
+        if self._loaded is not None:  # every prepare and encode asks: no lock once loaded
             return
         with self._lock:
             if self._loaded is None:
@@ -212,46 +207,38 @@ class LoadedWeights(abc.ABC):
         assert self._loaded is not None
         return self._loaded
 
-    @property
-    def precision(self) -> Precision:
-        """The image tower's precision (what stored vectors depend on)."""
-        return self.loaded.tower_precision[Tower.IMAGE]
+    def describe(self) -> EncoderDescription:
+        """The loaded weights, their vectors and how they run."""
+        if self._description is None:
+            loaded = self.loaded
+            self._description = EncoderDescription(
+                identity=loaded.identity,
+                dim=loaded.spec.embed_dim,
+                input_size=loaded.spec.input_resolution,
+                logit_scale=loaded.logit_scale,
+                arch=loaded.spec.arch,
+                backend=self.backend,
+                device=self.device,
+                precision=loaded.tower_precision[Tower.IMAGE],
+                tower_precision=loaded.tower_precision,
+                fidelity=loaded.fidelity,
+                choice=self.choice,
+            )
+        return self._description
 
-    @property
-    def tower_precision(self) -> Mapping[Tower, Precision]:
-        """The precision each tower runs in."""
-        return self.loaded.tower_precision
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        """cn_clip's own transform (bicubic squash to the input size, normalise): the (C, H, W) float32 input,
+        the same in every local backend."""
+        return clip_preprocess(image, self.loaded.spec.input_resolution)
 
-    @property
-    def fidelity(self) -> Mapping[Tower, float]:
-        """Worst cosine to fp32 per tower measured at load; empty where nothing was measured."""
-        return self.loaded.fidelity
+    @abc.abstractmethod
+    def encode_prepared(self, batch: Sequence[np.ndarray]) -> np.ndarray:
+        """A batch of ``prepare``'s arrays → (n, dim) float32, L2-normalised."""
 
-    @property
-    def spec(self) -> WeightsSpec:
-        """The loaded weights."""
-        return self.loaded.spec
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Pictures → (n, dim) float32, L2-normalised."""
+        return self.encode_prepared([self.prepare(image) for image in images])
 
-    @property
-    def identity(self) -> str:
-        """Architecture, resolution, dim and weights fingerprint (plus ``|int8`` for int8 vectors)."""
-        return self.loaded.identity
-
-    @property
-    def dim(self) -> int:
-        """Vector length of the loaded model."""
-        return self.spec.embed_dim
-
-    @property
-    def input_resolution(self) -> int:
-        """Square input size of the image tower."""
-        return self.spec.input_resolution
-
-    @property
-    def logit_scale(self) -> float:
-        """The weights' learned ``logit_scale`` (log of the cosine → logit factor)."""
-        return self.loaded.logit_scale
-
-    def preprocess(self, image: Image.Image) -> np.ndarray:
-        """cn_clip's own transform (bicubic squash to the input size, normalise), the same in every backend."""
-        return clip_preprocess(image, self.input_resolution)
+    @abc.abstractmethod
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Sentences → (n, dim) float32, L2-normalised."""

@@ -1,5 +1,5 @@
 """The factory: which backend, precision and device run the model, decided from the settings and the facts of
-this machine (``Machine``), and the encoder built for that choice.
+this machine (``Machine``), and the encoder its registered backend (``registry``) builds for that choice.
 
 The decision (``choose_backend``) takes the machine's facts as an argument, so every CPU it knows (AVX2 only,
 AVX512-BF16 without AMX, AMX, with or without CUDA) is tested on any machine; ``Machine.probe`` reads them. With
@@ -12,6 +12,9 @@ import dataclasses
 import functools
 from typing import TYPE_CHECKING
 
+# The product's own backends register themselves as they are imported (an encoder on another host does the same).
+import materialsearch.encoders.onnx_encoder
+import materialsearch.encoders.torch_encoder  # noqa: F401
 from materialsearch.encoders.base import (
     AUTO,
     BACKEND_SETTINGS,
@@ -24,8 +27,7 @@ from materialsearch.encoders.base import (
     Precision,
 )
 from materialsearch.encoders.measure import TimeRun, measure_and_choose, time_run
-from materialsearch.encoders.onnx_encoder import OnnxEncoder
-from materialsearch.encoders.torch_encoder import TorchEncoder
+from materialsearch.encoders.registry import backend_factory
 
 if TYPE_CHECKING:
     from config import Settings
@@ -157,19 +159,22 @@ def _onnx_choice(precision: str, device: str, machine: Machine) -> BackendChoice
     return BackendChoice(Backend.ONNX, Precision(precision), device, f"MS_PRECISION={precision}")
 
 
-ENCODERS: dict[Backend, type[LoadedWeights]] = {Backend.TORCH: TorchEncoder, Backend.ONNX: OnnxEncoder}
-
-
 def make_encoder(settings: Settings, machine: Machine | None = None, timer: TimeRun = time_run) -> Encoder:
-    """The encoder the settings ask for on ``machine`` (default: this one), not yet loaded. With MS_BACKEND and
-    MS_PRECISION both ``auto`` on a CPU the choice is measured (``timer`` times one run) or read back from the
-    data dir, where the first start stored it."""
+    """The encoder the settings ask for on ``machine`` (default: this one), not yet loaded, built by its
+    registered backend. With MS_BACKEND and MS_PRECISION both ``auto`` on a CPU the choice is measured (``timer``
+    times one run) or read back from the data dir, where the first start stored it. A backend other than the
+    local ones (``Backend``) is given the settings as they are: it decides how it runs, and this machine's facts
+    are not read."""
+    if settings.backend not in BACKEND_SETTINGS:
+        factory = backend_factory(settings.backend)  # ModelError for a name no backend registered
+        reason = f"MS_BACKEND={settings.backend}"
+        return factory(settings, BackendChoice(settings.backend, settings.precision, settings.device, reason))
     machine = machine or Machine.probe()
     choice = choose_backend(settings.backend, settings.precision, settings.device, machine)
     if choice is None:
 
         def build(candidate: BackendChoice) -> LoadedWeights:
-            return ENCODERS[candidate.backend](settings, candidate)
+            return backend_factory(candidate.backend)(settings, candidate)
 
         choice = measure_and_choose(settings, machine, build, choose_device(settings.device, machine), timer=timer)
-    return ENCODERS[choice.backend](settings, choice)
+    return backend_factory(choice.backend)(settings, choice)

@@ -173,7 +173,8 @@ def store_decision(path: str, choice: BackendChoice, fingerprint_: dict[str, Any
 # --- measuring --------------------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Probe:
-    """The fixed inputs every candidate encodes: pictures (preprocessed) and sentences."""
+    """The fixed inputs every candidate encodes: pictures (prepared: every local backend prepares them alike)
+    and sentences."""
 
     pixels: Sequence[np.ndarray]
     sentences: Sequence[str]
@@ -211,7 +212,7 @@ def measure_one(
     done = dict(backend=choice.backend, precision=choice.precision)
 
     def warm_up() -> float:
-        return timer(choice, 1, lambda: encoder.encode_images(probe.pixels[:1]))
+        return timer(choice, 1, lambda: encoder.encode_prepared(probe.pixels[:1]))
 
     def hopeless(warm_s: float) -> bool:
         return fastest_batch_s is not None and warm_s * len(probe.pixels) > HOPELESS_FACTOR * fastest_batch_s
@@ -227,7 +228,7 @@ def measure_one(
     batches: list[np.ndarray] = []
 
     def encode_batch() -> None:
-        batches.append(encoder.encode_images(probe.pixels))  # a timed run's vectors serve the fidelity check
+        batches.append(encoder.encode_prepared(probe.pixels))  # a timed run's vectors serve the fidelity check
 
     runs = [timer(choice, len(probe.pixels), encode_batch)]
     ours = Reference(batches[0], encoder.encode_texts(probe.sentences))
@@ -277,7 +278,7 @@ def measure_and_choose(
             encoder.load()
             load_s = round(time.perf_counter() - load_started, 3)
             if probe is None:
-                probe = make_probe(encoder.input_resolution, probe_batch_size(settings))
+                probe = make_probe(encoder.describe().input_size, probe_batch_size(settings))
             measured, vectors = measure_one(encoder, probe, reference, fastest_batch_s, seconds, timer)
         except Exception as exc:  # a path this machine cannot run (a library's own error types): the others can
             if reference is None:  # the reference itself failed: the model cannot run here at all

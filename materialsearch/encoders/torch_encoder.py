@@ -11,6 +11,7 @@ import numpy as np
 
 from materialsearch.encoders.base import Backend, BackendChoice, Loaded, LoadedWeights, Precision, Tower
 from materialsearch.encoders.clip import normalise, tokenize_trimmed
+from materialsearch.encoders.registry import register_backend
 from materialsearch.encoders.weights import build_clip, identity_for, logit_scale_of, resolve_weights
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class TorchEncoder(LoadedWeights):
     def _load(self) -> Loaded:
         import torch
 
-        settings, choice = self._settings, self._choice
+        settings, choice = self._settings, self.choice
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
         spec, checkpoint = resolve_weights(
@@ -66,15 +67,15 @@ class TorchEncoder(LoadedWeights):
         precisions = dict.fromkeys(Tower, choice.precision)
         return Loaded(spec, identity_for(spec, choice.precision), precisions, {}, logit_scale)
 
-    def encode_images(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
-        """Encode a batch of preprocessed images."""
+    def encode_prepared(self, batch: Sequence[np.ndarray]) -> np.ndarray:
+        """Encode a batch of ``prepare``'s arrays."""
         import torch
 
         self.load()
-        batch = torch.from_numpy(np.stack(pixels)).to(self.device)
+        pixels = torch.from_numpy(np.stack(batch)).to(self.device)
         # cn_clip casts the input to the first conv's dtype itself.
         with torch.inference_mode():
-            features = self._model.encode_image(batch)
+            features = self._model.encode_image(pixels)
         return normalise(features.float().cpu().numpy())
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
@@ -86,3 +87,6 @@ class TorchEncoder(LoadedWeights):
         with torch.inference_mode():
             features = self._model.encode_text(tokens)
         return normalise(features.float().cpu().numpy())
+
+
+register_backend(Backend.TORCH, TorchEncoder)

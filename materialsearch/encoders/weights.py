@@ -87,6 +87,12 @@ def resolve_weights(
     return WeightsSpec(model, os.path.abspath(model), info, resolution, struct), {"state_dict": read.state_dict}
 
 
+def download_weights(settings) -> str:
+    """Fetch MS_MODEL's weights into the models folder where they are not there yet; where they are now."""
+    spec, _checkpoint = resolve_weights(settings.model, settings.models_dir, settings.model_arch, settings.offline)
+    return spec.path
+
+
 def where_to_get(model: str, path: str) -> str:
     """The two ways to get a named model's weights file by hand, for the "missing" error."""
     utils = _cn_clip_utils()

@@ -12,7 +12,6 @@ import dataclasses
 import datetime as dt
 import io
 import threading
-from typing import Protocol
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
@@ -275,18 +274,12 @@ def capture_time_of_tiff(data: bytes) -> dt.datetime | None:
         return None  # Pillow cannot parse this RAW's container: the preview's EXIF time is used
 
 
-class _ModelInput(Protocol):
-    """What ``decode_sizes`` needs of an encoder: the side of its square input."""
-
-    @property
-    def input_resolution(self) -> int: ...
-
-
-def decode_sizes(settings, encoder: _ModelInput) -> dict[str, int]:
-    """``decode_image`` size arguments: the model squashes to its square input, the thumbnail needs its long side;
-    HEIC/HEIF from their embedded thumbnail when MS_HEIC_THUMBNAIL allows (the same for scanning and searching)."""
+def decode_sizes(settings, input_size: int) -> dict[str, int]:
+    """``decode_image`` size arguments: the model squashes to its square input (``input_size`` on a side), the
+    thumbnail needs its long side; HEIC/HEIF from their embedded thumbnail when MS_HEIC_THUMBNAIL allows (the same
+    for scanning and searching)."""
     return {
-        "min_side": encoder.input_resolution,
+        "min_side": input_size,
         "min_long_side": settings.thumbnail_size,
         "heif_thumbnail": settings.heic_thumbnail,
     }

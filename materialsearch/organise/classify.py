@@ -79,6 +79,6 @@ class Classifier:
         """Each label's probability and cosine for ``image_vector`` (normalised), most probable first."""
         texts = self.text_vectors(prompts_for(labels, template))
         cosines = texts @ np.asarray(image_vector, np.float32)
-        probabilities = softmax_probabilities(cosines, self.encoder.logit_scale)
+        probabilities = softmax_probabilities(cosines, self.encoder.describe().logit_scale)
         order = np.argsort(-probabilities, kind="stable")
         return [Scored(labels[i], float(probabilities[i]), float(cosines[i])) for i in order]

@@ -232,7 +232,7 @@ class Tagger(BackgroundJob):
     @functools.cached_property
     def fingerprint(self) -> str:
         """What the tags depend on besides the vectors: the labels, the model, the rule."""
-        digest = hashlib.sha256(json.dumps([RULE_VERSION, self.encoder.identity]).encode())
+        digest = hashlib.sha256(json.dumps([RULE_VERSION, self.encoder.describe().identity]).encode())
         for label in self.labels:
             digest.update(json.dumps(dataclasses.astuple(label), ensure_ascii=False).encode())
         return digest.hexdigest()[:32]
@@ -268,9 +268,9 @@ class Tagger(BackgroundJob):
             self._vectors = self._label_vectors()
         owners, vectors = self._stored_vectors()
         if len(owners) == 0:
-            return assign_tags(owners, np.empty((0, len(self.labels)), np.float32), self.encoder.logit_scale)
+            return assign_tags(owners, np.empty((0, len(self.labels)), np.float32), self.encoder.describe().logit_scale)
         item_ids, scores = item_scores(owners, vectors @ self._vectors.T)
-        return assign_tags(item_ids, scores, self.encoder.logit_scale)
+        return assign_tags(item_ids, scores, self.encoder.describe().logit_scale)
 
     def _label_vectors(self) -> np.ndarray:
         """The labels' text vectors: kept in the meta table under the fingerprint, so a restart (a scan from the
@@ -288,7 +288,7 @@ class Tagger(BackgroundJob):
 
     def _stored_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """(item id per vector, vectors) of the indexed items, grouped by item."""
-        return self.store.tags.indexed_vectors(self.encoder.dim)
+        return self.store.tags.indexed_vectors(self.encoder.describe().dim)
 
     def _write(self, assigned: Assigned, state: str) -> None:
         keys = [label.key for label in self.labels]

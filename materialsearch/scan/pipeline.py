@@ -29,9 +29,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
-import numpy as np
-
 from materialsearch.catalog.records import ItemRecord
+from materialsearch.encoders.base import PreparedPicture
 
 Entry = TypeVar("Entry")
 # How long a producer waits on a full queue before it looks again whether the pipeline was closed.
@@ -42,10 +41,11 @@ STALL_POLL_S = 0.5
 
 @dataclasses.dataclass(frozen=True)
 class FrameMessage:
-    """One picture ready for the model: a video frame at ``time_ms``, or a still (``time_ms`` None)."""
+    """One picture ready for the model: a video frame at ``time_ms``, or a still (``time_ms`` None), as the
+    encoder's ``prepare`` made it."""
 
     time_ms: int | None
-    pixels: np.ndarray
+    prepared: PreparedPicture
 
 
 @dataclasses.dataclass(frozen=True)

@@ -338,7 +338,7 @@ class _Embedding:
     def _encode(self) -> None:
         if not self.frames:
             return
-        vectors = self.encoder.encode_images([frame.pixels for _file, frame in self.frames])
+        vectors = self.encoder.encode_prepared([frame.prepared for _file, frame in self.frames])
         for (file, frame), vector in zip(self.frames, vectors, strict=True):
             file.vectors.append((frame.time_ms, vector))
             file.in_batch -= 1

@@ -185,7 +185,7 @@ class SearchService:
     def image_vector(self, data: bytes) -> np.ndarray:
         """The normalised vector of an uploaded picture, decoded exactly as indexing decodes. Raises DecodeError."""
         decoded = decode_image(data, max_pixels=self.max_image_pixels, **self.decode_sizes)
-        return self.encoder.encode_images([self.encoder.preprocess(decoded.image)])[0]
+        return self.encoder.encode_images([decoded.image])[0]
 
     def item_vector(self, item_id: int, time_ms: int | None = None) -> np.ndarray:
         """The vector of an indexed item: a photo's, a video's mean, or one video frame's (``time_ms``)."""
