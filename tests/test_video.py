@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 
 from materialsearch.media.transcode import ffmpeg_executable
-from materialsearch.media.video import VideoError, probe, sample_frames
+from materialsearch.media.video import VideoError, frame_at, probe, sample_frames
 from materialsearch.web import services_of
-from tests.conftest import MEDIA
+from tests.conftest import MEDIA, VIDEO_EXTENSIONS, manifest
 from tests.videos import counter_video, read_counter, scene_times, scene_video
 
 SCENE_PHOTOS = ["jpg_orient1.jpg", "webp_lossy_photo.webp", "bmp_24bit.bmp", "jpg_grayscale_concert.jpg"]
@@ -328,3 +328,21 @@ def test_a_live_photo_movie_moved_away_from_its_still_becomes_a_video_of_its_own
     assert services.index.ntotal == services.store.vector_checksum()[0]
     second = services.scans.run()
     assert second.decoded == 0 and (second.unchanged, second.removed) == (2, 0)
+
+
+SAMPLE_VIDEOS = sorted(
+    row["file"]
+    for row in manifest()
+    if row["decodes_ok"] == "yes" and any(row["file"].lower().endswith(ext) for ext in VIDEO_EXTENSIONS)
+)
+
+
+@pytest.mark.parametrize("name", SAMPLE_VIDEOS)
+def test_every_sampled_frame_of_a_sample_video_can_be_shown_again(name):
+    """A moment's thumbnail is the frame at its time, found by seeking: every time the scan samples must give a
+    frame (an AVCHD stream's first frames come before its declared start, where seeking finds nothing)."""
+    path = str(MEDIA / name)
+    times = [frame.time_ms for frame in sample_frames(path, 2000)]
+    assert times
+    for time_ms in times:
+        assert frame_at(path, time_ms).size[0] > 0, (name, time_ms)

@@ -359,27 +359,44 @@ class _GopSampler:
 
 
 def frame_at(source: str | bytes, time_ms: int, min_side: int = 224, min_long_side: int = 0) -> Image.Image:
-    """The upright frame shown at ``time_ms`` (the first frame whose PTS is ≥ it), by seeking to the keyframe before."""
+    """The upright frame shown at ``time_ms`` (the first frame whose PTS is ≥ it), by seeking to the keyframe before.
+
+    Where the seek leaves nothing to decode (an MPEG-TS/AVCHD stream whose first frames come before its declared
+    start time), the stream is decoded from its beginning instead.
+    """
     with _open(source) as container:
         stream = container.streams.video[0]
         _bound_decoder_threads(stream)
-        time_base = stream.time_base
         try:
-            container.seek(int(time_ms / 1000 / time_base), stream=stream, backward=True, any_frame=False)
+            container.seek(int(time_ms / 1000 / stream.time_base), stream=stream, backward=True, any_frame=False)
         except av.FFmpegError:
             container.seek(0)
-        last = None
-        try:
-            for frame in container.decode(stream):
-                last = frame
-                frame_ms = _pts_ms(frame.pts, time_base)
-                if frame_ms is not None and frame_ms >= time_ms:
-                    break
-        except (av.FFmpegError, EOFError) as exc:
-            if last is None:
-                raise VideoError(
-                    f"no decodable frame at {time_ms} ms ({_reason(exc)})", ProblemCode.NO_VIDEO_FRAMES
-                ) from None
+        last, error = _decode_until(container, stream, time_ms, min_side, min_long_side)
+    if last is None and error is None:
+        with _open(source) as container:
+            stream = container.streams.video[0]
+            _bound_decoder_threads(stream)
+            last, error = _decode_until(container, stream, time_ms, min_side, min_long_side)
+    if last is None:
+        detail = f" ({error})" if error else ""
+        raise VideoError(f"no decodable frame at {time_ms} ms{detail}", ProblemCode.NO_VIDEO_FRAMES)
+    return last
+
+
+def _decode_until(
+    container, stream, time_ms: int, min_side: int, min_long_side: int
+) -> tuple[Image.Image | None, str | None]:
+    """Decode from where ``container`` stands up to the first frame at or after ``time_ms`` (or the last one):
+    that frame, upright, and the decoder's complaint when nothing decoded because of an error."""
+    time_base = stream.time_base
+    last = None
+    try:
+        for frame in container.decode(stream):
+            last = frame
+            frame_ms = _pts_ms(frame.pts, time_base)
+            if frame_ms is not None and frame_ms >= time_ms:
+                break
+    except (av.FFmpegError, EOFError) as exc:
         if last is None:
-            raise VideoError(f"no decodable frame at {time_ms} ms", ProblemCode.NO_VIDEO_FRAMES)
-        return _to_image(last, min_side, min_long_side)
+            return None, _reason(exc)
+    return (None if last is None else _to_image(last, min_side, min_long_side)), None
