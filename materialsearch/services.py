@@ -14,7 +14,6 @@ from materialsearch.application.overview import LibraryOverview
 from materialsearch.application.review import DuplicateReview
 from materialsearch.application.searching import Searching
 from materialsearch.catalog.core import Catalog
-from materialsearch.catalog.ownership import DataDirLock
 from materialsearch.encoders import Encoder, make_encoder
 from materialsearch.jobs.job import BackgroundJob
 from materialsearch.jobs.schedule import ScanScheduler, window_of
@@ -49,7 +48,7 @@ class Services:
         self.settings = settings
         configure_pillow()
         os.makedirs(settings.data_dir, exist_ok=True)
-        self.lock = DataDirLock(settings.data_dir)
+        self.lock = Catalog.ownership(settings.data_dir)
         self.owner = claim and self.lock.acquire()
         self._closed = False
         self._pending_cache: tuple[float, int, tuple[bool, int]] | None = None

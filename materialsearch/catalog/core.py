@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 
+from materialsearch.catalog.ownership import DataDirLock
 from materialsearch.catalog.records import ItemRecord
 from materialsearch.catalog.store import DB_FILENAME, Store
 from materialsearch.catalog.vector_index import VectorIndex
@@ -42,6 +43,12 @@ class Catalog:
         self.index = index
         self.owner = owner
         self.vectors = VectorSearch(store, index)
+
+    @staticmethod
+    def ownership(data_dir: str) -> DataDirLock:
+        """Who owns the data dir (scans, schedules, writes the index file): ask ``acquire()``. On SQLite a file lock
+        answers; a database server would answer with an advisory lock."""
+        return DataDirLock(data_dir)
 
     @staticmethod
     def open_store(data_dir: str) -> Store:
