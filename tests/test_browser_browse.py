@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, MEDIA, require_chromium, served
+from tests.conftest import MEDIA, require_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -35,18 +35,9 @@ BOTH = pytest.mark.parametrize("device,language", [("desktop", "en"), ("phone", 
 
 
 @pytest.fixture(scope="module")
-def server(scanned_app, media_dir):
-    app = scanned_app(media_dir, page_size=PAGE_SIZE)
-    with served(app, threads=8) as httpd:
-        yield {"url": f"http://127.0.0.1:{httpd.effective_port}", "app": app}
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+def server(media_app, serve):
+    app = media_app(page_size=PAGE_SIZE)
+    return {"url": serve(app, threads=8), "app": app}
 
 
 @pytest.fixture
@@ -602,7 +593,7 @@ COPIES = 20
 
 
 @pytest.fixture(scope="module")
-def copies_server(scanned_app, tmp_path_factory, media_dir):
+def copies_server(scanned_app, serve, tmp_path_factory, media_dir):
     """A library of 20 byte-identical copies of one photo beside two other photos."""
     import shutil
 
@@ -612,8 +603,7 @@ def copies_server(scanned_app, tmp_path_factory, media_dir):
         shutil.copy2(media_dir / "jpg_orient1.jpg", library / f"copy_{i:02}.jpg")
     for name in ["webp_lossy_photo.webp", "png_rgba_transparent.png"]:
         shutil.copy2(media_dir / name, library / name)
-    with served(scanned_app(library)) as httpd:
-        yield f"http://127.0.0.1:{httpd.effective_port}"
+    return serve(scanned_app(library))
 
 
 def test_twenty_copies_show_as_one_stack_card_that_opens_the_stack(browser, copies_server):

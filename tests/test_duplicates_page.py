@@ -11,15 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, require_chromium, served
+from tests.conftest import DESKTOP, PHONE, require_chromium
 from tests.duplicate_media import duplicate_library
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE_JS = REPO / "static" / "js" / "duplicates"
 TEMPLATE = REPO / "templates" / "duplicates.html"
 SHOTS = Path(os.environ.get("MS_SHOTS_DIR", "/work/wt/shots/dups"))
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
 # Functions, not bare expressions: Playwright polls a bare expression with eval, which the page's CSP forbids.
 VISIBLE_THUMBNAILS_LOADED = """() => [...document.querySelectorAll('.dups-thumb img')].filter((img) => {
   const r = img.getBoundingClientRect();
@@ -56,22 +54,12 @@ def test_the_page_strings_exist_in_both_languages_and_every_id_is_in_the_templat
 
 # --- in Chromium --------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def server(scanned_app, tmp_path_factory, media_dir):
+def server(scanned_app, serve, tmp_path_factory, media_dir):
     require_chromium()
     root = tmp_path_factory.mktemp("dups-page") / "library"
     duplicate_library(root, media_dir, duplicated=3, distinct=4)
     app = scanned_app(root, decode_threads=1, page_size=2)  # 3 groups, 2 a page: "Load more" has work
-    with served(app, threads=6) as httpd:
-        yield f"http://127.0.0.1:{httpd.effective_port}"
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    return serve(app, threads=6)
 
 
 def _open(browser, server, viewport, locale):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from materialsearch.web import services_of
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, MEDIA, require_chromium, served
+from tests.conftest import DESKTOP, MEDIA, PHONE, require_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -22,28 +22,17 @@ expect = sync_api.expect
 
 SHOTS = os.environ.get("MS_OCR_SHOTS")
 PHOTOS = ["ocr_ad_zh_en_numbers.jpg", "ocr_upside_down_exif3.jpg", "ocr_english_page.jpg", "webp_lossy_photo.webp"]
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
-def server(scanned_app, tmp_path_factory):
+def server(scanned_app, serve, tmp_path_factory):
     library = tmp_path_factory.mktemp("ocr-ui") / "library"
     library.mkdir()
     for name in PHOTOS:
         shutil.copy2(MEDIA / name, library / name)
     app = scanned_app(library, decode_threads=1)
     services_of(app).ocr.run()
-    with served(app, threads=4) as httpd:
-        yield f"http://127.0.0.1:{httpd.effective_port}"
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    return serve(app, threads=4)
 
 
 def open_page(browser, server, *, locale="en-US", viewport=DESKTOP):

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, REPO, require_chromium, served
+from tests.conftest import PHONE, REPO, served
 from tests.openapi_contract import contract, lost
 
 # The document of the release before the API was declared by models (default settings): the contract to keep.
@@ -338,17 +338,11 @@ def test_schemathesis_accepts_real_searches_and_files(app, media_dir):
 
 
 # --- the docs page on a phone -----------------------------------------------------------------------------------
-PHONE = {"width": 390, "height": 844}
-
-
 @pytest.mark.browser
-def test_docs_page_fits_a_phone_and_obeys_the_csp(app):
+def test_docs_page_fits_a_phone_and_obeys_the_csp(app, phone_page):
     """At 390 px the page is no wider than the screen: wide tables scroll inside their own box."""
-    require_chromium()
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with served(app, threads=2) as server, sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport=PHONE)
+    with served(app, threads=2) as server:
+        page = phone_page
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.goto(f"http://127.0.0.1:{server.effective_port}/api/docs")
@@ -361,7 +355,7 @@ def test_docs_page_fits_a_phone_and_obeys_the_csp(app):
               code: document.querySelectorAll('.api-text code, td code').length,
             })"""
         )
-        browser.close()
+        page.close()
     assert widths["page"] <= PHONE["width"], widths["page"]
     assert widths["boxes"] and max(widths["boxes"]) <= PHONE["width"]
     assert all(overflow == "auto" for overflow in widths["wide"])  # a table wider than its box scrolls in it

@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, require_chromium, served, settings_on
+from tests.conftest import DESKTOP, PHONE, require_chromium, served, settings_on
 from tests.test_places import GPS_FILES
 
 pytestmark = pytest.mark.browser
@@ -23,8 +23,6 @@ require_chromium(module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
 SHOTS = os.environ.get("MS_PLACES_SHOTS")
 # Collects every CSP violation the page meets, from before its first script runs.
 RECORD_VIOLATIONS = """window.cspViolations = [];
@@ -87,14 +85,6 @@ def apps(scanned_app, tiny_model, tiles, tmp_path_factory, media_dir):
             "mapped": f"http://127.0.0.1:{two.effective_port}",
         }
     services_of(mapped).close()
-
-
-@pytest.fixture(scope="module")
-def browser(apps):
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def _page(browser, url, locale="en-US", viewport=DESKTOP):
