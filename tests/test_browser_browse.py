@@ -41,16 +41,14 @@ def server(media_app, serve):
 
 
 @pytest.fixture
-def open_page(browser, server):
+def open_page(new_page, server):
     """``open_page(device, language, path="/")``: a page in a fresh context, opened; no uncaught errors after."""
     contexts, problems = [], []
 
     def build(device: str = "desktop", language: str = "en", path: str = "/", **options):
         locale = "zh-CN" if language == "zh" else "en-US"
-        context = browser.new_context(locale=locale, **DEVICES[device], **options)
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
+        page = new_page(locale=locale, **DEVICES[device], **options)
+        contexts.append(page.context)
         page.on("pageerror", lambda error: problems.append(str(error)))
         page.goto(server["url"] + path)
         page.wait_for_function("() => document.querySelector('#status-text').textContent.length > 0")
@@ -606,11 +604,10 @@ def copies_server(scanned_app, serve, tmp_path_factory, media_dir):
     return serve(scanned_app(library))
 
 
-def test_twenty_copies_show_as_one_stack_card_that_opens_the_stack(browser, copies_server):
-    context = browser.new_context(locale="en-US", **DESKTOP)
+def test_twenty_copies_show_as_one_stack_card_that_opens_the_stack(new_page, copies_server):
+    page = new_page(locale="en-US", **DESKTOP)
+    context = page.context
     try:
-        page = context.new_page()
-        page.set_default_timeout(15_000)
         page.goto(f"{copies_server}/?q=photo&match=all")
         cards = page.locator("#results .result")
         expect(cards).to_have_count(3)  # one card for the twenty copies

@@ -62,17 +62,13 @@ def server(scanned_app, serve, tmp_path_factory, media_dir):
     return serve(app, threads=6)
 
 
-def _open(browser, server, viewport, locale):
-    context = browser.new_context(viewport=viewport, locale=locale)
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+def _open(new_page, server, viewport, locale):
+    page = new_page(viewport, locale)
+    errors = page.problems  # its uncaught exceptions and console errors
     page.goto(server + "/duplicates")
     page.wait_for_selector(".dups-group")
     page.wait_for_function(VISIBLE_THUMBNAILS_LOADED)
-    return context, page, errors
+    return page.context, page, errors
 
 
 @pytest.mark.browser
@@ -85,8 +81,8 @@ def _open(browser, server, viewport, locale):
         ("phone-zh", PHONE, "zh-CN"),
     ],
 )
-def test_groups_side_by_side_with_the_keeper_marked(browser, server, name, viewport, locale):
-    context, page, errors = _open(browser, server, viewport, locale)
+def test_groups_side_by_side_with_the_keeper_marked(new_page, server, name, viewport, locale):
+    context, page, errors = _open(new_page, server, viewport, locale)
     try:
         groups = page.locator(".dups-group")
         assert groups.count() == 2  # the first page
@@ -116,8 +112,8 @@ def test_groups_side_by_side_with_the_keeper_marked(browser, server, name, viewp
 
 
 @pytest.mark.browser
-def test_hide_the_others_then_show_them_again(browser, server):
-    context, page, errors = _open(browser, server, DESKTOP, "en-US")
+def test_hide_the_others_then_show_them_again(new_page, server):
+    context, page, errors = _open(new_page, server, DESKTOP, "en-US")
     try:
         first = page.locator(".dups-group").nth(0)
         first.locator(".dups-toggle").click()

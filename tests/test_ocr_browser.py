@@ -35,16 +35,14 @@ def server(scanned_app, serve, tmp_path_factory):
     return serve(app, threads=4)
 
 
-def open_page(browser, server, *, locale="en-US", viewport=DESKTOP):
-    context = browser.new_context(viewport=viewport, locale=locale)
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
-    page = context.new_page()
-    page.set_default_timeout(15_000)
+def open_page(new_page, server, *, locale="en-US", viewport=DESKTOP):
+    page = new_page(viewport, locale)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(server + "/?match=all")  # every result: the tiny random model's scores do not stand out
     page.wait_for_function("() => document.querySelector('#status-text').textContent.length > 0")
-    return context, page, errors
+    return page.context, page, errors
 
 
 def search(page, text: str) -> None:
@@ -69,8 +67,8 @@ BOXES_INSIDE_THE_PICTURE = """() => {
 }"""
 
 
-def test_the_card_shows_the_line_and_the_viewer_draws_its_box_and_copies_the_text(browser, server):
-    context, page, errors = open_page(browser, server)
+def test_the_card_shows_the_line_and_the_viewer_draws_its_box_and_copies_the_text(new_page, server):
+    context, page, errors = open_page(new_page, server)
     try:
         expect(page.locator("#status-text")).to_contain_text("with text")
         search(page, "我是中国人")
@@ -98,8 +96,8 @@ def test_the_card_shows_the_line_and_the_viewer_draws_its_box_and_copies_the_tex
         context.close()
 
 
-def test_english_words_and_chinese_strings_on_a_phone(browser, server):
-    context, page, errors = open_page(browser, server, locale="zh-CN", viewport=PHONE)
+def test_english_words_and_chinese_strings_on_a_phone(new_page, server):
+    context, page, errors = open_page(new_page, server, locale="zh-CN", viewport=PHONE)
     try:
         expect(page.locator("#status-text")).to_contain_text("张含文字")
         search(page, "MovieShots")
@@ -118,10 +116,10 @@ def test_english_words_and_chinese_strings_on_a_phone(browser, server):
         context.close()
 
 
-def test_more_screens_for_the_report(browser, server):
+def test_more_screens_for_the_report(new_page, server):
     """Desktop zh and phone en views of the ad (many lines, one matched)."""
     for locale, viewport, suffix in (("zh-CN", DESKTOP, "desktop-zh"), ("en-US", PHONE, "phone-en")):
-        context, page, errors = open_page(browser, server, locale=locale, viewport=viewport)
+        context, page, errors = open_page(new_page, server, locale=locale, viewport=viewport)
         try:
             search(page, "正品促销")
             page.locator('#results .result[data-name="ocr_ad_zh_en_numbers.jpg"] .result-open').click()

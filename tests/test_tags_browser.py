@@ -36,10 +36,9 @@ def shot(page, name: str) -> None:
 
 
 @pytest.mark.parametrize(("locale", "viewport"), [("en-US", (1280, 900)), ("zh-CN", (390, 844))])
-def test_a_tag_in_the_browser_filters_the_results(browser, server, locale, viewport):
-    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, locale=locale)
-    page = context.new_page()
-    page.set_default_timeout(15_000)
+def test_a_tag_in_the_browser_filters_the_results(new_page, server, locale, viewport):
+    page = new_page({"width": viewport[0], "height": viewport[1]}, locale)
+    context = page.context
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     requests: list[str] = []
