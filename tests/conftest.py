@@ -65,6 +65,14 @@ def image_rows() -> list[dict[str, str]]:
     return [r for r in manifest() if Path(r["file"]).suffix.lower() not in VIDEO_EXTENSIONS]
 
 
+def media_library(root: Path, names) -> Path:
+    """A library at ``root`` (made here) holding copies of the shared media's files ``names``; returns ``root``."""
+    root.mkdir(parents=True)
+    for name in names:
+        shutil.copy2(MEDIA / name, root / name)
+    return root
+
+
 @pytest.fixture(scope="session")
 def media_dir() -> Path:
     if not (MEDIA / "MANIFEST.tsv").is_file():

@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
+from tests.conftest import media_library
 from tests.test_browser import VISIBLE_IMAGES_LOADED
 
 pytestmark = pytest.mark.browser
@@ -20,10 +19,8 @@ PASSWORD = "a long passphrase"
 @pytest.fixture(scope="module")
 def server(scanned_app, serve, tmp_path_factory, media_dir):
     """A waitress server with a password set, over a small scanned library."""
-    library = tmp_path_factory.mktemp("browser-auth") / "library"
-    library.mkdir()
-    for name in ["jpg_orient1.jpg", "jpg_orient6.jpg", "png_rgba_transparent.png", "heic_iphoneXS_2images.heic"]:
-        shutil.copy2(media_dir / name, library / name)
+    names = ["jpg_orient1.jpg", "jpg_orient6.jpg", "png_rgba_transparent.png", "heic_iphoneXS_2images.heic"]
+    library = media_library(tmp_path_factory.mktemp("browser-auth") / "library", names)
     return serve(scanned_app(library, password=PASSWORD))
 
 

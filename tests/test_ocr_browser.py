@@ -6,13 +6,12 @@ Screenshots (desktop and phone, en and zh) go to $MS_OCR_SHOTS when it is set.""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from materialsearch.web import services_of
-from tests.conftest import DESKTOP, MEDIA, PHONE, require_chromium
+from tests.conftest import DESKTOP, PHONE, media_library, require_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -26,10 +25,7 @@ PHOTOS = ["ocr_ad_zh_en_numbers.jpg", "ocr_upside_down_exif3.jpg", "ocr_english_
 
 @pytest.fixture(scope="module")
 def server(scanned_app, serve, tmp_path_factory):
-    library = tmp_path_factory.mktemp("ocr-ui") / "library"
-    library.mkdir()
-    for name in PHOTOS:
-        shutil.copy2(MEDIA / name, library / name)
+    library = media_library(tmp_path_factory.mktemp("ocr-ui") / "library", PHOTOS)
     app = scanned_app(library, decode_threads=1)
     services_of(app).ocr.run()
     return serve(app, threads=4)

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.conftest import PHONE, REPO, served
+from tests.conftest import PHONE, REPO, media_library, served
 from tests.openapi_contract import contract, lost
 
 # The document of the release before the API was declared by models (default settings): the contract to keep.
@@ -54,12 +54,8 @@ EXTRA_DOCUMENTED = {"/healthz"}
 @pytest.fixture(scope="module")
 def app(scanned_app, tmp_path_factory, media_dir):
     """An app over a small scanned library (a few real photos and one broken file)."""
-    import shutil
-
-    library = tmp_path_factory.mktemp("openapi") / "library"
-    library.mkdir()
-    for name in ["jpg_orient1.jpg", "png_rgba_transparent.png", "heic_iphoneXS_2images.heic", "bad_jpg_is_text.jpg"]:
-        shutil.copy2(media_dir / name, library / name)
+    names = ["jpg_orient1.jpg", "png_rgba_transparent.png", "heic_iphoneXS_2images.heic", "bad_jpg_is_text.jpg"]
+    library = media_library(tmp_path_factory.mktemp("openapi") / "library", names)
     return scanned_app(library, decode_threads=1)
 
 

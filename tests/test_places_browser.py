@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from tests.conftest import DESKTOP, PHONE, require_chromium, served, settings_on
+from tests.conftest import DESKTOP, PHONE, media_library, require_chromium, served, settings_on
 from tests.test_places import GPS_FILES
 
 pytestmark = pytest.mark.browser
@@ -67,14 +67,9 @@ def tiles():
 @pytest.fixture(scope="module")
 def apps(scanned_app, tiny_model, tiles, tmp_path_factory, media_dir):
     """The scanned places library served twice: without a tile URL, and (read-only, same data) with one."""
-    import shutil
-
     from materialsearch.web import create_app, services_of
 
-    library = tmp_path_factory.mktemp("places-ui") / "library"
-    library.mkdir()
-    for name in [*GPS_FILES, "jpg_orient1.jpg"]:
-        shutil.copy2(media_dir / name, library / name)
+    library = media_library(tmp_path_factory.mktemp("places-ui") / "library", [*GPS_FILES, "jpg_orient1.jpg"])
     plain = scanned_app(library, decode_threads=1)
     tile_url = f"http://127.0.0.1:{tiles.server_address[1]}/{{z}}/{{x}}/{{y}}.png"
     data_dir = services_of(plain).settings.data_dir
