@@ -178,9 +178,9 @@ def scanned_app(tiny_model, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def scanned_media(tiny_model, tmp_path_factory, media_dir):
-    """``scanned_media()``: a data dir holding a scan of the shared media with the default settings, made on first
-    use, once per session (the scan takes seconds; four modules ask for it). Never served: ``media_app`` opens
-    copies of it."""
+    """``scanned_media()``: a data dir holding a scan of the shared media with the default settings, made once per
+    session (the scan takes seconds; four modules ask for it), on first use (``serve`` asks for ``media_app``
+    without wanting it). Never served: ``media_app`` opens copies of it."""
     from materialsearch.web import create_app, services_of
 
     made: list[Path] = []
@@ -205,7 +205,7 @@ SERVING_SETTINGS = frozenset({"page_size"})
 
 
 @pytest.fixture(scope="module")
-def media_app(scanned_media, tiny_model, tmp_path_factory):
+def media_app(scanned_media, tiny_model, tmp_path_factory, media_dir):
     """``media_app(**serving_settings)``: what ``scanned_app(media_dir, **serving_settings)`` builds, without
     scanning again: an app over a fresh copy of the session's scan of the shared media (its own data dir, so what
     one module writes, no other module sees). Module-wide; closed when the module is done."""
@@ -219,7 +219,7 @@ def media_app(scanned_media, tiny_model, tmp_path_factory):
                 raise ValueError(f"{sorted(unknown)} change the scan: use scanned_app(media_dir, ...) for them")
             data_dir = tmp_path_factory.mktemp("media-app") / "data"
             shutil.copytree(scanned_media(), data_dir, ignore=shutil.ignore_patterns(LOCK_NAME))
-            app = create_app(settings_on(data_dir, tiny_model, library=str(MEDIA), **overrides))
+            app = create_app(settings_on(data_dir, tiny_model, library=str(media_dir), **overrides))
             apps.append(app)
             return app
 
@@ -274,7 +274,9 @@ PHONE = {"width": 390, "height": 844}
 @pytest.fixture(scope="session")
 def browser():
     """Debian's Chromium (``CHROMIUM_ARGS``) under Playwright, launched once per session: starting it takes about a
-    second, and each test opens its own context (``new_page``), so tests share no cookies, storage or pages."""
+    second, and each test opens its own context (``new_page``), so tests share no cookies, storage or pages.
+    While it lives, Playwright's sync API leaves its asyncio loop marked as running in the main thread: a test that
+    calls ``asyncio.run`` after a browser test in the same session would be refused (none does today)."""
     require_chromium()
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
