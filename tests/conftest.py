@@ -1,5 +1,13 @@
 """Shared fixtures: the real sample media, the tiny cn_clip checkpoint (and others for model changes), Settings,
-Services and apps on tmp data dirs, apps over a scanned library (module-wide), and a real waitress server."""
+Services and apps on tmp data dirs, and the one family the app and browser tests build on:
+
+- ``scanned_app(library, **settings)``: an app over any library, scanned once (module-wide);
+- ``media_app(**serving_settings)`` / ``client``: an app over the shared media, from one scan per session (each
+  module gets its own copy of that scan's data dir, so a module that writes changes nobody else's);
+- ``serve(app)``: the app behind a real waitress server until the module ends (``served`` for a ``with`` block);
+- ``browser``: Debian's Chromium, launched once per session; ``new_page`` / ``page`` / ``phone_page``: a page in a
+  fresh context per test (desktop 1280×900 or a 390×844 phone).
+"""
 
 from __future__ import annotations
 
@@ -55,6 +63,14 @@ def manifest() -> list[dict[str, str]]:
 def image_rows() -> list[dict[str, str]]:
     """Manifest rows of still images (videos come with the video issue)."""
     return [r for r in manifest() if Path(r["file"]).suffix.lower() not in VIDEO_EXTENSIONS]
+
+
+def media_library(root: Path, names) -> Path:
+    """A library at ``root`` (made here) holding copies of the shared media's files ``names``; returns ``root``."""
+    root.mkdir(parents=True)
+    for name in names:
+        shutil.copy2(MEDIA / name, root / name)
+    return root
 
 
 @pytest.fixture(scope="session")
@@ -113,21 +129,32 @@ def make_settings(tiny_model, tmp_path):
     return build
 
 
+@contextlib.contextmanager
+def _closing_apps():
+    """A list to put apps in; each one's Services are closed when the block ends."""
+    from materialsearch.web import services_of
+
+    apps: list = []
+    try:
+        yield apps
+    finally:
+        for app in apps:
+            services_of(app).close()
+
+
 @pytest.fixture
 def make_app(make_settings):
     """``make_app(**settings)``: Flask apps on this test's data dir (not scanned; closed at teardown)."""
-    from materialsearch.web import create_app, services_of
+    from materialsearch.web import create_app
 
-    apps = []
+    with _closing_apps() as apps:
 
-    def build(**overrides):
-        app = create_app(make_settings(**overrides))
-        apps.append(app)
-        return app
+        def build(**overrides):
+            app = create_app(make_settings(**overrides))
+            apps.append(app)
+            return app
 
-    yield build
-    for app in apps:
-        services_of(app).close()
+        yield build
 
 
 @pytest.fixture(scope="module")
@@ -137,18 +164,73 @@ def scanned_app(tiny_model, tmp_path_factory):
     takes seconds; closed when the module is done."""
     from materialsearch.web import create_app, services_of
 
-    apps = []
+    with _closing_apps() as apps:
 
-    def build(library, **overrides):
-        data_dir = tmp_path_factory.mktemp("app") / "data"
-        app = create_app(settings_on(data_dir, tiny_model, library=str(library), **overrides))
-        apps.append(app)
-        services_of(app).scans.run()
-        return app
+        def build(library, **overrides):
+            data_dir = tmp_path_factory.mktemp("app") / "data"
+            app = create_app(settings_on(data_dir, tiny_model, library=str(library), **overrides))
+            apps.append(app)
+            services_of(app).scans.run()
+            return app
 
-    yield build
-    for app in apps:
-        services_of(app).close()
+        yield build
+
+
+@pytest.fixture(scope="session")
+def scanned_media(tiny_model, tmp_path_factory, media_dir):
+    """``scanned_media()``: a data dir holding a scan of the shared media with the default settings, made once per
+    session (the scan takes seconds; four modules ask for it), on first use (``serve`` asks for ``media_app``
+    without wanting it). Never served: ``media_app`` opens copies of it."""
+    from materialsearch.web import create_app, services_of
+
+    made: list[Path] = []
+
+    def data_dir() -> Path:
+        if not made:
+            path = tmp_path_factory.mktemp("scanned-media") / "data"
+            services = services_of(create_app(settings_on(path, tiny_model, library=str(media_dir))))
+            try:
+                services.scans.run()
+            finally:
+                services.close()  # SQLite and the index on disk, the data-dir lock released: ready to copy
+            made.append(path)
+        return made[0]
+
+    return data_dir
+
+
+# Settings that change how an app serves, not what a scan stores: the only ones in which an app over a copy of the
+# session's scan of the shared media may differ from the app that scanned it.
+SERVING_SETTINGS = frozenset({"page_size"})
+
+
+@pytest.fixture(scope="module")
+def media_app(scanned_media, tiny_model, tmp_path_factory, media_dir):
+    """``media_app(**serving_settings)``: what ``scanned_app(media_dir, **serving_settings)`` builds, without
+    scanning again: an app over a fresh copy of the session's scan of the shared media (its own data dir, so what
+    one module writes, no other module sees). Module-wide; closed when the module is done."""
+    from materialsearch.catalog.ownership import LOCK_NAME
+    from materialsearch.web import create_app
+
+    with _closing_apps() as apps:
+
+        def build(**overrides):
+            if unknown := set(overrides) - SERVING_SETTINGS:
+                raise ValueError(f"{sorted(unknown)} change the scan: use scanned_app(media_dir, ...) for them")
+            data_dir = tmp_path_factory.mktemp("media-app") / "data"
+            shutil.copytree(scanned_media(), data_dir, ignore=shutil.ignore_patterns(LOCK_NAME))
+            app = create_app(settings_on(data_dir, tiny_model, library=str(media_dir), **overrides))
+            apps.append(app)
+            return app
+
+        yield build
+
+
+@pytest.fixture(scope="module")
+def client(media_app):
+    """Flask's test client of an app over the shared media (default settings), module-wide. A module about
+    another library defines its own ``client``."""
+    return media_app().test_client()
 
 
 @contextlib.contextmanager
@@ -169,6 +251,72 @@ def served(app, **options):
         server.trigger.pull_trigger(lambda: wasyncore.close_all(channels))
         thread.join(timeout=5)
         assert not thread.is_alive(), "the waitress thread did not stop"
+
+
+@pytest.fixture(scope="module")
+def serve(scanned_app, media_app):
+    """``serve(app, **waitress_options)``: ``app`` behind a real waitress server (``served``) until the module is
+    done; returns its base URL. Asks for the app factories so that its servers stop before their apps close."""
+    with contextlib.ExitStack() as servers:
+
+        def start(app, **options) -> str:
+            server = servers.enter_context(served(app, **options))
+            return f"http://127.0.0.1:{server.effective_port}"
+
+        yield start
+
+
+# --- Chromium -----------------------------------------------------------------------------------------------------
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium (``CHROMIUM_ARGS``) under Playwright, launched once per session: starting it takes about a
+    second, and each test opens its own context (``new_page``), so tests share no cookies, storage or pages.
+    While it lives, Playwright's sync API leaves its asyncio loop marked as running in the main thread: a test that
+    calls ``asyncio.run`` after a browser test in the same session would be refused (none does today)."""
+    require_chromium()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def new_page(browser):
+    """``new_page(viewport=DESKTOP, locale="en-US", **context_options)``: a page in a fresh browser context, closed
+    after the test; ``page.problems`` collects its console errors and uncaught exceptions, in order."""
+    contexts = []
+
+    def build(viewport=DESKTOP, locale="en-US", **options):
+        context = browser.new_context(viewport=viewport, locale=locale, **options)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        problems: list[str] = []
+        page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.problems = problems
+        return page
+
+    yield build
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page):
+    """A fresh English desktop page (1280×900)."""
+    return new_page()
+
+
+@pytest.fixture
+def phone_page(new_page):
+    """A fresh English page on a 390×844 phone screen."""
+    return new_page(PHONE)
 
 
 @pytest.fixture

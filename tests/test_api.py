@@ -12,10 +12,7 @@ import pytest
 from materialsearch.web import services_of
 from tests.conftest import MEDIA, VIDEO_EXTENSIONS, manifest
 
-
-@pytest.fixture(scope="module")
-def client(scanned_app):
-    return scanned_app(MEDIA).test_client()
+# ``client`` (conftest): the API of an app over the shared media, module-wide.
 
 
 def search(client, **params):

@@ -10,7 +10,6 @@ import pytest
 from materialsearch.catalog.records import ItemRecord, ItemStatus, Kind
 from materialsearch.catalog.store import Filters, Store
 from materialsearch.catalog.timeline import CursorError, Sort, decode_cursor, encode_cursor, timeline_page
-from tests.conftest import MEDIA
 
 DAY = dt.datetime(2024, 6, 1, 12, 0)
 
@@ -112,11 +111,7 @@ def test_the_deep_page_query_uses_the_timeline_index(store):
 
 
 # --- the API ------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def client(scanned_app):
-    return scanned_app(MEDIA).test_client()
-
-
+# ``client``: the API of an app over the shared media (conftest).
 def test_api_items_lists_every_indexed_item_newest_first(client):
     counts = client.get("/api/status").get_json()["counts"]
     seen, cursor = [], None

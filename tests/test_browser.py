@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, MEDIA, require_chromium, served
+from tests.conftest import DESKTOP, MEDIA, require_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -34,23 +34,14 @@ VISIBLE_IMAGES_LOADED = """(selector) => {
 
 
 @pytest.fixture(scope="module")
-def server(scanned_app, media_dir):
+def server(media_app, serve):
     """A waitress server on a free port, serving an app whose library (the sample media) is scanned."""
-    app = scanned_app(media_dir, page_size=PAGE_SIZE)
+    app = media_app(page_size=PAGE_SIZE)
     status = app.test_client().get("/api/status").get_json()
-    with served(app, threads=8) as httpd:
-        yield {"url": f"http://127.0.0.1:{httpd.effective_port}", "app": app, "status": status}
+    return {"url": serve(app, threads=8), "app": app, "status": status}
 
 
-@pytest.fixture(scope="module")
-def browser(server):
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-VIEWPORT = {"width": 1280, "height": 900}
+VIEWPORT = DESKTOP
 
 
 class Page:

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, served
+from tests.conftest import media_library
 from tests.test_browser import VISIBLE_IMAGES_LOADED
 
 pytestmark = pytest.mark.browser
@@ -19,32 +17,14 @@ PASSWORD = "a long passphrase"
 
 
 @pytest.fixture(scope="module")
-def server(scanned_app, tmp_path_factory, media_dir):
+def server(scanned_app, serve, tmp_path_factory, media_dir):
     """A waitress server with a password set, over a small scanned library."""
-    library = tmp_path_factory.mktemp("browser-auth") / "library"
-    library.mkdir()
-    for name in ["jpg_orient1.jpg", "jpg_orient6.jpg", "png_rgba_transparent.png", "heic_iphoneXS_2images.heic"]:
-        shutil.copy2(media_dir / name, library / name)
-    with served(scanned_app(library, password=PASSWORD)) as httpd:
-        yield f"http://127.0.0.1:{httpd.effective_port}"
+    names = ["jpg_orient1.jpg", "jpg_orient6.jpg", "png_rgba_transparent.png", "heic_iphoneXS_2images.heic"]
+    library = media_library(tmp_path_factory.mktemp("browser-auth") / "library", names)
+    return serve(scanned_app(library, password=PASSWORD))
 
 
-@pytest.fixture
-def page(server):
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        problems: list[str] = []
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.problems = problems
-        yield page
-        context.close()
-        browser.close()
-
-
+# ``page`` (conftest): a fresh English desktop page; ``page.problems`` holds its console errors and uncaught ones.
 def test_log_in_search_and_get_sent_back_when_the_session_ends(page, server):
     page.goto(f"{server}/?q=train&match=all")  # every result: the tiny model's scores do not stand out
     expect(page).to_have_url(f"{server}/login?next=/?q%3Dtrain%26match%3Dall")

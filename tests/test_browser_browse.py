@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, MEDIA, require_chromium, served
+from tests.conftest import MEDIA, require_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -35,31 +35,20 @@ BOTH = pytest.mark.parametrize("device,language", [("desktop", "en"), ("phone", 
 
 
 @pytest.fixture(scope="module")
-def server(scanned_app, media_dir):
-    app = scanned_app(media_dir, page_size=PAGE_SIZE)
-    with served(app, threads=8) as httpd:
-        yield {"url": f"http://127.0.0.1:{httpd.effective_port}", "app": app}
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+def server(media_app, serve):
+    app = media_app(page_size=PAGE_SIZE)
+    return {"url": serve(app, threads=8), "app": app}
 
 
 @pytest.fixture
-def open_page(browser, server):
+def open_page(new_page, server):
     """``open_page(device, language, path="/")``: a page in a fresh context, opened; no uncaught errors after."""
     contexts, problems = [], []
 
     def build(device: str = "desktop", language: str = "en", path: str = "/", **options):
         locale = "zh-CN" if language == "zh" else "en-US"
-        context = browser.new_context(locale=locale, **DEVICES[device], **options)
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
+        page = new_page(locale=locale, **DEVICES[device], **options)
+        contexts.append(page.context)
         page.on("pageerror", lambda error: problems.append(str(error)))
         page.goto(server["url"] + path)
         page.wait_for_function("() => document.querySelector('#status-text').textContent.length > 0")
@@ -605,7 +594,7 @@ COPIES = 20
 
 
 @pytest.fixture(scope="module")
-def copies_server(scanned_app, tmp_path_factory, media_dir):
+def copies_server(scanned_app, serve, tmp_path_factory, media_dir):
     """A library of 20 byte-identical copies of one photo beside two other photos."""
     import shutil
 
@@ -615,15 +604,13 @@ def copies_server(scanned_app, tmp_path_factory, media_dir):
         shutil.copy2(media_dir / "jpg_orient1.jpg", library / f"copy_{i:02}.jpg")
     for name in ["webp_lossy_photo.webp", "png_rgba_transparent.png"]:
         shutil.copy2(media_dir / name, library / name)
-    with served(scanned_app(library)) as httpd:
-        yield f"http://127.0.0.1:{httpd.effective_port}"
+    return serve(scanned_app(library))
 
 
-def test_twenty_copies_show_as_one_stack_card_that_opens_the_stack(browser, copies_server):
-    context = browser.new_context(locale="en-US", **DESKTOP)
+def test_twenty_copies_show_as_one_stack_card_that_opens_the_stack(new_page, copies_server):
+    page = new_page(locale="en-US", **DESKTOP)
+    context = page.context
     try:
-        page = context.new_page()
-        page.set_default_timeout(15_000)
         page.goto(f"{copies_server}/?q=photo&match=all")
         cards = page.locator("#results .result")
         expect(cards).to_have_count(3)  # one card for the twenty copies

@@ -11,15 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, require_chromium, served
+from tests.conftest import DESKTOP, PHONE, require_chromium
 from tests.duplicate_media import duplicate_library
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE_JS = REPO / "static" / "js" / "duplicates"
 TEMPLATE = REPO / "templates" / "duplicates.html"
 SHOTS = Path(os.environ.get("MS_SHOTS_DIR", "/work/wt/shots/dups"))
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
 # Functions, not bare expressions: Playwright polls a bare expression with eval, which the page's CSP forbids.
 VISIBLE_THUMBNAILS_LOADED = """() => [...document.querySelectorAll('.dups-thumb img')].filter((img) => {
   const r = img.getBoundingClientRect();
@@ -56,35 +54,21 @@ def test_the_page_strings_exist_in_both_languages_and_every_id_is_in_the_templat
 
 # --- in Chromium --------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def server(scanned_app, tmp_path_factory, media_dir):
+def server(scanned_app, serve, tmp_path_factory, media_dir):
     require_chromium()
     root = tmp_path_factory.mktemp("dups-page") / "library"
     duplicate_library(root, media_dir, duplicated=3, distinct=4)
     app = scanned_app(root, decode_threads=1, page_size=2)  # 3 groups, 2 a page: "Load more" has work
-    with served(app, threads=6) as httpd:
-        yield f"http://127.0.0.1:{httpd.effective_port}"
+    return serve(app, threads=6)
 
 
-@pytest.fixture(scope="module")
-def browser(server):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-def _open(browser, server, viewport, locale):
-    context = browser.new_context(viewport=viewport, locale=locale)
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+def _open(new_page, server, viewport, locale):
+    page = new_page(viewport, locale)
+    errors = page.problems  # its uncaught exceptions and console errors
     page.goto(server + "/duplicates")
     page.wait_for_selector(".dups-group")
     page.wait_for_function(VISIBLE_THUMBNAILS_LOADED)
-    return context, page, errors
+    return page.context, page, errors
 
 
 @pytest.mark.browser
@@ -97,8 +81,8 @@ def _open(browser, server, viewport, locale):
         ("phone-zh", PHONE, "zh-CN"),
     ],
 )
-def test_groups_side_by_side_with_the_keeper_marked(browser, server, name, viewport, locale):
-    context, page, errors = _open(browser, server, viewport, locale)
+def test_groups_side_by_side_with_the_keeper_marked(new_page, server, name, viewport, locale):
+    context, page, errors = _open(new_page, server, viewport, locale)
     try:
         groups = page.locator(".dups-group")
         assert groups.count() == 2  # the first page
@@ -128,8 +112,8 @@ def test_groups_side_by_side_with_the_keeper_marked(browser, server, name, viewp
 
 
 @pytest.mark.browser
-def test_hide_the_others_then_show_them_again(browser, server):
-    context, page, errors = _open(browser, server, DESKTOP, "en-US")
+def test_hide_the_others_then_show_them_again(new_page, server):
+    context, page, errors = _open(new_page, server, DESKTOP, "en-US")
     try:
         first = page.locator(".dups-group").nth(0)
         first.locator(".dups-toggle").click()

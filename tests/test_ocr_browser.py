@@ -6,13 +6,12 @@ Screenshots (desktop and phone, en and zh) go to $MS_OCR_SHOTS when it is set.""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from materialsearch.web import services_of
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, MEDIA, require_chromium, served
+from tests.conftest import DESKTOP, PHONE, media_library, require_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -22,40 +21,24 @@ expect = sync_api.expect
 
 SHOTS = os.environ.get("MS_OCR_SHOTS")
 PHOTOS = ["ocr_ad_zh_en_numbers.jpg", "ocr_upside_down_exif3.jpg", "ocr_english_page.jpg", "webp_lossy_photo.webp"]
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
-def server(scanned_app, tmp_path_factory):
-    library = tmp_path_factory.mktemp("ocr-ui") / "library"
-    library.mkdir()
-    for name in PHOTOS:
-        shutil.copy2(MEDIA / name, library / name)
+def server(scanned_app, serve, tmp_path_factory):
+    library = media_library(tmp_path_factory.mktemp("ocr-ui") / "library", PHOTOS)
     app = scanned_app(library, decode_threads=1)
     services_of(app).ocr.run()
-    with served(app, threads=4) as httpd:
-        yield f"http://127.0.0.1:{httpd.effective_port}"
+    return serve(app, threads=4)
 
 
-@pytest.fixture(scope="module")
-def browser(server):
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-def open_page(browser, server, *, locale="en-US", viewport=DESKTOP):
-    context = browser.new_context(viewport=viewport, locale=locale)
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
-    page = context.new_page()
-    page.set_default_timeout(15_000)
+def open_page(new_page, server, *, locale="en-US", viewport=DESKTOP):
+    page = new_page(viewport, locale)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(server + "/?match=all")  # every result: the tiny random model's scores do not stand out
     page.wait_for_function("() => document.querySelector('#status-text').textContent.length > 0")
-    return context, page, errors
+    return page.context, page, errors
 
 
 def search(page, text: str) -> None:
@@ -80,8 +63,8 @@ BOXES_INSIDE_THE_PICTURE = """() => {
 }"""
 
 
-def test_the_card_shows_the_line_and_the_viewer_draws_its_box_and_copies_the_text(browser, server):
-    context, page, errors = open_page(browser, server)
+def test_the_card_shows_the_line_and_the_viewer_draws_its_box_and_copies_the_text(new_page, server):
+    context, page, errors = open_page(new_page, server)
     try:
         expect(page.locator("#status-text")).to_contain_text("with text")
         search(page, "我是中国人")
@@ -109,8 +92,8 @@ def test_the_card_shows_the_line_and_the_viewer_draws_its_box_and_copies_the_tex
         context.close()
 
 
-def test_english_words_and_chinese_strings_on_a_phone(browser, server):
-    context, page, errors = open_page(browser, server, locale="zh-CN", viewport=PHONE)
+def test_english_words_and_chinese_strings_on_a_phone(new_page, server):
+    context, page, errors = open_page(new_page, server, locale="zh-CN", viewport=PHONE)
     try:
         expect(page.locator("#status-text")).to_contain_text("张含文字")
         search(page, "MovieShots")
@@ -129,10 +112,10 @@ def test_english_words_and_chinese_strings_on_a_phone(browser, server):
         context.close()
 
 
-def test_more_screens_for_the_report(browser, server):
+def test_more_screens_for_the_report(new_page, server):
     """Desktop zh and phone en views of the ad (many lines, one matched)."""
     for locale, viewport, suffix in (("zh-CN", DESKTOP, "desktop-zh"), ("en-US", PHONE, "phone-en")):
-        context, page, errors = open_page(browser, server, locale=locale, viewport=viewport)
+        context, page, errors = open_page(new_page, server, locale=locale, viewport=viewport)
         try:
             search(page, "正品促销")
             page.locator('#results .result[data-name="ocr_ad_zh_en_numbers.jpg"] .result-open').click()

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, REPO, require_chromium, served
+from tests.conftest import PHONE, REPO, media_library, served
 from tests.openapi_contract import contract, lost
 
 # The document of the release before the API was declared by models (default settings): the contract to keep.
@@ -54,12 +54,8 @@ EXTRA_DOCUMENTED = {"/healthz"}
 @pytest.fixture(scope="module")
 def app(scanned_app, tmp_path_factory, media_dir):
     """An app over a small scanned library (a few real photos and one broken file)."""
-    import shutil
-
-    library = tmp_path_factory.mktemp("openapi") / "library"
-    library.mkdir()
-    for name in ["jpg_orient1.jpg", "png_rgba_transparent.png", "heic_iphoneXS_2images.heic", "bad_jpg_is_text.jpg"]:
-        shutil.copy2(media_dir / name, library / name)
+    names = ["jpg_orient1.jpg", "png_rgba_transparent.png", "heic_iphoneXS_2images.heic", "bad_jpg_is_text.jpg"]
+    library = media_library(tmp_path_factory.mktemp("openapi") / "library", names)
     return scanned_app(library, decode_threads=1)
 
 
@@ -338,17 +334,11 @@ def test_schemathesis_accepts_real_searches_and_files(app, media_dir):
 
 
 # --- the docs page on a phone -----------------------------------------------------------------------------------
-PHONE = {"width": 390, "height": 844}
-
-
 @pytest.mark.browser
-def test_docs_page_fits_a_phone_and_obeys_the_csp(app):
+def test_docs_page_fits_a_phone_and_obeys_the_csp(app, phone_page):
     """At 390 px the page is no wider than the screen: wide tables scroll inside their own box."""
-    require_chromium()
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with served(app, threads=2) as server, sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport=PHONE)
+    with served(app, threads=2) as server:
+        page = phone_page
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.goto(f"http://127.0.0.1:{server.effective_port}/api/docs")
@@ -361,7 +351,7 @@ def test_docs_page_fits_a_phone_and_obeys_the_csp(app):
               code: document.querySelectorAll('.api-text code, td code').length,
             })"""
         )
-        browser.close()
+        page.close()
     assert widths["page"] <= PHONE["width"], widths["page"]
     assert widths["boxes"] and max(widths["boxes"]) <= PHONE["width"]
     assert all(overflow == "auto" for overflow in widths["wide"])  # a table wider than its box scrolls in it

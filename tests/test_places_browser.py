@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, require_chromium, served, settings_on
+from tests.conftest import DESKTOP, PHONE, media_library, require_chromium, served, settings_on
 from tests.test_places import GPS_FILES
 
 pytestmark = pytest.mark.browser
@@ -23,8 +23,6 @@ require_chromium(module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
 SHOTS = os.environ.get("MS_PLACES_SHOTS")
 # Collects every CSP violation the page meets, from before its first script runs.
 RECORD_VIOLATIONS = """window.cspViolations = [];
@@ -69,14 +67,9 @@ def tiles():
 @pytest.fixture(scope="module")
 def apps(scanned_app, tiny_model, tiles, tmp_path_factory, media_dir):
     """The scanned places library served twice: without a tile URL, and (read-only, same data) with one."""
-    import shutil
-
     from materialsearch.web import create_app, services_of
 
-    library = tmp_path_factory.mktemp("places-ui") / "library"
-    library.mkdir()
-    for name in [*GPS_FILES, "jpg_orient1.jpg"]:
-        shutil.copy2(media_dir / name, library / name)
+    library = media_library(tmp_path_factory.mktemp("places-ui") / "library", [*GPS_FILES, "jpg_orient1.jpg"])
     plain = scanned_app(library, decode_threads=1)
     tile_url = f"http://127.0.0.1:{tiles.server_address[1]}/{{z}}/{{x}}/{{y}}.png"
     data_dir = services_of(plain).settings.data_dir
@@ -89,25 +82,13 @@ def apps(scanned_app, tiny_model, tiles, tmp_path_factory, media_dir):
     services_of(mapped).close()
 
 
-@pytest.fixture(scope="module")
-def browser(apps):
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-def _page(browser, url, locale="en-US", viewport=DESKTOP):
-    context = browser.new_context(viewport=viewport, locale=locale)
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+def _page(new_page, url, locale="en-US", viewport=DESKTOP):
+    page = new_page(viewport, locale)
+    errors = page.problems  # its uncaught exceptions and console errors
     page.add_init_script(RECORD_VIOLATIONS)
     page.goto(url)
     page.wait_for_function("() => document.querySelector('#status-text').textContent.length > 0")
-    return context, page, errors
+    return page.context, page, errors
 
 
 def _shot(page, name):
@@ -122,10 +103,10 @@ LANGUAGES = [("en-US", "United Kingdom", "Mongolia"), ("zh-CN", "英国", "蒙�
 @pytest.mark.parametrize(("locale", "uk", "mongolia"), LANGUAGES)
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_places_view_lists_places_and_picking_one_filters_the_search(
-    browser, apps, tiles, locale, uk, mongolia, viewport
+    new_page, apps, tiles, locale, uk, mongolia, viewport
 ):
     before = tiles.requests
-    context, page, errors = _page(browser, apps["plain"], locale, viewport)
+    context, page, errors = _page(new_page, apps["plain"], locale, viewport)
     page.click("#places-button")
     panel = page.locator("#places-panel")
     expect(panel).to_be_visible()
@@ -148,8 +129,8 @@ def test_places_view_lists_places_and_picking_one_filters_the_search(
     context.close()
 
 
-def test_without_a_tile_url_the_csp_blocks_any_tile_host(browser, apps, tiles):
-    context, page, _ = _page(browser, apps["plain"])
+def test_without_a_tile_url_the_csp_blocks_any_tile_host(new_page, apps, tiles):
+    context, page, _ = _page(new_page, apps["plain"])
     host = f"http://127.0.0.1:{tiles.server_address[1]}"
     before = tiles.requests
     loaded = page.evaluate(
@@ -166,8 +147,8 @@ def test_without_a_tile_url_the_csp_blocks_any_tile_host(browser, apps, tiles):
     context.close()
 
 
-def test_with_a_tile_url_the_map_loads_tiles_from_exactly_that_host(browser, apps, tiles):
-    context, page, errors = _page(browser, apps["mapped"])
+def test_with_a_tile_url_the_map_loads_tiles_from_exactly_that_host(new_page, apps, tiles):
+    context, page, errors = _page(new_page, apps["mapped"])
     before = tiles.requests
     page.click("#places-button")
     expect(page.locator("#places-map")).to_be_visible()

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from materialsearch.web import services_of
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, require_chromium, served
+from tests.conftest import require_chromium
 from tests.test_tags import make_tag_library
 
 pytestmark = pytest.mark.browser
@@ -21,21 +21,12 @@ SHOTS = os.environ.get("MS_TAGS_SHOTS", "")
 
 
 @pytest.fixture(scope="module")
-def server(scanned_app, tmp_path_factory, media_dir):
+def server(scanned_app, serve, tmp_path_factory, media_dir):
     app = scanned_app(make_tag_library(tmp_path_factory.mktemp("tags-ui") / "library", media_dir))
     services = services_of(app)
     services.tagger.refresh()
     tagged = services.tagger.tags_of(services.store.get_items(range(1, 100)))
-    with served(app, threads=8) as httpd:
-        yield {"url": f"http://127.0.0.1:{httpd.effective_port}", "tagged": tagged, "labels": services.tagger.by_key}
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    return {"url": serve(app, threads=8), "tagged": tagged, "labels": services.tagger.by_key}
 
 
 def shot(page, name: str) -> None:
@@ -45,10 +36,9 @@ def shot(page, name: str) -> None:
 
 
 @pytest.mark.parametrize(("locale", "viewport"), [("en-US", (1280, 900)), ("zh-CN", (390, 844))])
-def test_a_tag_in_the_browser_filters_the_results(browser, server, locale, viewport):
-    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, locale=locale)
-    page = context.new_page()
-    page.set_default_timeout(15_000)
+def test_a_tag_in_the_browser_filters_the_results(new_page, server, locale, viewport):
+    page = new_page({"width": viewport[0], "height": viewport[1]}, locale)
+    context = page.context
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     requests: list[str] = []
