@@ -192,4 +192,4 @@ class LibraryOverview:
 
     def check_health(self) -> None:
         """Raises when the database does not answer."""
-        self.store.vector_checksum()
+        self.store.vectors_version()

@@ -196,6 +196,12 @@ class Store:
             count, total = conn.execute(select(func.count(Vector.id), func.coalesce(func.sum(Vector.id), 0))).one()
         return int(count), int(total)
 
+    def vectors_version(self) -> str:
+        """The stored vectors' change token: equal tokens mean the same vectors (across restarts too), so caches and
+        fingerprints of anything computed from them key on it. Its form is the catalog's business."""
+        count, total = self.vector_checksum()
+        return f"{count}:{total}"
+
     def item_vectors(self, item_id: int) -> np.ndarray:
         """The vectors of one item (empty when it has none)."""
         with self.engine.connect() as conn:

@@ -136,7 +136,7 @@ class Grouping:
     proposed: int  # pairs the vectors proposed
     confirmed: int  # of them, confirmed by the hashes
     took_ms: float
-    key: tuple
+    key: str  # the vectors' version they were computed from
 
 
 # --- confirmation: perceptual hashes -------------------------------------------------------------------------------
@@ -285,13 +285,13 @@ class DuplicateFinder:
 
     def grouping(self) -> Grouping:
         """The groups, from the cache when the vectors have not changed since they were computed."""
-        key = self.store.vector_checksum()
+        key = self.store.vectors_version()
         with self._lock:  # one computation at a time; a second caller then gets its result
             if self._cached is None or self._cached.key != key:
                 self._cached = self._compute(key)
             return self._cached
 
-    def _compute(self, key: tuple) -> Grouping:
+    def _compute(self, key: str) -> Grouping:
         started = time.perf_counter()
         self.hashes.refresh()
         photo_ids, _times, photo_vectors = self.store.duplicates.kind_vectors("image")

@@ -238,7 +238,7 @@ class Tagger(BackgroundJob):
         return digest.hexdigest()[:32]
 
     def _state(self) -> str:
-        return json.dumps({"labels_model": self.fingerprint, "vectors": list(self.store.vector_checksum())})
+        return json.dumps({"labels_model": self.fingerprint, "vectors": self.store.vectors_version()})
 
     def stale(self) -> bool:
         """Whether the stored tags were computed from other labels, another model or other vectors."""
