@@ -73,7 +73,7 @@ class Understood:
 
 _GRAMMAR = DateGrammar()
 _QUOTES = re.compile(
-    r"(?P<lead>(?:上面|上)?写着|写有|印着|\b(?:with\s+the\s+words?|that\s+says|saying|reading|labell?ed)\s*)?"
+    r"(?P<lead>(?:上面|上)?写着|写有|印着|\b(?:with\s+the\s+words?|the\s+words?|that\s+says|saying|reading|labell?ed)\s*)?"
     r"(?:“(?P<a>[^”]+)”|\"(?P<b>[^\"]+)\"|「(?P<c>[^」]+)」|『(?P<d>[^』]+)』|‘(?P<e>[^’]+)’"
     r"|(?:(?<=\s)|^)'(?P<f>[^']+)'(?=[\s,，的]|$))",
     re.IGNORECASE,
@@ -98,7 +98,7 @@ _EXCLUDE_ZH = re.compile(
 _KINDS = [
     (re.compile(r"\blive\s*photos?\b|实况照片|实况图|动态照片", re.IGNORECASE), "image", "live photo"),
     (re.compile(r"\b(?:videos?|movies|clips?|footage)\b(?:\s+of\b)?|视频|录像|影片", re.IGNORECASE), "video", None),
-    (re.compile(r"\b(?:photos|pictures|images|pics)\b(?:\s+of\b)?|照片|相片|图片", re.IGNORECASE), "image", None),
+    (re.compile(r"\b(?:photos|pictures|images|pics)\b(?:\s+of\b)?|(?<!老)照片|相片|图片", re.I), "image", None),
 ]
 _PLACE_LEAD_EN = re.compile(r"(?:\b(?:taken\s+|shot\s+)?(?:in|at|from|near|around|to|of)\s+(?:the\s+)?)$", re.I)
 _PLACE_LEAD_ZH = re.compile(r"(?:在|于|去|到|从|来自)$")
@@ -297,16 +297,21 @@ def _places(reader: _Reader, words: Vocabulary) -> None:
         lead = lead if lead and reader.free(lead.start(), start) else None
         trail = _PLACE_TRAIL_ZH.match(s[end:]) if han else None
         alone = not s[:start].strip() and not s[end:].strip()
-        spaced = han and (not s[:start] or s[start - 1] == " ") and (end == len(s) or s[end] == " ")
+        # A Chinese name standing as a word of its own: between the sentence's edges, spaces or taken parts.
+        spaced = han and _bounded(reader, start - 1) and _bounded(reader, end)
+        after_de = han and end == len(s) and s[start - 1 : start] == "的"
         capital = text[:1].isupper()
         sentence_start = not s[:start].strip()
         if han:
-            sure = bool(lead or trail or alone or spaced)
-            offer = not sure and not place.country and place.population >= OFFER_BARE_CITY_POPULATION
+            big = place.country or place.population >= OFFER_BARE_CITY_POPULATION
+            # "在天安门广场": a smaller city's name running on into more characters may be the start of a word.
+            runs_on = not (trail or _bounded(reader, end) or s[end] in "，,。、")
+            sure = bool((lead and (big or not runs_on)) or trail or alone or spaced or after_de)
+            offer = not sure and (big or bool(lead)) and not place.country
         elif place.country:
             ambiguous = text.casefold() in AMBIGUOUS_COUNTRIES
             sure = bool(lead) or alone or (capital and not ambiguous)
-            offer = not sure
+            offer = not sure and (capital or not ambiguous)
         else:
             big = place.population >= LOWERCASE_CITY_POPULATION
             sure = (bool(lead) or alone) and (capital or big)
@@ -323,18 +328,27 @@ def _places(reader: _Reader, words: Vocabulary) -> None:
             reader.take("place", place.name, start, end, applied=False)
 
 
+def _bounded(reader: _Reader, index: int) -> bool:
+    """Whether ``index`` is outside the sentence, a space or a taken character."""
+    return index < 0 or index >= len(reader.s) or reader.s[index] == " " or bool(reader.taken[index])
+
+
 def _place_candidates(reader: _Reader, words: Vocabulary):
     """Every longest name at each position: English names on word boundaries (up to four words), Chinese ones as
     any run of Han characters (longest first)."""
     s = reader.s
     english = [(m.start(), m.end()) for m in re.finditer(r"[A-Za-z][A-Za-z.'\-]*", s)]
+    covered = 0
     for i, (start, _end) in enumerate(english):
+        if start < covered:  # inside a longer name found already ("York" in "New York")
+            continue
         for j in range(min(len(english), i + 4) - 1, i - 1, -1):
             end = english[j][1]
             if not re.fullmatch(r"[A-Za-z.'\- ]+", s[start:end]):
                 continue
             place = words.place(s[start:end].rstrip("."))
             if place:
+                covered = end
                 yield start, end, place
                 break
     i = 0

@@ -29,6 +29,9 @@ NOT_PLACES = frozenset(_NOT_PLACES.split())
 # Country names that are also common words: read only after "in"/"from"…, otherwise offered.
 AMBIGUOUS_COUNTRIES = frozenset({"turkey", "chad", "jordan", "georgia", "china", "guinea", "jersey", "niger", "japan"})
 MAX_HAN_NAME = 8
+_HAN = re.compile(r"^[\u4e00-\u9fff]+$")
+# Cities GeoNames names otherwise than people say them.
+CITY_ALIASES = {"new york": "New York City", "nyc": "New York City", "纽约": "New York City"}
 ALIASES = {"uk": "GB", "u.k.": "GB", "usa": "US", "u.s.": "US", "u.s.a.": "US", "america": "US", "britain": "GB"}
 
 
@@ -68,12 +71,27 @@ class Vocabulary:
             population = int(city.get("population") or 0)
             if population < CITY_MIN_POPULATION:
                 continue
-            for name in (city["name"], simplified_chinese_name(city.get("alternatenames") or ())):
-                if not name or name.casefold() in NOT_PLACES or len(name) < 2:
-                    continue
-                known = self.places.get(name.casefold())
-                if known is None or (not known.country and known.population < population):
-                    self.places[name.casefold()] = PlaceName(name, False, population)
+            english = city["name"]
+            alternates = city.get("alternatenames") or ()
+            # The Chinese name the catalog stores for the city (``places``), else its English one: what
+            # ``place=`` must be given; any other Chinese spelling of it (伦敦 and 倫敦, 罗马 for 罗马市) finds it.
+            stored_zh = simplified_chinese_name(alternates) or english
+            self._add_city(english, english, population)
+            for name in alternates:
+                if len(name) > 1 and _HAN.match(name):
+                    self._add_city(name, stored_zh, population)
+                    if name.endswith("市") and len(name) > 2:
+                        self._add_city(name[:-1], stored_zh, population)
+        for alias, name in CITY_ALIASES.items():
+            self.places[alias] = PlaceName(name, False, 8_000_000)
+
+    def _add_city(self, key: str, name: str, population: int) -> None:
+        folded = key.casefold()
+        if folded in NOT_PLACES:
+            return
+        known = self.places.get(folded)
+        if known is None or (not known.country and known.population < population):
+            self.places[folded] = PlaceName(name, False, population)
 
     def place(self, text: str) -> PlaceName | None:
         """The place ``text`` names exactly (any case), or None."""
