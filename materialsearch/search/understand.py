@@ -362,3 +362,21 @@ def _place_candidates(reader: _Reader, words: Vocabulary):
                     i += length - 1
                     break
         i += 1
+
+
+class SentenceReader:
+    """``understand`` as the search uses it: today in the server's zone (``MS_TIMEZONE``, else the process's),
+    the seasons of ``MS_SEASONS``, the names of the label set in use (its vocabulary is built on first use)."""
+
+    def __init__(self, labels, hemisphere: str = "north", zone: dt.tzinfo | None = None):
+        if hemisphere not in HEMISPHERES:
+            raise ValueError(f"hemisphere must be one of {HEMISPHERES}, got {hemisphere!r}")
+        self.labels, self.hemisphere, self.zone = tuple(labels), hemisphere, zone
+
+    def today(self) -> dt.date:
+        """Today's date where the server is (the zone the dates of a sentence are relative to)."""
+        return dt.datetime.now(self.zone).date()
+
+    def read(self, sentence: str) -> Understood:
+        """What ``sentence`` says today."""
+        return understand(sentence, self.today(), words=vocabulary(self.labels), hemisphere=self.hemisphere)
