@@ -233,6 +233,10 @@ TABLE = [
     ("playing in the snow", {"q": "playing in the snow"}),
     ("people at the park", {"q": "people at the park"}),
     ("the river at sunset", {"q": "the river at sunset"}),
+    ("beach with no people 2019", {"q": "beach", "date": "2019-01-01/2019-12-31", "exclude": ["people"]}),
+    ("street with no cars in London", {"q": "street", "place": "London", "exclude": ["cars"]}),
+    ("no cars no people", {"q": "", "exclude": ["cars", "people"]}),
+    ("no cars, please", {"q": "please", "exclude": ["cars"]}),
 ]
 
 

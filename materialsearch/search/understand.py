@@ -87,8 +87,34 @@ _FILE_NAME = re.compile(
 _HASHTAG = re.compile(r"(?:(?<=\s)|^)#(?P<t>[^\s#]+)")
 _EXCLUDE_EN = re.compile(
     r"(?:\bwith\s+)?\b(?P<how>without|except(?:\s+for)?|excluding|minus|but\s+not|no)\s+(?:any\s+)?"
-    r"(?P<w>[a-z][a-z'\-]*)(?P<rest>\s*(?:$|[,;.!?]|\band\b|\bor\b|\bin\b|\bat\b|\bon\b|\bfrom\b)|\s+\w)?",
+    r"(?P<w>[a-z][a-z'\-]*)\b(?:(?=\s+(?P<next>[^\s,;.!?]+)))?",
     re.IGNORECASE,
+)
+# After "no X", the words that end the thing X names ("no cars in London"); another word makes it a thing of its
+# own ("no parking sign").
+_CLAUSE_WORDS = frozenset(
+    [
+        "in",
+        "at",
+        "on",
+        "from",
+        "during",
+        "and",
+        "or",
+        "with",
+        "without",
+        "no",
+        "near",
+        "by",
+        "taken",
+        "shot",
+        "last",
+        "this",
+        "since",
+        "before",
+        "after",
+        "but",
+    ]
 )
 _EXCLUDE_MINUS = re.compile(r"(?:(?<=\s)|^)[-−](?P<w>[^\s\-−][^\s]*)")
 _HAN_WORD = r"[\u4e00-\u9fffA-Za-z]"
@@ -254,9 +280,8 @@ def _exclusions(reader: _Reader) -> None:
         if not reader.free(match.start(), end):
             continue
         # "no cars" at the end of a clause is an exclusion; "no parking sign" is a thing: only offered.
-        sure = match["how"].lower() != "no" or match["rest"] is None or not match["rest"].strip(" ").isalnum()
-        if match["how"].lower() == "no" and match["rest"] and re.match(r"\s+\w", match["rest"]):
-            sure = False
+        after = match["next"]
+        sure = match["how"].lower() != "no" or not after or after.lower() in _CLAUSE_WORDS or after[0].isdigit()
         reader.take("exclude", match["w"], match.start(), end, applied=sure)
 
 
