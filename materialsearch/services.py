@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 
 from materialsearch.application.browsing import Browsing
@@ -135,6 +136,7 @@ class Services:
         self.tokens = self.catalog.tokens  # API tokens (the login guard checks them)
         lookup, companions = ItemLookup(self.store, settings), ItemCompanions(self.store, self.tagger)
         reader = SentenceReader(self.tagger.labels, settings.seasons, fallback_zone(settings.timezone))
+        threading.Thread(target=reader.warm, name="sentence vocabulary", daemon=True).start()
         self.searching = Searching(
             self.search, self.fused, self.classifier, self.renditions, companions, self.reindexing, reader
         )

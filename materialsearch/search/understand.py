@@ -398,6 +398,10 @@ class SentenceReader:
             raise ValueError(f"hemisphere must be one of {HEMISPHERES}, got {hemisphere!r}")
         self.labels, self.hemisphere, self.zone = tuple(labels), hemisphere, zone
 
+    def warm(self) -> None:
+        """Build the vocabulary now (a second or two, once per process), not in the first search."""
+        vocabulary(self.labels)
+
     def today(self) -> dt.date:
         """Today's date where the server is (the zone the dates of a sentence are relative to)."""
         return dt.datetime.now(self.zone).date()

@@ -7,6 +7,7 @@ import functools
 import importlib.resources
 import json
 import re
+import threading
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -107,6 +108,9 @@ def _fold(text: str) -> str:
     return re.sub(r"\s+", " ", text.strip()).casefold()
 
 
+_building = threading.Lock()  # many searches arriving at once build it once, not once each
+
+
 @functools.cache
 def _cached(labels: tuple[Label, ...]) -> Vocabulary:
     return Vocabulary(labels)
@@ -119,4 +123,5 @@ def _shipped() -> Vocabulary:
 
 def vocabulary(labels: Sequence[Label] | None = None) -> Vocabulary:
     """The vocabulary for ``labels`` (default: the shipped label set), built once per label set."""
-    return _cached(tuple(labels)) if labels is not None else _shipped()
+    with _building:
+        return _cached(tuple(labels)) if labels is not None else _shipped()
