@@ -96,3 +96,19 @@ def test_an_offered_place_is_a_chip_to_accept(new_page, base, locale, accept):
     expect(page.locator('#understood .understood-chip:not(.understood-offered)[data-field="place"]')).to_have_count(1)
     expect(_names(page)).to_have_text([LONDON_MOV])
     assert page.problems == []
+
+
+def test_typed_and_read_exclusions_are_chips_too(new_page, base):
+    page = _open(new_page, base, "zh-CN", PHONE, "没有人的照片 -cars")
+    excluded = page.locator('#understood [data-field="exclude"]')
+    expect(excluded).to_have_count(2)  # 没有人 read by the server, -cars sent by the box as exclude=
+    expect(excluded.nth(0)).to_contain_text("人")
+    expect(excluded.nth(1)).to_contain_text("cars")
+    _shot(page, "understood-exclude-zh-phone.png")
+    excluded.nth(1).locator(".understood-remove").click()
+    expect(page.locator("#query")).to_have_value("没有人的照片")
+    expect(excluded).to_have_count(1)
+    excluded.nth(0).locator(".understood-remove").click()
+    expect(page.locator("#query")).to_have_value("照片")
+    expect(page.locator('#understood [data-field="kind"]')).to_have_count(1)
+    assert page.problems == []

@@ -11,6 +11,12 @@ export function bindUnderstood(search) {
   el.list.addEventListener("click", (event) => {
     const button = event.target.closest("button[data-index]");
     if (!button) return;
+    if (button.dataset.typed) {
+      // A "-word" the box sent as exclude= itself: the sentence without it.
+      const exclude = state.query.exclude.filter((_word, index) => index !== Number(button.dataset.index));
+      searchFor(joined(sentence(), exclude));
+      return;
+    }
     const understood = state.understood;
     const parts = button.dataset.offered ? understood.offered : understood.parts;
     const part = parts[Number(button.dataset.index)];
@@ -23,7 +29,9 @@ const sentence = () => (state.query && state.query.q) || "";
 
 function joined(words, exclude) {
   const minus = (exclude || []).map((word) => (/\s/.test(word) ? `-"${word}"` : `-${word}`));
-  return [words, ...minus].join(" ").replace(/\s+/g, " ").trim();
+  // A 的 left at an edge by a cut part joined nothing ("没有人的照片" without 没有人: "照片").
+  const kept = words.replace(/\s+/g, " ").replace(/^[\s的]+|[\s的]+$/g, "");
+  return [kept, ...minus].join(" ").trim();
 }
 
 function cut(part, insert) {
@@ -72,8 +80,8 @@ function label(part) {
   return [t(`understood_field_${part.field}`), part.value];
 }
 
-function chip(part, index, offered) {
-  const typed = sentence().slice(part.start, part.end).trim();
+function chip(part, index, offered, typed) {
+  const words = typed ? `-${part.value}` : sentence().slice(part.start, part.end).trim();
   const item = document.createElement("li");
   item.className = offered ? "understood-chip understood-offered" : "understood-chip";
   item.dataset.field = part.field;
@@ -87,15 +95,16 @@ function chip(part, index, offered) {
     text.append(name, " ");
   }
   text.append(offered ? `${value}?` : value);
-  text.title = t(`understood_field_${part.field}`) + (typed ? ` — “${typed}”` : "");
+  text.title = t(`understood_field_${part.field}`) + (words ? ` — “${words}”` : "");
   const button = document.createElement("button");
   button.type = "button";
   button.dataset.index = String(index);
   if (offered) button.dataset.offered = "1";
+  if (typed) button.dataset.typed = "1";
   button.className = offered ? "understood-accept" : "understood-remove";
   button.textContent = offered ? "✓" : "×";
-  const words = { what: typed || part.value };
-  const hint = offered ? t(`understood_accept_${part.field}`, words) : t("understood_remove", words);
+  const what = { what: words || part.value };
+  const hint = offered ? t(`understood_accept_${part.field}`, what) : t("understood_remove", what);
   button.title = hint;
   button.setAttribute("aria-label", hint);
   item.append(text, button);
@@ -104,14 +113,16 @@ function chip(part, index, offered) {
 
 /** Draw the chips of the answer shown (none for the timeline, a stack or "similar to"). */
 export function renderUnderstood() {
-  const understood = state.understood;
   const query = state.query;
-  const shown = Boolean(understood && query && (query.mode === "text" || query.mode === "image"));
-  const offered = shown ? understood.offered.filter((part) => part.field !== "date") : [];
-  const parts = shown ? understood.parts : [];
+  const asked = Boolean(query && (query.mode === "text" || query.mode === "image"));
+  const understood = asked ? state.understood : null;
+  const offered = understood ? understood.offered.filter((part) => part.field !== "date") : [];
+  const parts = understood ? understood.parts : [];
+  const typed = asked ? (query.exclude || []).map((word) => ({ field: "exclude", value: word, start: 0, end: 0 })) : [];
   el.list.replaceChildren(
-    ...parts.map((part, index) => chip(part, index, false)),
-    ...offered.map((part) => chip(part, understood.offered.indexOf(part), true)),
+    ...parts.map((part, index) => chip(part, index, false, false)),
+    ...typed.map((part, index) => chip(part, index, false, true)),
+    ...offered.map((part) => chip(part, understood.offered.indexOf(part), true, false)),
   );
   el.list.hidden = el.list.children.length === 0;
   el.list.setAttribute("aria-label", t("understood_title"));
