@@ -149,3 +149,12 @@ def test_a_picture_with_words_reads_them_too(client, media_dir):
         "/api/search", data={"image": (io.BytesIO(picture), "query.jpg"), "q": "在蒙古", "parse": "false"}
     )
     assert len(response.get_json()["results"]) == len(FILES) - 1
+
+
+def test_a_picture_keeps_quoted_words_as_words(client, media_dir):
+    picture = (media_dir / PLAIN).read_bytes()
+    form = {"image": (io.BytesIO(picture), "query.jpg"), "q": '写着"出口"的 2011年', "limit": "50"}
+    body = client.post("/api/search", data=form).get_json()
+    understood = body["understood"]
+    assert understood["text"] is None and understood["q"] == "出口"  # no text filter for a picture search
+    assert [part["field"] for part in understood["parts"]] == ["date"] and names(body) == {NIKON}

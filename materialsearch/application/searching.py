@@ -129,7 +129,8 @@ class Searching:
         vector = self._picture_vector(picture, ApiErrorCode.UNUSABLE_IMAGE)
         understood = None
         if parse and words and words.strip():
-            understood, scope, ordering, _text, words = self._read(words, scope, ordering, None)
+            # A picture search has no text-in-photos filter: quoted words stay words that refine the picture.
+            understood, scope, ordering, _text, words = self._read(words, scope, ordering, None, quotes_as_words=True)
         text = (words or "").strip()
         kind = QueryKind.IMAGE
         if text:
@@ -138,9 +139,10 @@ class Searching:
         narrowing = self._narrowing(ordering, kind)
         return self._answer(self.search.search(vector, filters, page, narrowing=narrowing), understood)
 
-    def _read(self, sentence: str, scope: Scope, ordering: Ordering, text: str | None):
+    def _read(self, sentence: str, scope: Scope, ordering: Ordering, text: str | None, quotes_as_words: bool = False):
         """The sentence read, and the scope, ordering, text and words it leaves: what it understood applies
-        where the caller gave nothing of its own (the caller's filters win; exclusions add up)."""
+        where the caller gave nothing of its own (the caller's filters win; exclusions add up). With
+        ``quotes_as_words`` quoted words are not a filter but stay among the words."""
         read = self.reader.read(sentence)
         if not read.anything:
             return read, scope, ordering, text, sentence
@@ -150,7 +152,7 @@ class Searching:
             "kind": scope.kind != "all",
             "tag": bool(scope.tags),
             "name": scope.name is not None,
-            "text": text is not None,
+            "text": text is not None or quotes_as_words,
         }
         parts = tuple(part for part in read.parts if not given.get(part.field, False))
         fields = {part.field for part in parts}
@@ -176,7 +178,11 @@ class Searching:
         )
         if kept.exclude:
             ordering = dataclasses.replace(ordering, exclude=tuple(dict.fromkeys((*ordering.exclude, *kept.exclude))))
-        return kept, scope, ordering, kept.text or text, kept.q or None
+        words = kept.q
+        if quotes_as_words and read.text:
+            words = f"{words} {read.text}".strip()
+            kept = dataclasses.replace(kept, q=words)
+        return kept, scope, ordering, kept.text or text, words or None
 
     def preview_picture(self, picture: bytes) -> bytes:
         """A thumbnail-sized JPEG of a query picture (for the formats browsers cannot show)."""
