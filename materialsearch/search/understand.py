@@ -136,7 +136,6 @@ _DATE_LEAD_ZH = re.compile(r"(?:在)$")
 _DATE_TRAIL_ZH = re.compile(r"^(?:拍的|拍摄的|里的|时的|的)")
 _EDGE_EN = {"of", "in", "at", "on", "from", "during", "with", "and", "or", "taken", "shot", "the", "a", "an", "near"}
 _EDGE_ZH = "的在于和与、，,。.;；:："
-_WORD = re.compile(r"[A-Za-z][A-Za-z.'\-]*|[\u4e00-\u9fff]")
 
 
 class _Reader:
