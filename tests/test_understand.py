@@ -322,3 +322,24 @@ def test_the_parser_takes_well_under_a_millisecond_a_sentence():
             understand(sentence, TODAY)
     per_sentence = (time.perf_counter() - started) / (5 * len(sentences))
     assert per_sentence < 0.001, f"{per_sentence * 1000:.3f} ms a sentence"
+
+
+def test_the_search_reads_with_the_servers_zone_and_seasons():
+    from zoneinfo import ZoneInfo
+
+    from config import Settings
+    from materialsearch.organise.tags import label_set
+    from materialsearch.search.understand import SentenceReader
+
+    labels = label_set()
+    for name in ("Pacific/Kiritimati", "Pacific/Pago_Pago"):  # UTC+14 and UTC-11: a different day for hours a day
+        zone = ZoneInfo(name)
+        assert SentenceReader(labels, zone=zone).today() in {
+            dt.datetime.now(zone).date(),
+            (dt.datetime.now(zone) - dt.timedelta(seconds=5)).date(),
+        }
+    south = SentenceReader(labels, Settings.from_env(environ={"MS_SEASONS": "South"}).seasons)
+    assert south.read("summer 2019").date_from == dt.date(2019, 12, 1)
+    assert SentenceReader(labels).read("summer 2019").date_from == dt.date(2019, 6, 1)
+    with pytest.raises(ValueError, match="hemisphere"):
+        SentenceReader(labels, "east")
