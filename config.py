@@ -277,6 +277,11 @@ class Settings(BaseSettings):
         "replaces that label. Empty = the shipped set only.",
     )
     tags_replace: Flag = Field(False, description="Use only the labels of MS_TAGS_FILE, without the shipped set.")
+    seasons: Annotated[Literal["north", "south"], _from_text(_lower)] = Field(
+        "north",
+        description='Which hemisphere\'s seasons a search sentence means ("last summer", "去年冬天"): `north` '
+        "(summer is June–August) or `south` (summer is December–February).",
+    )
     stack_cosine: Annotated[float, Field(gt=0, le=1)] = Field(
         0.95,
         description="Search results at least this similar to each other (cosine between their stored vectors) "

@@ -60,6 +60,8 @@ WHERE = {
     "phash_of_file": "materialsearch.organise.duplicates",
     "group_photos": "materialsearch.organise.duplicates",
     "EXACT_SEARCH_MAX": "materialsearch.catalog.similar_pairs",
+    "understand": "materialsearch.search.understand",
+    "vocabulary": "materialsearch.search.vocabulary",
 }
 
 __all__ = sorted(WHERE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 
 from materialsearch.application.browsing import Browsing
@@ -17,6 +18,7 @@ from materialsearch.catalog.core import Catalog
 from materialsearch.encoders import Encoder, make_encoder
 from materialsearch.jobs.job import BackgroundJob
 from materialsearch.jobs.schedule import ScanScheduler, window_of
+from materialsearch.media.capture_time import fallback_zone
 from materialsearch.media.decode import configure_pillow, decode_sizes
 from materialsearch.media.thumbnails import Renditions
 from materialsearch.media.transcode import Transcoder
@@ -31,6 +33,7 @@ from materialsearch.scan.reports import Reindexing
 from materialsearch.scan.scanner import Scanner
 from materialsearch.search.fusion import FusedSearch
 from materialsearch.search.service import SearchService
+from materialsearch.search.understand import SentenceReader
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +135,10 @@ class Services:
         """The application layer (``materialsearch.application``): what the web layer and the CLI call."""
         self.tokens = self.catalog.tokens  # API tokens (the login guard checks them)
         lookup, companions = ItemLookup(self.store, settings), ItemCompanions(self.store, self.tagger)
+        reader = SentenceReader(self.tagger.labels, settings.seasons, fallback_zone(settings.timezone))
+        threading.Thread(target=reader.warm, name="sentence vocabulary", daemon=True).start()
         self.searching = Searching(
-            self.search, self.fused, self.classifier, self.renditions, companions, self.reindexing
+            self.search, self.fused, self.classifier, self.renditions, companions, self.reindexing, reader
         )
         self.browsing = Browsing(lookup, companions, self.search, self.ocr_store)
         self.item_files = ItemFiles(lookup, self.renditions, self.transcoder, settings)

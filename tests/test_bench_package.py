@@ -25,6 +25,7 @@ SCRIPTS = (
     "bench_ocr",
     "bench_browse",
     "bench_places",
+    "bench_understand",
 )
 PRODUCT_MODULES = {"materialsearch", "config", "app"}
 

@@ -44,6 +44,8 @@ ADDED_FIELDS |= {"stack_size", "stack_url", "more", "info"}  # issue 11
 ADDED_OPERATIONS |= {("get", "/api/places")}  # issue 12: places
 ADDED_PARAMETERS |= {"place"}
 ADDED_FIELDS |= {"location"}
+ADDED_PARAMETERS |= {"parse"}  # issue 21: the search sentence is read
+ADDED_FIELDS |= {"understood"}
 ADDED = {"operations": ADDED_OPERATIONS, "parameters": ADDED_PARAMETERS, "fields": ADDED_FIELDS}
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}

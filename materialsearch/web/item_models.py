@@ -3,11 +3,13 @@ the timeline's pages and an item's details."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import os
 from typing import Annotated, Any, Literal
 
 from flask import url_for
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from materialsearch.application import FoundItem, ItemEntry, Reindexing
 from materialsearch.web.models import BROWSER_IMAGE_EXTENSIONS, Body, ItemKind, OptionalName
@@ -198,6 +200,59 @@ class ItemText(Body):
         return cls(status=stored.status or "waiting", lines=lines, **error)
 
 
+class UnderstoodPart(BaseModel):
+    """One piece of the sentence that became a filter (or is offered as one)."""
+
+    field: Annotated[
+        Literal["date", "place", "text", "exclude", "kind", "tag", "name"],
+        Field(
+            description="The filter it sets: `date` (date_from/date_to), `place`, `text`, `exclude`, `kind`, "
+            "`tag`, `name`."
+        ),
+    ]
+    value: Annotated[
+        str,
+        Field(
+            description="Its value: a date range as `YYYY-MM-DD/YYYY-MM-DD` (an open end empty), a place name, the "
+            "quoted words, the excluded word, `image`/`video`/`live photo`, a tag key, a file name."
+        ),
+    ]
+    start: Annotated[int, Field(ge=0, description="Where it starts in `q` (characters).")]
+    end: Annotated[int, Field(ge=0, description="Where it ends in `q` (exclusive).")]
+
+
+class UnderstoodQuery(BaseModel):
+    """What a search sentence was read as: the words left for the model and the filters it named."""
+
+    q: Annotated[str, Field(description="The words left for the model (empty: the filters alone answered).")]
+    date_from: Annotated[dt.date | None, Field(description="Taken on or after (inclusive).")] = None
+    date_to: Annotated[dt.date | None, Field(description="Taken on or before (inclusive).")] = None
+    place: Annotated[str | None, Field(description="A city, region or country, as `place=` takes it.")] = None
+    text: Annotated[str | None, Field(description="Quoted words: looked for in the photos' text (`text=`).")] = None
+    exclude: Annotated[list[str], Field(description="Words whose look-alikes are left out (`exclude=`).")] = []
+    kind: Annotated[Literal["image", "video"] | None, Field(description="`image` or `video`.")] = None
+    tag: Annotated[list[str], Field(description="Tag keys (`tag=`).")] = []
+    name: Annotated[str | None, Field(description="A file name (`name=`).")] = None
+    parts: Annotated[list[UnderstoodPart], Field(description="The pieces applied, in sentence order.")] = []
+    offered: Annotated[
+        list[UnderstoodPart], Field(description="Uncertain pieces, not applied (a client may offer them).")
+    ] = []
+
+    @classmethod
+    def of(cls, understood) -> UnderstoodQuery:
+        """The model of ``search.understand.Understood``."""
+        return cls(
+            **{
+                field: getattr(understood, field)
+                for field in ("q", "date_from", "date_to", "place", "text", "kind", "name")
+            },
+            exclude=list(understood.exclude),
+            tag=list(understood.tag),
+            parts=[UnderstoodPart(**dataclasses.asdict(part)) for part in understood.parts],
+            offered=[UnderstoodPart(**dataclasses.asdict(part)) for part in understood.offered],
+        )
+
+
 class SearchResult(Body):
     """Ranked results, best first."""
 
@@ -220,6 +275,9 @@ class SearchResult(Body):
         ),
     ] = None
     reindexing: Annotated[Reindexing, Field(description="Present while re-indexing after a model change.")] = None
+    understood: Annotated[
+        UnderstoodQuery, Field(description="What `q` was read as (present when `q` was given and `parse` is on).")
+    ] = None
 
 
 class ItemList(Body):

@@ -10,7 +10,7 @@ from flask import Response
 from materialsearch.application import BadRequest, SearchAnswer
 from materialsearch.errors import ApiErrorCode as Code
 from materialsearch.web.api import api, ordering_of, page_of, scope_of, use_cases
-from materialsearch.web.item_models import SearchHit, SearchResult
+from materialsearch.web.item_models import SearchHit, SearchResult, UnderstoodQuery
 from materialsearch.web.library_models import ClassifyResult, LabelScore
 from materialsearch.web.problems import Error
 from materialsearch.web.request_models import ClassifyItem, ClassifyUpload, ImageSearch, ImageUpload, TextSearch
@@ -25,6 +25,8 @@ def _result(answer: SearchAnswer) -> SearchResult:
         body.more = answer.more
     if answer.reindexing:  # after a model change: say that results come only from what is re-embedded so far
         body.reindexing = answer.reindexing
+    if answer.understood is not None:
+        body.understood = UnderstoodQuery.of(answer.understood)
     return body
 
 
@@ -47,10 +49,22 @@ def search_get(query: TextSearch):
     none of them, `name` and/or `path` alone are a keyword search over file names / paths, ranked by match quality
     (exact name, then prefix, then word start, then anywhere; ties newest first); with them, they only filter.
     `sort`, `match`, `exclude` and `stack` narrow and order any of these.
+
+    `q` is read as a sentence first (`parse=false` turns it off): "去年夏天在伦敦拍的视频", "red bus in London",
+    'sign saying "exit"', "beach -people", "2019年的雪景" — its dates, place, quoted words, exclusions, kind, `#tags`
+    and file names become the filters above (those given as parameters win), and `understood` says what it read;
+    the words left go to the model, and when none are left the filters alone answer, newest first.
     """
     return _result(
         use_cases().searching.find(
-            scope_of(query), page_of(query), ordering_of(query), q=query.q, text=query.text, like=query.like, t=query.t
+            scope_of(query),
+            page_of(query),
+            ordering_of(query),
+            q=query.q,
+            text=query.text,
+            like=query.like,
+            t=query.t,
+            parse=query.parse,
         )
     )
 
@@ -74,7 +88,7 @@ def search_post(form: ImageSearch):
     if form is None:  # not a form at all (spectree validates only form bodies)
         raise BadRequest("send the query picture as a multipart form field named 'image'", Code.MISSING_IMAGE)
     answer = use_cases().searching.find_like_picture(
-        form.image.read(), form.q, scope_of(form), page_of(form), ordering_of(form)
+        form.image.read(), form.q, scope_of(form), page_of(form), ordering_of(form), parse=form.parse
     )
     return _result(answer)
 

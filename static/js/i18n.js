@@ -3,12 +3,19 @@ import { STRINGS } from "./strings.js";
 import { BROWSE_STRINGS } from "./strings-browse.js";
 import { CODE_STRINGS } from "./strings-codes.js";
 import { PLACE_STRINGS } from "./strings-places.js";
+import { UNDERSTOOD_STRINGS } from "./strings-understood.js";
 
 // One table per language, from the files that hold the strings by feature.
 const TABLES = Object.fromEntries(
   ["en", "zh"].map((language) => [
     language,
-    { ...STRINGS[language], ...BROWSE_STRINGS[language], ...CODE_STRINGS[language], ...PLACE_STRINGS[language] },
+    {
+      ...STRINGS[language],
+      ...BROWSE_STRINGS[language],
+      ...CODE_STRINGS[language],
+      ...PLACE_STRINGS[language],
+      ...UNDERSTOOD_STRINGS[language],
+    },
   ]),
 );
 

@@ -8,7 +8,7 @@ import { loadFolders } from "./folders.js";
 import { currentLanguage, initialLanguage, setLanguage } from "./i18n.js";
 import { bindOptions, renderOptions } from "./options.js";
 import { bindPlaces, placesAreOpen, renderPlaces } from "./places.js";
-import { bindQuery, currentQuery, focusQuery, openStack, renderChip, restoreQuery, startLike } from "./query.js";
+import { bindQuery, currentQuery, focusQuery, openStack, renderChip, restoreQuery, searchFor, startLike } from "./query.js";
 import { bindResults, renderResults } from "./results.js";
 import { bindScan, refreshStatus, renderStatus } from "./scan.js";
 import { runSearch } from "./search.js";
@@ -16,12 +16,14 @@ import { bindSelection, clickSelects, clearSelection, renderSelection, toggleSel
 import { state } from "./state.js";
 import { bindTags, renderTagBrowser } from "./tags.js";
 import { bindTimeline, renderTimeline } from "./timeline.js";
+import { bindUnderstood, renderUnderstood } from "./understood.js";
 import { currentSearchKey, readLocation, saveLocation } from "./urlstate.js";
 import { bindViewer, closeViewer, openViewer, renderViewer, viewerIsOpen } from "./viewer.js";
 
 // Everything drawn in the current language, drawn again (after a language switch).
 function renderAll() {
   renderChip();
+  renderUnderstood();
   renderFilterBadge();
   renderResults(true);
   renderTimeline(true);
@@ -58,6 +60,7 @@ function actOnCard(kind, index, event) {
 
 function bind() {
   bindQuery();
+  bindUnderstood(searchFor);
   bindFilters(narrowed);
   bindOptions(narrowed);
   bindResults({ loadMore: () => runSearch(true) });

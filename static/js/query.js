@@ -77,6 +77,12 @@ export function currentQuery() {
   return null;
 }
 
+/** Put `text` in the search box and search for it (a chip removed or accepted). */
+export function searchFor(text) {
+  el.query.value = text;
+  submitSearch();
+}
+
 function submitSearch() {
   const query = currentQuery();
   if (query && query.mode === "text" && like) clearQueryImage(false);

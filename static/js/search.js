@@ -5,6 +5,7 @@ import { optionParams } from "./options.js";
 import { renderResults } from "./results.js";
 import { PAGE_SIZE, resultKey, state } from "./state.js";
 import { renderTimeline } from "./timeline.js";
+import { renderUnderstood } from "./understood.js";
 
 let controller = null; // aborts the search in flight when a newer one starts
 let seq = 0; // only the newest search may write its answer
@@ -47,6 +48,7 @@ export async function runSearch(append) {
       render(false, start);
     } else {
       state.results = incoming;
+      state.understood = data.understood || null;
       state.total = Math.max(data.total || 0, incoming.length);
       state.viewerIndex = -1;
       render(true);
@@ -59,6 +61,7 @@ export async function runSearch(append) {
     state.loading = false;
     state.error = error && error.message ? error.message : String(error);
     if (!append) {
+      state.understood = null;
       state.results = [];
       state.total = 0;
       state.tookMs = null;
@@ -75,6 +78,7 @@ export async function runSearch(append) {
 }
 
 function render(clear, fromIndex) {
+  renderUnderstood();
   renderResults(clear, fromIndex);
   renderTimeline(clear, fromIndex);
 }

@@ -12,6 +12,7 @@ export const state = {
   nextCursor: null, // the timeline's next page
   moreCount: null, // with "good matches only": how many more "all" would show
   results: [],
+  understood: null, // what the server read in the sentence (its `understood`), for the chips
   total: 0,
   tookMs: null,
   loading: false,
