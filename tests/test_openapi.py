@@ -44,6 +44,7 @@ ADDED_FIELDS |= {"stack_size", "stack_url", "more", "info"}  # issue 11
 ADDED_OPERATIONS |= {("get", "/api/places")}  # issue 12: places
 ADDED_PARAMETERS |= {"place"}
 ADDED_FIELDS |= {"location"}
+ADDED_FIELDS |= {"waiting"}  # issue 20: a scan waiting for an encoder service says why
 ADDED = {"operations": ADDED_OPERATIONS, "parameters": ADDED_PARAMETERS, "fields": ADDED_FIELDS}
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
