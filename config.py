@@ -54,6 +54,14 @@ def _parse_list(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _parse_urls(raw: str) -> tuple[str, ...]:
+    urls = tuple(url.rstrip("/") for url in _parse_list(raw))
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"{url!r} is not an http:// or https:// address")
+    return urls
+
+
 def _parse_extensions(raw: str) -> tuple[str, ...]:
     return tuple(part.lower().lstrip(".") for part in _parse_list(raw))
 
@@ -147,6 +155,7 @@ Folder = Annotated[str, _from_text(_parse_path)]
 Folders = Annotated[tuple[str, ...], _from_text(_parse_paths)]
 Names = Annotated[tuple[str, ...], _from_text(_parse_list)]
 Extensions = Annotated[tuple[str, ...], _from_text(_parse_extensions)]
+Urls = Annotated[tuple[str, ...], _from_text(_parse_urls)]
 Count = Annotated[int, Field(ge=1)]
 CountOrZero = Annotated[int, Field(ge=0)]
 Seconds = Annotated[float, Field(gt=0)]
@@ -162,8 +171,9 @@ def _default_decode_threads() -> int:
     return min(4, os.cpu_count() or 1)
 
 
-class Settings(BaseSettings):
-    """The application's settings; build with ``Settings.from_env()``."""
+class _LibrarySettings(BaseSettings):
+    """The first part of ``Settings`` (split only to keep each class readable; the fields keep their order):
+    the library, the model, serving and decoding."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -269,6 +279,12 @@ class Settings(BaseSettings):
     max_upload_bytes: Count = Field(
         32 * 1024 * 1024, description="Largest query image (or request body) accepted, in bytes."
     )
+
+
+class Settings(_LibrarySettings):
+    """The application's settings (these and ``_LibrarySettings``'s, in that order); build with
+    ``Settings.from_env()``."""
+
     # --- tags (zero-shot labels from the stored vectors) ---
     tags_file: Text = Field(
         "",
@@ -378,6 +394,28 @@ class Settings(BaseSettings):
         "model into `$MS_DATA_DIR/models/onnx/`) or `auto` (torch fp16 on CUDA; on a CPU, with MS_PRECISION=auto too, "
         "every backend/precision is timed at the first start and the fastest within cosine 0.999 of fp32 is kept, "
         "in `$MS_DATA_DIR/backend-choice.json`, until the CPU, libraries or weights change).",
+    )
+    encoder_urls: Urls = Field(
+        (),
+        description="Encoder services on other hosts (`python -m materialsearch serve-encoder` there, e.g. on a "
+        "machine with a GPU), comma-separated, tried in order: pictures (small JPEGs at the model's input size) and "
+        "sentences are embedded there instead of here. Empty (default): this machine embeds.",
+    )
+    encoder_token: str = Field(
+        "",
+        repr=False,
+        description="The shared secret between the app and its encoder services (`serve-encoder` requires it from "
+        "callers; the app sends it). Set the same value on both sides.",
+    )
+    encoder_fallback: Annotated[Literal["wait", "local"], _from_text(_lower)] = Field(
+        "wait",
+        description="When no encoder service in MS_ENCODER_URLS answers: `wait` (the scan waits and goes on by itself "
+        "when one answers again; nothing is marked failed) or `local` (embed on this machine meanwhile, only if its "
+        "model gives the same vectors: the same identity).",
+    )
+    encoder_timeout: Seconds = Field(
+        60.0,
+        description="Seconds an encoder service may take for one batch before the next address is tried.",
     )
     precision: Annotated[Literal["auto", "fp32", "bf16", "fp16", "int8"], _from_text(_lower)] = Field(
         "auto",

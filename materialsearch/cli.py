@@ -107,6 +107,37 @@ def cmd_serve(settings: Settings, _args) -> int:
     return entry.serve(settings)
 
 
+def cmd_serve_encoder(settings: Settings, _args) -> int:
+    """Run this machine's model as an encoder service for apps elsewhere (MS_ENCODER_URLS there)."""
+    import waitress
+
+    from materialsearch.encoders import make_encoder
+    from materialsearch.encoders.service import create_encoder_app
+
+    if settings.encoder_urls:
+        print("error: MS_ENCODER_URLS is set: an encoder service embeds with its own model", file=sys.stderr)
+        return 2
+    if not settings.encoder_token and settings.host not in {"127.0.0.1", "localhost", "::1"}:
+        print(
+            f"warning: MS_ENCODER_TOKEN is empty and MS_HOST={settings.host}: anyone who reaches the port can use "
+            "the model",
+            file=sys.stderr,
+        )
+    encoder = make_encoder(settings)
+    facts = encoder.describe()  # loads the model once, before the first request
+    print(
+        f"encoder service: {facts.arch} ({facts.backend} {facts.precision}) on http://{settings.host}:{settings.port}"
+    )
+    waitress.serve(
+        create_encoder_app(encoder, settings.encoder_token),
+        host=settings.host,
+        port=settings.port,
+        threads=4,
+        channel_timeout=int(settings.encoder_timeout) + 60,
+    )
+    return 0
+
+
 def cmd_search(settings: Settings, args) -> int:
     """Print the top results of a text query as JSON lines."""
     from materialsearch.catalog.filters import Filters
@@ -221,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("scan", help="scan the library once (MS_LIBRARY) and exit with a summary")
     sub.add_parser("serve", help="run the web app and REST API")
+    sub.add_parser("serve-encoder", help="run the model as an encoder service for MS_ENCODER_URLS on other hosts")
     sub.add_parser(
         "ocr",
         help="read the text in indexed photos still waiting for it and exit (the server does it after each scan)",
@@ -246,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         "scan": cmd_scan,
         "serve": cmd_serve,
+        "serve-encoder": cmd_serve_encoder,
         "ocr": cmd_ocr,
         "search": cmd_search,
         "token": cmd_token,

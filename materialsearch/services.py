@@ -221,6 +221,9 @@ class Services:
         self._closed = True
         for job in self.jobs:  # stopped jobs start nothing more: a scan ended by closing starts no OCR pass
             job.stop()
+        stop_waiting = getattr(self.encoder, "close", None)  # a scan waiting for an encoder service gives up
+        if stop_waiting is not None:
+            stop_waiting()
         for job in self.jobs:
             job.wait(job.STOP_WAIT_S)
         self.catalog.close()

@@ -46,6 +46,7 @@ ADDED_PARAMETERS |= {"place"}
 ADDED_FIELDS |= {"location"}
 ADDED_PARAMETERS |= {"parse"}  # issue 21: the search sentence is read
 ADDED_FIELDS |= {"understood"}
+ADDED_FIELDS |= {"waiting"}  # issue 20: a scan waiting for an encoder service says why
 ADDED = {"operations": ADDED_OPERATIONS, "parameters": ADDED_PARAMETERS, "fields": ADDED_FIELDS}
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}

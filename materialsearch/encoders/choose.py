@@ -165,6 +165,11 @@ def make_encoder(settings: Settings, machine: Machine | None = None, timer: Time
     times one run) or read back from the data dir, where the first start stored it. A backend other than the
     local ones (``Backend``) is given the settings as they are: it decides how it runs, and this machine's facts
     are not read."""
+    if settings.encoder_urls:  # encoder services on other hosts; this machine's model only as the fallback
+        from materialsearch.encoders.remote import RemoteEncoder
+
+        local = settings.model_copy(update={"encoder_urls": ()})
+        return RemoteEncoder(settings, local=lambda: _loaded(make_encoder(local, machine, timer)))
     if settings.backend not in BACKEND_SETTINGS:
         factory = backend_factory(settings.backend)  # ModelError for a name no backend registered
         reason = f"MS_BACKEND={settings.backend}"
@@ -178,3 +183,8 @@ def make_encoder(settings: Settings, machine: Machine | None = None, timer: Time
 
         choice = measure_and_choose(settings, machine, build, choose_device(settings.device, machine), timer=timer)
     return backend_factory(choice.backend)(settings, choice)
+
+
+def _loaded(encoder: Encoder) -> Encoder:
+    encoder.load()
+    return encoder

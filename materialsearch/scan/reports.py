@@ -98,6 +98,13 @@ class ScanStatus:
     progress: Annotated[ScanProgress | None, Field(description="The running scan (null when idle).")]
     last: Annotated[LastScan | None, Field(description="The last finished scan (null before the first).")]
     paused_reason: Annotated[str | None, Field(description="Why it is paused (by a user, outside MS_SCAN_WINDOW).")]
+    waiting: Annotated[
+        str | None,
+        Field(
+            description="Why the running scan waits (no encoder service in MS_ENCODER_URLS answers); it goes on "
+            "by itself when one does."
+        ),
+    ]
     next_run: Annotated[str | None, Field(description="Next scheduled scan (ISO 8601).")]
     schedule: ScanSchedule
     can_scan: Annotated[bool, Field(description="False in a process that does not own the data dir.")]
