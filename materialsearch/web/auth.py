@@ -36,9 +36,24 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Reachable without credentials; everything else is not.
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.login_submit", "auth.logout", "static", "api.healthz"})
+# The installable app's parts hold no data: browsers fetch a manifest without cookies, and a picture shared from
+# the phone is held (see web/install.py) before the page it opens asks for the login.
+PUBLIC_ENDPOINTS = frozenset(
+    {
+        "auth.login",
+        "auth.login_submit",
+        "auth.logout",
+        "static",
+        "api.healthz",
+        "install.manifest",
+        "install.service_worker",
+        "install.offline",
+        "install.favicon",
+        "install.share",
+    }
+)
 # Pages a browser navigates to: without a session they redirect to the login page instead of answering 401.
-HTML_ENDPOINTS = frozenset({"pages.index", "reference.docs"})
+HTML_ENDPOINTS = frozenset({"pages.index", "pages.duplicates", "reference.docs"})
 
 
 class _SessionInterface(SecureCookieSessionInterface):

@@ -5,6 +5,7 @@ import { bindDropAndPaste } from "./drop.js";
 import { bindErrors, errorsAreOpen, renderErrors } from "./errors.js";
 import { bindFilters, renderFilterBadge } from "./filters.js";
 import { loadFolders } from "./folders.js";
+import { registerServiceWorker } from "./install.js";
 import { currentLanguage, initialLanguage, setLanguage } from "./i18n.js";
 import { bindOptions, renderOptions } from "./options.js";
 import { bindPlaces, placesAreOpen, renderPlaces } from "./places.js";
@@ -12,6 +13,7 @@ import { bindQuery, currentQuery, focusQuery, openStack, renderChip, restoreQuer
 import { bindResults, renderResults } from "./results.js";
 import { bindScan, refreshStatus, renderStatus } from "./scan.js";
 import { runSearch } from "./search.js";
+import { takeSharedPicture } from "./share.js";
 import { bindSelection, clickSelects, clearSelection, renderSelection, toggleSelection } from "./selection.js";
 import { state } from "./state.js";
 import { bindTags, renderTagBrowser } from "./tags.js";
@@ -113,7 +115,8 @@ async function restoreFromLocation() {
 }
 
 bind();
+registerServiceWorker();
 switchLanguage(initialLanguage(), false);
 refreshStatus();
 loadFolders();
-restoreFromLocation();
+takeSharedPicture().then((shared) => shared || restoreFromLocation());

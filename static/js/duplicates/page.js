@@ -3,9 +3,11 @@ import { fetchJson } from "../api.js";
 import { DUPLICATE_STRINGS } from "./strings.js";
 import { formatBytes, formatDate, formatDuration, formatNumber } from "../format.js";
 import { addStrings, currentLanguage, initialLanguage, setLanguage, t } from "../i18n.js";
+import { registerServiceWorker } from "../install.js";
 import { toast } from "../toast.js";
 
 addStrings(DUPLICATE_STRINGS);
+registerServiceWorker();
 
 const PAGE_SIZE = Number(document.body.dataset.pageSize) || 20;
 const view = { groups: [], total: 0, others: 0, compared: 0, loading: false, error: null, kind: "all" };
