@@ -6,7 +6,7 @@ import { bindErrors, errorsAreOpen, renderErrors } from "./errors.js";
 import { bindFilters, renderFilterBadge } from "./filters.js";
 import { loadFolders } from "./folders.js";
 import { registerServiceWorker } from "./install.js";
-import { currentLanguage, initialLanguage, setLanguage } from "./i18n.js";
+import { currentLanguage, initialLanguage, setLanguage, t } from "./i18n.js";
 import { bindOptions, renderOptions } from "./options.js";
 import { bindPlaces, placesAreOpen, renderPlaces } from "./places.js";
 import { bindQuery, currentQuery, focusQuery, openStack, renderChip, restoreQuery, startLike } from "./query.js";
@@ -18,6 +18,7 @@ import { bindSelection, clickSelects, clearSelection, renderSelection, toggleSel
 import { state } from "./state.js";
 import { bindTags, renderTagBrowser } from "./tags.js";
 import { bindTimeline, renderTimeline } from "./timeline.js";
+import { toast } from "./toast.js";
 import { currentSearchKey, readLocation, saveLocation } from "./urlstate.js";
 import { bindViewer, closeViewer, openViewer, renderViewer, viewerIsOpen } from "./viewer.js";
 
@@ -97,8 +98,10 @@ async function openFromLocation(id, time) {
   }
   try {
     openViewer(-1, await fetchJson(`/api/items/${id}`), time, true);
-  } catch (_) {
-    /* the item is gone: the search shows without it */
+  } catch (error) {
+    // The item is gone (or never was): say so, and drop it from the address; the search shows without it.
+    toast(t("item_missing", { id }), "error");
+    saveLocation(false);
   }
 }
 
