@@ -170,6 +170,11 @@ def test_a_logged_out_share_goes_through_the_login_page_and_keeps_the_picture(se
     logged_in = client.post("/login", data={"password": PASSWORD, "csrf_token": form, "next": page})
     assert logged_in.status_code == 302 and logged_in.headers["Location"] == page
     assert client.get(f"/share?token={token}").data == PICTURE.read_bytes()
+    # A form the page submits (the zip download) after the session expired: the login page, not JSON (#5).
+    other = secured.test_client()
+    navigated = other.post("/api/download", data={"ids": "1"}, headers={"Sec-Fetch-Mode": "navigate"})
+    assert navigated.status_code == 302 and navigated.headers["Location"] == "/login?next=/"
+    assert other.post("/api/download", data={"ids": "1"}).status_code == 401  # a script still gets JSON
     # Logged out, /duplicates is the login page too, not a JSON error (issue 23, #6).
     other = secured.test_client()
     duplicates = other.get("/duplicates")

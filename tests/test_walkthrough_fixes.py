@@ -80,3 +80,12 @@ def test_one_video_is_a_video_and_the_last_scan_tooltip_speaks_the_page_language
     expect(page.locator("#scan-info")).to_contain_text(last_scan)
     tooltip = page.locator("#status-text").get_attribute("title")
     assert tooltip.startswith(last_scan) and tooltip == page.locator("#scan-info").inner_text(), tooltip
+
+
+@pytest.mark.parametrize("locale, words", [("en-US", "The zip could not be made"), ("zh-CN", "无法生成压缩包")])
+def test_a_refused_zip_download_comes_back_to_the_page_saying_so(new_page, server, locale, words):
+    page = new_page(locale=locale)
+    page.goto(f"{server['url']}/?download=refused")  # where the server sends a refused download form (#5)
+    expect(page.locator("#toast")).to_contain_text(words)
+    expect(page).not_to_have_url(re.compile(r"download="))
+    assert page.problems == []

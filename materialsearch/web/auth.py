@@ -107,6 +107,10 @@ def _template_values() -> dict:
 def _unauthorized(message: str, code: ApiErrorCode):
     if request.endpoint in HTML_ENDPOINTS and request.method in SAFE_METHODS:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    if request.headers.get("Sec-Fetch-Mode") == "navigate" and request.method not in SAFE_METHODS:
+        # A form the page submitted (the zip download) after the session expired: the login page, not JSON; the
+        # form cannot be replayed, so back to the page afterwards.
+        return redirect(url_for("auth.login", next=url_for("pages.index")))
     response = error_response(401, message, code=code)
     response.headers["WWW-Authenticate"] = 'Bearer realm="materialsearch"'
     return response

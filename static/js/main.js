@@ -14,7 +14,7 @@ import { bindResults, renderResults } from "./results.js";
 import { bindScan, refreshStatus, renderStatus } from "./scan.js";
 import { runSearch } from "./search.js";
 import { takeSharedPicture } from "./share.js";
-import { bindSelection, clickSelects, clearSelection, renderSelection, toggleSelection } from "./selection.js";
+import { bindSelection, clickSelects, clearSelection, noticeRefusedDownload, renderSelection, toggleSelection } from "./selection.js";
 import { state } from "./state.js";
 import { bindTags, renderTagBrowser } from "./tags.js";
 import { bindTimeline, renderTimeline } from "./timeline.js";
@@ -120,6 +120,7 @@ async function restoreFromLocation() {
 bind();
 registerServiceWorker();
 switchLanguage(initialLanguage(), false);
+noticeRefusedDownload();
 refreshStatus();
 loadFolders();
 takeSharedPicture().then((shared) => shared || restoreFromLocation());
