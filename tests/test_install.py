@@ -263,3 +263,23 @@ def test_a_shared_picture_opens_its_search_on_a_phone(media_app, serve, new_page
     assert page.problems == []
     page.goto(base + "/?shared=expired-token")
     sync_api.expect(page.locator(".toast")).to_contain_text("10")
+
+
+def test_a_changed_file_is_a_new_asset_version_and_so_a_new_worker_cache(tmp_path, monkeypatch):
+    """What keeps an updated app from being served stale: the version in every asset URL and in the worker's cache
+    name is a hash of the files, so changing any of them changes it (and the new worker deletes the old cache)."""
+    from materialsearch.web import install
+
+    for folder in ("static", "templates"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "static" / "app.css").write_text("body {}")
+    (tmp_path / "templates" / "base.html").write_text("<!doctype html>")
+    monkeypatch.setattr(install, "ROOT", tmp_path)
+    versions = []
+    for css in ["body {}", "body { color: red }", "body {}"]:
+        (tmp_path / "static" / "app.css").write_text(css)
+        install.asset_version.cache_clear()
+        versions.append(install.asset_version())
+    install.asset_version.cache_clear()  # the real one again for whoever asks next
+    assert versions[0] != versions[1] and versions[0] == versions[2]
+    assert "caches.delete" in (REPO / "templates" / "sw.js").read_text(encoding="utf-8")
