@@ -112,7 +112,9 @@ def test_every_route_needs_a_session_or_token(secured):
             assert response.headers["WWW-Authenticate"].startswith("Bearer")
             assert response.get_json()["status"] == 401
     # The exceptions are exactly these, and they hold no data.
-    assert {"auth.login", "auth.login_submit", "auth.logout", "static", "api.healthz"} == PUBLIC_ENDPOINTS
+    assert {"auth.login", "auth.login_submit", "auth.logout", "static", "api.healthz"} | {
+        f"install.{name}" for name in ("manifest", "service_worker", "offline", "favicon", "share")
+    } == PUBLIC_ENDPOINTS
     assert {"api.item_file", "api.item_thumbnail", "api.item_preview", "pages.index"} <= seen
     assert client.get("/healthz").get_json() == {"ok": True}
     for url in ["/nope", "/api/nope", "/api/items/1/nope", "/api/items/1/file/..", "/api/items/999999/file"]:

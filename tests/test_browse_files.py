@@ -90,6 +90,26 @@ def test_download_zips_exactly_those_originals(client, app):
         assert archive.read(name) == original.read_bytes(), name
 
 
+def test_a_form_post_downloads_the_same_zip_and_a_refusal_is_a_page(client):
+    """The page submits a form so that the browser saves the stream itself (issue 23 #5): the same zip as the
+    JSON request; a refused form goes back to the page (which says so), not to JSON the user cannot read."""
+    ids = ids_by_name(client)
+    chosen = [ids["jpeg_nikon_d5000_gps.jpeg"][0], ids["webp_lossy_photo.webp"][0]]
+    as_form = client.post("/api/download", data={"ids": ",".join(map(str, chosen))})
+    zipped = as_form.get_data()  # the stream read to its end (it holds the request until then)
+    as_json = client.post("/api/download", json={"ids": chosen})
+    as_json.get_data()
+    assert as_form.status_code == 200 and as_form.mimetype == "application/zip"
+    assert as_form.headers["Content-Disposition"] == as_json.headers["Content-Disposition"]
+    assert zipfile.ZipFile(io.BytesIO(zipped)).namelist() == [
+        "jpeg_nikon_d5000_gps.jpeg",
+        "webp_lossy_photo.webp",
+    ]
+    refused = client.post("/api/download", data={"ids": f"{chosen[0]},999999"})
+    assert refused.status_code == 303 and refused.headers["Location"] == "/?download=refused"
+    assert client.post("/api/download", data={"ids": "a,b"}).status_code == 400
+
+
 def test_a_live_photo_downloads_with_its_movie(client):
     still = ids_by_name(client)["livephoto_iphone6s_train.jpg"][0]
     archive = zipfile.ZipFile(io.BytesIO(client.post("/api/download", json={"ids": [still]}).get_data()))

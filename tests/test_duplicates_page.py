@@ -44,6 +44,7 @@ def test_the_page_strings_exist_in_both_languages_and_every_id_is_in_the_templat
     html = TEMPLATE.read_text(encoding="utf-8")
     used = set(re.findall(r'\bt\("(\w+)"', source)) | set(re.findall(r'data-i18n(?:-[a-z-]+)?="(\w+)"', html))
     used |= {f"why_{reason}" for reason in KeeperReason}  # t(`why_${group.why}`)
+    used |= {f"why_detail_{reason}" for reason in KeeperReason}  # its tooltip, t(`why_detail_${group.why}`)
     assert used <= known, used - known
     ids = set(re.findall(r'\sid="([\w-]+)"', html))
     wanted = set(re.findall(r'\$\("([\w-]+)"\)', source)) | set(re.findall(r'getElementById\("([\w-]+)"\)', source))
@@ -93,6 +94,8 @@ def test_groups_side_by_side_with_the_keeper_marked(new_page, server, name, view
         assert members.nth(0).get_attribute("class").count("is-keeper") == 1
         keeper_badge = "保留" if locale.startswith("zh") else "Keep"
         assert members.nth(0).locator(".dups-badge.keeper").inner_text() == keeper_badge
+        why = first.locator(".dups-why").get_attribute("title")  # the tooltip in the page's language (#14)
+        assert bool(re.search(r"[\u4e00-\u9fff]", why)) == locale.startswith("zh"), why
         facts = members.nth(0).locator(".dups-facts").inner_text()
         assert re.search(r"\d+ × \d+ · [\d.,]+ (KB|MB)", facts), facts
         assert members.nth(0).locator(".dups-date").inner_text().strip()

@@ -290,4 +290,10 @@ def test_a_scan_indexes_photos_with_bad_gps_and_records_why(bad_gps_app, name):
     status, latitude, note, read = row
     assert (status, latitude, read) == ("ok", None, 1)
     assert BAD_GPS[name][2] in note
-    assert bad_gps_app.test_client().get("/api/places").get_json()["located"] == 0
+    client = bad_gps_app.test_client()
+    assert client.get("/api/places").get_json()["located"] == 0
+    # Nor does the viewer's info panel show it as a position ("GPS 0.000000, 0.000000": issue 23, #11).
+    with sqlite3.connect(services_of(bad_gps_app).store.path) as conn:
+        (item_id,) = conn.execute("SELECT id FROM items WHERE path LIKE ?", (f"%/{name}",)).fetchone()
+    info = client.get(f"/api/items/{item_id}").get_json()["info"]
+    assert info.get("latitude") is None and info.get("longitude") is None and info["width"] == 320

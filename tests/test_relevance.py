@@ -63,8 +63,23 @@ def test_the_cut_differs_by_kind_of_query_and_a_flat_library_keeps_everything(qu
     cuts = {kind: relevance.good_cutoff(query, sample, kind) for kind in QueryKind}
     assert cuts[QueryKind.IMAGE] < cuts[QueryKind.COMBINED] < cuts[QueryKind.TEXT]
     copies = np.repeat(query[None, :], 10, axis=0)
-    assert relevance.good_cutoff(query, copies, QueryKind.TEXT) == pytest.approx(1.0, abs=1e-6)
+    assert relevance.good_cutoff(query, copies, QueryKind.TEXT) == relevance.NEAR_IDENTICAL  # all copies are good
     assert relevance.good_cutoff(query, np.empty((0, 64), np.float32), QueryKind.TEXT) == 0.0
+
+
+def test_a_near_identical_match_is_always_good(query):
+    """Issue 23 #13: an exact copy of a library photo as the query was "No matches" under "Good matches only" when
+    the picture's scores were broad enough to put the bar above 1. A copy (cosine 1) or a re-encode (≥ 0.95) is
+    good whatever the distribution; just below, the distribution decides."""
+    rng = np.random.default_rng(5)
+    scores = np.concatenate([rng.normal(0.6, 0.2, 2000).clip(-1, 0.999), [1.0, 0.96]])
+    sample = library_with_scores(query, scores)
+    assert Distribution.of(sample @ query).cut(GOOD_Z[QueryKind.IMAGE]) > 1.0  # the bar alone: nothing is good
+    cut = relevance.good_cutoff(query, sample, QueryKind.IMAGE)
+    assert cut == relevance.NEAR_IDENTICAL
+    assert set(np.flatnonzero(sample @ query >= cut)) >= {2000, 2001}
+    narrow = library_with_scores(query, rng.normal(0.2, 0.02, 2000).clip(-1, 1))
+    assert relevance.good_cutoff(query, narrow, QueryKind.IMAGE) < 0.3  # below the copies, the bell decides
 
 
 def test_exclusion_drops_only_what_looks_like_the_excluded_text(query):

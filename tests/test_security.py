@@ -147,7 +147,8 @@ def test_no_route_takes_a_path(app):
     # ... and the static folder holds only the page's own code, and vendored libraries with their licence.
     static = {p.relative_to(REPO / "static").as_posix() for p in (REPO / "static").rglob("*") if p.is_file()}
     vendored = r"vendor/[a-z-]+/(LICENSE|[a-z-]+\.(js|css)|images/[a-z0-9-]+\.png)"
-    pattern = rf"[a-z]+\.(css|svg)|js/([a-z0-9-]+/)?[a-z0-9-]+\.js|{vendored}"
+    icons = r"favicon\.ico|icons/[a-z0-9-]+\.png"  # the installable app's icons (materialsearch/web/icons.py)
+    pattern = rf"[a-z]+\.(css|svg)|js/([a-z0-9-]+/)?[a-z0-9-]+\.js|{icons}|{vendored}"
     assert static and all(re.fullmatch(pattern, name) for name in static), static
     assert all((REPO / "static" / "vendor" / name / "LICENSE").is_file() for name in vendored_libraries())
 

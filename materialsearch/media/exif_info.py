@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from PIL.ExifTags import GPS, IFD, Base
 
 from materialsearch.catalog.records import Kind
-from materialsearch.media.capture_time import LOCATION_KEYS, parse_iso6709
+from materialsearch.media.capture_time import LOCATION_KEYS, coordinate_problem, parse_iso6709
 from materialsearch.media.video import VideoError, probe
 
 SWAPPED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that turn the picture a quarter: width and height swap
@@ -90,7 +90,8 @@ def _photo_info(path: str, info: FileFacts) -> None:
     info.focal_length_35mm = int(focal_35) if isinstance(focal_35, int) and focal_35 > 0 else None
     latitude = _degrees(gps.get(GPS.GPSLatitude), gps.get(GPS.GPSLatitudeRef), "S")
     longitude = _degrees(gps.get(GPS.GPSLongitude), gps.get(GPS.GPSLongitudeRef), "W")
-    if latitude is not None and longitude is not None and -90 <= latitude <= 90 and -180 <= longitude <= 180:
+    # The scan's rule for a usable position (0,0 is an unset one): the panel shows no position the app ignores.
+    if latitude is not None and longitude is not None and coordinate_problem(latitude, longitude) is None:
         info.latitude, info.longitude = round(latitude, 7), round(longitude, 7)
         altitude = _number(gps.get(GPS.GPSAltitude))
         if altitude is not None:
@@ -106,7 +107,7 @@ def _video_info(path: str, info: FileFacts) -> None:
     with av.open(path) as container:
         metadata = {**container.metadata, **(container.streams.video[0].metadata if container.streams.video else {})}
     location = next((parse_iso6709(metadata.get(key)) for key in LOCATION_KEYS if metadata.get(key)), None)
-    if location is not None:
+    if location is not None and coordinate_problem(*location) is None:
         info.latitude, info.longitude = location
 
 

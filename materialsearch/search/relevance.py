@@ -13,7 +13,9 @@ The rule ("good"): a result is a good match when ``z ≥ GOOD_Z[kind]``, i.e. it
 query's scores are a narrow bell with a thin upper tail (what matches stands far out), an example picture's are
 broad and skewed up (a whole library of photos resembles a photo a little, and its near neighbours a lot), and a
 picture refined with words lies between. The values are priors set on those shapes; ``bench/bench_browse.py``
-reports how many results they keep, for tuning with real weights.
+reports how many results they keep, for tuning with real weights. Whatever the distribution, a result whose cosine
+is at least ``NEAR_IDENTICAL`` is always good: it is the query's picture itself or a copy of it (re-encoded,
+resized), and a library of photos much like it (or a broad, skewed distribution) must not put the bar above 1.
 
 The exclusion rule: a result is left out for an excluded text when its score *against that text* has
 ``z ≥ EXCLUDE_Z`` in that text's own distribution over the same sample — it looks like the excluded thing far more
@@ -41,6 +43,9 @@ class QueryKind(enum.StrEnum):
 GOOD_Z = {QueryKind.TEXT: 3.0, QueryKind.IMAGE: 2.5, QueryKind.COMBINED: 2.75}
 # A result this many standard deviations above an excluded text's mean score over the library is left out.
 EXCLUDE_Z = 2.0
+# A result at least this similar to the query is a copy of its picture: always good (the stacking threshold of
+# copies, re-encodes and light edits; text→image cosines never come near it).
+NEAR_IDENTICAL = 0.95
 # Library vectors a distribution is estimated from: σ is then known to a few per cent.
 SAMPLE_SIZE = 2048
 # The median absolute deviation of a normal distribution is σ / 1.4826.
@@ -82,8 +87,9 @@ def distribution(query: np.ndarray, sample: np.ndarray) -> Distribution:
 
 
 def good_cutoff(query: np.ndarray, sample: np.ndarray, kind: QueryKind) -> float:
-    """The lowest score of a good match for ``query`` (of ``kind``) over a library sampled by ``sample``."""
-    return distribution(query, sample).cut(GOOD_Z[kind])
+    """The lowest score of a good match for ``query`` (of ``kind``) over a library sampled by ``sample``; never
+    above ``NEAR_IDENTICAL`` (a near-identical match always counts as good)."""
+    return min(distribution(query, sample).cut(GOOD_Z[kind]), NEAR_IDENTICAL)
 
 
 def exclusion_cutoff(excluded: np.ndarray, sample: np.ndarray) -> float:

@@ -88,6 +88,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, services: Serv
     from materialsearch.web import auth, items_api, library_api, search_api  # noqa: F401 (they add their routes to api)
     from materialsearch.web.api import api
     from materialsearch.web.duplicates_api import duplicates_api
+    from materialsearch.web.install import install, message_page, template_values
     from materialsearch.web.pages import pages
     from materialsearch.web.reference import reference
 
@@ -102,6 +103,8 @@ def create_app(settings: Settings | dict[str, Any] | None = None, services: Serv
     app.register_blueprint(duplicates_api)
     app.register_blueprint(pages)
     app.register_blueprint(reference)
+    app.register_blueprint(install)
+    app.context_processor(template_values)
 
     headers = {**SECURITY_HEADERS, "Content-Security-Policy": content_security_policy(settings.map_tile_url)}
 
@@ -118,6 +121,8 @@ def create_app(settings: Settings | dict[str, Any] | None = None, services: Serv
             # Keep the exception's own headers (Allow on 405, Retry-After …), not its HTML content type.
             response.headers.extend([(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"])
             return response
+        if exc.code == 404 and request.method in ("GET", "HEAD"):
+            return message_page(404, "not_found")  # a page in both languages, not Flask's English one
         return exc
 
     @app.errorhandler(Exception)

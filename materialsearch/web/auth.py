@@ -36,9 +36,24 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Reachable without credentials; everything else is not.
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.login_submit", "auth.logout", "static", "api.healthz"})
+# The installable app's parts hold no data: browsers fetch a manifest without cookies, and a picture shared from
+# the phone is held (see web/install.py) before the page it opens asks for the login.
+PUBLIC_ENDPOINTS = frozenset(
+    {
+        "auth.login",
+        "auth.login_submit",
+        "auth.logout",
+        "static",
+        "api.healthz",
+        "install.manifest",
+        "install.service_worker",
+        "install.offline",
+        "install.favicon",
+        "install.share",
+    }
+)
 # Pages a browser navigates to: without a session they redirect to the login page instead of answering 401.
-HTML_ENDPOINTS = frozenset({"pages.index", "reference.docs"})
+HTML_ENDPOINTS = frozenset({"pages.index", "pages.duplicates", "reference.docs"})
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -92,6 +107,10 @@ def _template_values() -> dict:
 def _unauthorized(message: str, code: ApiErrorCode):
     if request.endpoint in HTML_ENDPOINTS and request.method in SAFE_METHODS:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    if request.headers.get("Sec-Fetch-Mode") == "navigate" and request.method not in SAFE_METHODS:
+        # A form the page submitted (the zip download) after the session expired: the login page, not JSON; the
+        # form cannot be replayed, so back to the page afterwards.
+        return redirect(url_for("auth.login", next=url_for("pages.index")))
     response = error_response(401, message, code=code)
     response.headers["WWW-Authenticate"] = 'Bearer realm="materialsearch"'
     return response

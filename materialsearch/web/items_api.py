@@ -3,13 +3,15 @@ playable video, motion) and a zip of several originals."""
 
 from __future__ import annotations
 
-from flask import Response, stream_with_context
+from flask import Response, redirect, stream_with_context, url_for
 
+from materialsearch.application import ApiError, BadRequest, NotFound
 from materialsearch.web.api import ITEM, NOT_MODIFIED, RANGES, api, item_route, scope_of, send, use_cases
 from materialsearch.web.item_models import ItemDetail, ItemList, ItemText, ItemView, MediaInfo, RenditionPending
 from materialsearch.web.problems import Error
 from materialsearch.web.request_models import (
     ClipQuery,
+    DownloadForm,
     DownloadRequest,
     ItemsQuery,
     LibraryFilters,
@@ -180,21 +182,36 @@ def item_file(item_id: int):
 @api.post("/api/download")
 @api_spec.validate(
     json=DownloadRequest,
+    form=DownloadForm,
     tags=[TAGS["items"]],
     operation_id="downloadItems",
     resp=Responses(
         HTTP_200=("application/zip", "A zip of the originals (stored, streamed as it is written)."),
+        HTTP_303=(None, "A refused form (what a 400 or 404 answers JSON): back to the page, `/?download=refused`."),
         HTTP_400=(Error, "No ids, malformed ids, or more than MS_MAX_DOWNLOAD_ITEMS."),
         HTTP_404=(Error, "Some ids name no indexed item, or an original is gone (the message lists them)."),
     ),
 )
-def download(json: DownloadRequest):
+def download(json: DownloadRequest, form: DownloadForm):
     """A zip of the originals of the given items
 
     By id only, never by path. Each file keeps its name (repeats get ` (2)`…) and modification time. A Live
     Photo brings its movie along (the pair is one photo to its owner); an Android motion photo is one file.
+    JSON `{ids}`, or a form with `ids` separated by commas: the page submits a form so that the browser saves the
+    stream itself (its own download, with progress, never held in the page's memory); a refused form is sent
+    back to the page (303 to `/?download=refused`), which says so, instead of a JSON error.
     """
-    zipped = use_cases().item_files.download(json.ids)
+    if form is not None:
+        try:
+            zipped = use_cases().item_files.download(form.ids)
+        except (ApiError, BadRequest, NotFound):
+            # A navigation, not a script: back to the page, which says so (an original gone since it was shown,
+            # or too many items); the JSON request names which.
+            return redirect(url_for("pages.index", download="refused"), code=303)
+    elif json is not None:
+        zipped = use_cases().item_files.download(json.ids)
+    else:
+        raise BadRequest("send JSON {ids} or a form with ids")
     return Response(
         stream_with_context(zipped.chunks),
         mimetype="application/zip",

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
 
-from materialsearch import __version__
-
 pages = Blueprint("pages", __name__)
 
 
@@ -15,7 +13,6 @@ def index():
     settings = current_app.extensions["materialsearch"].settings
     return render_template(
         "index.html",
-        version=__version__,
         page_size=settings.page_size,
         max_upload_bytes=settings.max_upload_bytes,
     )
@@ -25,4 +22,4 @@ def index():
 def duplicates():
     """The duplicates review page: groups side by side, the keeper marked; hide the others, export their paths."""
     settings = current_app.extensions["materialsearch"].settings
-    return render_template("duplicates.html", version=__version__, page_size=settings.page_size)
+    return render_template("duplicates.html", page_size=settings.page_size)

@@ -361,6 +361,21 @@ class DownloadRequest(BaseModel):
     ]
 
 
+def _id_list(value: Any) -> Any:
+    # A form field is text: ids separated by commas (or spaces).
+    return [part for part in re.split(r"[,\s]+", value) if part] if isinstance(value, str) else value
+
+
+class DownloadForm(Params):
+    """``POST /api/download`` as a form (what the page submits, so that the browser saves the stream itself)."""
+
+    ids: Annotated[
+        list[ItemId],
+        BeforeValidator(_id_list),
+        Field(min_length=1, description="Item ids separated by commas; the rest as in the JSON body."),
+    ]
+
+
 class DuplicatesQuery(PageParams):
     """``GET /api/duplicates``: a page of groups, of photos, videos or both."""
 

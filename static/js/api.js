@@ -2,7 +2,7 @@
 import { t, tCode } from "./i18n.js";
 
 // When login is on, the page carries a CSRF token that state-changing API calls must echo in a header.
-const CSRF_TOKEN = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+export const CSRF_TOKEN = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
 
 /** fetch() for this server's API: adds the CSRF header, and sends the browser to the login page when the
  * session has expired (401), coming back to this page afterwards. */

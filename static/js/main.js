@@ -5,17 +5,20 @@ import { bindDropAndPaste } from "./drop.js";
 import { bindErrors, errorsAreOpen, renderErrors } from "./errors.js";
 import { bindFilters, renderFilterBadge } from "./filters.js";
 import { loadFolders } from "./folders.js";
-import { currentLanguage, initialLanguage, setLanguage } from "./i18n.js";
+import { registerServiceWorker } from "./install.js";
+import { currentLanguage, initialLanguage, setLanguage, t } from "./i18n.js";
 import { bindOptions, renderOptions } from "./options.js";
 import { bindPlaces, placesAreOpen, renderPlaces } from "./places.js";
 import { bindQuery, currentQuery, focusQuery, openStack, renderChip, restoreQuery, searchFor, startLike } from "./query.js";
 import { bindResults, renderResults } from "./results.js";
 import { bindScan, refreshStatus, renderStatus } from "./scan.js";
 import { runSearch } from "./search.js";
-import { bindSelection, clickSelects, clearSelection, renderSelection, toggleSelection } from "./selection.js";
+import { takeSharedPicture } from "./share.js";
+import { bindSelection, clickSelects, clearSelection, noticeRefusedDownload, renderSelection, toggleSelection } from "./selection.js";
 import { state } from "./state.js";
 import { bindTags, renderTagBrowser } from "./tags.js";
 import { bindTimeline, renderTimeline } from "./timeline.js";
+import { toast } from "./toast.js";
 import { bindUnderstood, renderUnderstood } from "./understood.js";
 import { currentSearchKey, readLocation, saveLocation } from "./urlstate.js";
 import { bindViewer, closeViewer, openViewer, renderViewer, viewerIsOpen } from "./viewer.js";
@@ -98,8 +101,10 @@ async function openFromLocation(id, time) {
   }
   try {
     openViewer(-1, await fetchJson(`/api/items/${id}`), time, true);
-  } catch (_) {
-    /* the item is gone: the search shows without it */
+  } catch (error) {
+    // The item is gone (or never was): say so, and drop it from the address; the search shows without it.
+    toast(t("item_missing", { id }), "error");
+    saveLocation(false);
   }
 }
 
@@ -116,7 +121,9 @@ async function restoreFromLocation() {
 }
 
 bind();
+registerServiceWorker();
 switchLanguage(initialLanguage(), false);
+noticeRefusedDownload();
 refreshStatus();
 loadFolders();
-restoreFromLocation();
+takeSharedPicture().then((shared) => shared || restoreFromLocation());

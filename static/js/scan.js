@@ -127,7 +127,7 @@ function renderStatusLine(counts, scan) {
     }
   } else {
     el.progress.hidden = true;
-    el.text.title = scan.last ? scan.last.summary || "" : "";
+    el.text.title = scan.last && scan.last.finished_at ? lastScanText(scan.last) : ""; // in the page's words
     if (counts.pending) parts.push(t("status_pending", { n: formatNumber(counts.pending) }));
   }
   if (statusError) parts.push(t("status_unavailable", { message: statusError }));

@@ -1,5 +1,5 @@
 /* Selecting results (tick, shift-click, ctrl-click, long-press on a phone), and the bar that downloads or copies them. */
-import { apiFetch } from "./api.js";
+import { CSRF_TOKEN } from "./api.js";
 import { formatNumber } from "./format.js";
 import { t } from "./i18n.js";
 import { resultKey, state } from "./state.js";
@@ -60,31 +60,38 @@ export function renderSelection() {
 
 const selectedIds = () => [...new Set([...selected.values()].map((item) => item.id))];
 
-// The originals of the selection as one zip (POST /api/download), saved through a link to the answer's bytes.
-async function downloadSelection() {
+// The originals of the selection as one zip: a form posted to /api/download, so that the browser saves the
+// server's stream itself (its own download with progress; nothing held in the page's memory). The answer is an
+// attachment, so the page stays; a refused download answers a page saying why.
+function downloadSelection() {
   const ids = selectedIds();
-  el.download.disabled = true;
-  try {
-    const response = await apiFetch("/api/download", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ ids }),
-    });
-    if (!response.ok) throw new Error(t("http_error", { status: response.status }));
-    const url = URL.createObjectURL(await response.blob());
-    const link = document.createElement("a");
-    link.href = url;
-    link.download = `materialsearch-${ids.length}.zip`;
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60_000);
-    toast(t("download_started", { n: formatNumber(ids.length) }));
-  } catch (error) {
-    toast(t("download_failed", { message: error.message }), "error");
-  } finally {
-    el.download.disabled = false;
+  const form = document.createElement("form");
+  form.method = "post";
+  form.action = "/api/download";
+  form.hidden = true;
+  const fields = { ids: ids.join(","), csrf_token: CSRF_TOKEN };
+  for (const [name, value] of Object.entries(fields)) {
+    if (!value) continue;
+    const input = document.createElement("input");
+    input.type = "hidden";
+    input.name = name;
+    input.value = value;
+    form.append(input);
   }
+  document.body.append(form);
+  form.submit();
+  form.remove();
+  toast(t("download_started", { n: formatNumber(ids.length) }));
+}
+
+/** After a refused download the server sends the browser back to /?download=refused: say so, and clean the address. */
+export function noticeRefusedDownload() {
+  const params = new URLSearchParams(window.location.search);
+  if (params.get("download") !== "refused") return;
+  params.delete("download");
+  const rest = params.toString();
+  window.history.replaceState(window.history.state, "", window.location.pathname + (rest ? `?${rest}` : ""));
+  toast(t("download_refused"), "error");
 }
 
 /** Put `text` on the clipboard (the async API where allowed, else a hidden text field); says whether it worked. */

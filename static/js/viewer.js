@@ -152,6 +152,8 @@ export function renderViewer(from) {
   const standalone = state.viewerIndex < 0;
   el.position.hidden = standalone;
   el.position.textContent = t("position", { n: formatNumber(state.viewerIndex + 1), total: formatNumber(state.total) });
+  // An item on its own (the address named one the loaded page does not hold): no place among results to step from.
+  el.prev.hidden = el.next.hidden = standalone;
   el.prev.disabled = standalone || state.viewerIndex <= 0;
   const lastLoaded = state.viewerIndex >= state.results.length - 1;
   const canLoadMore = (state.query ? state.results.length < state.total : Boolean(state.nextCursor)) && !state.loading;

@@ -28,7 +28,7 @@ export function renderDetails(item) {
   row(t("detail_size"), formatBytes(item.size));
   if (item.width && item.height) row(t("detail_dimensions"), `${item.width} × ${item.height}`);
   if (typeof item.score === "number") row(t("detail_score"), formatScore(item.score));
-  if (isVideo) row(t("detail_kind"), t("kind_video"));
+  if (isVideo) row(t("detail_kind"), t("detail_video")); // one video: "Video", not the filter's "Videos"
   if (isVideo && typeof item.duration === "number") row(t("detail_duration"), formatClock(item.duration));
   if (isMoment(item)) row(t("detail_moment"), formatSpan(item.start, item.end));
   renderViewerTags(details, item);

@@ -2,10 +2,12 @@
 import { fetchJson } from "../api.js";
 import { DUPLICATE_STRINGS } from "./strings.js";
 import { formatBytes, formatDate, formatDuration, formatNumber } from "../format.js";
-import { addStrings, currentLanguage, initialLanguage, setLanguage, t } from "../i18n.js";
+import { addStrings, currentLanguage, hasString, initialLanguage, setLanguage, t } from "../i18n.js";
+import { registerServiceWorker } from "../install.js";
 import { toast } from "../toast.js";
 
 addStrings(DUPLICATE_STRINGS);
+registerServiceWorker();
 
 const PAGE_SIZE = Number(document.body.dataset.pageSize) || 20;
 const view = { groups: [], total: 0, others: 0, compared: 0, loading: false, error: null, kind: "all" };
@@ -53,7 +55,8 @@ function groupCard(group, number) {
   const title = element("h2", "dups-group-title", t("dups_group", { n: number }));
   const count = element("span", "dups-count", t("dups_members", { n: group.items.length }));
   const why = element("p", "dups-why", t(`why_${group.why}`));
-  why.title = group.why_text;
+  const detail = `why_detail_${group.why}`;
+  why.title = hasString(detail) ? t(detail) : group.why_text; // the server's English for a reason this page lacks
   const others = group.items.slice(1);
   const allHidden = others.length > 0 && others.every((item) => item.hidden);
   const toggle = element("button", "ghost-button small dups-toggle", t(allHidden ? "dups_show_others" : "dups_hide_others"));
