@@ -5,14 +5,16 @@ garbage), a scan that waits for an encoder and goes on, and the local fallback."
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import socket
 import threading
 import time
+import urllib.request
 
 import numpy as np
 import pytest
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from PIL import Image
 
 from materialsearch.encoders import make_encoder
@@ -83,6 +85,8 @@ def test_vectors_through_the_service_match_local_encoding(tiny_model, tmp_path):
         facts, mine = remote.describe(), local.describe()
         assert (facts.identity, facts.dim, facts.input_size) == (mine.identity, mine.dim, mine.input_size)
         assert facts.backend == "remote" and facts.device == url
+        health = json.loads(urllib.request.urlopen(url + "/healthz", timeout=5).read())  # open: no token
+        assert health["ok"] is True and health["identity"] == facts.identity  # what Docker's HEALTHCHECK reads
         pictures = [upright(name) for name in PHOTOS]
         prepared = remote.prepare(pictures[0])
         assert isinstance(prepared, bytes) and len(prepared) < 60_000  # a small JPEG, not the original or floats
@@ -140,6 +144,8 @@ def test_garbage_answers_are_refused(tiny_model, tmp_path):
 
     @liar.post("/v1/encode")
     def encode():
+        if not (request.get_json(silent=True) or {}).get("texts"):  # the client's empty probe at load
+            return jsonify(identity=facts.identity, dim=facts.dim)
         return jsonify(identity=facts.identity, dim=facts.dim, texts=vectors_to_text(next(answers)))
 
     with served(liar) as server:

@@ -73,8 +73,10 @@ class RemoteEncoder:
             reasons = []
             for position, url in enumerate(self.urls):
                 try:
-                    facts = self._request(url, HEALTH_PATH, None, HEALTH_TIMEOUT_S)
-                    self._facts = _description(facts, url)
+                    facts = _description(self._request(url, HEALTH_PATH, None, HEALTH_TIMEOUT_S), url)
+                    # An empty batch: proves the token (encoding needs it) and the identity the service encodes with.
+                    self._checked(self._request(url, ENCODE_PATH, {}, HEALTH_TIMEOUT_S), None, 0, facts)
+                    self._facts = facts
                     self._first = position
                     log.info("encoding on %s (%s)", url, self._facts.identity.split("|")[0])
                     return
@@ -174,12 +176,14 @@ class RemoteEncoder:
                 self._local_fallback = local
             return self._local_fallback
 
-    def _checked(self, answer: dict, field: str, count: int, facts: EncoderDescription) -> np.ndarray:
+    def _checked(self, answer: dict, field: str | None, count: int, facts: EncoderDescription) -> np.ndarray:
         if answer.get("identity") != facts.identity:
             raise ServiceRefused(
                 f"it runs another model ({str(answer.get('identity')).split('|')[0]}, not "
                 f"{facts.identity.split('|')[0]}): its vectors would not match the index"
             )
+        if field is None:
+            return np.empty((0, facts.dim), np.float32)
         try:
             vectors = text_to_vectors(answer[field], facts.dim)
         except (KeyError, TypeError, ValueError) as exc:

@@ -7,7 +7,8 @@ weights, loaded once, answering over HTTP what a ``RemoteEncoder`` asks.
   base64 float32 (n × dim, little-endian), "texts": …}``. Pictures arrive already at the model's input size (the
   client prepares them), so a batch is a few hundred KB, not megabytes of originals or floats.
 
-Every request needs ``Authorization: Bearer $MS_ENCODER_TOKEN`` when a token is set.
+Encoding needs ``Authorization: Bearer $MS_ENCODER_TOKEN`` when a token is set; the health check is open (Docker's
+HEALTHCHECK and load balancers ask it without secrets; it says what the model is, never anything of a library).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def create_encoder_app(encoder: Encoder, token: str) -> Flask:
 
     @app.before_request
     def check_token():
-        if not token:
+        if not token or request.path == HEALTH_PATH:
             return None
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
@@ -76,7 +77,7 @@ def create_encoder_app(encoder: Encoder, token: str) -> Flask:
 
     @app.get(HEALTH_PATH)
     def health():
-        return jsonify({**facts, "in_flight": in_flight[0]})
+        return jsonify({"ok": True, **facts, "in_flight": in_flight[0]})
 
     @app.post(ENCODE_PATH)
     def encode():
