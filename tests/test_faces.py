@@ -1,0 +1,179 @@
+"""Faces and people with the real models (YuNet + SFace) on the shared labelled photos (``FACES.tsv``)."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import shutil
+
+import pytest
+
+from materialsearch.organise.faces import SAME_PERSON, FaceReader, similarity
+from materialsearch.organise.people import group
+from materialsearch.web import services_of
+from tests.conftest import MEDIA
+
+UPRIGHT, SIDEWAYS = "faces_curie_pair.jpg", "faces_curie_pair_orient6_labelled.jpg"
+
+
+def labelled() -> list[dict[str, str]]:
+    with open(MEDIA / "FACES.tsv", encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+@pytest.fixture(scope="module")
+def faces_app(scanned_app, tmp_path_factory):
+    library = tmp_path_factory.mktemp("faces") / "library"
+    library.mkdir()
+    for row in labelled():
+        shutil.copy2(MEDIA / row["file"], library / row["file"])
+    app = scanned_app(library, ocr=False)
+    stats = services_of(app).faces.run()
+    assert stats.photos == len(labelled()) and not stats.errors
+    return app
+
+
+def item_ids(app) -> dict[str, int]:
+    store = services_of(app).store
+    return {row.path.rsplit("/", 1)[-1]: row.id for row in store.get_items(range(1, 1000)).values()}
+
+
+def labelled_faces(app) -> list[tuple[str, str, object]]:
+    """(file, label, stored face) for each photo whose faces were all found (left to right as FACES.tsv lists)."""
+    repository, ids = services_of(app).store.faces, item_ids(app)
+    found = []
+    for row in labelled():
+        people = row["people_left_to_right"].split(";")
+        faces = repository.faces_of(ids[row["file"]])
+        if len(faces) == len(people):
+            found += [(row["file"], person, face) for person, face in zip(people, faces, strict=True)]
+    return found
+
+
+def test_every_labelled_face_is_found_but_at_most_the_partial_ones(faces_app):
+    ids, repository = item_ids(faces_app), services_of(faces_app).store.faces
+    for row in labelled():
+        faces = repository.faces_of(ids[row["file"]])
+        expected = len(row["people_left_to_right"].split(";"))
+        if "partial" in row["file"]:
+            assert len(faces) <= expected, row["file"]
+        else:
+            assert len(faces) == expected, row["file"]
+        for face in faces:
+            left, top, right, bottom = face.box
+            assert 0 <= left < right <= 1 and 0 <= top < bottom <= 1
+
+
+def test_the_same_person_threshold_separates_the_labelled_pairs(faces_app):
+    """SAME_PERSON sits between the pairs of one person and the pairs of different people, with room each side."""
+    reader = FaceReader()
+    embeddings = {}
+    for row in labelled():
+        people = row["people_left_to_right"].split(";")
+        faces = reader.read_file((MEDIA / row["file"]).read_bytes(), 200_000_000)
+        if len(faces) == len(people):
+            embeddings.update(
+                {(row["file"], person): face.embedding for person, face in zip(people, faces, strict=True)}
+            )
+    same, different = [], []
+    for (a, first), (b, second) in itertools.combinations(embeddings.items(), 2):
+        (same if a[1] == b[1] else different).append(similarity(first, second))
+    assert same and different
+    assert min(same) >= SAME_PERSON + 0.1, sorted(same)[:3]
+    assert max(different) <= SAME_PERSON - 0.1, sorted(different)[-3:]
+
+
+def test_each_labelled_person_is_one_person_and_no_person_holds_two(faces_app):
+    people_of: dict[str, set] = {}
+    labels_of: dict[int, set] = {}
+    hard = {name for row in labelled() for name in row["hard_to_match"].split(";") if name}
+    for _file, label, face in labelled_faces(faces_app):
+        people_of.setdefault(label, set()).add(face.person_id)
+        if face.person_id is not None:
+            labels_of.setdefault(face.person_id, set()).add(label)
+    photos = {}
+    for row in labelled():
+        for name in row["people_left_to_right"].split(";"):
+            photos[name] = photos.get(name, 0) + 1
+    for label, people in people_of.items():
+        if photos[label] >= 2 and label not in hard:  # two photos of one face make a person
+            assert len(people) == 1 and None not in people, (label, people)
+        assert len(people - {None}) <= 1, (label, people)
+    assert all(len(labels) == 1 for labels in labels_of.values()), labels_of
+    # A face in one photo only (nobody else looks like them) makes no person.
+    single = [label for label, count in photos.items() if count == 1]
+    for label in single:
+        assert people_of.get(label, {None}) == {None}
+
+
+def test_the_sideways_portrait_has_the_upright_ones_boxes_and_people(faces_app):
+    ids, repository = item_ids(faces_app), services_of(faces_app).store.faces
+    upright, sideways = repository.faces_of(ids[UPRIGHT]), repository.faces_of(ids[SIDEWAYS])
+    assert len(upright) == len(sideways) >= 1
+    for a, b in zip(upright, sideways, strict=True):
+        assert all(abs(x - y) < 0.02 for x, y in zip(a.box, b.box, strict=True)), (a.box, b.box)
+        assert a.person_id == b.person_id is not None
+
+
+def test_a_name_and_a_manual_move_survive_a_rescan_and_a_regrouping(faces_app):
+    services = services_of(faces_app)
+    repository = services.store.faces
+    person = repository.people()[0]
+    assert repository.update_person(person.id, name="Ünïcode 名字")
+    moved = next(face for face in repository.faces_of(item_ids(faces_app)[UPRIGHT]) if face.person_id is not None)
+    assert repository.move_face(moved.id, None)
+    services.scans.run()
+    services.faces.run()
+    decided = group(repository.all_faces())
+    repository.apply_grouping(decided.joins, decided.new_people)
+    assert repository.person(person.id).name == "Ünïcode 名字"
+    assert repository.person(person.id).face_count >= 1
+    assert repository.face(moved.id).person_id is None and repository.face(moved.id).manual
+    assert repository.move_face(moved.id, moved.person_id)  # put back for the other tests
+    assert repository.update_person(person.id, name="")
+    assert repository.person(person.id).name is None
+
+
+def test_faces_off_refuses_the_pass(open_services):
+    services = open_services(faces=False)
+    assert services.faces.why_not_start() == "faces are off (MS_FACES=false)"
+
+
+def test_deleting_a_photo_deletes_its_faces(scanned_app, tmp_path):
+    library = tmp_path / "library"
+    library.mkdir()
+    for name in ("faces_obama_1.jpg", "faces_obama_2.jpg"):
+        shutil.copy2(MEDIA / name, library / name)
+    app = scanned_app(library, ocr=False)
+    services = services_of(app)
+    services.faces.run()
+    gone = item_ids(app)["faces_obama_1.jpg"]
+    assert len(services.store.faces.faces_of(gone)) == 1
+    assert [person.face_count for person in services.store.faces.people()] == [2]
+    (library / "faces_obama_1.jpg").unlink()
+    services.scans.run()
+    assert services.store.faces.faces_of(gone) == []
+    assert [person.face_count for person in services.store.faces.people()] == [1]
+
+
+def test_the_faces_command_reads_then_deletes_every_face(tmp_path, tiny_model, monkeypatch, capsys):
+    from materialsearch.cli import main
+
+    library = tmp_path / "library"
+    library.mkdir()
+    for name in ("faces_obama_1.jpg", "faces_obama_2.jpg"):
+        shutil.copy2(MEDIA / name, library / name)
+    environment = {"MS_DATA_DIR": str(tmp_path / "data"), "MS_MODEL": tiny_model, "MS_LIBRARY": str(library)}
+    for key, value in {**environment, "MS_OCR": "false"}.items():
+        monkeypatch.setenv(key, value)
+    assert main(["scan"]) == 0
+    assert main(["faces"]) == 0
+    assert "2 faces" in capsys.readouterr().out
+    assert main(["faces", "--delete"]) == 0
+    from materialsearch.catalog.store import DB_FILENAME, Store
+
+    store = Store(str(tmp_path / "data" / DB_FILENAME))
+    try:
+        assert store.faces.people() == [] and store.faces.waiting_count("yunet") == 2
+    finally:
+        store.close()
