@@ -12,6 +12,7 @@ from materialsearch.application.control import JobControl
 from materialsearch.application.entries import ItemCompanions, ItemLookup
 from materialsearch.application.files import ItemFiles
 from materialsearch.application.overview import LibraryOverview
+from materialsearch.application.people import PeopleDirectory
 from materialsearch.application.review import DuplicateReview
 from materialsearch.application.searching import Searching
 from materialsearch.catalog.core import Catalog
@@ -157,6 +158,7 @@ class Services:
             settings, self.store, self.index, self.encoder, self.scans, self.ocr, self.tagger, self.reindexing
         )
         self.job_control = JobControl(settings, self.scans, self.ocr)
+        self.people = PeopleDirectory(self.store.faces, lookup, settings.max_image_pixels)
         self.duplicate_review = DuplicateReview(self.duplicates, self.store, companions)
 
     # --- running by itself ------------------------------------------------------------------------------------

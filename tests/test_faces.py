@@ -177,3 +177,81 @@ def test_the_faces_command_reads_then_deletes_every_face(tmp_path, tiny_model, m
         assert store.faces.people() == [] and store.faces.waiting_count("yunet") == 2
     finally:
         store.close()
+
+
+# --- the API ------------------------------------------------------------------------------------------------------
+def person_of(app, label: str) -> int:
+    (person,) = {face.person_id for _file, name, face in labelled_faces(app) if name == label}
+    return person
+
+
+def photos_of(app, label: str) -> set[int]:
+    ids = item_ids(app)
+    return {ids[row["file"]] for row in labelled() if label in row["people_left_to_right"].split(";")}
+
+
+def test_person_with_words_finds_only_that_persons_photos(faces_app):
+    client = faces_app.test_client()
+    obama = person_of(faces_app, "obama")
+    found = client.get("/api/search", query_string={"q": "a man in a suit", "person": obama, "limit": 50}).get_json()
+    ids = {result["id"] for result in found["results"]}
+    assert ids and ids <= photos_of(faces_app, "obama")
+    timeline = client.get("/api/items", query_string={"person": obama, "limit": 100}).get_json()
+    with_face = {i for i in photos_of(faces_app, "obama") if any(f.person_id == obama for f in faces_in(faces_app, i))}
+    assert {item["id"] for item in timeline["results"]} == with_face
+    both = [obama, person_of(faces_app, "biden")]
+    together = client.get("/api/items", query_string={"person": both}).get_json()
+    assert {item["id"] for item in together["results"]} == photos_of(faces_app, "obama") & photos_of(faces_app, "biden")
+    refused = client.get("/api/search", query_string={"q": "a man", "person": 999999})
+    assert refused.status_code == 400 and "unknown person 999999" in refused.get_json()["message"]
+
+
+def faces_in(app, item_id: int):
+    return services_of(app).store.faces.faces_of(item_id)
+
+
+def test_an_items_details_list_its_faces_with_their_people(faces_app):
+    client = faces_app.test_client()
+    pair = item_ids(faces_app)[SIDEWAYS]
+    detail = client.get(f"/api/items/{pair}").get_json()
+    stored = faces_in(faces_app, pair)
+    assert [face["box"] for face in detail["faces"]] == [pytest.approx(list(face.box)) for face in stored]
+    assert [face["person_id"] for face in detail["faces"]] == [face.person_id for face in stored]
+    assert all(face["person_name"] is None for face in detail["faces"])
+
+
+def test_people_are_listed_named_hidden_merged_and_faces_moved(faces_app):
+    client = faces_app.test_client()
+    people = client.get("/api/people").get_json()["people"]
+    assert len(people) == len({face.person_id for _f, _l, face in labelled_faces(faces_app)} - {None})
+    obama, biden = person_of(faces_app, "obama"), person_of(faces_app, "biden")
+    cover = client.get(next(p["cover_url"] for p in people if p["id"] == obama))
+    assert cover.status_code == 200 and cover.mimetype == "image/jpeg"
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(cover.data)) as picture:
+        assert picture.size[0] == picture.size[1] > 32
+    renamed = client.patch(f"/api/people/{obama}", json={"name": "  Barack  Obama "}).get_json()
+    assert renamed["name"] == "Barack Obama"
+    assert client.patch(f"/api/people/{biden}", json={"hidden": True}).get_json()["hidden"] is True
+    assert client.patch("/api/people/999999", json={"name": "x"}).status_code == 404
+    assert client.patch(f"/api/people/{obama}", json={"name": 5}).status_code == 400
+    detail = client.get(f"/api/items/{item_ids(faces_app)['faces_obama_1.jpg']}").get_json()
+    assert detail["faces"][0]["person_name"] == "Barack Obama"
+    # Move Biden's face in the two-people photo to nobody, then into Obama (a wrong move, by hand), then back.
+    two = item_ids(faces_app)["faces_obama_biden_two.jpg"]
+    face = next(f for f in faces_in(faces_app, two) if f.person_id == biden)
+    moved = client.post(f"/api/faces/{face.id}/move", json={"person_id": None}).get_json()
+    assert moved["person_id"] is None
+    assert client.post(f"/api/faces/{face.id}/move", json={"person_id": 999999}).status_code == 404
+    assert client.post("/api/faces/999999/move", json={}).status_code == 404
+    assert client.post(f"/api/faces/{face.id}/move", json={"person_id": biden}).get_json()["person_name"] is None
+    # Merge Biden into Obama: one person holds both, with Obama's name; Biden is gone.
+    assert client.post(f"/api/people/{obama}/merge", json={"person_id": obama}).status_code == 400
+    merged = client.post(f"/api/people/{obama}/merge", json={"person_id": biden}).get_json()
+    assert merged["name"] == "Barack Obama" and merged["item_count"] == len(
+        photos_of(faces_app, "obama") | photos_of(faces_app, "biden")
+    )
+    assert client.patch(f"/api/people/{biden}", json={"name": "x"}).status_code == 404

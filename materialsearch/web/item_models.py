@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from materialsearch.application import FoundItem, ItemEntry, Reindexing
 from materialsearch.web.models import BROWSER_IMAGE_EXTENSIONS, Body, ItemKind, OptionalName
+from materialsearch.web.people_models import FaceView
 
 
 class Location(Body):
@@ -316,6 +317,7 @@ class ItemDetail(ItemView):
 
     text: ItemText
     info: MediaInfo
+    faces: Annotated[list[FaceView], Field(description="The faces found in it, left to right.")]
 
 
 class RenditionPending(Body):
