@@ -255,3 +255,27 @@ def test_people_are_listed_named_hidden_merged_and_faces_moved(faces_app):
         photos_of(faces_app, "obama") | photos_of(faces_app, "biden")
     )
     assert client.patch(f"/api/people/{biden}", json={"name": "x"}).status_code == 404
+
+
+def test_grouping_many_synthetic_faces_keeps_people_apart():
+    """20 000 synthetic embeddings of 400 people (a face ≈ 0.83 cosine to its person's centre, two people ≈ 0):
+    every person becomes exactly one group, no group mixes two; with most faces placed, the rest join them."""
+    import numpy as np
+
+    from materialsearch.catalog.faces import FaceVectors
+
+    rng = np.random.default_rng(0)
+    people, per = 400, 50
+    centres = rng.normal(size=(people, 128)).astype(np.float32)
+    embeddings = np.repeat(centres / np.linalg.norm(centres, axis=1, keepdims=True), per, axis=0)
+    embeddings = embeddings + rng.normal(scale=0.06, size=embeddings.shape).astype(np.float32)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    truth = np.repeat(np.arange(people), per)
+    ids, items = np.arange(1, len(truth) + 1), np.arange(len(truth))
+    decided = group(FaceVectors(ids, np.full(len(truth), -1), items, embeddings))
+    assert not decided.joins and len(decided.new_people) == people
+    assert all(len({truth[face - 1] for face in members}) == 1 for members in decided.new_people)
+    placed = np.where(np.arange(len(truth)) % per < per - 5, truth + 1000, -1)
+    decided = group(FaceVectors(ids, placed, items, embeddings))
+    assert not decided.new_people
+    assert decided.joins == {int(ids[i]): int(truth[i]) + 1000 for i in np.flatnonzero(placed < 0)}

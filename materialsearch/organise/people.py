@@ -7,11 +7,11 @@ stores its faces a committed batch at a time, then groups.
 
 PeopleGrouping (``group``), incremental and deterministic:
 
-1. A face that belongs to nobody joins the person holding its nearest face, when their cosine similarity is at
-   least ``faces.SAME_PERSON`` and that person has no face in the same photo.
-2. The faces still belonging to nobody are linked when they match each other (same threshold, different photos);
-   each linked group spanning at least ``MIN_PHOTOS`` photos becomes a new, unnamed person ("two photos of one
-   face make a person"). A lone face waits for a later photo of the same face.
+1. A face that belongs to nobody joins the nearest person (cosine similarity to the mean of their faces), when it
+   is at least ``faces.SAME_PERSON`` and that person has no face in the same photo.
+2. The faces still belonging to nobody are grouped by their means the same way (``_link``); each group spanning at
+   least ``MIN_PHOTOS`` photos becomes a new, unnamed person ("two photos of one face make a person"). A lone
+   face waits for a later photo of the same face.
 
 The grouping only ever places faces that belong to nobody and were not placed by the user: names, merges and
 manual moves are never undone (``FaceRepository.apply_grouping``).
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 16  # photos per committed transaction
 MIN_PHOTOS = 2  # a new person needs the same face in this many photos
-_CHUNK = 2048  # faces compared at a time (bounds the similarity matrix's memory)
+_CHUNK = 256  # faces compared at a time: 256 × 100k faces is a 100 MB similarity block
 
 
 @dataclasses.dataclass
@@ -65,17 +65,11 @@ class PeopleGrouping:
     new_people: list[list[int]]
 
 
-def _nearest(queries: np.ndarray, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each query row, the index of its most similar pool row and that similarity."""
-    best = np.full(len(queries), -1, np.int64)
-    score = np.full(len(queries), -2.0, np.float32)
-    for start in range(0, len(pool), _CHUNK):
-        sims = queries @ pool[start : start + _CHUNK].T
-        arg = sims.argmax(axis=1)
-        top = sims[np.arange(len(queries)), arg]
-        better = top > score
-        best[better], score[better] = arg[better] + start, top[better]
-    return best, score
+def _centroids(embeddings: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """The normalised mean embedding of each label 0..count-1."""
+    sums = np.zeros((count, embeddings.shape[1]), np.float32)
+    np.add.at(sums, labels, embeddings)
+    return sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
 
 
 def group(faces: FaceVectors, threshold: float = SAME_PERSON) -> PeopleGrouping:
@@ -84,44 +78,49 @@ def group(faces: FaceVectors, threshold: float = SAME_PERSON) -> PeopleGrouping:
     placed = np.flatnonzero(faces.people >= 0)
     joins: dict[int, int] = {}
     if len(free) and len(placed):
+        person_ids, labels = np.unique(faces.people[placed], return_inverse=True)
+        centres = _centroids(faces.embeddings[placed], labels, len(person_ids))
         in_photo = {(int(faces.items[i]), int(faces.people[i])) for i in placed}
         for start in range(0, len(free), _CHUNK):
             rows = free[start : start + _CHUNK]
-            best, score = _nearest(faces.embeddings[rows], faces.embeddings[placed])
-            for row, pick, sim in zip(rows, best, score, strict=True):
-                person = int(faces.people[placed[pick]])
+            sims = faces.embeddings[rows] @ centres.T
+            best = sims.argmax(axis=1)
+            for row, pick, sim in zip(rows, best, sims[np.arange(len(rows)), best], strict=True):
+                person = int(person_ids[pick])
                 if sim >= threshold and (int(faces.items[row]), person) not in in_photo:
                     joins[int(faces.ids[row])] = person
+                    in_photo.add((int(faces.items[row]), person))  # one face per person in a photo
     rest = np.array([i for i in free if int(faces.ids[i]) not in joins], np.int64)
     return PeopleGrouping(joins, _link(faces, rest, threshold))
 
 
 def _link(faces: FaceVectors, rows: np.ndarray, threshold: float) -> list[list[int]]:
-    """Groups of the given faces that match each other (single link, faces of different photos), spanning at least
-    ``MIN_PHOTOS`` photos, as lists of face ids."""
-    parent = list(range(len(rows)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    embeddings, items = faces.embeddings[rows], faces.items[rows]
-    for start in range(0, len(rows), _CHUNK):
-        sims = embeddings[start : start + _CHUNK] @ embeddings.T
-        for a, b in zip(*np.nonzero(sims >= threshold), strict=True):
-            a = int(a) + start
-            if a < b and items[a] != items[b]:
-                parent[root(a)] = root(int(b))
-    groups: dict[int, list[int]] = {}
-    for i in range(len(rows)):
-        groups.setdefault(root(i), []).append(i)
-    return [
-        [int(faces.ids[rows[i]]) for i in members]
-        for members in groups.values()
-        if len({int(items[i]) for i in members}) >= MIN_PHOTOS
-    ]
+    """Groups of the given faces by their centre (leader clustering, in face-id order: a face joins the group whose
+    mean is nearest when at least ``threshold`` and the group has no face of its photo, else starts one; a mean,
+    unlike single linkage, does not chain two people together through in-between faces), keeping the groups that
+    span at least ``MIN_PHOTOS`` photos, as lists of face ids."""
+    dim = faces.embeddings.shape[1]
+    sums = np.zeros((len(rows), dim), np.float32)
+    centres = np.zeros((len(rows), dim), np.float32)
+    members: list[list[int]] = []
+    photos: list[set[int]] = []
+    for row in rows:
+        embedding, item = faces.embeddings[row], int(faces.items[row])
+        pick = -1
+        if members:
+            sims = centres[: len(members)] @ embedding
+            best = int(sims.argmax())
+            if sims[best] >= threshold and item not in photos[best]:
+                pick = best
+        if pick < 0:
+            pick = len(members)
+            members.append([])
+            photos.append(set())
+        members[pick].append(int(faces.ids[row]))
+        photos[pick].add(item)
+        sums[pick] += embedding
+        centres[pick] = sums[pick] / max(float(np.linalg.norm(sums[pick])), 1e-12)
+    return [group for group, seen in zip(members, photos, strict=True) if len(seen) >= MIN_PHOTOS]
 
 
 class FacesPass:
