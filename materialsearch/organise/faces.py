@@ -39,13 +39,16 @@ MODEL_VERSION = "yunet-2023mar-int8bq+sface-2021dec-int8bq/640"
 
 # Long side of the picture YuNet sees. On the shared photos 320, 640 and 960 px all find every labelled face (their
 # faces are at least 1/10 of the picture); the cost per photo was 63, 73 and 87 CPU-ms (detector + recogniser,
-# Intel Xeon, one thread). 640 keeps faces down to about 1/50 of the long side above YuNet's ~12 px smallest face
-# for 16% more than 320; 960 costs more again and scored Pierre Curie's profile lower (0.61 against 0.79).
+# Intel Xeon, one thread). Small faces decide it: the two-people photo pasted small on a 4000 px canvas lost both
+# faces at 320 px from 1/40 of the long side on, while 640 px found them down to 1/60 (960: 1/80). Below about 1/45
+# (under 28 px at 1280) SFace no longer recognises them reliably (cosine to the same face at full size: 0.86 at
+# 1/40, 0.43–0.63 at 1/60, 0.36–0.49 at 1/80), so 640 finds every face that can be recognised, for 16% more CPU
+# than 320; 960 only adds faces too small to use.
 DETECT_SIDE = 640
 EMBED_SIDE = 1280  # long side of the picture faces are aligned and embedded from
 MIN_SCORE = 0.75  # YuNet's own confidence
-MIN_FACE_PX = 28  # short side of the box, in pixels of the upright picture as decoded
-MIN_SHARPNESS = 20.0  # variance of the Laplacian of the aligned grey 112×112 crop
+MIN_FACE_PX = 28  # short side of the box, in pixels of the picture embedded from (long side ≤ EMBED_SIDE)
+MIN_SHARPNESS = 20.0  # variance of the Laplacian of the aligned grey 112×112 crop (sharp faces: 50–2000)
 # Cosine similarity of two SFace embeddings at or above which they are one person. OpenCV's own threshold for
 # SFace is 0.363; on the shared labelled photos (FACES.tsv, 13 faces, 6 people, int8bq models at 640 px) pairs of
 # one person scored 0.69–1.00 and pairs of different people at most 0.30 (Obama/Biden), so the threshold sits at
