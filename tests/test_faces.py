@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from materialsearch.organise.faces import SAME_PERSON, FaceReader, similarity
+from materialsearch.organise.faces import MODEL_VERSION, SAME_PERSON, FaceReader, similarity
 from materialsearch.organise.people import group
 from materialsearch.web import services_of
 from tests.conftest import MEDIA
@@ -132,6 +132,24 @@ def test_a_name_and_a_manual_move_survive_a_rescan_and_a_regrouping(faces_app):
     assert repository.move_face(moved.id, moved.person_id)  # put back for the other tests
     assert repository.update_person(person.id, name="")
     assert repository.person(person.id).name is None
+
+
+def test_a_changed_photo_is_read_again_and_keeps_its_people(faces_app):
+    import os
+
+    services = services_of(faces_app)
+    repository = services.store.faces
+    item = item_ids(faces_app)["faces_obama_2.jpg"]
+    (before,) = repository.faces_of(item)
+    assert repository.update_person(before.person_id, name="奥巴马")
+    path = services.store.get_item(item).path
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
+    services.scans.run()
+    assert repository.waiting_count(MODEL_VERSION) == 1
+    assert services.faces.run().photos == 1
+    (after,) = repository.faces_of(item)
+    assert after.id != before.id and after.person_id == before.person_id and after.person_name == "奥巴马"
+    assert repository.update_person(before.person_id, name="")
 
 
 def test_faces_off_refuses_the_pass(open_services):

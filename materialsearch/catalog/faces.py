@@ -290,14 +290,36 @@ def _free_faces(raw: sqlite3.Connection, face_ids: Sequence[int]) -> list[int]:
     return found
 
 
+KEEP_PERSON_IOU = 0.5  # a face read again keeps the person of the old face its box overlaps this much
+
+
+def _overlap(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two (left, top, right, bottom) boxes."""
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
 def _replace_faces(raw: sqlite3.Connection, read: FaceRead, model: str) -> None:
-    """One photo's faces and state replace what was stored (inside the caller's transaction)."""
+    """One photo's faces and state replace what was stored (inside the caller's transaction). A face read again
+    (the file changed, or a new model) keeps the person, and whether the user placed it there, of the old face in
+    the same place, so names and moves outlive re-reading."""
     item_id = read.job.item_id
+    old = raw.execute(
+        "SELECT box_left, box_top, box_right, box_bottom, person_id, manual FROM faces WHERE item_id = ?"
+        " AND (person_id IS NOT NULL OR manual)",
+        (item_id,),
+    ).fetchall()
     raw.execute("DELETE FROM faces WHERE item_id = ?", (item_id,))
-    raw.executemany(
-        "INSERT INTO faces (item_id, box_left, box_top, box_right, box_bottom, landmarks, score, embedding, model,"
-        " person_id, manual) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0)",
-        [
+    rows = []
+    for face in read.faces:
+        best = max(old, key=lambda row: _overlap(face.box, row[:4]), default=None)
+        person, manual = (best[4], best[5]) if best and _overlap(face.box, best[:4]) >= KEEP_PERSON_IOU else (None, 0)
+        if person is not None or manual:
+            old.remove(best)  # one new face per old one
+        rows.append(
             (
                 item_id,
                 *(float(v) for v in face.box),
@@ -305,9 +327,14 @@ def _replace_faces(raw: sqlite3.Connection, read: FaceRead, model: str) -> None:
                 float(face.score),
                 np.asarray(face.embedding, "<f4").tobytes(),
                 model,
+                person,
+                manual,
             )
-            for face in read.faces
-        ],
+        )
+    raw.executemany(
+        "INSERT INTO faces (item_id, box_left, box_top, box_right, box_bottom, landmarks, score, embedding, model,"
+        " person_id, manual) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
     )
     raw.execute(
         "INSERT OR REPLACE INTO face_state (item_id, size, mtime_ns, model, face_count, error)"
