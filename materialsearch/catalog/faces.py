@@ -96,6 +96,18 @@ _FACE_COLUMNS = (
 )
 
 
+# A person's counts and cover face, over the faces of indexed photos only (a photo that failed or was skipped since
+# keeps its faces, but is not shown). The cover is the face the user chose, else the detector's best.
+_PERSON_SELECT = (
+    "WITH shown AS (SELECT f.id, f.item_id, f.person_id, f.score FROM faces AS f JOIN items AS i ON i.id = f.item_id"
+    f" WHERE i.status = '{ItemStatus.OK}')"
+    " SELECT p.id, p.name, p.hidden, count(f.id), count(DISTINCT f.item_id),"
+    " coalesce((SELECT c.id FROM shown AS c WHERE c.id = p.cover_face_id AND c.person_id = p.id),"
+    " (SELECT b.id FROM shown AS b WHERE b.person_id = p.id ORDER BY b.score DESC, b.id LIMIT 1))"
+    " FROM people AS p {join} shown AS f ON f.person_id = p.id"
+)
+
+
 def _now() -> str:
     return dt.datetime.now().replace(microsecond=0).isoformat(sep=" ")
 
@@ -207,31 +219,18 @@ class FaceRepository:
         return _stored(rows[0]) if rows else None
 
     def people(self, include_hidden: bool = True) -> list[PersonRow]:
-        """Every person who has faces: named ones first (by name), then by how many photos they are in."""
+        """Every person with faces in indexed photos: named ones first (by name), then by how many photos."""
         rows = self._read(
-            "SELECT p.id, p.name, p.hidden, count(f.id), count(DISTINCT f.item_id),"
-            " coalesce((SELECT c.id FROM faces AS c WHERE c.id = p.cover_face_id AND c.person_id = p.id),"
-            " (SELECT b.id FROM faces AS b WHERE b.person_id = p.id ORDER BY b.score DESC, b.id LIMIT 1))"
-            " FROM people AS p JOIN faces AS f ON f.person_id = p.id"
-            + ("" if include_hidden else " WHERE NOT p.hidden")
+            _PERSON_SELECT.format(join="JOIN")
+            + (" WHERE NOT p.hidden" if not include_hidden else "")
             + " GROUP BY p.id ORDER BY p.name IS NULL, p.name, count(DISTINCT f.item_id) DESC, p.id"
         )
-        return [PersonRow(row[0], row[1], bool(row[2]), row[3], row[4], row[5]) for row in rows]
+        return [PersonRow(row[0], row[1], bool(row[2]), *row[3:]) for row in rows]
 
     def person(self, person_id: int) -> PersonRow | None:
         """One person (with or without faces), or None."""
-        rows = self._read(
-            "SELECT p.id, p.name, p.hidden, count(f.id), count(DISTINCT f.item_id),"
-            " coalesce((SELECT c.id FROM faces AS c WHERE c.id = p.cover_face_id AND c.person_id = p.id),"
-            " (SELECT b.id FROM faces AS b WHERE b.person_id = p.id ORDER BY b.score DESC, b.id LIMIT 1))"
-            " FROM people AS p LEFT JOIN faces AS f ON f.person_id = p.id WHERE p.id = ? GROUP BY p.id",
-            (person_id,),
-        )
+        rows = self._read(_PERSON_SELECT.format(join="LEFT JOIN") + " WHERE p.id = ? GROUP BY p.id", (person_id,))
         return PersonRow(rows[0][0], rows[0][1], bool(rows[0][2]), *rows[0][3:]) if rows else None
-
-    def person_ids_named(self, name: str) -> list[int]:
-        """The people called ``name`` (case-insensitive for ASCII letters)."""
-        return [row[0] for row in self._read("SELECT id FROM people WHERE lower(name) = lower(?)", (name,))]
 
     # --- the user's changes -------------------------------------------------------------------------------------
     def update_person(self, person_id: int, *, name: str | None = None, hidden: bool | None = None) -> bool:
