@@ -238,6 +238,23 @@ def test_an_items_details_list_its_faces_with_their_people(faces_app):
     assert all(face["person_name"] is None for face in detail["faces"])
 
 
+def test_a_persons_name_in_the_sentence_becomes_person(faces_app):
+    client = faces_app.test_client()
+    obama = person_of(faces_app, "obama")
+    assert client.patch(f"/api/people/{obama}", json={"name": "Barack Obama"}).status_code == 200
+    try:
+        body = client.get("/api/search", query_string={"q": "barack obama in a suit", "limit": 50}).get_json()
+        understood = body["understood"]
+        assert understood["people"] == [obama] and understood["q"] == "a suit"
+        assert [(part["field"], part["value"]) for part in understood["parts"]] == [("person", "Barack Obama")]
+        assert body["results"] and {r["id"] for r in body["results"]} <= photos_of(faces_app, "obama")
+        # A name inside another word is not a name.
+        other = client.get("/api/search", query_string={"q": "Barack Obamas"}).get_json()["understood"]
+        assert other["people"] == [] and other["parts"] == []
+    finally:
+        client.patch(f"/api/people/{obama}", json={"name": ""})
+
+
 def test_people_are_listed_named_hidden_merged_and_faces_moved(faces_app):
     client = faces_app.test_client()
     people = client.get("/api/people").get_json()["people"]

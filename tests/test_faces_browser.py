@@ -57,3 +57,25 @@ def test_the_side_panel_names_the_people_in_the_photo(new_page, server, locale, 
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(SHOTS) / f"viewer-{locale}-{viewport['width']}.png"))
     assert not errors
+
+
+@pytest.mark.parametrize(
+    ("locale", "viewport", "field"), [("en-US", DESKTOP, "Person"), ("zh-CN", PHONE, "人物")], ids=["en", "zh"]
+)
+def test_a_persons_name_typed_in_the_box_is_a_chip_and_finds_only_them(new_page, server, locale, viewport, field):
+    page = new_page(viewport, locale)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server + "/?match=all")
+    page.fill("#query", "barack obama portrait")
+    page.press("#query", "Enter")
+    chip = page.locator('#understood [data-field="person"]')
+    expect(chip).to_contain_text(field)
+    expect(chip).to_contain_text("Barack Obama")
+    expect(page.locator("#results")).to_have_attribute("aria-busy", "false")
+    names = sorted(page.locator("#results .result").evaluate_all("(cards) => cards.map((c) => c.dataset.name)"))
+    assert names == ["faces_obama_1.jpg", "faces_obama_2.jpg", "faces_obama_biden_two.jpg"]
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"understood-{locale}-{viewport['width']}.png"))
+    assert not errors

@@ -55,7 +55,7 @@ ADDED_OPERATIONS |= {  # issue 22: people
     ("post", "/api/faces/{face_id}/move"),
 }
 ADDED_PARAMETERS |= {"person"}
-ADDED_FIELDS |= {"faces"}
+ADDED_FIELDS |= {"faces", "people"}
 ADDED = {"operations": ADDED_OPERATIONS, "parameters": ADDED_PARAMETERS, "fields": ADDED_FIELDS}
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}

@@ -232,6 +232,13 @@ class FaceRepository:
         rows = self._read(_PERSON_SELECT.format(join="LEFT JOIN") + " WHERE p.id = ? GROUP BY p.id", (person_id,))
         return PersonRow(rows[0][0], rows[0][1], bool(rows[0][2]), *rows[0][3:]) if rows else None
 
+    def named(self) -> dict[str, int]:
+        """Every named person: name → id (the lowest id of a name given twice)."""
+        return {
+            name: person
+            for name, person in self._read("SELECT name, id FROM people WHERE name IS NOT NULL ORDER BY id DESC")
+        }
+
     # --- the user's changes -------------------------------------------------------------------------------------
     def update_person(self, person_id: int, *, name: str | None = None, hidden: bool | None = None) -> bool:
         """Rename (an empty name: unnamed) and/or hide a person; False when there is no such person."""

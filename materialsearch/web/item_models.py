@@ -205,10 +205,10 @@ class UnderstoodPart(BaseModel):
     """One piece of the sentence that became a filter (or is offered as one)."""
 
     field: Annotated[
-        Literal["date", "place", "text", "exclude", "kind", "tag", "name"],
+        Literal["date", "place", "text", "exclude", "kind", "tag", "name", "person"],
         Field(
             description="The filter it sets: `date` (date_from/date_to), `place`, `text`, `exclude`, `kind`, "
-            "`tag`, `name`."
+            "`tag`, `name`, `person` (a named person's name: `people` holds their ids)."
         ),
     ]
     value: Annotated[
@@ -234,6 +234,7 @@ class UnderstoodQuery(BaseModel):
     kind: Annotated[Literal["image", "video"] | None, Field(description="`image` or `video`.")] = None
     tag: Annotated[list[str], Field(description="Tag keys (`tag=`).")] = []
     name: Annotated[str | None, Field(description="A file name (`name=`).")] = None
+    people: Annotated[list[int], Field(description="People named in the sentence (`person=`).")] = []
     parts: Annotated[list[UnderstoodPart], Field(description="The pieces applied, in sentence order.")] = []
     offered: Annotated[
         list[UnderstoodPart], Field(description="Uncertain pieces, not applied (a client may offer them).")
@@ -249,6 +250,7 @@ class UnderstoodQuery(BaseModel):
             },
             exclude=list(understood.exclude),
             tag=list(understood.tag),
+            people=list(understood.people),
             parts=[UnderstoodPart(**dataclasses.asdict(part)) for part in understood.parts],
             offered=[UnderstoodPart(**dataclasses.asdict(part)) for part in understood.offered],
         )
