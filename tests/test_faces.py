@@ -192,7 +192,7 @@ def test_the_faces_command_reads_then_deletes_every_face(tmp_path, tiny_model, m
 
     store = Store(str(tmp_path / "data" / DB_FILENAME))
     try:
-        assert store.faces.people() == [] and store.faces.waiting_count("yunet") == 2
+        assert store.faces.people() == [] and store.faces.waiting_count(MODEL_VERSION) == 2
     finally:
         store.close()
 
