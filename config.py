@@ -465,6 +465,14 @@ class Settings(_LibrarySettings):
         description="Share of the time the OCR pass may work (0 < x <= 1): at 0.5 it rests as long as it worked "
         "after each photo, leaving the CPU to searches and other programs.",
     )
+    # --- people (faces) ---
+    faces: Flag = Field(
+        True,
+        description="Find the faces in photos (YuNet + SFace, bundled models, CPU) in a background pass after each "
+        "scan, group them into people, and let `person=` search by who is in a photo. Stored: each face's box, "
+        "landmarks, score and 128-number embedding, and the people with their names. `false`: no faces are looked "
+        "for (what is stored stays; `python -m materialsearch faces --delete` removes it).",
+    )
     map_tile_url: Annotated[str, _from_text(_parse_tile_url)] = Field(
         "",
         description="Map tiles for the places view, as a URL template on one host (e.g. "

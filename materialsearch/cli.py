@@ -100,6 +100,26 @@ def cmd_ocr(settings: Settings, _args) -> int:
     return 130 if stopped else 0
 
 
+def cmd_faces(settings: Settings, args) -> int:
+    """The faces pass over the photos still waiting for it (then the grouping), or ``--delete``: forget every face
+    and person. SIGINT/SIGTERM stop the pass after the batch."""
+    services = _services(settings)
+    try:
+        if args.delete:
+            services.store.faces.delete_all()
+            print("faces: every face, person and name deleted")
+            return 0
+        with graceful_stop(lambda _signum: services.faces.cancel()) as stopped:
+            stats = services.faces.run()
+    except RuntimeError as exc:  # faces are off, or another process owns the data dir
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        services.close()
+    print(f"faces: {stats.summary()}")
+    return 130 if stopped else 0
+
+
 def cmd_serve(settings: Settings, _args) -> int:
     """Run the web app (see app.py)."""
     import app as entry
@@ -257,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         "ocr",
         help="read the text in indexed photos still waiting for it and exit (the server does it after each scan)",
     )
+    faces = sub.add_parser(
+        "faces", help="find the faces in photos still waiting for it and group them into people, then exit"
+    )
+    faces.add_argument("--delete", action="store_true", help="delete every stored face, person and name instead")
     search = sub.add_parser("search", help="print the best matches for a sentence")
     search.add_argument("text")
     search.add_argument("--limit", type=int, default=10)
@@ -280,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         "serve": cmd_serve,
         "serve-encoder": cmd_serve_encoder,
         "ocr": cmd_ocr,
+        "faces": cmd_faces,
         "search": cmd_search,
         "token": cmd_token,
         "hash-password": cmd_hash_password,

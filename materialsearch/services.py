@@ -12,6 +12,7 @@ from materialsearch.application.control import JobControl
 from materialsearch.application.entries import ItemCompanions, ItemLookup
 from materialsearch.application.files import ItemFiles
 from materialsearch.application.overview import LibraryOverview
+from materialsearch.application.people import PeopleDirectory
 from materialsearch.application.review import DuplicateReview
 from materialsearch.application.searching import Searching
 from materialsearch.catalog.core import Catalog
@@ -26,6 +27,8 @@ from materialsearch.ocr.engine import OcrConfig, OcrEngine
 from materialsearch.ocr.job import OcrManager, OcrPass
 from materialsearch.organise.classify import Classifier
 from materialsearch.organise.duplicates import make_finder
+from materialsearch.organise.faces import MODEL_VERSION as FACES_MODEL
+from materialsearch.organise.people import FacesManager, FacesPass
 from materialsearch.organise.places import LocationBackfill
 from materialsearch.organise.tags import Tagger, label_set
 from materialsearch.scan.manager import ScanManager
@@ -125,10 +128,19 @@ class Services:
             scans=self.scans,
             window=window_of(settings),
         )
+        # Faces and people: a background pass after each scan (off the scan's pipeline).
+        self.faces = FacesManager(
+            FacesPass(settings, store.faces),
+            store,
+            enabled=settings.faces,
+            owner=self.owner,
+            scans=self.scans,
+            window=window_of(settings),
+        )
         # Items indexed before places: their locations are read (metadata only) in the background.
         self.backfill = LocationBackfill(self.store, owner=self.owner)
         # Every background job, in the order closing stops them: the scan first (its end would start the others).
-        self.jobs: tuple[BackgroundJob, ...] = (self.scans, self.ocr, self.tagger, self.backfill)
+        self.jobs: tuple[BackgroundJob, ...] = (self.scans, self.ocr, self.faces, self.tagger, self.backfill)
         self._open_use_cases(settings)
 
     def _open_use_cases(self, settings) -> None:
@@ -146,6 +158,7 @@ class Services:
             settings, self.store, self.index, self.encoder, self.scans, self.ocr, self.tagger, self.reindexing
         )
         self.job_control = JobControl(settings, self.scans, self.ocr)
+        self.people = PeopleDirectory(self.store.faces, lookup, settings.max_image_pixels)
         self.duplicate_review = DuplicateReview(self.duplicates, self.store, companions)
 
     # --- running by itself ------------------------------------------------------------------------------------
@@ -173,6 +186,10 @@ class Services:
             self.scans.after_scan.append(self.ocr.request)
             if self.ocr_store.waiting_count():
                 self.ocr.try_start("start-up")
+        if self.settings.faces:  # the faces of what is indexed follow each scan; at start-up, what is left of them
+            self.scans.after_scan.append(self.faces.request)
+            if self.store.faces.waiting_count(FACES_MODEL):
+                self.faces.try_start("start-up")
 
     def pending_count(self, fresh: bool = False) -> int:
         """Items waiting to be (re-)embedded with the current model.

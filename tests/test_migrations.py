@@ -83,7 +83,7 @@ def fresh_schema(tmp_path) -> dict:
 def test_a_new_database_is_created_at_the_current_version(fresh_schema):
     assert fresh_schema["version"] == VERSION == len(migrations.MIGRATIONS) + 1
     tables = {"items", "vectors", "meta", "api_tokens", "item_tags", "ocr_state", "ocr_text_lines", "ocr_text"}
-    tables |= {"ocr_text_short", "hidden_items", "perceptual_hashes"}
+    tables |= {"ocr_text_short", "hidden_items", "perceptual_hashes", "people", "faces", "face_state"}
     fts_shadows = {f"{fts}_{shadow}" for fts in ("ocr_text", "ocr_text_short") for shadow in FTS5_SHADOWS}
     assert set(fresh_schema) == {"version", "sql of triggers and virtual tables", *tables, *fts_shadows}
     assert set(fresh_schema["sql of triggers and virtual tables"]) == {

@@ -47,6 +47,15 @@ ADDED_FIELDS |= {"location"}
 ADDED_PARAMETERS |= {"parse"}  # issue 21: the search sentence is read
 ADDED_FIELDS |= {"understood"}
 ADDED_FIELDS |= {"waiting"}  # issue 20: a scan waiting for an encoder service says why
+ADDED_OPERATIONS |= {  # issue 22: people
+    ("get", "/api/people"),
+    ("get", "/api/people/{person_id}/cover"),
+    ("patch", "/api/people/{person_id}"),
+    ("post", "/api/people/{person_id}/merge"),
+    ("post", "/api/faces/{face_id}/move"),
+}
+ADDED_PARAMETERS |= {"person"}
+ADDED_FIELDS |= {"faces", "people"}
 ADDED = {"operations": ADDED_OPERATIONS, "parameters": ADDED_PARAMETERS, "fields": ADDED_FIELDS}
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}

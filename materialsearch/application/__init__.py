@@ -25,6 +25,7 @@ from materialsearch.application.overview import (
     Problems,
     TagSummary,
 )
+from materialsearch.application.people import CoverCrop, PeopleDirectory
 from materialsearch.application.review import DuplicateCopy, DuplicatePage, DuplicateReview, DuplicateSet, GroupMember
 from materialsearch.application.searching import Classification, FoundItem, Ordering, SearchAnswer, Searching
 from materialsearch.catalog.rows import ItemRow as Item
@@ -42,6 +43,7 @@ __all__ = [
     "BadRequest",
     "Browsing",
     "Classification",
+    "CoverCrop",
     "CursorError",
     "DuplicateCopy",
     "DuplicatePage",
@@ -65,6 +67,7 @@ __all__ = [
     "OcrStatus",
     "Ordering",
     "Page",
+    "PeopleDirectory",
     "PlaceSummary",
     "ProblemEntry",
     "Problems",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from materialsearch.application.entries import ItemCompanions, ItemEntry, ItemLookup, Scope
+from materialsearch.catalog.faces import StoredFace
 from materialsearch.catalog.text import OcrStore, StoredText
 from materialsearch.catalog.timeline import Sort, timeline_page
 from materialsearch.media.exif_info import media_info
@@ -28,6 +29,7 @@ class ItemDetails:
     entry: ItemEntry
     text: StoredText
     info: dict[str, object]
+    faces: tuple[StoredFace, ...] = ()
 
 
 class Browsing:
@@ -48,7 +50,8 @@ class Browsing:
         text = self.ocr_store.text_of(item.id)
         source = self.lookup.servable(item.path)
         facts = media_info(source, item.kind).given() if source else {"error": "the original is outside the library"}
-        return ItemDetails(entry=self.companions.entries([item])[0], text=text, info=facts)
+        faces = tuple(self.lookup.store.faces.faces_of(item.id))
+        return ItemDetails(entry=self.companions.entries([item])[0], text=text, info=facts, faces=faces)
 
     def stack(self, item_id: int, scope: Scope) -> tuple[ItemEntry, ...]:
         """The item, then every indexed item in ``scope`` near-identical to it, most similar first."""

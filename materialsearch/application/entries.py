@@ -33,6 +33,7 @@ class Scope:
     kind: str = "all"
     place: str | None = None
     tags: tuple[str, ...] | None = None
+    people: tuple[int, ...] | None = None  # person ids who must all be in the photo
     include_hidden: bool = False
 
 
@@ -74,7 +75,18 @@ class ItemCompanions:
             tags=self._tag_keys(scope.tags),
             exclude_hidden=hide,
             place=scope.place,
+            people=self._people(scope.people),
         )
+
+    def _people(self, ids: Sequence[int] | None) -> tuple[int, ...] | None:
+        """The ``person=`` ids, each checked to exist (400 naming the unknown ones)."""
+        if not ids:
+            return None
+        ids = tuple(dict.fromkeys(ids))
+        unknown = [person for person in ids if self.store.faces.person(person) is None]
+        if unknown:
+            raise BadRequest(f"unknown person {', '.join(map(str, unknown))}: GET /api/people lists the people")
+        return ids
 
     def _tag_keys(self, keys: Sequence[str] | None) -> tuple[str, ...] | None:
         """The ``tag=`` keys, each checked against the label set in use (400 naming the unknown ones)."""

@@ -143,7 +143,7 @@ class Searching:
         """The sentence read, and the scope, ordering, text and words it leaves: what it understood applies
         where the caller gave nothing of its own (the caller's filters win; exclusions add up). With
         ``quotes_as_words`` quoted words are not a filter but stay among the words."""
-        read = self.reader.read(sentence)
+        read = self.reader.read(sentence, self.companions.store.faces.named())
         if not read.anything:
             return read, scope, ordering, text, sentence
         given = {
@@ -151,6 +151,7 @@ class Searching:
             "place": scope.place is not None,
             "kind": scope.kind != "all",
             "tag": bool(scope.tags),
+            "person": bool(scope.people),
             "name": scope.name is not None,
             "text": text is not None or quotes_as_words,
         }
@@ -165,6 +166,7 @@ class Searching:
             kind=read.kind if "kind" in fields else None,
             tag=read.tag if "tag" in fields else (),
             name=read.name if "name" in fields else None,
+            people=read.people if "person" in fields else (),
             text=read.text if "text" in fields else None,
         )
         scope = dataclasses.replace(
@@ -175,6 +177,7 @@ class Searching:
             kind=kept.kind or scope.kind,
             tags=kept.tag or scope.tags,
             name=kept.name or scope.name,
+            people=kept.people or scope.people,
         )
         if kept.exclude:
             ordering = dataclasses.replace(ordering, exclude=tuple(dict.fromkeys((*ordering.exclude, *kept.exclude))))

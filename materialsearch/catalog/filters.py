@@ -7,7 +7,7 @@ import datetime as dt
 
 from sqlalchemy import exists, func, or_, select
 
-from materialsearch.catalog.schema import HiddenItem, Item, ItemTag
+from materialsearch.catalog.schema import Face, HiddenItem, Item, ItemTag
 from materialsearch.organise.places import country_names
 
 
@@ -23,6 +23,7 @@ class Filters:
     exclude_hidden: bool | None = None  # leave out the items hidden from results (None: nothing to leave out)
     name_contains: str | None = None  # each of its words in the file name (not its folders)
     place: str | None = None  # a city, region or country (English or Chinese name, or ISO code)
+    people: tuple[int, ...] | None = None  # person ids who must all be in the photo (``person``)
 
     @property
     def active(self) -> bool:
@@ -69,6 +70,8 @@ def apply_filters(query, filters: Filters):
         query = query.where(Item.taken_at <= filters.date_to)
     if filters.kind is not None:
         query = query.where(Item.kind == filters.kind)
+    for person in filters.people or ():
+        query = query.where(Item.id.in_(select(Face.item_id).where(Face.person_id == person)))
     for tag in filters.tags or ():
         query = query.where(Item.id.in_(select(ItemTag.item_id).where(ItemTag.tag == tag)))
     if filters.exclude_hidden:

@@ -156,6 +156,28 @@ def _add_text_verdict(cursor: sqlite3.Cursor) -> None:
     cursor.execute("ALTER TABLE items ADD COLUMN has_text BOOLEAN")
 
 
+def _add_faces(cursor: sqlite3.Cursor) -> None:
+    """Release 12: people — the faces found in photos, the people they are grouped into, and which photos were read."""
+    cursor.execute(
+        "CREATE TABLE people (id INTEGER NOT NULL, name TEXT, hidden BOOLEAN NOT NULL, cover_face_id INTEGER, "
+        "created_at DATETIME NOT NULL, PRIMARY KEY (id))"
+    )
+    cursor.execute(
+        "CREATE TABLE faces (id INTEGER NOT NULL, item_id INTEGER NOT NULL, box_left FLOAT NOT NULL, box_top FLOAT "
+        "NOT NULL, box_right FLOAT NOT NULL, box_bottom FLOAT NOT NULL, landmarks BLOB NOT NULL, score FLOAT NOT "
+        "NULL, embedding BLOB NOT NULL, model VARCHAR(96) NOT NULL, person_id INTEGER, manual BOOLEAN NOT NULL, "
+        "PRIMARY KEY (id), FOREIGN KEY(item_id) REFERENCES items (id) ON DELETE CASCADE, FOREIGN KEY(person_id) "
+        "REFERENCES people (id) ON DELETE SET NULL)"
+    )
+    cursor.execute("CREATE INDEX ix_faces_item_id ON faces (item_id)")
+    cursor.execute("CREATE INDEX ix_faces_person_id ON faces (person_id)")
+    cursor.execute(
+        "CREATE TABLE face_state (item_id INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, "
+        "model VARCHAR(96) NOT NULL, face_count INTEGER NOT NULL, error TEXT, PRIMARY KEY (item_id), "
+        "FOREIGN KEY(item_id) REFERENCES items (id) ON DELETE CASCADE)"
+    )
+
+
 # MIGRATIONS[n - 1] takes a database from version n to n + 1.
 MIGRATIONS: tuple[Callable[[sqlite3.Cursor], None], ...] = (
     _add_api_tokens,
@@ -168,6 +190,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Cursor], None], ...] = (
     _add_hidden_items_and_hashes,
     _add_place_columns,
     _add_text_verdict,
+    _add_faces,
 )
 VERSION = len(MIGRATIONS) + 1  # the schema this release writes
 

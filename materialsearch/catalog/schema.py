@@ -170,3 +170,48 @@ class PerceptualHash(Base):
     time_ms: Mapped[int] = mapped_column(Integer, primary_key=True)
     rendition: Mapped[str] = mapped_column(String(64))
     phash: Mapped[int] = mapped_column(Integer)  # the unsigned 64 bits stored as a signed SQLite integer
+
+
+class Person(Base):
+    """A person: faces grouped as one (``organise.people``), named by the user or not yet. ``cover_face_id`` is the
+    face the user chose to show them by (NULL: the best face); not a foreign key, a missing face falls back."""
+
+    __tablename__ = "people"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    hidden: Mapped[bool] = mapped_column(Boolean)
+    cover_face_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Face(Base):
+    """A face found in a photo: its box and five landmarks (x, y pairs) as fractions of the upright picture, the
+    detector's score, the L2-normalised embedding (float32) and the models that made them; the person it belongs
+    to (NULL: nobody yet), and whether the user put it there (``manual``: the grouping never moves it)."""
+
+    __tablename__ = "faces"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    box_left: Mapped[float] = mapped_column(Float)
+    box_top: Mapped[float] = mapped_column(Float)
+    box_right: Mapped[float] = mapped_column(Float)
+    box_bottom: Mapped[float] = mapped_column(Float)
+    landmarks: Mapped[bytes] = mapped_column(LargeBinary)  # ten float32: eyes, nose, mouth corners
+    score: Mapped[float] = mapped_column(Float)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    model: Mapped[str] = mapped_column(String(96))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    manual: Mapped[bool] = mapped_column(Boolean)
+    __table_args__ = (Index("ix_faces_item_id", "item_id"), Index("ix_faces_person_id", "person_id"))
+
+
+class FaceState(Base):
+    """Which version of a photo (size, mtime) its faces were looked for in, by which models, and how many."""
+
+    __tablename__ = "face_state"
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(96))
+    face_count: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)

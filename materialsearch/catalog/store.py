@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from materialsearch.catalog import migrations
 from materialsearch.catalog.duplicates import DuplicateData, replace_hashes
+from materialsearch.catalog.faces import FaceRepository
 from materialsearch.catalog.filters import Filters, apply_filters
 from materialsearch.catalog.places import ChangeWatch, PlaceData
 from materialsearch.catalog.records import FileState, ItemRecord, ItemStatus, Kind
@@ -73,6 +74,7 @@ class Store:
         event.listen(self.engine, "connect", pragmas)
         self.duplicates = DuplicateData(self.engine)
         self.tags = TagRepository(self.engine)
+        self.faces = FaceRepository(self.engine)  # faces found in photos and the people they make
         self.text = OcrStore(self.engine)  # the OCR state and the text found in photos
         self.tokens = TokenStore(self.engine)
         self.places = PlaceData(self.engine, ChangeWatch(path))

@@ -12,7 +12,9 @@ The passes run in this order, each over the characters no earlier pass took:
 4. dates (``dates.DateGrammar``; the first is applied, later ones offered);
 5. kinds ("视频", "video(s)", "clips", "照片", "photos", "Live Photo" → video / image; the singular "photo" and
    "picture" are CLIP's own words and stay in the sentence);
-6. places (``vocabulary``): applied when the sentence says it is a place ("在北京", "去伦敦", "伦敦的…", "in London",
+6. people: the name of a person the user named (``people``: name → person id; longest first, whole words for
+   Latin letters, any case) → ``person``;
+7. places (``vocabulary``): applied when the sentence says it is a place ("在北京", "去伦敦", "伦敦的…", "in London",
    "from Spain", a bare country name, a name that is the whole sentence or a whole space-separated Chinese word);
    a big city named bare inside a sentence ("London bus", "北京烤鸭") is offered; other words never are.
 A sentence that is exactly a tag's name offers that tag (the model already finds it well).
@@ -23,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from collections.abc import Mapping
 
 from materialsearch.search.dates import DateGrammar
 from materialsearch.search.vocabulary import (
@@ -62,6 +65,7 @@ class Understood:
     kind: str | None = None
     tag: tuple[str, ...] = ()
     name: str | None = None
+    people: tuple[int, ...] = ()  # person ids (``person=``); their parts' values are the names as stored
     parts: tuple[Part, ...] = ()
     offered: tuple[Part, ...] = ()
 
@@ -146,6 +150,7 @@ class _Reader:
         self.taken = bytearray(len(sentence))
         self.parts: list[Part] = []
         self.offered: list[Part] = []
+        self.people: dict[str, int] = {}  # the names found → their person ids
 
     def free(self, start: int, end: int) -> bool:
         return not any(self.taken[start:end])
@@ -203,6 +208,7 @@ def understand(
     *,
     words: Vocabulary | None = None,
     hemisphere: str = "north",
+    people: Mapping[str, int] | None = None,
 ) -> Understood:
     """What ``sentence`` says (see the module doc), dates relative to ``today``; seasons as ``hemisphere`` has
     them. ``words``: the place and tag names (default: the shipped label set's and the geocoder's)."""
@@ -213,6 +219,7 @@ def understand(
     _exclusions(reader)
     _dates(reader, today, hemisphere)
     _kinds(reader)
+    _people(reader, people or {})
     _places(reader, words)
     rest = reader.rest()
     if not reader.parts and words.tag(sentence) and not reader.offered:
@@ -223,7 +230,7 @@ def understand(
 def _result(reader: _Reader, rest: str) -> Understood:
     parts = sorted(reader.parts, key=lambda part: part.start)
     fields: dict[str, object] = {}
-    excluded, tags, texts = [], [], []
+    excluded, tags, texts, people = [], [], [], []
     for part in parts:
         if part.field == "date":
             first, last = part.value.split("/")
@@ -235,6 +242,8 @@ def _result(reader: _Reader, rest: str) -> Understood:
             tags.append(part.value)
         elif part.field == "text":
             texts.append(part.value)
+        elif part.field == "person":
+            people.append(reader.people[part.value])
         elif part.field == "kind":
             fields.setdefault("kind", "video" if part.value == "video" else "image")  # a Live Photo is a photo
         else:
@@ -244,6 +253,7 @@ def _result(reader: _Reader, rest: str) -> Understood:
         text=" ".join(texts) or None,
         exclude=tuple(dict.fromkeys(excluded)),
         tag=tuple(dict.fromkeys(tags)),
+        people=tuple(dict.fromkeys(people)),
         parts=tuple(parts),
         offered=tuple(sorted(reader.offered, key=lambda part: part.start)),
         **fields,
@@ -265,6 +275,26 @@ def _names_and_tags(reader: _Reader, words: Vocabulary) -> None:
         key = words.tag(match["t"])
         if key and reader.free(match.start(), match.end()):
             reader.take("tag", key, match.start(), match.end())
+
+
+def _people(reader: _Reader, people: Mapping[str, int]) -> None:
+    """The names of people in the sentence (longest first, so "Anna Maria" wins over "Anna")."""
+    folded = reader.s.lower()
+    if len(folded) != len(reader.s):  # a character whose lower case is longer: compare as written
+        folded = reader.s
+    for name in sorted(people, key=len, reverse=True):
+        key = name.lower().strip()
+        start = folded.find(key) if key else -1
+        while start >= 0:
+            end = start + len(key)
+            latin = key[0].isascii() or key[-1].isascii()
+            before = start == 0 or not folded[start - 1].isalnum()
+            after = end == len(folded) or not folded[end].isalnum()
+            if (not latin or (before and after)) and reader.free(start, end):
+                reader.people[name] = people[name]
+                reader.take("person", name, start, end)
+                break
+            start = folded.find(key, start + 1)
 
 
 def _exclusions(reader: _Reader) -> None:
@@ -405,6 +435,8 @@ class SentenceReader:
         """Today's date where the server is (the zone the dates of a sentence are relative to)."""
         return dt.datetime.now(self.zone).date()
 
-    def read(self, sentence: str) -> Understood:
-        """What ``sentence`` says today."""
-        return understand(sentence, self.today(), words=vocabulary(self.labels), hemisphere=self.hemisphere)
+    def read(self, sentence: str, people: Mapping[str, int] | None = None) -> Understood:
+        """What ``sentence`` says today (``people``: the named people, name → person id)."""
+        return understand(
+            sentence, self.today(), words=vocabulary(self.labels), hemisphere=self.hemisphere, people=people
+        )

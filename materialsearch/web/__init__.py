@@ -85,7 +85,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, services: Serv
     services = services or Services(settings)
     app.extensions[EXTENSION_KEY] = services
 
-    from materialsearch.web import auth, items_api, library_api, search_api  # noqa: F401 (they add their routes to api)
+    from materialsearch.web import auth, items_api, library_api, people_api, search_api  # noqa: F401 (they add their routes to api)
     from materialsearch.web.api import api
     from materialsearch.web.duplicates_api import duplicates_api
     from materialsearch.web.install import install, message_page, template_values

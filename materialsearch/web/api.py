@@ -57,6 +57,7 @@ def scope_of(params) -> Scope:
         kind=params.kind,
         place=params.place,
         tags=tuple(params.tag) if params.tag else None,
+        people=tuple(params.person) if params.person else None,
         include_hidden=getattr(params, "include_hidden", False),  # a text search may ask for hidden items too
     )
 

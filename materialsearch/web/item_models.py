@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from materialsearch.application import FoundItem, ItemEntry, Reindexing
 from materialsearch.web.models import BROWSER_IMAGE_EXTENSIONS, Body, ItemKind, OptionalName
+from materialsearch.web.people_models import FaceView
 
 
 class Location(Body):
@@ -204,10 +205,10 @@ class UnderstoodPart(BaseModel):
     """One piece of the sentence that became a filter (or is offered as one)."""
 
     field: Annotated[
-        Literal["date", "place", "text", "exclude", "kind", "tag", "name"],
+        Literal["date", "place", "text", "exclude", "kind", "tag", "name", "person"],
         Field(
             description="The filter it sets: `date` (date_from/date_to), `place`, `text`, `exclude`, `kind`, "
-            "`tag`, `name`."
+            "`tag`, `name`, `person` (a named person's name: `people` holds their ids)."
         ),
     ]
     value: Annotated[
@@ -233,6 +234,7 @@ class UnderstoodQuery(BaseModel):
     kind: Annotated[Literal["image", "video"] | None, Field(description="`image` or `video`.")] = None
     tag: Annotated[list[str], Field(description="Tag keys (`tag=`).")] = []
     name: Annotated[str | None, Field(description="A file name (`name=`).")] = None
+    people: Annotated[list[int], Field(description="People named in the sentence (`person=`).")] = []
     parts: Annotated[list[UnderstoodPart], Field(description="The pieces applied, in sentence order.")] = []
     offered: Annotated[
         list[UnderstoodPart], Field(description="Uncertain pieces, not applied (a client may offer them).")
@@ -248,6 +250,7 @@ class UnderstoodQuery(BaseModel):
             },
             exclude=list(understood.exclude),
             tag=list(understood.tag),
+            people=list(understood.people),
             parts=[UnderstoodPart(**dataclasses.asdict(part)) for part in understood.parts],
             offered=[UnderstoodPart(**dataclasses.asdict(part)) for part in understood.offered],
         )
@@ -316,6 +319,7 @@ class ItemDetail(ItemView):
 
     text: ItemText
     info: MediaInfo
+    faces: Annotated[list[FaceView], Field(description="The faces found in it, left to right.")]
 
 
 class RenditionPending(Body):

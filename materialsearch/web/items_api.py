@@ -8,6 +8,7 @@ from flask import Response, redirect, stream_with_context, url_for
 from materialsearch.application import ApiError, BadRequest, NotFound
 from materialsearch.web.api import ITEM, NOT_MODIFIED, RANGES, api, item_route, scope_of, send, use_cases
 from materialsearch.web.item_models import ItemDetail, ItemList, ItemText, ItemView, MediaInfo, RenditionPending
+from materialsearch.web.people_models import FaceView
 from materialsearch.web.problems import Error
 from materialsearch.web.request_models import (
     ClipQuery,
@@ -53,7 +54,10 @@ def item_detail(item_id: int):
     """
     details = use_cases().browsing.details(item_id)
     return ItemDetail(
-        **ItemView.fields_of(details.entry), text=ItemText.of(details.text), info=MediaInfo(**details.info)
+        **ItemView.fields_of(details.entry),
+        text=ItemText.of(details.text),
+        info=MediaInfo(**details.info),
+        faces=[FaceView.of(face) for face in details.faces],
     )
 
 

@@ -106,6 +106,16 @@ class LibraryFilters(Params):
         ),
     ] = None
 
+    person: Annotated[
+        list[Annotated[int, Field(ge=1, le=MAX_INT)]],
+        BeforeValidator(_as_list),
+        Field(
+            max_length=MAX_TAG_FILTERS,
+            description="Only photos this person (an id from `/api/people`) is in; repeat it for photos with all "
+            "of them.",
+        ),
+    ] = None
+
     @model_validator(mode="after")
     def _dates_in_order(self):
         if self.date_from and self.date_to and self.date_from > self.date_to:

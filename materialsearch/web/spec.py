@@ -134,6 +134,7 @@ TAGS = {
         ("library", "Scanning and what it found."),
         ("items", "Indexed items and their files."),
         ("videos", "Video clips, playable renditions and Live Photo motion."),
+        ("people", "Faces found in photos, grouped into people."),
         ("meta", "The API itself and health."),
     ]
 }

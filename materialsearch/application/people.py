@@ -1,0 +1,101 @@
+"""People: the people the faces pass found (names, counts, a cover face), and the user's changes to them (name,
+hide, merge, move a face out or into another person)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from PIL import Image
+
+from materialsearch.application.entries import ItemLookup
+from materialsearch.application.errors import BadRequest
+from materialsearch.catalog.faces import FaceRepository, PersonRow, StoredFace
+from materialsearch.media.decode import DecodeError, decode_image, encode_jpeg
+from materialsearch.search.service import NotFound
+
+COVER_SIDE = 256  # the cover crop's side in pixels
+_COVER_MARGIN = 0.25  # the face's box grown by this share of its size on every side
+MAX_NAME = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class CoverCrop:
+    """A person's cover: a square JPEG crop around their face, and the face it shows (its id is its version)."""
+
+    jpeg: bytes
+    face_id: int
+
+
+class PeopleDirectory:
+    """The people and their faces, as the web layer and the CLI see them."""
+
+    def __init__(self, faces: FaceRepository, lookup: ItemLookup, max_pixels: int):
+        self.faces, self.lookup, self.max_pixels = faces, lookup, max_pixels
+
+    def people(self) -> list[PersonRow]:
+        """Every person with faces (hidden ones too: they carry ``hidden``)."""
+        return self.faces.people()
+
+    def person(self, person_id: int) -> PersonRow:
+        """One person; NotFound when there is no such person."""
+        person = self.faces.person(person_id)
+        if person is None:
+            raise NotFound(f"person {person_id} does not exist")
+        return person
+
+    def update(self, person_id: int, name: str | None, hidden: bool | None) -> PersonRow:
+        """Rename (any language; an empty name: unnamed) and/or hide a person."""
+        if name is not None:
+            name = " ".join(name.split())
+            if len(name) > MAX_NAME:
+                raise BadRequest(f"a name has at most {MAX_NAME} characters")
+        if not self.faces.update_person(person_id, name=name, hidden=hidden):
+            raise NotFound(f"person {person_id} does not exist")
+        return self.person(person_id)
+
+    def merge(self, into: int, other: int) -> PersonRow:
+        """Every face of ``other`` becomes ``into``'s; ``other`` is gone."""
+        if into == other:
+            raise BadRequest("a person cannot be merged into themselves")
+        if not self.faces.merge(into, other):
+            missing = other if self.faces.person(into) is not None else into
+            raise NotFound(f"person {missing} does not exist")
+        return self.person(into)
+
+    def move_face(self, face_id: int, person_id: int | None) -> StoredFace:
+        """Put a face into a person, or into nobody (``None``); the grouping never moves it again."""
+        if self.faces.face(face_id) is None:
+            raise NotFound(f"face {face_id} does not exist")
+        if not self.faces.move_face(face_id, person_id):
+            raise NotFound(f"person {person_id} does not exist")
+        return self.faces.face(face_id)
+
+    def faces_of(self, item_id: int) -> list[StoredFace]:
+        """The faces of one item, left to right."""
+        return self.faces.faces_of(item_id)
+
+    def cover(self, person_id: int) -> CoverCrop:
+        """A square JPEG around the person's cover face, read from the original now."""
+        person = self.person(person_id)
+        face = self.faces.face(person.cover_face_id) if person.cover_face_id is not None else None
+        if face is None:
+            raise NotFound(f"person {person_id} has no face to show")
+        item = self.lookup.indexed(face.item_id)
+        with open(self.lookup.source(item), "rb") as handle:
+            data = handle.read()
+        try:
+            decoded = decode_image(data, min_side=COVER_SIDE * 2, max_pixels=self.max_pixels)
+        except DecodeError as exc:
+            raise NotFound(f"the photo of person {person_id}'s face cannot be read now: {exc}") from None
+        return CoverCrop(encode_jpeg(_crop(decoded.image, face.box)), face.id)
+
+
+def _crop(image: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
+    width, height = image.size
+    left, top, right, bottom = box[0] * width, box[1] * height, box[2] * width, box[3] * height
+    side = max(right - left, bottom - top) * (1 + 2 * _COVER_MARGIN)
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    square = (round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2))
+    crop = image.crop(square)  # outside the picture: black
+    crop.thumbnail((COVER_SIDE, COVER_SIDE), Image.Resampling.LANCZOS)
+    return crop
