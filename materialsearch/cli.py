@@ -85,39 +85,39 @@ def cmd_scan(settings: Settings, _args) -> int:
     return 0
 
 
-def cmd_ocr(settings: Settings, _args) -> int:
-    """The OCR pass over the photos still waiting for it, then a summary. SIGINT/SIGTERM stop it after the photo."""
-    services = _services(settings)
+def _run_pass(services, job, label: str) -> int:
+    """Run a background pass (OCR, faces) in the foreground until done, then a summary; SIGINT/SIGTERM stop it
+    after the unit in hand. Closes ``services``."""
     try:
-        with graceful_stop(lambda _signum: services.ocr.cancel()) as stopped:
-            stats = services.ocr.run()
-    except RuntimeError as exc:  # OCR is off, or another process owns the data dir
+        with graceful_stop(lambda _signum: job.cancel()) as stopped:
+            stats = job.run()
+    except RuntimeError as exc:  # the pass is off, or another process owns the data dir
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
         services.close()
-    print(f"OCR: {stats.summary()}")
+    print(f"{label}: {stats.summary()}")
     return 130 if stopped else 0
+
+
+def cmd_ocr(settings: Settings, _args) -> int:
+    """The OCR pass over the photos still waiting for it, then a summary. SIGINT/SIGTERM stop it after the photo."""
+    services = _services(settings)
+    return _run_pass(services, services.ocr, "OCR")
 
 
 def cmd_faces(settings: Settings, args) -> int:
     """The faces pass over the photos still waiting for it (then the grouping), or ``--delete``: forget every face
     and person. SIGINT/SIGTERM stop the pass after the batch."""
     services = _services(settings)
+    if not args.delete:
+        return _run_pass(services, services.faces, "faces")
     try:
-        if args.delete:
-            services.store.faces.delete_all()
-            print("faces: every face, person and name deleted")
-            return 0
-        with graceful_stop(lambda _signum: services.faces.cancel()) as stopped:
-            stats = services.faces.run()
-    except RuntimeError as exc:  # faces are off, or another process owns the data dir
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        services.store.faces.delete_all()
     finally:
         services.close()
-    print(f"faces: {stats.summary()}")
-    return 130 if stopped else 0
+    print("faces: every face, person and name deleted")
+    return 0
 
 
 def cmd_serve(settings: Settings, _args) -> int:

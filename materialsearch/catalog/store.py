@@ -271,8 +271,6 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 
-    apply_filters = staticmethod(apply_filters)  # the timeline and folder queries filter the same way
-
     # --- browsing (the timeline and folder queries are in ``browse`` and ``folders``) ---------------------
     def vectors_by_id(self, vector_ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of ``vector_ids``, in that order (every id must exist)."""

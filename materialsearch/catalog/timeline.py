@@ -17,6 +17,7 @@ import json
 
 from sqlalchemy import and_, select, tuple_
 
+from materialsearch.catalog.filters import apply_filters
 from materialsearch.catalog.records import ItemStatus
 from materialsearch.catalog.rows import ItemRow, item_rows, select_item_rows
 from materialsearch.catalog.store import Filters, Item, Store
@@ -111,13 +112,13 @@ def timeline(
         for where, order in phases:
             if len(found) >= limit:
                 break
-            query = store.apply_filters(select_item_rows().where(Item.status == ItemStatus.OK, where), filters)
+            query = apply_filters(select_item_rows().where(Item.status == ItemStatus.OK, where), filters)
             found += item_rows(conn.execute(query.order_by(*order).limit(limit - len(found))))
     return found
 
 
 def listed(store: Store, filters: Filters) -> list[tuple[int, str, dt.datetime | None]]:
     """(id, path, capture time) of every indexed item passing ``filters`` (a name or path search's matches)."""
-    query = store.apply_filters(select(Item.id, Item.path, Item.taken_at).where(Item.status == ItemStatus.OK), filters)
+    query = apply_filters(select(Item.id, Item.path, Item.taken_at).where(Item.status == ItemStatus.OK), filters)
     with store.engine.connect() as conn:
         return [tuple(row) for row in conn.execute(query)]

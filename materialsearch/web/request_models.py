@@ -52,6 +52,17 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+# ``parse`` on both searches (GET with words, POST with a picture and words): declared once.
+ParseSentence = Annotated[
+    bool,
+    Field(
+        description="Read `q` as a sentence first (default true): its dates, place, quoted words (→ `text`), "
+        "exclusions, kind, `#tags` and file names become filters and the answer's `understood` says so; the "
+        "parameters given here win over what it read. `false`: `q` goes to the model as it is."
+    ),
+]
+
+
 class PageParams(Params):
     """A page of results."""
 
@@ -214,14 +225,7 @@ class TextSearch(FilterParams, NarrowParams):
     include_hidden: Annotated[
         bool, Field(description="Also find the items hidden from results (see `/api/hidden`; left out by default).")
     ] = False
-    parse: Annotated[
-        bool,
-        Field(
-            description="Read `q` as a sentence first (default true): its dates, place, quoted words (→ `text`), "
-            "exclusions, kind, `#tags` and file names become filters and the answer's `understood` says so; the "
-            "parameters given here win over what it read. `false`: `q` goes to the model as it is."
-        ),
-    ] = True
+    parse: ParseSentence = True
 
     @model_validator(mode="after")
     def _one_query(self):
@@ -242,14 +246,7 @@ class ImageSearch(FilterParams, NarrowParams):
 
     image: Annotated[BaseFile, Field(description="The picture.")]
     q: Annotated[str, Field(description="Words that refine the picture.")] = None
-    parse: Annotated[
-        bool,
-        Field(
-            description="Read `q` as a sentence first (default true): its dates, place, quoted words (→ `text`), "
-            "exclusions, kind, `#tags` and file names become filters and the answer's `understood` says so; the "
-            "parameters given here win over what it read. `false`: `q` goes to the model as it is."
-        ),
-    ] = True
+    parse: ParseSentence = True
 
 
 def _label_list(value: Any) -> Any:
