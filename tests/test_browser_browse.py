@@ -149,11 +149,17 @@ def test_the_scrubber_jumps_to_a_month(open_page, server, device, language):
     button = page.locator(f'#scrubber [data-month="{oldest}"]')
     if device == "phone":  # a phone's scrubber lists years only: each jumps to its newest month
         button = page.locator(f'#scrubber .scrub-year[data-month^="{oldest[:4]}-"]')
-    page.locator("#timeline").scroll_into_view_if_needed()  # the scrubber shows beside the timeline
+    # The scrubber docks once the timeline fills the upper half of the screen (as a person scrolls down to it);
+    # how far down the timeline starts depends on the status lines above it, so scroll it to the top.
+    page.locator("#timeline").evaluate("e => e.scrollIntoView({block: 'start'})")
+    expect(page.locator("#scrubber")).not_to_have_class(re.compile(r"\bis-away\b"))
     for _ in range(20):  # the scrubber lists the months reached so far, and "Older…"
         if button.count() and button.first.is_visible():
             break
-        page.locator("#scrubber .scrub-older").click()
+        older = page.locator("#scrubber .scrub-older")
+        if older.count() == 0:  # everything is loaded: the button must be there now
+            break
+        older.click()
         page.wait_for_timeout(300)
     target = button.first.get_attribute("data-month")
     button.first.click()
