@@ -66,8 +66,11 @@ def served_on(app, port: int):
         thread.join(timeout=5)
 
 
-def client(tmp_path, model, urls, **overrides) -> RemoteEncoder:
-    settings = settings_on(tmp_path / "client", model, encoder_urls=tuple(urls), encoder_token=TOKEN, **LOCAL)
+def client(tmp_path, model, urls, weights_here: bool = False, **overrides) -> RemoteEncoder:
+    """A client of the services at ``urls``; with ``weights_here`` this machine has ``model``'s weights too (its
+    sentences then stay here), else it has none (everything goes to the services)."""
+    own = model if weights_here else str(tmp_path / "no-weights-on-this-machine.pt")
+    settings = settings_on(tmp_path / "client", own, encoder_urls=tuple(urls), encoder_token=TOKEN, **LOCAL)
     settings = settings.model_copy(update=overrides)
     encoder = make_encoder(settings)
     assert isinstance(encoder, RemoteEncoder)
@@ -82,6 +85,7 @@ def test_vectors_through_the_service_match_local_encoding(tiny_model, tmp_path):
     local = make_encoder(settings_on(tmp_path / "local", tiny_model, **LOCAL))
     with encoder_service(tiny_model, tmp_path / "svc") as url:
         remote = client(tmp_path, tiny_model, [url])
+        assert not remote.sentences_here  # no weights on this machine: sentences go to the service too
         facts, mine = remote.describe(), local.describe()
         assert (facts.identity, facts.dim, facts.input_size) == (mine.identity, mine.dim, mine.input_size)
         assert facts.backend == "remote" and facts.device == url
@@ -247,3 +251,97 @@ def test_without_fallback_an_app_with_no_encoder_says_so(tiny_model, tmp_path):
     url = f"http://127.0.0.1:{_free_port()}"
     with pytest.raises(EncoderUnavailable, match="serve-encoder"):
         Services(settings_on(tmp_path / "data", tiny_model, encoder_urls=(url,), **LOCAL))
+
+
+def test_sentences_stay_on_a_machine_with_the_same_weights(tiny_model, tmp_path):
+    local = make_encoder(settings_on(tmp_path / "local", tiny_model, **LOCAL))
+    sentences = ["海边的日落", "a red car in the snow"]
+    with encoder_service(tiny_model, tmp_path / "svc") as url:
+        remote = client(tmp_path, tiny_model, [url], weights_here=True)
+        assert remote.sentences_here
+        assert remote.describe().device == url  # pictures still go to the service
+    # The encoder host went to sleep: a search still answers, with the vectors the service would have given.
+    answer: list = []
+    asking = threading.Thread(target=lambda: answer.append(remote.encode_texts(sentences)), daemon=True)
+    asking.start()
+    asking.join(timeout=10)  # no waiting for the service, no retries
+    remote.close()  # (were it waiting, it would give up now)
+    assert answer and np.allclose(answer[0], local.encode_texts(sentences), atol=1e-5)
+    assert remote.waiting is None
+
+
+def test_sentences_go_to_the_service_when_this_machine_has_other_weights(tiny_model, make_model, tmp_path):
+    other_model = make_model(1)
+    service_side = make_encoder(settings_on(tmp_path / "local", tiny_model, **LOCAL))
+    with encoder_service(tiny_model, tmp_path / "svc") as url:
+        remote = client(tmp_path, other_model, [url], weights_here=True)
+        assert not remote.sentences_here  # its vectors would not match the index
+        assert np.allclose(remote.encode_texts(["cat"]), service_side.encode_texts(["cat"]), atol=1e-5)
+
+
+@contextlib.contextmanager
+def encoder_process(model: str, data_dir, port: int):
+    """``python -m materialsearch serve-encoder`` in its own process (so it can be stopped with SIGSTOP)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "MS_MODEL": model,
+        "MS_DATA_DIR": str(data_dir),
+        "MS_HOST": "127.0.0.1",
+        "MS_PORT": str(port),
+        "MS_ENCODER_TOKEN": TOKEN,
+        "MS_BACKEND": LOCAL["backend"],
+        "MS_PRECISION": LOCAL["precision"],
+    }
+    env.pop("MS_ENCODER_URLS", None)
+    process = subprocess.Popen([sys.executable, "-m", "materialsearch", "serve-encoder"], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).read()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "serve-encoder did not start"
+                time.sleep(0.2)
+        yield process
+    finally:
+        process.send_signal(signal.SIGCONT)
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.mark.slow
+def test_a_hung_service_is_passed_over_and_waited_for_until_it_answers(tiny_model, tmp_path):
+    import signal
+
+    hung_port = _free_port()
+    hung = f"http://127.0.0.1:{hung_port}"
+    picture = [upright(PHOTOS[0])]
+    with encoder_process(tiny_model, tmp_path / "hung", hung_port) as process:
+        with encoder_service(tiny_model, tmp_path / "svc") as live:
+            remote = client(tmp_path, tiny_model, [hung, live], encoder_timeout=2.0)
+            alone = client(tmp_path / "alone", tiny_model, [hung], encoder_timeout=2.0)
+            alone.load()
+            expected = remote.encode_images(picture)  # the first address answers while it runs
+            process.send_signal(signal.SIGSTOP)  # hung: it accepts connections, never answers
+            started = time.monotonic()
+            assert np.allclose(remote.encode_images(picture), expected, atol=1e-5)  # the next address, in time
+            assert time.monotonic() - started < 2.0 + 3
+        # Only the hung one is left: the caller waits (and says why) until it answers again.
+        answer: list = []
+        waiter = threading.Thread(target=lambda: answer.append(alone.encode_images(picture)), daemon=True)
+        waiter.start()
+        deadline = time.monotonic() + 20
+        while alone.waiting is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert alone.waiting is not None and "waiting for an encoder service" in alone.waiting
+        assert not answer  # nothing made up while it hangs
+        process.send_signal(signal.SIGCONT)
+        waiter.join(timeout=60)
+        assert answer and np.allclose(answer[0], expected, atol=1e-5)
+        assert alone.waiting is None

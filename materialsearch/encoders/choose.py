@@ -165,11 +165,16 @@ def make_encoder(settings: Settings, machine: Machine | None = None, timer: Time
     times one run) or read back from the data dir, where the first start stored it. A backend other than the
     local ones (``Backend``) is given the settings as they are: it decides how it runs, and this machine's facts
     are not read."""
-    if settings.encoder_urls:  # encoder services on other hosts; this machine's model only as the fallback
+    if settings.encoder_urls:  # services on other hosts; this machine's model for sentences and the fallback
         from materialsearch.encoders.remote import RemoteEncoder
+        from materialsearch.encoders.weights import weights_identity
 
         local = settings.model_copy(update={"encoder_urls": ()})
-        return RemoteEncoder(settings, local=lambda: _loaded(make_encoder(local, machine, timer)))
+        return RemoteEncoder(
+            settings,
+            local=lambda: _loaded(make_encoder(local, machine, timer)),
+            weights_here=lambda: weights_identity(local) is not None,
+        )
     if settings.backend not in BACKEND_SETTINGS:
         factory = backend_factory(settings.backend)  # ModelError for a name no backend registered
         reason = f"MS_BACKEND={settings.backend}"

@@ -9,6 +9,8 @@
 - When none answers, ``MS_ENCODER_FALLBACK`` decides: ``wait`` (the caller — a scan — blocks, retrying with a
   growing pause, ``waiting`` says why, until one answers or ``close`` is called) or ``local`` (this machine's model
   embeds meanwhile, only if its identity is the same). A file is never failed because an encoder is away.
+- Sentences (queries, tag labels) stay on this machine when it has the same weights: a search then answers while
+  the encoder host sleeps, without a round trip; a machine without weights sends them to the service.
 """
 
 from __future__ import annotations
@@ -49,7 +51,9 @@ class ServiceRefused(Exception):
 class RemoteEncoder:
     """``Encoder`` over one or more encoder services, with failover and the fallback policy above."""
 
-    def __init__(self, settings, local: Callable[[], Encoder] | None = None):
+    def __init__(
+        self, settings, local: Callable[[], Encoder] | None = None, weights_here: Callable[[], bool] = lambda: False
+    ):
         if not settings.encoder_urls:
             raise ModelError("MS_ENCODER_URLS is empty: no encoder service to use")
         self.urls: tuple[str, ...] = tuple(settings.encoder_urls)
@@ -58,6 +62,8 @@ class RemoteEncoder:
         self.fallback = settings.encoder_fallback
         self._make_local = local
         self._local_fallback: Encoder | None = None  # this machine's model, once it stood in
+        self._weights_here = weights_here
+        self._sentences: Encoder | None = None  # this machine's model for sentences, where it has the same weights
         self._facts: EncoderDescription | None = None
         self._first = 0  # the address that answered last: asked first
         self._lock = threading.Lock()
@@ -79,11 +85,12 @@ class RemoteEncoder:
                     self._facts = facts
                     self._first = position
                     log.info("encoding on %s (%s)", url, self._facts.identity.split("|")[0])
+                    self._sentences = self._local_for_sentences(facts)
                     return
                 except ServiceRefused as exc:
                     reasons.append(f"{url}: {exc}")
             if self.fallback == "local" and self._make_local is not None:
-                self._local_fallback = self._make_local()
+                self._local_fallback = self._sentences = self._make_local()
                 self._facts = self._local_fallback.describe()
                 log.warning("no encoder service answers (%s): encoding on this machine", "; ".join(reasons))
                 return
@@ -91,6 +98,28 @@ class RemoteEncoder:
                 f"no encoder service answers ({'; '.join(reasons)}): start `python -m materialsearch serve-encoder` "
                 "there, check MS_ENCODER_URLS and MS_ENCODER_TOKEN, or set MS_ENCODER_FALLBACK=local"
             )
+
+    def _local_for_sentences(self, facts: EncoderDescription) -> Encoder | None:
+        """This machine's model when its weights are here and its vectors are the services' kind; else None."""
+        if self._make_local is None or not self._weights_here():
+            return None
+        local = self._make_local()
+        identity = local.describe().identity
+        if identity != facts.identity:
+            log.info(
+                "sentences go to the encoder service: this machine's model (%s) is not its (%s)",
+                identity,
+                facts.identity,
+            )
+            return None
+        log.info("sentences are encoded on this machine (the same weights as the encoder service)")
+        return local
+
+    @property
+    def sentences_here(self) -> bool:
+        """Whether sentences are encoded on this machine (it has the services' weights)."""
+        self.load()
+        return self._sentences is not None
 
     def describe(self) -> EncoderDescription:
         self.load()
@@ -125,6 +154,9 @@ class RemoteEncoder:
         if not texts:
             return np.empty((0, self.describe().dim), np.float32)
         texts = list(texts)
+        if self.sentences_here:
+            assert self._sentences is not None
+            return self._sentences.encode_texts(texts)
         return self._encode({"texts": texts}, "texts", len(texts), lambda local: local.encode_texts(texts))
 
     def _encode(self, payload: dict, field: str, count: int, on_local) -> np.ndarray:
@@ -160,6 +192,9 @@ class RemoteEncoder:
             return None
         with self._lock:
             if self._local_fallback is None:
+                if self._sentences is not None:  # already here, and already checked to be the same kind
+                    self._local_fallback = self._sentences
+                    return self._local_fallback
                 if self._make_local is None:
                     return None
                 local = self._make_local()
