@@ -130,3 +130,37 @@ def test_every_decodable_sample_image_decodes():
         if row["decodes_ok"] == "yes":
             decoded = decode(row["file"])
             assert decoded.image.mode == "RGB", row["file"]
+
+
+def _large_picture(width: int, height: int) -> Image.Image:
+    """Left half red, right half blue, the top-left corner green, the bottom rows transparent."""
+    picture = Image.new("RGBA", (width, height), (200, 30, 30, 255))
+    picture.paste((30, 30, 200, 255), (width // 2, 0, width, height))
+    picture.paste((30, 200, 30, 255), (0, 0, width // 10, height // 10))
+    picture.paste((0, 0, 0, 0), (0, height - height // 10, width, height))
+    return picture
+
+
+@pytest.mark.parametrize("fmt", ["WEBP", "PNG"])
+def test_a_large_picture_is_held_reduced_upright_and_true_to_its_colours(fmt):
+    """18 MP: above the size from which OpenCV decodes a WebP (Pillow's WebP decoder peaked at ~16 bytes a pixel,
+    OpenCV's at ~6, measured in fresh processes); every non-JPEG is then box-averaged down like JPEG draft."""
+    import io
+
+    out = io.BytesIO()
+    exif = Image.Exif()
+    exif[274] = 6  # stored sideways: upright it is 3000 wide, 6000 tall
+    options = {"lossless": True} if fmt == "WEBP" else {}
+    _large_picture(6000, 3000).save(out, fmt, exif=exif.tobytes(), **options)
+    decoded = decode_image(out.getvalue(), min_side=224, min_long_side=384, max_pixels=10**9)
+    assert (decoded.width, decoded.height) == (3000, 6000)
+    factor = min(3000 // 224, 6000 // 384)  # 13 and 15: the short side decides
+    assert decoded.image.size == (-(-3000 // factor), -(-6000 // factor)) and decoded.image.mode == "RGB"
+    pixels = np.asarray(decoded.image, np.int16)
+    h, w = pixels.shape[:2]
+    # Turned 90° clockwise (orientation 6): the stored top-left green corner is at the top right, the red half on
+    # top, the blue below, and the transparent stored bottom rows on the left, composited on white.
+    assert np.abs(pixels[2, w - 3] - (30, 200, 30)).max() <= 6
+    assert np.abs(pixels[h // 4, w // 2] - (200, 30, 30)).max() <= 6
+    assert np.abs(pixels[3 * h // 4, w // 2] - (30, 30, 200)).max() <= 6
+    assert np.abs(pixels[h // 2, 2] - (255, 255, 255)).max() <= 6

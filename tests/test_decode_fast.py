@@ -17,13 +17,17 @@ def test_iphone_heic_decodes_from_its_thumbnail_upright(media_dir, name):
     data = (media_dir / name).read_bytes()
     full = decode_image(data, min_side=224, max_pixels=10**9)
     fast = decode_image(data, min_side=224, max_pixels=10**9, heif_thumbnail=True)
-    assert full.image.size == (3024, 4032)
+    # The full picture (3024x4032 upright), decoded whole, then box-averaged by the largest integer factor that
+    # keeps the model's 224 px (13): never held at 12 MP through the thumbnail and the model's preprocessing.
+    assert full.image.size == (-(-3024 // 13), -(-4032 // 13))
     assert fast.image.size == (240, 320) and fast.image.mode == "RGB"  # the iPhone's 320x240 thumbnail, portrait
     assert (fast.width, fast.height, fast.taken_at) == (full.width, full.height, full.taken_at)
-    # Same picture, same orientation: the full decode shrunk to the thumbnail's size differs by a few levels only.
-    shrunk = np.asarray(full.image.resize(fast.image.size, Image.Resampling.LANCZOS), np.float32)
-    difference = np.abs(shrunk - np.asarray(fast.image, np.float32)).mean()
-    flipped = np.abs(shrunk[::-1, ::-1] - np.asarray(fast.image, np.float32)).mean()
+    # Same picture, same orientation: both shrunk to one size differ by a few levels only.
+    size = (fast.image.width // 2, fast.image.height // 2)
+    shrunk = np.asarray(full.image.resize(size, Image.Resampling.LANCZOS), np.float32)
+    thumbnail = np.asarray(fast.image.resize(size, Image.Resampling.LANCZOS), np.float32)
+    difference = np.abs(shrunk - thumbnail).mean()
+    flipped = np.abs(shrunk[::-1, ::-1] - thumbnail).mean()
     assert difference < 6 and flipped > 3 * difference, (difference, flipped)
 
 
@@ -42,11 +46,14 @@ def test_thumbnail_vectors_stay_close_to_the_full_decode(media_dir, make_setting
 
 def test_thumbnail_too_small_or_missing_means_full_decode(media_dir):
     data = (media_dir / IPHONE_HEICS[0]).read_bytes()
-    # a model input larger than the 240 px thumbnail: the full picture is decoded
-    assert decode_image(data, min_side=336, max_pixels=10**9, heif_thumbnail=True).image.size == (3024, 4032)
+    # a model input larger than the 240 px thumbnail: the full picture is decoded (then reduced by 3024 // 336)
+    decoded = decode_image(data, min_side=336, max_pixels=10**9, heif_thumbnail=True)
+    assert decoded.image.size == (336, 448) and (decoded.width, decoded.height) == (3024, 4032)
     for name, size in [("heic_iphoneXS_2images.heic", (1025, 900)), ("heic_android_motionphoto.heic", (1080, 1920))]:
         decoded = decode_image((media_dir / name).read_bytes(), min_side=224, max_pixels=10**9, heif_thumbnail=True)
-        assert decoded.image.size == size  # no thumbnail in these files
+        factor = min(size) // 224  # no thumbnail in these files: the full picture, reduced
+        assert decoded.image.size == tuple(-(-side // factor) for side in size)
+        assert (decoded.width, decoded.height) == size
 
 
 def test_a_heic_cut_after_its_thumbnail_is_still_reported(media_dir):

@@ -102,6 +102,22 @@ def test_sampling_decodes_only_what_it_needs(tmp_path):
     assert stats["packets"] == 250 and stats["decoded"] <= 10  # one GOP start per sample, not every frame
 
 
+def test_frames_nothing_refers_to_are_never_decoded(tmp_path):
+    # One keyframe in 10 s and two B-frames (never referred to) after each P-frame: to reach each sample the run
+    # before it must be decoded (as in a 6-min 4K60 AV1 with a keyframe every 5.35 s), minus the B-frames.
+    path = tmp_path / "long_gop.mp4"
+    counter_video(str(path), 250, fps=25, gop=250, audio=False, options={"bf": "2", "x264-params": "b-pyramid=none"})
+    stats: dict = {}
+    frames = list(sample_frames(str(path), 2000, min_side=32, stats=stats))
+    assert stats["decoded"] < 0.5 * 200, stats  # ~1/3 of the 200 frames up to the last sample at 8 s
+    for i, frame in enumerate(frames):
+        # Each sample is the first reference frame at or after i * 2 s: at most two frames later, and the picture
+        # shown at the time given.
+        assert i * 2000 <= frame.time_ms <= i * 2000 + 80
+        assert read_counter(frame.image) == frame.time_ms // 40
+    assert len(frames) == 5
+
+
 def test_undecodable_videos_say_why(tmp_path):
     text = tmp_path / "spoof.mp4"
     text.write_bytes(b"not a video at all")

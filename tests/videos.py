@@ -106,8 +106,11 @@ def read_counter(picture: Image.Image) -> int:
     return number
 
 
-def counter_video(path: str, count: int, fps: int = 25, gop: int = 50, audio: bool = True) -> None:
+def counter_video(
+    path: str, count: int, fps: int = 25, gop: int = 50, audio: bool = True, options: dict[str, str] | None = None
+) -> None:
     """``count`` frames at ``fps``, frame i showing the number i; keyframes every ``gop`` frames."""
     size = (COUNTER_BLOCK * COUNTER_BITS, COUNTER_BLOCK * 2)
     frames = ((i / fps, counter_picture(i, size)) for i in range(count))
-    write_video(path, frames, size, gop=gop, declared_rate=fps, audio_seconds=count / fps if audio else 0.0)
+    audio_seconds = count / fps if audio else 0.0
+    write_video(path, frames, size, gop=gop, declared_rate=fps, audio_seconds=audio_seconds, options=options)

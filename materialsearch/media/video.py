@@ -242,6 +242,11 @@ def sample_frames(
     with _open(source) as container:
         stream = container.streams.video[0]
         _bound_decoder_threads(stream)
+        # Frames no other frame refers to are never decoded: a sample is the first *reference* frame at or after
+        # its time (a frame or two later at most). Where keyframes are far apart (a 6-minute 4K60 AV1 with one
+        # every 5.35 s) nearly every frame must be decoded to reach the samples, and skipping the others halves
+        # that work or better (measured there: 2.6x fewer seconds).
+        stream.codec_context.skip_frame = "NONREF"
         time_base = stream.time_base
         sampler = _GopSampler(stream.codec_context, time_base, interval_ms)
         yielded = 0
