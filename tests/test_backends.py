@@ -261,7 +261,7 @@ def test_int8_record_cache_and_batch_independence(encoder_for, tiny_model, modul
     for tower in Tower:
         for precision in (Precision.FP32, Precision.INT8):
             assert os.path.isfile(tower_path(folder, fingerprint, tower, precision))
-    record_file = next(p for p in os.scandir(folder) if p.name.endswith(".json"))
+    record_file = next(p for p in os.scandir(folder) if p.name.endswith("-fidelity.json"))
     with open(record_file.path, encoding="utf-8") as handle:
         record = json.load(handle)
     print(f"int8 fidelity on the tiny model (worst cosine vs fp32 on the probe set): {dict(model.fidelity)}")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from materialsearch.encoders.base import ModelError
+from materialsearch.encoders.cn_clip_tables import config_dir, model_infos
 
 # Keys a checkpoint of ours may carry to record its architecture (cn_clip's own checkpoints have neither).
 ARCH_KEY = "model_name"  # "VISION@TEXT" config names, e.g. "ViT-B-16@RoBERTa-wwm-ext-base-chinese"
@@ -14,29 +14,17 @@ INFO_KEY = "model_info"  # a full cn_clip model_info dict (vision + text config 
 RESOLUTION_KEY = "input_resolution"
 
 
-def _cn_clip_utils():
-    # Imported lazily: cn_clip pulls in torch and torchvision.
-    from cn_clip.clip import utils
-
-    return utils
-
-
-def config_dir() -> Path:
-    """cn_clip's folder of architecture configs (the only place its loader looks)."""
-    return Path(_cn_clip_utils().__file__).parent / "model_configs"
-
-
 def model_info_for(arch: str) -> tuple[dict[str, Any], int, str]:
     """Turn ``ViT-B-16`` or ``VISION@TEXT`` into (cn_clip model_info, input resolution, struct name)."""
-    utils = _cn_clip_utils()
-    if arch in utils._MODEL_INFO:
-        struct = utils._MODEL_INFO[arch]["struct"]
-        resolution = utils._MODEL_INFO[arch]["input_resolution"]
+    infos = model_infos()
+    if arch in infos:
+        struct = infos[arch]["struct"]
+        resolution = infos[arch]["input_resolution"]
     elif "@" in arch:
         struct = arch
         resolution = None
     else:
-        known = ", ".join(utils._MODEL_INFO)
+        known = ", ".join(infos)
         raise ModelError(f"unknown architecture {arch!r}: use one of {known}, or VISION@TEXT config names")
     vision, text = struct.split("@", 1)
     info: dict[str, Any] = {}

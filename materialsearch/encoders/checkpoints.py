@@ -24,8 +24,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from materialsearch.encoders.architectures import ARCH_KEY, INFO_KEY, RESOLUTION_KEY, config_dir, model_info_for
+from materialsearch.encoders.architectures import ARCH_KEY, INFO_KEY, RESOLUTION_KEY, model_info_for
 from materialsearch.encoders.base import ModelError
+from materialsearch.encoders.cn_clip_tables import config_dir
 
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 SNIFF_BYTES = 64

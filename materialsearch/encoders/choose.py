@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from typing import TYPE_CHECKING
 
 # The product's own backends register themselves as they are imported (an encoder on another host does the same).
@@ -84,10 +85,18 @@ def read_cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
 
 
 def cuda_available() -> bool:
-    """Whether torch sees a usable CUDA device."""
+    """Whether torch sees a usable CUDA device. Without an NVIDIA driver there can be none, and torch is not
+    imported to say so (its import alone holds ~500 MB, which an ONNX Runtime encoder never needs)."""
+    if not nvidia_driver_present():
+        return False
     import torch
 
     return torch.cuda.is_available()
+
+
+def nvidia_driver_present() -> bool:
+    """Whether an NVIDIA kernel driver is loaded (CUDA needs it; a container gets it passed in with the GPU)."""
+    return os.path.exists("/proc/driver/nvidia/version") or any(os.path.exists(f"/dev/nvidia{i}") for i in range(8))
 
 
 def onnxruntime_available() -> bool:

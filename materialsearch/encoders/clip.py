@@ -53,8 +53,8 @@ def tokenize_trimmed(texts: Sequence[str]) -> np.ndarray:
     cn_clip masks padding out of attention, so those columns change nothing but cost about half of a short
     query's encode time.
     """
-    from cn_clip.clip import _tokenizer, tokenize
+    from materialsearch.encoders.cn_clip_tables import pad_id, tokenize
 
-    tokens = tokenize(list(texts), context_length=CONTEXT_LENGTH).numpy().astype(np.int64)
-    used = int((tokens != _tokenizer.vocab["[PAD]"]).sum(axis=1).max())
+    tokens = tokenize(list(texts), CONTEXT_LENGTH)
+    used = int((tokens != pad_id()).sum(axis=1).max())
     return np.ascontiguousarray(tokens[:, : max(used, 1)])

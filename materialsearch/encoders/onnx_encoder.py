@@ -43,6 +43,7 @@ from materialsearch.encoders.weights import (
     logit_scale_of,
     resolve_weights,
     weights_fingerprint,
+    weights_path,
 )
 
 if TYPE_CHECKING:
@@ -78,6 +79,31 @@ def tower_path(folder: str, fingerprint: str, tower: Tower, precision: Precision
     """The cache file of one exported tower."""
     suffix = f"{precision}q{QUANT_VERSION}" if precision == Precision.INT8 else precision
     return os.path.join(folder, f"{fingerprint}-v{EXPORT_VERSION}-{tower}-{suffix}.onnx")
+
+
+def _facts_path(folder: str, fingerprint: str) -> str:
+    return os.path.join(folder, f"{fingerprint}-v{EXPORT_VERSION}-facts.json")
+
+
+def _exported_facts(settings: Settings, folder: str) -> tuple[WeightsSpec, float] | None:
+    """The weights' spec and logit scale from the facts file written at export, where the weights file is here,
+    both fp32 towers are exported and the facts were written for the same MS_MODEL and MS_MODEL_ARCH; else None
+    (the checkpoint is read)."""
+    path = weights_path(settings)
+    try:
+        fingerprint = weights_fingerprint(path)
+        with open(_facts_path(folder, fingerprint), encoding="utf-8") as handle:
+            facts = json.load(handle)
+        if (facts["model"], facts["model_arch"]) != (settings.model, settings.model_arch):
+            return None
+        if not all(os.path.isfile(tower_path(folder, fingerprint, tower, Precision.FP32)) for tower in Tower):
+            return None
+        spec = WeightsSpec(
+            settings.model, os.path.abspath(path), facts["model_info"], int(facts["input_resolution"]), facts["arch"]
+        )
+        return spec, float(facts["logit_scale"])
+    except (OSError, StopIteration, ValueError, KeyError, TypeError):
+        return None
 
 
 def probe_images(resolution: int, count: int = 8, seed: int = 0) -> list[Image.Image]:
@@ -212,32 +238,21 @@ class OnnxEncoder(LoadedWeights):
 
     # --- loading ----------------------------------------------------------------------------------------------
     def _load(self) -> Loaded:
-        """Export (first time) and open both towers."""
+        """Export (first time) and open both towers. Once exported, the checkpoint is not read again and torch is
+        never imported: what the towers need to know of the weights is in a facts file beside them."""
         settings = self._settings
-        spec, checkpoint = resolve_weights(
-            settings.model, settings.models_dir, settings.model_arch, settings.offline, settings.model_source
-        )
         folder = onnx_dir(settings)
-        os.makedirs(folder, exist_ok=True)
-        fingerprint = weights_fingerprint(spec.path)
+        exported = _exported_facts(settings, folder)
+        if exported is not None:
+            spec, logit_scale = exported
+            fingerprint = weights_fingerprint(spec.path)
+        else:
+            spec, logit_scale, fingerprint = self._export(folder)
         paths = {
             (tower, precision): tower_path(folder, fingerprint, tower, precision)
             for tower in Tower
             for precision in EXPORTED
         }
-        if not all(os.path.isfile(paths[(tower, Precision.FP32)]) for tower in Tower):
-            log.info("exporting %s to ONNX into %s (once per model) ...", spec.arch, folder)
-            model = build_clip(spec, checkpoint, "cpu")
-            try:
-                export_towers(model, spec, paths[(Tower.IMAGE, Precision.FP32)], paths[(Tower.TEXT, Precision.FP32)])
-            except Exception as exc:  # the exporter raises many types; the user needs the way out
-                raise ModelError(
-                    f"exporting {spec.arch} to ONNX failed ({type(exc).__name__}: {str(exc)[:300]}); "
-                    "set MS_BACKEND=torch to run it in torch instead"
-                ) from exc
-            del model
-        logit_scale = logit_scale_of(checkpoint, spec)
-        del checkpoint
         chosen = dict.fromkeys(Tower, Precision.FP32)
         fidelity: dict[Tower, float] = {}
         if self.choice.precision == Precision.INT8:
@@ -263,6 +278,44 @@ class OnnxEncoder(LoadedWeights):
             self.choice.reason,
         )
         return Loaded(spec, identity_for(spec, chosen[Tower.IMAGE]), chosen, fidelity, logit_scale)
+
+    def _export(self, folder: str) -> tuple[WeightsSpec, float, str]:
+        """Read the checkpoint, export the fp32 towers where they are missing, and write the facts file."""
+        settings = self._settings
+        spec, checkpoint = resolve_weights(
+            settings.model, settings.models_dir, settings.model_arch, settings.offline, settings.model_source
+        )
+        os.makedirs(folder, exist_ok=True)
+        fingerprint = weights_fingerprint(spec.path)
+        image_path, text_path = (tower_path(folder, fingerprint, tower, Precision.FP32) for tower in Tower)
+        if not (os.path.isfile(image_path) and os.path.isfile(text_path)):
+            log.info("exporting %s to ONNX into %s (once per model) ...", spec.arch, folder)
+            model = build_clip(spec, checkpoint, "cpu")
+            try:
+                export_towers(model, spec, image_path, text_path)
+            except Exception as exc:  # the exporter raises many types; the user needs the way out
+                raise ModelError(
+                    f"exporting {spec.arch} to ONNX failed ({type(exc).__name__}: {str(exc)[:300]}); "
+                    "set MS_BACKEND=torch to run it in torch instead"
+                ) from exc
+            del model
+        logit_scale = logit_scale_of(checkpoint, spec)
+        del checkpoint
+        facts = {
+            "model": settings.model,
+            "model_arch": settings.model_arch,
+            "path": spec.path,
+            "model_info": spec.model_info,
+            "input_resolution": spec.input_resolution,
+            "arch": spec.arch,
+            "logit_scale": logit_scale,
+        }
+        target = _facts_path(folder, fingerprint)
+        tmp = _atomic_target(target)
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(facts, handle)
+        os.replace(tmp, target)
+        return spec, logit_scale, fingerprint
 
     def _session(self, path: str):
         import onnxruntime as ort

@@ -20,13 +20,14 @@ from typing import Any
 from materialsearch.encoders.architectures import model_info_for
 from materialsearch.encoders.base import ModelError, Precision, WeightsSpec
 from materialsearch.encoders.checkpoints import HF_WEIGHT_FILES, read_checkpoint
+from materialsearch.encoders.cn_clip_tables import hub_organisations, named_models
 
 # Where named models are downloaded from (MS_MODEL_SOURCE).
 HUGGINGFACE, MODELSCOPE = "huggingface", "modelscope"
 
 
 def _cn_clip_utils():
-    # Imported lazily: cn_clip pulls in torch and torchvision.
+    # Imported lazily, for downloading only: cn_clip pulls in torch and torchvision.
     from cn_clip.clip import utils
 
     return utils
@@ -65,9 +66,9 @@ def resolve_weights(
     A named model missing from ``models_dir`` is downloaded there when allowed. Returns the spec and the
     checkpoint dict (read once, since real checkpoints are hundreds of MB).
     """
-    utils = _cn_clip_utils()
-    if model in utils._MODELS:
-        path = os.path.join(models_dir, utils._MODELS[model][1])
+    models = named_models()
+    if model in models:
+        path = os.path.join(models_dir, models[model][1])
         if not os.path.isfile(path):
             _download_named(model, models_dir, path, offline, source)
         read = read_checkpoint(path, trusted=True, infer=False)  # our own download of cn_clip's release file
@@ -77,7 +78,7 @@ def resolve_weights(
             info, resolution, struct = model_info_for(model)
         return WeightsSpec(model, path, info, resolution, struct), {"state_dict": read.state_dict}
     if not os.path.exists(model):
-        names = ", ".join(utils._MODELS)
+        names = ", ".join(models)
         raise ModelError(f"MS_MODEL={model!r} is neither a cn_clip model name ({names}) nor an existing file or folder")
     read = read_checkpoint(model, infer=not model_arch)
     if model_arch:
@@ -95,11 +96,11 @@ def download_weights(settings) -> str:
 
 def where_to_get(model: str, path: str) -> str:
     """The two ways to get a named model's weights file by hand, for the "missing" error."""
-    utils = _cn_clip_utils()
-    repo, filename = utils._MODELS[model]
+    repo, filename = named_models()[model]
+    huggingface_org, modelscope_org = hub_organisations()
     return (
-        f"Put {filename} at {path}: download it from https://huggingface.co/{utils._HUGGINGFACE_ORG}/{repo} "
-        f"(or a mirror: set HF_ENDPOINT) or https://modelscope.cn/models/{utils._MODELSCOPE_ORG}/{repo} "
+        f"Put {filename} at {path}: download it from https://huggingface.co/{huggingface_org}/{repo} "
+        f"(or a mirror: set HF_ENDPOINT) or https://modelscope.cn/models/{modelscope_org}/{repo} "
         "(or set MS_MODEL_SOURCE=modelscope to download from there)"
     )
 
@@ -162,12 +163,19 @@ def weights_fingerprint(path: str) -> str:
     return digest.hexdigest()
 
 
+def weights_path(settings) -> str:
+    """Where the weights ``settings`` name are (a named model's file in MS_MODELS_DIR, else MS_MODEL itself), read
+    or not."""
+    models = named_models()
+    model = settings.model
+    return os.path.join(settings.models_dir, models[model][1]) if model in models else model
+
+
 def weights_identity(settings) -> str | None:
     """The identity of the weights ``settings`` name, without reading them: the name, MS_MODEL_ARCH and the
     file's fingerprint; None while a named model is not downloaded yet (or a path holds no weights)."""
-    utils = _cn_clip_utils()
     model = settings.model
-    path = os.path.join(settings.models_dir, utils._MODELS[model][1]) if model in utils._MODELS else model
+    path = weights_path(settings)
     try:
         return f"{model}|{settings.model_arch}|{weights_fingerprint(path)}"
     except (OSError, StopIteration):  # missing file, or a folder without weights: loading will say why
