@@ -32,6 +32,7 @@ from materialsearch.organise.people import FacesManager, FacesPass
 from materialsearch.organise.places import LocationBackfill
 from materialsearch.organise.tags import Tagger, label_set
 from materialsearch.scan.manager import ScanManager
+from materialsearch.scan.pipeline import limit_malloc_arenas
 from materialsearch.scan.reports import Reindexing
 from materialsearch.scan.scanner import Scanner
 from materialsearch.search.fusion import FusedSearch
@@ -53,6 +54,7 @@ class Services:
     def __init__(self, settings, encoder: Encoder | None = None, claim: bool = True):
         self.settings = settings
         configure_pillow()
+        limit_malloc_arenas()  # before any decode thread allocates
         os.makedirs(settings.data_dir, exist_ok=True)
         self.lock = Catalog.ownership(settings.data_dir)
         self.owner = claim and self.lock.acquire()

@@ -255,3 +255,19 @@ def test_a_file_waiting_for_a_permit_is_not_stalled():
 
     messages = drain_one_video_at_a_time(["v1", "v2"], produce, frame_buffer=8)
     assert [m for _n, m in messages] == [0, 1, 2, 3, 4, 5, "end"] * 2
+
+
+def test_malloc_arenas_are_limited_unless_the_environment_chose(monkeypatch):
+    import ctypes
+    import platform
+
+    from materialsearch.scan.pipeline import limit_malloc_arenas
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False  # the user's number stands
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    try:
+        glibc = bool(ctypes.CDLL("libc.so.6").gnu_get_libc_version)
+    except (OSError, AttributeError):
+        glibc = False
+    assert limit_malloc_arenas() is (glibc and platform.system() == "Linux")

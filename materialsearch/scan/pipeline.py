@@ -22,7 +22,9 @@ its permits go back, to the file that is oldest then.
 from __future__ import annotations
 
 import collections
+import ctypes
 import dataclasses
+import os
 import queue
 import threading
 import time
@@ -37,6 +39,27 @@ Entry = TypeVar("Entry")
 PUT_POLL_S = 0.2
 # How often the consumer, waiting for a file, looks whether that file's producer has stalled.
 STALL_POLL_S = 0.5
+
+# glibc's mallopt parameter for the number of malloc arenas (M_ARENA_MAX in malloc.h).
+M_ARENA_MAX = -8
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas() -> bool:
+    """Keep glibc to ``MALLOC_ARENAS`` malloc arenas (what ``MALLOC_ARENA_MAX=2`` sets), unless the environment
+    chose a number; call before the threads start. Whether it was set.
+
+    glibc gives each thread that allocates an arena of its own (up to 8 per core) and keeps what was freed there:
+    the decode threads' frames and pictures then stay resident. Scanning androidx/media's test assets (247 files:
+    odd and long videos, a 144 MP WebP; tiny model, 2 cores) held 1.7 GB after the scan with glibc's default and
+    1.2 GB with two arenas, peaking at 2.5 against 2.0 GB; the scan's speed was the same within the load's noise.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, MALLOC_ARENAS))
+    except (OSError, AttributeError):  # not glibc (musl, macOS): its allocator is not this one
+        return False
 
 
 @dataclasses.dataclass(frozen=True)
