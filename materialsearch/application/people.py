@@ -46,9 +46,7 @@ class PeopleDirectory:
     def update(self, person_id: int, name: str | None, hidden: bool | None) -> PersonRow:
         """Rename (any language; an empty name: unnamed) and/or hide a person."""
         if name is not None:
-            name = " ".join(name.split())
-            if len(name) > MAX_NAME:
-                raise BadRequest(f"a name has at most {MAX_NAME} characters")
+            name = _clean(name)
         if not self.faces.update_person(person_id, name=name, hidden=hidden):
             raise NotFound(f"person {person_id} does not exist")
         return self.person(person_id)
@@ -70,6 +68,30 @@ class PeopleDirectory:
             raise NotFound(f"person {person_id} does not exist")
         return self.faces.face(face_id)
 
+    def name_face(self, face_id: int, name: str) -> StoredFace:
+        """ "Who is this?" answered for one face. A face of an unnamed person names that person (all their faces),
+        or, when someone already has that name, joins them with all their faces (a merge). Any other face (of
+        nobody, or of someone named otherwise) moves alone into the person of that name, made when there is
+        none. A name matches whatever its case; the face is then placed by the user (the grouping leaves it)."""
+        name = _clean(name)
+        if not name:
+            raise BadRequest("a name cannot be empty (move the face out instead)")
+        face = self.faces.face(face_id)
+        if face is None:
+            raise NotFound(f"face {face_id} does not exist")
+        wanted = name.casefold()
+        match = next((person for known, person in self.faces.named().items() if known.casefold() == wanted), None)
+        if face.person_id is not None and face.person_name is None:
+            if match is None:
+                self.faces.update_person(face.person_id, name=name)
+            else:
+                self.faces.merge(match, face.person_id)
+        elif match is not None:
+            self.faces.move_face(face_id, match)
+        else:
+            self.faces.new_person(face_id, name)
+        return self.faces.face(face_id)
+
     def faces_of(self, item_id: int) -> list[StoredFace]:
         """The faces of one item, left to right."""
         return self.faces.faces_of(item_id)
@@ -88,6 +110,14 @@ class PeopleDirectory:
         except DecodeError as exc:
             raise NotFound(f"the photo of person {person_id}'s face cannot be read now: {exc}") from None
         return CoverCrop(encode_jpeg(_crop(decoded.image, face.box)), face.id)
+
+
+def _clean(name: str) -> str:
+    """A name as kept: its runs of white space one space, at most ``MAX_NAME`` characters (BadRequest)."""
+    name = " ".join(name.split())
+    if len(name) > MAX_NAME:
+        raise BadRequest(f"a name has at most {MAX_NAME} characters")
+    return name
 
 
 def _crop(image: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:

@@ -15,11 +15,15 @@ import dataclasses
 import datetime as dt
 import sqlite3
 from collections.abc import Sequence
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from materialsearch.catalog.records import ItemStatus, Kind
+from materialsearch.catalog.schema import Face, FaceState, Person
 from materialsearch.catalog.sql import chunked
 
 
@@ -87,6 +91,18 @@ class FaceVectors:
     embeddings: np.ndarray
 
 
+@dataclasses.dataclass(frozen=True)
+class FaceCounts:
+    """Photos by where their faces stand, and the faces and people found."""
+
+    read: Annotated[int, Field(ge=0, description="Photos whose faces were looked for by the current models.")]
+    errors: Annotated[int, Field(ge=0, description="Of those, photos that could not be read (each with a reason).")]
+    waiting: Annotated[int, Field(ge=0, description="Indexed photos whose faces are not looked for yet.")]
+    faces: Annotated[int, Field(ge=0, description="Faces found.")]
+    people: Annotated[int, Field(ge=0, description="People (faces grouped as one), named or not.")]
+    named: Annotated[int, Field(ge=0, description="People with a name.")]
+
+
 _WAITING = (
     "FROM items AS i LEFT JOIN face_state AS s ON s.item_id = i.id WHERE i.kind = ? AND i.status = ?"
     " AND (s.item_id IS NULL OR s.size != i.size OR s.mtime_ns != i.mtime_ns OR s.model != ?)"
@@ -138,6 +154,16 @@ class FaceRepository:
     def waiting_count(self, model: str) -> int:
         """How many photos still wait for their faces."""
         return int(self._read(f"SELECT count(*) {_WAITING}", (Kind.IMAGE, ItemStatus.OK, model))[0][0])
+
+    def counts(self, model: str) -> FaceCounts:
+        """Photos read and failed (by ``model``), waiting; faces, people and named people."""
+        with self.engine.connect() as conn:
+            read, errors = conn.execute(
+                select(func.count(), func.count(FaceState.error)).where(FaceState.model == model)
+            ).one()
+            faces = conn.execute(select(func.count()).select_from(Face)).scalar_one()
+            people, named = conn.execute(select(func.count(), func.count(Person.name))).one()
+        return FaceCounts(read, errors, self.waiting_count(model), faces, people, named)
 
     def store(self, reads: Sequence[FaceRead], model: str) -> int:
         """Each read's faces replace its photo's, with its state, in one transaction; returns how many photos were
@@ -265,6 +291,18 @@ class FaceRepository:
                 raw.execute("UPDATE people SET name = ? WHERE id = ?", (names[other], into))
             raw.execute("DELETE FROM people WHERE id = ?", (other,))
         return True
+
+    def new_person(self, face_id: int, name: str) -> int | None:
+        """A new person named ``name`` holding this one face (placed by the user); None when there is no such face."""
+        with self.engine.begin() as conn:
+            if conn.execute(select(Face.id).where(Face.id == face_id)).first() is None:
+                return None
+            created = dt.datetime.now().replace(microsecond=0)
+            person = conn.execute(
+                insert(Person).values(name=name, hidden=False, cover_face_id=None, created_at=created)
+            ).inserted_primary_key[0]
+            conn.execute(update(Face).where(Face.id == face_id).values(person_id=person, manual=True))
+        return int(person)
 
     def move_face(self, face_id: int, person_id: int | None) -> bool:
         """Put a face into a person, or into nobody (``None``), as placed by the user: the grouping never moves

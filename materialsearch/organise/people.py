@@ -23,10 +23,12 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field
 
-from materialsearch.catalog.faces import FaceJob, FaceRead, FaceRepository, FaceVectors, NewFace
+from materialsearch.catalog.faces import FaceCounts, FaceJob, FaceRead, FaceRepository, FaceVectors, NewFace
 from materialsearch.jobs.job import BackgroundJob
 from materialsearch.media.decode import DecodeError
 from materialsearch.organise.faces import MODEL_VERSION, SAME_PERSON, FaceReader
@@ -55,6 +57,40 @@ class FacesStats:
         text = f"{self.photos} photos read, {self.faces} faces, {self.errors} unreadable; "
         text += f"{self.joined} faces joined a person, {self.new_people} new people"
         return text + f" in {self.seconds:.1f}s" + (" (cancelled)" if self.cancelled else "")
+
+
+@dataclasses.dataclass(frozen=True)
+class FacesProgress:
+    """The running faces pass."""
+
+    done: Annotated[int, Field(ge=0)]
+    total: Annotated[int, Field(ge=0, description="Photos waiting when the pass started.")]
+    started_at: Annotated[str | None, Field(description="ISO 8601 local time.")]
+    trigger: Annotated[str | None, Field(description="manual, after scan, start-up…")]
+    rate: Annotated[float | None, Field(ge=0, description="Photos/s, last minute.")] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LastFacesPass:
+    """The last finished faces pass."""
+
+    finished_at: str
+    seconds: Annotated[float, Field(ge=0)]
+    summary: str
+    cancelled: bool
+    error: Annotated[str | None, Field(description="Why it failed.")]
+
+
+@dataclasses.dataclass(frozen=True)
+class FacesStatus:
+    """The faces pass: whether it is on, its state and progress, the counts, the last finished pass."""
+
+    enabled: Annotated[bool, Field(description="MS_FACES.")]
+    state: Literal["idle", "reading", "paused"]
+    paused_reason: Annotated[str | None, Field(description="By a user, while a scan runs, outside MS_SCAN_WINDOW.")]
+    progress: Annotated[FacesProgress | None, Field(description="The running pass (null when idle).")]
+    counts: FaceCounts
+    last: Annotated[LastFacesPass | None, Field(description="The last finished pass (null before the first).")]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,3 +253,23 @@ class FacesManager(BackgroundJob):
 
     def _work(self, on_progress=None) -> FacesStats:
         return self.faces_pass.run(self.progress, self._cancel.is_set, self._pause_point)
+
+    def status(self) -> FacesStatus:
+        """State of the pass, its progress, the counts and the last finished pass."""
+        now = self.snapshot()
+        progress = None
+        if now.progress is not None:
+            done, total = self._units()
+            progress = FacesProgress(done, total, now.started_at, now.trigger, now.rate)
+        last = None
+        if now.last:
+            fields = {field.name for field in dataclasses.fields(LastFacesPass)}
+            last = LastFacesPass(**{key: value for key, value in now.last.items() if key in fields})
+        return FacesStatus(
+            enabled=self.enabled,
+            state="reading" if now.state == "running" else now.state,
+            paused_reason=now.paused_reason,
+            progress=progress,
+            counts=self.faces_pass.repository.counts(MODEL_VERSION),
+            last=last,
+        )

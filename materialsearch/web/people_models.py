@@ -83,3 +83,11 @@ class FaceMove(BaseModel):
     """A JSON body naming where a face goes."""
 
     person_id: Annotated[PersonId | None, Field(description="The person it belongs to; null: nobody.")] = None
+
+
+class FaceName(BaseModel):
+    """A JSON body answering "who is this?" for a face."""
+
+    name: Annotated[
+        str, Field(min_length=1, max_length=100, description="The person's name, any language; matched ignoring case.")
+    ]
