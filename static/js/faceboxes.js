@@ -166,8 +166,9 @@ async function askWho(face) {
   const title = element("h2", null, t("face_dialog_title"));
   title.id = "face-dialog-title";
   const now = element("p", "face-dialog-now");
-  now.textContent = face.person_id === null ? t("face_dialog_nobody")
-    : t("face_dialog_now", { name: face.person_name || t("face_unnamed_person") });
+  if (face.person_id === null) now.textContent = t("face_dialog_nobody");
+  else if (!face.person_name) now.textContent = t("face_dialog_unnamed");
+  else now.textContent = t("face_dialog_now", { name: face.person_name });
   const heading = element("div");
   heading.append(title, now);
   head.append(faceCrop(face), heading);
@@ -206,7 +207,8 @@ async function askWho(face) {
   const extra = element("div", "face-dialog-extra");
   if (face.person_id !== null) {
     const name = face.person_name || t("face_unnamed_person");
-    const out = element("button", "ghost-button small face-move-out", t("face_move_out", { name }));
+    const outText = face.person_name ? t("face_move_out", { name }) : t("face_move_out_unnamed");
+    const out = element("button", "ghost-button small face-move-out", outText);
     out.type = "button";
     out.addEventListener("click", () => moveOut(item, face, name));
     const photos = element("a", "ghost-button small face-see-photos", t("face_see_photos", { name }));

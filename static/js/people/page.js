@@ -113,6 +113,7 @@ function render() {
   const showHidden = $("people-show-hidden");
   showHidden.disabled = hiddenCount === 0;
   if (!hiddenCount) showHidden.checked = false;
+  showHidden.parentElement.hidden = hiddenCount === 0;
   $("people-show-hidden-label").textContent = t("people_show_hidden", { n: formatNumber(hiddenCount) });
   $("people-hidden-section").hidden = !showHidden.checked;
   lists.named.parentElement.hidden = lists.named.children.length === 0;
@@ -125,9 +126,10 @@ function render() {
     $("people-hidden-section").after(none);
   } else if (!empty && none) none.remove();
   const merge = $("people-merge");
-  merge.textContent = t("people_merge", { n: formatNumber(view.selected.size) });
+  const picked = view.selected.size;
+  merge.textContent = picked ? t("people_merge", { n: formatNumber(picked) }) : t("people_merge_none");
   merge.title = t("people_merge_hint");
-  merge.disabled = view.selected.size < 2;
+  merge.classList.toggle("is-idle", picked < 2); // it still answers: with how to merge
   $("people-clear").hidden = view.selected.size === 0;
 }
 
@@ -184,10 +186,12 @@ async function setHidden(person, hidden) {
 // others' faces.
 async function mergeSelected() {
   const chosen = view.people.filter((person) => view.selected.has(person.id));
-  if (chosen.length < 2) return;
+  if (chosen.length < 2) {
+    toast(t("people_merge_hint")); // how to merge: the button is there before anyone is chosen
+    return;
+  }
   const into = chosen.find((person) => person.name) || chosen.reduce((a, b) => (b.item_count > a.item_count ? b : a));
   if (!window.confirm(t("people_merge_confirm", { n: chosen.length, name: nameOf(into) }))) return;
-  $("people-merge").disabled = true;
   try {
     let merged = into;
     for (const other of chosen) {
