@@ -3,8 +3,11 @@ shared labelled photos."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from materialsearch.organise.faces import MODEL_VERSION
 from materialsearch.web import services_of
 from tests.conftest import media_library
 
@@ -122,3 +125,89 @@ def test_naming_a_face_that_does_not_exist_is_404(people):
     app, _before, _ids = people
     answer = app.test_client().post("/api/faces/999999/name", json={"name": "Somebody"})
     assert answer.status_code == 404 and "face 999999" in answer.get_json()["message"]
+
+
+# --- faces in videos ------------------------------------------------------------------------------------------------
+def letterboxed(name: str, size: tuple[int, int]):
+    """A shared photo fitted into a black ``size`` frame (its shape kept)."""
+    from PIL import Image
+
+    from tests.conftest import MEDIA
+
+    with Image.open(MEDIA / name) as photo:
+        photo = photo.convert("RGB")
+        photo.thumbnail(size)
+        frame = Image.new("RGB", size)
+        frame.paste(photo, ((size[0] - photo.width) // 2, (size[1] - photo.height) // 2))
+        return frame
+
+
+@pytest.fixture(scope="module")
+def video_people(scanned_app, tmp_path_factory):
+    """A library of one Obama photo, one Biden photo and a real H.264 video showing Obama for 4 s, then Biden for
+    2 s, then black; scanned (frames sampled every 2 s) and read by the faces pass."""
+    from PIL import Image
+
+    from tests.videos import write_video
+
+    library = media_library(
+        tmp_path_factory.mktemp("video-people") / "library", ["faces_obama_2.jpg", "faces_biden_1.jpg"]
+    )
+    size = (960, 720)
+    obama, biden, black = (
+        letterboxed("faces_obama_1.jpg", size),
+        letterboxed("faces_biden_1.jpg", size),
+        Image.new("RGB", size),
+    )
+    scenes = [(t / 2, obama) for t in range(8)] + [(4 + t / 2, biden) for t in range(4)] + [(6.0, black), (6.5, black)]
+    write_video(str(library / "family.mp4"), scenes, size)
+    app = scanned_app(library, ocr=False)
+    stats = services_of(app).faces.run()
+    ids = {row.path.rsplit("/", 1)[-1]: row.id for row in services_of(app).store.get_items(range(1, 100)).values()}
+    return app, stats, ids
+
+
+def test_a_videos_sampled_frames_have_their_faces_with_their_times(video_people):
+    app, stats, ids = video_people
+    assert stats.photos == 3 and not stats.errors
+    detail = app.test_client().get(f"/api/items/{ids['family.mp4']}").get_json()
+    times = [face["time_ms"] for face in detail["faces"]]
+    assert times == [0, 2000, 4000]  # the frames the scan sampled; none in the black one
+    obama = faces(app, ids["faces_obama_2.jpg"])[0].person_id
+    biden = faces(app, ids["faces_biden_1.jpg"])[0].person_id
+    assert [face["person_id"] for face in detail["faces"]] == [obama, obama, biden]
+    photo = app.test_client().get(f"/api/items/{ids['faces_obama_2.jpg']}").get_json()
+    assert photo["faces"][0]["time_ms"] is None
+
+
+def test_a_person_finds_the_videos_they_are_in(video_people):
+    app, _stats, ids = video_people
+    client = app.test_client()
+    obama = faces(app, ids["faces_obama_2.jpg"])[0].person_id
+    timeline = client.get("/api/items", query_string={"person": obama}).get_json()
+    assert {item["id"] for item in timeline["results"]} == {ids["faces_obama_2.jpg"], ids["family.mp4"]}
+    people = {p["id"]: p for p in client.get("/api/people").get_json()["people"]}
+    assert people[obama]["face_count"] == 3 and people[obama]["item_count"] == 2
+    for person in people.values():  # a cover may be a video's frame: cut from that frame
+        cover = client.get(person["cover_url"])
+        assert cover.status_code == 200 and cover.mimetype == "image/jpeg"
+    counts = client.get("/api/status").get_json()["faces"]["counts"]
+    assert counts["read"] == 3 and counts["waiting"] == 0 and counts["faces"] == 5
+
+
+def test_a_video_face_named_keeps_its_person_when_the_video_is_read_again(video_people):
+    app, _stats, ids = video_people
+    client = app.test_client()
+    video = faces(app, ids["family.mp4"])
+    assert client.post(f"/api/faces/{video[2].id}/name", json={"name": "Joe Biden"}).status_code == 200
+    services = services_of(app)
+    path = services.store.get_items([ids["family.mp4"]])[ids["family.mp4"]].path
+    stat = os.stat(path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))  # the file changed: scanned again
+    services.scans.run()
+    assert services.store.faces.waiting_count(MODEL_VERSION) == 1
+    assert services.faces.run().photos == 1
+    again = faces(app, ids["family.mp4"])
+    assert [face.time_ms for face in again] == [0, 2000, 4000]
+    assert [face.person_name for face in again] == [None, None, "Joe Biden"]
+    assert again[2].person_id == video[2].person_id and again[0].person_id == video[0].person_id

@@ -11,6 +11,7 @@ from materialsearch.application.entries import ItemLookup
 from materialsearch.application.errors import BadRequest
 from materialsearch.catalog.faces import FaceRepository, PersonRow, StoredFace
 from materialsearch.media.decode import DecodeError, decode_image, encode_jpeg
+from materialsearch.media.video import VideoError, frame_at
 from materialsearch.search.service import NotFound
 
 COVER_SIDE = 256  # the cover crop's side in pixels
@@ -103,13 +104,17 @@ class PeopleDirectory:
         if face is None:
             raise NotFound(f"person {person_id} has no face to show")
         item = self.lookup.indexed(face.item_id)
-        with open(self.lookup.source(item), "rb") as handle:
-            data = handle.read()
+        source = self.lookup.source(item)
         try:
-            decoded = decode_image(data, min_side=COVER_SIDE * 2, max_pixels=self.max_pixels)
-        except DecodeError as exc:
-            raise NotFound(f"the photo of person {person_id}'s face cannot be read now: {exc}") from None
-        return CoverCrop(encode_jpeg(_crop(decoded.image, face.box)), face.id)
+            if face.time_ms is not None:  # a video's frame
+                picture = frame_at(source, face.time_ms, min_side=COVER_SIDE * 2)
+            else:
+                with open(source, "rb") as handle:
+                    data = handle.read()
+                picture = decode_image(data, min_side=COVER_SIDE * 2, max_pixels=self.max_pixels).image
+        except (DecodeError, VideoError) as exc:
+            raise NotFound(f"the picture of person {person_id}'s face cannot be read now: {exc}") from None
+        return CoverCrop(encode_jpeg(_crop(picture, face.box)), face.id)
 
 
 def _clean(name: str) -> str:
