@@ -195,6 +195,24 @@ def test_a_person_finds_the_videos_they_are_in(video_people):
     assert counts["read"] == 3 and counts["waiting"] == 0 and counts["faces"] == 5
 
 
+def test_a_person_finds_the_moments_of_a_video_they_are_in(video_people):
+    app, _stats, ids = video_people
+    client = app.test_client()
+    obama = faces(app, ids["faces_obama_2.jpg"])[0].person_id
+    biden = faces(app, ids["faces_biden_1.jpg"])[0].person_id
+
+    def moments(**query):
+        body = client.get("/api/search", query_string={"q": "a man", "match": "all", "limit": 50, **query})
+        assert body.status_code == 200, body.get_json()
+        return [(r["start"], r["end"]) for r in body.get_json()["results"] if r["id"] == ids["family.mp4"]]
+
+    assert moments(), "the words alone find the video"
+    # Obama is in the frames at 0 and 2 s (each standing for the 2 s after it), Biden in the one at 4 s.
+    assert moments(person=obama) and all(end <= 4.0 for _start, end in moments(person=obama))
+    assert moments(person=biden) == [(4.0, 6.0)]
+    assert moments(person=[obama, biden]) == []  # never in one frame together
+
+
 def test_a_video_face_named_keeps_its_person_when_the_video_is_read_again(video_people):
     app, _stats, ids = video_people
     client = app.test_client()

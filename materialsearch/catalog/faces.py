@@ -275,6 +275,18 @@ class FaceRepository:
         rows = self._read(_PERSON_SELECT.format(join="LEFT JOIN") + " WHERE p.id = ? GROUP BY p.id", (person_id,))
         return PersonRow(rows[0][0], rows[0][1], bool(rows[0][2]), *rows[0][3:]) if rows else None
 
+    def frames_with(self, item_id: int, people: Sequence[int]) -> set[int]:
+        """The times of a video's sampled frames in which every one of ``people`` was found."""
+        wanted = set(people)
+        query = (
+            select(Face.time_ms)
+            .where(Face.item_id == item_id, Face.person_id.in_(wanted), Face.time_ms.is_not(None))
+            .group_by(Face.time_ms)
+            .having(func.count(Face.person_id.distinct()) == len(wanted))
+        )
+        with self.engine.connect() as conn:
+            return {int(row[0]) for row in conn.execute(query)}
+
     def named(self) -> dict[str, int]:
         """Every named person: name → id (the lowest id of a name given twice)."""
         return {
