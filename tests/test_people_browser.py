@@ -257,6 +257,43 @@ def test_who_is_this_on_a_phone_picks_a_person_or_moves_the_face_out(new_page, s
     assert page.problems == []
 
 
+# --- the faces pass's progress ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("locale", "viewport"), [VIEWS[0], VIEWS[3]], ids=["desktop-en", "phone-zh"])
+def test_a_paused_faces_pass_shows_where_it_is_in_the_status_line_and_on_the_people_page(
+    new_page, scanned_app, serve, tmp_path, locale, viewport
+):
+    import datetime as dt
+
+    later = dt.datetime.now() + dt.timedelta(hours=3)  # a window that is closed now: a pass nobody asked for waits
+    window = f"{later:%H}:00-{(later + dt.timedelta(hours=1)):%H}:00"
+    library = media_library(tmp_path / "library", ["faces_obama_1.jpg", "faces_biden_1.jpg"])
+    app = scanned_app(library, decode_threads=1, ocr=False, scan_window=window)
+    faces = services_of(app).faces
+    assert faces.try_start("after scan") is None
+    deadline = time.monotonic() + 15
+    while faces.status().state != "paused":
+        assert time.monotonic() < deadline, faces.status()
+        time.sleep(0.05)
+    try:
+        url = serve(app, threads=4)
+        page = new_page(viewport, locale)
+        page.goto(url + "/")
+        status = page.locator("#status-text")
+        words = "Looking for faces paused at 0 / 2" if locale == "en-US" else "面孔查找已暂停于 0 / 2"
+        expect(status).to_contain_text(words)
+        page.goto(url + "/people")
+        summary = page.locator("#people-summary")
+        expect(summary).to_contain_text(
+            "Looking for faces paused at 0 / 2 photos" if locale == "en-US" else "面孔查找已暂停于 0 / 2 张照片"
+        )
+        expect(page.locator(".people-empty h2")).to_have_text("No people yet" if locale == "en-US" else "还没有人物")
+        shot(page, f"people-empty-{tag(locale, viewport)}")
+        assert page.problems == []
+    finally:
+        faces.cancel()
+        assert faces.wait(15)
+
+
 # --- changing people on the People page (last: it renames, hides and merges) ---------------------------------------
 def test_the_people_page_renames_hides_and_merges(new_page, site):
     page = new_page(DESKTOP, "en-US")

@@ -3,6 +3,8 @@
 export const PEOPLE_STRINGS = {
   en: {
     people_link: "People: the faces found in your photos",
+    faces_status_reading: "Looking for faces {done} / {total}",
+    faces_status_paused: "Looking for faces paused at {done} / {total}",
     person_filter_field: "Person",
     person_filter_remove: "Show photos of anyone, not only {name}",
     person_filter_unknown: "Person {id}",
@@ -29,6 +31,8 @@ export const PEOPLE_STRINGS = {
   },
   zh: {
     people_link: "人物：照片中找到的面孔",
+    faces_status_reading: "正在查找面孔 {done} / {total}",
+    faces_status_paused: "面孔查找已暂停于 {done} / {total}",
     person_filter_field: "人物",
     person_filter_remove: "显示任何人的照片，不只是{name}",
     person_filter_unknown: "人物 {id}",

@@ -92,7 +92,7 @@ function summaryText() {
   if (faces && !faces.enabled) text += ` · ${t("people_off")}`;
   else if (faces && faces.progress) {
     const done = { done: formatNumber(faces.progress.done), total: formatNumber(faces.progress.total) };
-    text += ` · ${t("people_reading", done)}`;
+    text += ` · ${t(faces.state === "paused" ? "people_reading_paused" : "people_reading", done)}`;
   }
   return text;
 }
@@ -130,6 +130,7 @@ function render() {
   merge.textContent = picked ? t("people_merge", { n: formatNumber(picked) }) : t("people_merge_none");
   merge.title = t("people_merge_hint");
   merge.classList.toggle("is-idle", picked < 2); // it still answers: with how to merge
+  merge.hidden = view.people.filter((person) => !person.hidden).length < 2;
   $("people-clear").hidden = view.selected.size === 0;
 }
 
