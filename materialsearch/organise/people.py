@@ -168,6 +168,10 @@ def _link(faces: FaceVectors, rows: np.ndarray, threshold: float) -> list[list[i
     return [group for group, seen in zip(members, items, strict=True) if len(seen) >= MIN_PHOTOS]
 
 
+def _go_on() -> None:
+    """A pause point that never pauses (a read outside a job)."""
+
+
 class FacesPass:
     """Finds the faces of every photo waiting for them, then groups; no state between passes."""
 
@@ -198,7 +202,7 @@ class FacesPass:
             if not jobs:
                 break
             after = jobs[-1].item_id
-            reads = [read for read in (self.read(job, should_stop) for job in jobs) if read is not None]
+            reads = [read for read in (self.read(job, should_stop, pause_point) for job in jobs) if read is not None]
             self.repository.store(reads, MODEL_VERSION)
             for read in reads:
                 stats.photos += 1
@@ -212,11 +216,13 @@ class FacesPass:
         stats.seconds = time.monotonic() - started
         return stats
 
-    def read(self, job: FaceJob, should_stop: Callable[[], bool] = lambda: False) -> FaceRead | None:
+    def read(
+        self, job: FaceJob, should_stop: Callable[[], bool] = lambda: False, pause_point: Callable[[], None] = _go_on
+    ) -> FaceRead | None:
         """One photo's or video's faces, or why it cannot be read; None when the file cannot be opened now, or the
-        pass stopped inside a video (it waits)."""
+        pass stopped inside a video (it waits). A video pauses between its frames (a scan starting, by hand)."""
         if job.kind == Kind.VIDEO:
-            return self.read_video(job, should_stop)
+            return self.read_video(job, should_stop, pause_point)
         try:
             with open(job.path, "rb") as handle:
                 data = handle.read()
@@ -232,13 +238,16 @@ class FacesPass:
             return FaceRead(job, [], f"faces failed: {type(exc).__name__}: {str(exc)[:200]}")
         return FaceRead(job, [NewFace(f.box, f.landmarks, f.score, f.embedding) for f in found])
 
-    def read_video(self, job: FaceJob, should_stop: Callable[[], bool]) -> FaceRead | None:
+    def read_video(
+        self, job: FaceJob, should_stop: Callable[[], bool], pause_point: Callable[[], None] = _go_on
+    ) -> FaceRead | None:
         """The faces of every frame the scan samples (the same sampler and interval, so the same times as the
         frames' vectors: whichever frame is a moment's best, its faces are there), each with its frame's time."""
         interval_ms = max(1, round(self.settings.frame_interval * 1000))
         found: list[NewFace] = []
         try:
             for frame in sample_frames(job.path, interval_ms, EMBED_SIDE // 2, EMBED_SIDE):
+                pause_point()
                 if should_stop():
                     return None
                 for face in self.reader.read_image(frame.image):
