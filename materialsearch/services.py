@@ -166,7 +166,8 @@ class Services:
             self.faces,
         )
         self.job_control = JobControl(settings, self.scans, self.ocr)
-        self.people = PeopleDirectory(self.store.faces, lookup, settings.max_image_pixels)
+        covers = os.path.join(settings.data_dir, "covers")
+        self.people = PeopleDirectory(self.store.faces, lookup, settings.max_image_pixels, covers)
         self.duplicate_review = DuplicateReview(self.duplicates, self.store, companions)
 
     # --- running by itself ------------------------------------------------------------------------------------

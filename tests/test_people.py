@@ -4,6 +4,7 @@ shared labelled photos."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -233,3 +234,29 @@ def test_a_video_face_named_keeps_its_person_when_the_video_is_read_again(video_
     assert [face.time_ms for face in again] == [0, 2000, 4000]
     assert [face.person_name for face in again] == [None, None, "Joe Biden"]
     assert again[2].person_id == video[2].person_id and again[0].person_id == video[0].person_id
+
+
+def test_a_cover_is_cut_once_and_kept_in_the_data_dir(scanned_app, tmp_path):
+    library = media_library(tmp_path / "library", ["faces_obama_1.jpg", "faces_obama_2.jpg"])
+    app = scanned_app(library, ocr=False)
+    services = services_of(app)
+    services.faces.run()
+    client = app.test_client()
+    (person,) = client.get("/api/people").get_json()["people"]
+    first = client.get(person["cover_url"])
+    assert first.status_code == 200 and first.mimetype == "image/jpeg"
+    kept = list((Path(services.settings.data_dir) / "covers").glob("*.jpg"))
+    assert len(kept) == 1 and kept[0].read_bytes() == first.data
+    # Served from the data dir from now on: the photo itself is not read again.
+    cover_face = services.store.faces.face(services.people.person(person["id"]).cover_face_id)
+    photo = Path(services.store.get_items([cover_face.item_id])[cover_face.item_id].path)
+    photo.rename(photo.with_suffix(".moved"))
+    try:
+        again = client.get(person["cover_url"])
+        assert again.status_code == 200 and again.data == first.data
+    finally:
+        photo.with_suffix(".moved").rename(photo)
+    # Deleting the face data deletes the covers too.
+    services.people.forget_all()
+    assert not (Path(services.settings.data_dir) / "covers").exists()
+    assert client.get("/api/people").get_json()["people"] == []

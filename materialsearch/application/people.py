@@ -4,6 +4,11 @@ hide, merge, move a face out or into another person)."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import logging
+import os
+import shutil
+import threading
 
 from PIL import Image
 
@@ -13,6 +18,8 @@ from materialsearch.catalog.faces import FaceRepository, PersonRow, StoredFace
 from materialsearch.media.decode import DecodeError, decode_image, encode_jpeg
 from materialsearch.media.video import VideoError, frame_at
 from materialsearch.search.service import NotFound
+
+log = logging.getLogger(__name__)
 
 COVER_SIDE = 256  # the cover crop's side in pixels
 _COVER_MARGIN = 0.25  # the face's box grown by this share of its size on every side
@@ -30,8 +37,9 @@ class CoverCrop:
 class PeopleDirectory:
     """The people and their faces, as the web layer and the CLI see them."""
 
-    def __init__(self, faces: FaceRepository, lookup: ItemLookup, max_pixels: int):
+    def __init__(self, faces: FaceRepository, lookup: ItemLookup, max_pixels: int, covers: str | None = None):
         self.faces, self.lookup, self.max_pixels = faces, lookup, max_pixels
+        self.covers = covers  # where cut covers are kept (None: cut each time)
 
     def people(self) -> list[PersonRow]:
         """Every person with faces (hidden ones too: they carry ``hidden``)."""
@@ -93,6 +101,12 @@ class PeopleDirectory:
             self.faces.new_person(face_id, name)
         return self.faces.face(face_id)
 
+    def forget_all(self) -> None:
+        """Delete every face, person and name, and the covers cut from them (the next pass reads every photo)."""
+        self.faces.delete_all()
+        if self.covers is not None:
+            shutil.rmtree(self.covers, ignore_errors=True)
+
     def faces_of(self, item_id: int) -> list[StoredFace]:
         """The faces of one item, left to right."""
         return self.faces.faces_of(item_id)
@@ -104,6 +118,13 @@ class PeopleDirectory:
         if face is None:
             raise NotFound(f"person {person_id} has no face to show")
         item = self.lookup.indexed(face.item_id)
+        kept = self._kept_cover(face, item)
+        if kept is not None:
+            try:
+                with open(kept, "rb") as handle:
+                    return CoverCrop(handle.read(), face.id)
+            except OSError:
+                pass  # not cut yet (or removed): cut it now
         source = self.lookup.source(item)
         try:
             if face.time_ms is not None:  # a video's frame
@@ -114,7 +135,30 @@ class PeopleDirectory:
                 picture = decode_image(data, min_side=COVER_SIDE * 2, max_pixels=self.max_pixels).image
         except (DecodeError, VideoError) as exc:
             raise NotFound(f"the picture of person {person_id}'s face cannot be read now: {exc}") from None
-        return CoverCrop(encode_jpeg(_crop(picture, face.box)), face.id)
+        jpeg = encode_jpeg(_crop(picture, face.box))
+        if kept is not None:
+            _keep(kept, jpeg)
+        return CoverCrop(jpeg, face.id)
+
+    def _kept_cover(self, face: StoredFace, item) -> str | None:
+        """Where this face's cover is kept: named by the face, its box and its file's version, so a face read
+        again (or a reused id) never shows another's crop."""
+        if self.covers is None:
+            return None
+        key = f"{face.id}:{face.item_id}:{face.box}:{face.time_ms}:{item.size}:{item.mtime_ns}:{COVER_SIDE}"
+        return os.path.join(self.covers, hashlib.sha256(key.encode()).hexdigest()[:32] + ".jpg")
+
+
+def _keep(path: str, jpeg: bytes) -> None:
+    """Write a cover through a temporary file (a reader never sees half of one); a failure costs only the cache."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "wb") as handle:
+            handle.write(jpeg)
+        os.replace(tmp, path)
+    except OSError:
+        log.warning("cannot keep a person's cover at %s", path)
 
 
 def _clean(name: str) -> str:
