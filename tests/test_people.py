@@ -256,6 +256,10 @@ def test_a_cover_is_cut_once_and_kept_in_the_data_dir(scanned_app, tmp_path):
         assert again.status_code == 200 and again.data == first.data
     finally:
         photo.with_suffix(".moved").rename(photo)
+    # A cover no person shows any more is deleted when the people are listed; the current one stays.
+    (Path(services.settings.data_dir) / "covers" / "0123456789abcdef0123456789abcdef.jpg").write_bytes(b"old")
+    client.get("/api/people")
+    assert [path.name for path in (Path(services.settings.data_dir) / "covers").iterdir()] == [kept[0].name]
     # Deleting the face data deletes the covers too.
     services.people.forget_all()
     assert not (Path(services.settings.data_dir) / "covers").exists()

@@ -3,6 +3,7 @@ hide, merge, move a face out or into another person)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -42,8 +43,27 @@ class PeopleDirectory:
         self.covers = covers  # where cut covers are kept (None: cut each time)
 
     def people(self) -> list[PersonRow]:
-        """Every person with faces (hidden ones too: they carry ``hidden``)."""
-        return self.faces.people()
+        """Every person with faces (hidden ones too: they carry ``hidden``). Covers no person shows any more (a
+        photo deleted, a person merged) are deleted on the way."""
+        rows = self.faces.people()
+        self._prune_covers(rows)
+        return rows
+
+    def _prune_covers(self, rows: list[PersonRow]) -> None:
+        if self.covers is None or not os.path.isdir(self.covers):
+            return
+        kept = {name for name in os.listdir(self.covers) if name.endswith(".jpg")}
+        if len(kept) <= len(rows):
+            return  # no more covers than people: nothing to look at (one left over goes with the next change)
+        wanted = set()
+        for row in rows:
+            face = self.faces.face(row.cover_face_id) if row.cover_face_id is not None else None
+            item = self.lookup.store.get_item(face.item_id) if face is not None else None
+            if item is not None:
+                wanted.add(os.path.basename(self._kept_cover(face, item)))
+        for name in kept - wanted:
+            with contextlib.suppress(OSError):  # gone meanwhile
+                os.remove(os.path.join(self.covers, name))
 
     def person(self, person_id: int) -> PersonRow:
         """One person; NotFound when there is no such person."""
