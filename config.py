@@ -468,10 +468,11 @@ class Settings(_LibrarySettings):
     # --- people (faces) ---
     faces: Flag = Field(
         True,
-        description="Find the faces in photos (YuNet + SFace, bundled models, CPU) in a background pass after each "
-        "scan, group them into people, and let `person=` search by who is in a photo. Stored: each face's box, "
-        "landmarks, score and 128-number embedding, and the people with their names. `false`: no faces are looked "
-        "for (what is stored stays; `python -m materialsearch faces --delete` removes it).",
+        description="Find the faces in photos and videos' sampled frames (YuNet + SFace, bundled models, CPU) in a "
+        "background pass after each scan, group them into people, and let `person=` search by who is in a photo. "
+        "Stored: each face's box, landmarks, score and 128-number embedding, and the people with their names. "
+        "`false`: no faces are looked for (what is stored stays; `python -m materialsearch faces --delete` removes "
+        "it).",
     )
     map_tile_url: Annotated[str, _from_text(_parse_tile_url)] = Field(
         "",

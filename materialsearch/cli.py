@@ -113,10 +113,10 @@ def cmd_faces(settings: Settings, args) -> int:
     if not args.delete:
         return _run_pass(services, services.faces, "faces")
     try:
-        services.store.faces.delete_all()
+        services.people.forget_all()
     finally:
         services.close()
-    print("faces: every face, person and name deleted")
+    print("faces: every face, person, name and cover deleted")
     return 0
 
 

@@ -157,10 +157,19 @@ class Services:
         self.browsing = Browsing(lookup, companions, self.search, self.ocr_store)
         self.item_files = ItemFiles(lookup, self.renditions, self.transcoder, settings)
         self.overview = LibraryOverview(
-            settings, self.store, self.index, self.encoder, self.scans, self.ocr, self.tagger, self.reindexing
+            settings,
+            self.store,
+            self.index,
+            self.encoder,
+            self.scans,
+            self.ocr,
+            self.tagger,
+            self.reindexing,
+            self.faces,
         )
         self.job_control = JobControl(settings, self.scans, self.ocr)
-        self.people = PeopleDirectory(self.store.faces, lookup, settings.max_image_pixels)
+        covers = os.path.join(settings.data_dir, "covers")
+        self.people = PeopleDirectory(self.store.faces, lookup, settings.max_image_pixels, covers)
         self.duplicate_review = DuplicateReview(self.duplicates, self.store, companions)
 
     # --- running by itself ------------------------------------------------------------------------------------

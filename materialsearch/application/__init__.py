@@ -32,6 +32,7 @@ from materialsearch.catalog.rows import ItemRow as Item
 from materialsearch.catalog.timeline import CursorError, Sort
 from materialsearch.ocr.job import OcrStatus
 from materialsearch.organise.duplicates import KeeperReason
+from materialsearch.organise.people import FacesStatus
 from materialsearch.organise.places import CITIES_LISTED
 from materialsearch.scan.reports import BackendDecision, Reindexing, ScanStatus, ScanWarning
 from materialsearch.search.service import Match, NotFound, Page, SearchError
@@ -49,6 +50,7 @@ __all__ = [
     "DuplicatePage",
     "DuplicateReview",
     "DuplicateSet",
+    "FacesStatus",
     "FileToSend",
     "FoundItem",
     "GroupMember",

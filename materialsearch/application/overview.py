@@ -13,6 +13,7 @@ from materialsearch.catalog.vector_index import VectorIndex
 from materialsearch.encoders import Encoder
 from materialsearch.errors import ProblemCode, legacy_code
 from materialsearch.ocr.job import OcrManager, OcrStatus
+from materialsearch.organise.people import FacesManager, FacesStatus
 from materialsearch.organise.places import group_places
 from materialsearch.organise.tags import TagCount, Tagger
 from materialsearch.scan.manager import ScanManager
@@ -54,6 +55,7 @@ class LibraryStatus:
     index: IndexFacts
     library: tuple[str, ...]
     ocr: OcrStatus
+    faces: FacesStatus
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,12 +114,14 @@ class LibraryOverview:
         ocr: OcrManager,
         tagger: Tagger,
         reindexing: Callable[[int | None], Reindexing | None],
+        faces: FacesManager,
     ):
         self.settings, self.store, self.index, self.encoder = settings, store, index, encoder
         self.scans, self.ocr, self.tagger, self.reindexing = scans, ocr, tagger, reindexing
+        self.faces = faces
 
     def status(self) -> LibraryStatus:
-        """Counts, scan state and progress, last scan, model and index size, the OCR pass."""
+        """Counts, scan state and progress, last scan, model and index size, the OCR and faces passes."""
         counts = self.store.counts()
         reindexing = self.reindexing(counts.pending)
         return LibraryStatus(
@@ -132,6 +136,7 @@ class LibraryOverview:
             ),
             library=tuple(self.settings.library),
             ocr=self.ocr.status(),
+            faces=self.faces.status(),
         )
 
     def _model(self, reindexing: Reindexing | None) -> ModelFacts:

@@ -15,32 +15,39 @@ import dataclasses
 import datetime as dt
 import sqlite3
 from collections.abc import Sequence
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from materialsearch.catalog.records import ItemStatus, Kind
+from materialsearch.catalog.schema import Face, FaceState, Person
 from materialsearch.catalog.sql import chunked
 
 
 @dataclasses.dataclass(frozen=True)
 class FaceJob:
-    """A photo whose faces are to be looked for: its item and the file version the catalog knows."""
+    """A photo or video whose faces are to be looked for: its item and the file version the catalog knows."""
 
     item_id: int
     path: str
     size: int
     mtime_ns: int
+    kind: str = Kind.IMAGE
 
 
 @dataclasses.dataclass(frozen=True)
 class NewFace:
-    """A face to store: box and landmarks as fractions of the upright picture, score, normalised embedding."""
+    """A face to store: box and landmarks as fractions of the upright picture, score, normalised embedding, and for
+    a video the time of the sampled frame it is in."""
 
     box: tuple[float, float, float, float]
     landmarks: tuple[float, ...]
     score: float
     embedding: np.ndarray
+    time_ms: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +70,7 @@ class StoredFace:
     person_id: int | None
     person_name: str | None
     manual: bool
+    time_ms: int | None = None  # a video's frame (None: a photo)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,20 +87,40 @@ class PersonRow:
 
 @dataclasses.dataclass(frozen=True)
 class FaceVectors:
-    """Face ids, their people (-1: nobody), their items, and their embeddings (rows), in face-id order."""
+    """Face ids, their people (-1: nobody), their items, and their embeddings (rows), in face-id order; ``frames``
+    numbers the pictures they are in (a photo, or one frame of a video; None: one picture per item)."""
 
     ids: np.ndarray
     people: np.ndarray
     items: np.ndarray
     embeddings: np.ndarray
+    frames: np.ndarray | None = None
+
+    @property
+    def pictures(self) -> np.ndarray:
+        """The picture each face is in: one face per person in a picture."""
+        return self.items if self.frames is None else self.frames
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceCounts:
+    """Photos by where their faces stand, and the faces and people found."""
+
+    read: Annotated[int, Field(ge=0, description="Photos and videos whose faces the current models looked for.")]
+    errors: Annotated[int, Field(ge=0, description="Of those, files that could not be read (each with a reason).")]
+    waiting: Annotated[int, Field(ge=0, description="Indexed photos and videos whose faces are not looked for yet.")]
+    faces: Annotated[int, Field(ge=0, description="Faces found.")]
+    people: Annotated[int, Field(ge=0, description="People (faces grouped as one), named or not.")]
+    named: Annotated[int, Field(ge=0, description="People with a name.")]
 
 
 _WAITING = (
-    "FROM items AS i LEFT JOIN face_state AS s ON s.item_id = i.id WHERE i.kind = ? AND i.status = ?"
+    "FROM items AS i LEFT JOIN face_state AS s ON s.item_id = i.id WHERE i.kind IN (?, ?) AND i.status = ?"
     " AND (s.item_id IS NULL OR s.size != i.size OR s.mtime_ns != i.mtime_ns OR s.model != ?)"
 )
 _FACE_COLUMNS = (
-    "f.id, f.item_id, f.box_left, f.box_top, f.box_right, f.box_bottom, f.score, f.person_id, p.name, f.manual"
+    "f.id, f.item_id, f.box_left, f.box_top, f.box_right, f.box_bottom, f.score, f.person_id, p.name, f.manual,"
+    " f.time_ms"
 )
 
 
@@ -113,7 +141,7 @@ def _now() -> str:
 
 
 def _stored(row) -> StoredFace:
-    return StoredFace(row[0], row[1], tuple(row[2:6]), row[6], row[7], row[8], bool(row[9]))
+    return StoredFace(row[0], row[1], tuple(row[2:6]), row[6], row[7], row[8], bool(row[9]), row[10])
 
 
 class FaceRepository:
@@ -128,16 +156,27 @@ class FaceRepository:
 
     # --- the faces job ------------------------------------------------------------------------------------------
     def waiting(self, model: str, after_id: int, limit: int) -> list[FaceJob]:
-        """Photos whose faces are missing or of another file version or model, by item id after ``after_id``."""
+        """Photos and videos whose faces are missing or of another file version or model, by item id after
+        ``after_id``."""
         rows = self._read(
-            f"SELECT i.id, i.path, i.size, i.mtime_ns {_WAITING} AND i.id > ? ORDER BY i.id LIMIT ?",
-            (Kind.IMAGE, ItemStatus.OK, model, after_id, limit),
+            f"SELECT i.id, i.path, i.size, i.mtime_ns, i.kind {_WAITING} AND i.id > ? ORDER BY i.id LIMIT ?",
+            (Kind.IMAGE, Kind.VIDEO, ItemStatus.OK, model, after_id, limit),
         )
         return [FaceJob(*row) for row in rows]
 
     def waiting_count(self, model: str) -> int:
-        """How many photos still wait for their faces."""
-        return int(self._read(f"SELECT count(*) {_WAITING}", (Kind.IMAGE, ItemStatus.OK, model))[0][0])
+        """How many photos and videos still wait for their faces."""
+        return int(self._read(f"SELECT count(*) {_WAITING}", (Kind.IMAGE, Kind.VIDEO, ItemStatus.OK, model))[0][0])
+
+    def counts(self, model: str) -> FaceCounts:
+        """Photos read and failed (by ``model``), waiting; faces, people and named people."""
+        with self.engine.connect() as conn:
+            read, errors = conn.execute(
+                select(func.count(), func.count(FaceState.error)).where(FaceState.model == model)
+            ).one()
+            faces = conn.execute(select(func.count()).select_from(Face)).scalar_one()
+            people, named = conn.execute(select(func.count(), func.count(Person.name))).one()
+        return FaceCounts(read, errors, self.waiting_count(model), faces, people, named)
 
     def store(self, reads: Sequence[FaceRead], model: str) -> int:
         """Each read's faces replace its photo's, with its state, in one transaction; returns how many photos were
@@ -160,13 +199,17 @@ class FaceRepository:
         return len(kept)
 
     def all_faces(self) -> FaceVectors:
-        """Every face's id, person, item and embedding (for the grouping)."""
-        rows = self._read("SELECT id, coalesce(person_id, -1), item_id, embedding FROM faces ORDER BY id")
+        """Every face's id, person, item, embedding and picture (for the grouping)."""
+        rows = self._read(
+            "SELECT id, coalesce(person_id, -1), item_id, embedding, coalesce(time_ms, -1) FROM faces ORDER BY id"
+        )
         if not rows:
-            return FaceVectors(*(np.empty(0, np.int64),) * 3, np.empty((0, 128), np.float32))
+            empty = np.empty(0, np.int64)
+            return FaceVectors(empty, empty, empty, np.empty((0, 128), np.float32), empty)
         embeddings = np.frombuffer(b"".join(row[3] for row in rows), dtype="<f4").reshape(len(rows), -1)
-        columns = [np.fromiter((row[i] for row in rows), np.int64, len(rows)) for i in range(3)]
-        return FaceVectors(*columns, embeddings)
+        columns = [np.fromiter((row[i] for row in rows), np.int64, len(rows)) for i in (0, 1, 2, 4)]
+        pictures = np.unique(np.stack([columns[2], columns[3]], axis=1), axis=0, return_inverse=True)[1]
+        return FaceVectors(*columns[:3], embeddings, pictures.reshape(-1).astype(np.int64))
 
     def apply_grouping(self, joins: dict[int, int], new_people: Sequence[Sequence[int]]) -> int:
         """Put faces into existing people (face id → person id) and make a person of each group of faces, in one
@@ -202,10 +245,10 @@ class FaceRepository:
 
     # --- reading ------------------------------------------------------------------------------------------------
     def faces_of(self, item_id: int) -> list[StoredFace]:
-        """The faces of one item, left to right."""
+        """The faces of one item, left to right (a video's: frame by frame)."""
         rows = self._read(
             f"SELECT {_FACE_COLUMNS} FROM faces AS f LEFT JOIN people AS p ON p.id = f.person_id"
-            " WHERE f.item_id = ? ORDER BY f.box_left",
+            " WHERE f.item_id = ? ORDER BY coalesce(f.time_ms, -1), f.box_left",
             (item_id,),
         )
         return [_stored(row) for row in rows]
@@ -231,6 +274,18 @@ class FaceRepository:
         """One person (with or without faces), or None."""
         rows = self._read(_PERSON_SELECT.format(join="LEFT JOIN") + " WHERE p.id = ? GROUP BY p.id", (person_id,))
         return PersonRow(rows[0][0], rows[0][1], bool(rows[0][2]), *rows[0][3:]) if rows else None
+
+    def frames_with(self, item_id: int, people: Sequence[int]) -> set[int]:
+        """The times of a video's sampled frames in which every one of ``people`` was found."""
+        wanted = set(people)
+        query = (
+            select(Face.time_ms)
+            .where(Face.item_id == item_id, Face.person_id.in_(wanted), Face.time_ms.is_not(None))
+            .group_by(Face.time_ms)
+            .having(func.count(Face.person_id.distinct()) == len(wanted))
+        )
+        with self.engine.connect() as conn:
+            return {int(row[0]) for row in conn.execute(query)}
 
     def named(self) -> dict[str, int]:
         """Every named person: name → id (the lowest id of a name given twice)."""
@@ -265,6 +320,18 @@ class FaceRepository:
                 raw.execute("UPDATE people SET name = ? WHERE id = ?", (names[other], into))
             raw.execute("DELETE FROM people WHERE id = ?", (other,))
         return True
+
+    def new_person(self, face_id: int, name: str) -> int | None:
+        """A new person named ``name`` holding this one face (placed by the user); None when there is no such face."""
+        with self.engine.begin() as conn:
+            if conn.execute(select(Face.id).where(Face.id == face_id)).first() is None:
+                return None
+            created = dt.datetime.now().replace(microsecond=0)
+            person = conn.execute(
+                insert(Person).values(name=name, hidden=False, cover_face_id=None, created_at=created)
+            ).inserted_primary_key[0]
+            conn.execute(update(Face).where(Face.id == face_id).values(person_id=person, manual=True))
+        return int(person)
 
     def move_face(self, face_id: int, person_id: int | None) -> bool:
         """Put a face into a person, or into nobody (``None``), as placed by the user: the grouping never moves
@@ -314,14 +381,15 @@ def _replace_faces(raw: sqlite3.Connection, read: FaceRead, model: str) -> None:
     the same place, so names and moves outlive re-reading."""
     item_id = read.job.item_id
     old = raw.execute(
-        "SELECT box_left, box_top, box_right, box_bottom, person_id, manual FROM faces WHERE item_id = ?"
+        "SELECT box_left, box_top, box_right, box_bottom, person_id, manual, time_ms FROM faces WHERE item_id = ?"
         " AND (person_id IS NOT NULL OR manual)",
         (item_id,),
     ).fetchall()
     raw.execute("DELETE FROM faces WHERE item_id = ?", (item_id,))
     rows = []
     for face in read.faces:
-        best = max(old, key=lambda row: _overlap(face.box, row[:4]), default=None)
+        same_frame = [row for row in old if row[6] == face.time_ms]
+        best = max(same_frame, key=lambda row: _overlap(face.box, row[:4]), default=None)
         person, manual = (best[4], best[5]) if best and _overlap(face.box, best[:4]) >= KEEP_PERSON_IOU else (None, 0)
         if person is not None or manual:
             old.remove(best)  # one new face per old one
@@ -335,11 +403,12 @@ def _replace_faces(raw: sqlite3.Connection, read: FaceRead, model: str) -> None:
                 model,
                 person,
                 manual,
+                face.time_ms,
             )
         )
     raw.executemany(
         "INSERT INTO faces (item_id, box_left, box_top, box_right, box_bottom, landmarks, score, embedding, model,"
-        " person_id, manual) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " person_id, manual, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
     raw.execute(

@@ -178,6 +178,11 @@ def _add_faces(cursor: sqlite3.Cursor) -> None:
     )
 
 
+def _add_face_times(cursor: sqlite3.Cursor) -> None:
+    """Release 13: faces in videos — the time of the sampled frame a face was found in (NULL: a photo's face)."""
+    cursor.execute("ALTER TABLE faces ADD COLUMN time_ms INTEGER")
+
+
 # MIGRATIONS[n - 1] takes a database from version n to n + 1.
 MIGRATIONS: tuple[Callable[[sqlite3.Cursor], None], ...] = (
     _add_api_tokens,
@@ -191,6 +196,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Cursor], None], ...] = (
     _add_place_columns,
     _add_text_verdict,
     _add_faces,
+    _add_face_times,
 )
 VERSION = len(MIGRATIONS) + 1  # the schema this release writes
 

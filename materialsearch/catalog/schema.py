@@ -202,6 +202,7 @@ class Face(Base):
     model: Mapped[str] = mapped_column(String(96))
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
     manual: Mapped[bool] = mapped_column(Boolean)
+    time_ms: Mapped[int | None] = mapped_column(Integer)  # a video's frame it was found in (NULL: a photo)
     __table_args__ = (Index("ix_faces_item_id", "item_id"), Index("ix_faces_person_id", "person_id"))
 
 

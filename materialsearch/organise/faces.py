@@ -107,7 +107,10 @@ class FaceReader:
 
     def read(self, decoded: DecodedImage) -> list[FoundFace]:
         """The usable faces of a decoded (upright) picture, left to right."""
-        image = decoded.image
+        return self.read_image(decoded.image)
+
+    def read_image(self, image: Image.Image) -> list[FoundFace]:
+        """The usable faces of an upright picture (a photo as decoded, a video's frame), left to right."""
         if max(image.size) > EMBED_SIDE:
             image = image.copy()
             image.thumbnail((EMBED_SIDE, EMBED_SIDE), Image.Resampling.BILINEAR)

@@ -1,9 +1,12 @@
 """People: the faces pass (find and embed the faces of indexed photos) and the grouping of faces into people.
 
 The faces pass is a background job (``jobs.job.BackgroundJob``) that follows each scan, off the scan's own
-pipeline (a scan is no slower with faces on): it walks the photos whose faces are missing for this file version and
-model version (``FaceRepository.waiting``), re-decodes each with the product's decoder (upright; HEIC, RAW),
-stores its faces a committed batch at a time, then groups.
+pipeline (a scan is no slower with faces on): it walks the photos and videos whose faces are missing for this file
+version and model version (``FaceRepository.waiting``), re-decodes each photo with the product's decoder (upright;
+HEIC, RAW) and each video's sampled frames with the scan's own sampler and interval (so every frame a moment can
+show has its faces, stored with the frame's time), stores the faces a committed batch at a time, then groups. In
+the grouping a video's frame is a picture of its own (one face per person in it), and the frames of one video
+count as one item towards ``MIN_PHOTOS``.
 
 PeopleGrouping (``group``), incremental and deterministic:
 
@@ -23,13 +26,17 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field
 
-from materialsearch.catalog.faces import FaceJob, FaceRead, FaceRepository, FaceVectors, NewFace
+from materialsearch.catalog.faces import FaceCounts, FaceJob, FaceRead, FaceRepository, FaceVectors, NewFace
+from materialsearch.catalog.records import Kind
 from materialsearch.jobs.job import BackgroundJob
 from materialsearch.media.decode import DecodeError
-from materialsearch.organise.faces import MODEL_VERSION, SAME_PERSON, FaceReader
+from materialsearch.media.video import VideoError, sample_frames
+from materialsearch.organise.faces import EMBED_SIDE, MODEL_VERSION, SAME_PERSON, FaceReader
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +65,40 @@ class FacesStats:
 
 
 @dataclasses.dataclass(frozen=True)
+class FacesProgress:
+    """The running faces pass."""
+
+    done: Annotated[int, Field(ge=0)]
+    total: Annotated[int, Field(ge=0, description="Photos and videos waiting when the pass started.")]
+    started_at: Annotated[str | None, Field(description="ISO 8601 local time.")]
+    trigger: Annotated[str | None, Field(description="manual, after scan, start-up…")]
+    rate: Annotated[float | None, Field(ge=0, description="Photos/s, last minute.")] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LastFacesPass:
+    """The last finished faces pass."""
+
+    finished_at: str
+    seconds: Annotated[float, Field(ge=0)]
+    summary: str
+    cancelled: bool
+    error: Annotated[str | None, Field(description="Why it failed.")]
+
+
+@dataclasses.dataclass(frozen=True)
+class FacesStatus:
+    """The faces pass: whether it is on, its state and progress, the counts, the last finished pass."""
+
+    enabled: Annotated[bool, Field(description="MS_FACES.")]
+    state: Literal["idle", "reading", "paused"]
+    paused_reason: Annotated[str | None, Field(description="By a user, while a scan runs, outside MS_SCAN_WINDOW.")]
+    progress: Annotated[FacesProgress | None, Field(description="The running pass (null when idle).")]
+    counts: FaceCounts
+    last: Annotated[LastFacesPass | None, Field(description="The last finished pass (null before the first).")]
+
+
+@dataclasses.dataclass(frozen=True)
 class PeopleGrouping:
     """What a grouping decided: faces that join existing people, and groups of faces that make new people."""
 
@@ -80,47 +121,55 @@ def group(faces: FaceVectors, threshold: float = SAME_PERSON) -> PeopleGrouping:
     if len(free) and len(placed):
         person_ids, labels = np.unique(faces.people[placed], return_inverse=True)
         centres = _centroids(faces.embeddings[placed], labels, len(person_ids))
-        in_photo = {(int(faces.items[i]), int(faces.people[i])) for i in placed}
+        pictures = faces.pictures  # a photo, or one frame of a video
+        in_photo = {(int(pictures[i]), int(faces.people[i])) for i in placed}
         for start in range(0, len(free), _CHUNK):
             rows = free[start : start + _CHUNK]
             sims = faces.embeddings[rows] @ centres.T
             best = sims.argmax(axis=1)
             for row, pick, sim in zip(rows, best, sims[np.arange(len(rows)), best], strict=True):
                 person = int(person_ids[pick])
-                if sim >= threshold and (int(faces.items[row]), person) not in in_photo:
+                if sim >= threshold and (int(pictures[row]), person) not in in_photo:
                     joins[int(faces.ids[row])] = person
-                    in_photo.add((int(faces.items[row]), person))  # one face per person in a photo
+                    in_photo.add((int(pictures[row]), person))  # one face per person in a picture
     rest = np.array([i for i in free if int(faces.ids[i]) not in joins], np.int64)
     return PeopleGrouping(joins, _link(faces, rest, threshold))
 
 
 def _link(faces: FaceVectors, rows: np.ndarray, threshold: float) -> list[list[int]]:
     """Groups of the given faces by their centre (leader clustering, in face-id order: a face joins the group whose
-    mean is nearest when at least ``threshold`` and the group has no face of its photo, else starts one; a mean,
+    mean is nearest when at least ``threshold`` and the group has no face of its picture, else starts one; a mean,
     unlike single linkage, does not chain two people together through in-between faces), keeping the groups that
-    span at least ``MIN_PHOTOS`` photos, as lists of face ids."""
+    span at least ``MIN_PHOTOS`` items (the frames of one video count as one), as lists of face ids."""
     dim = faces.embeddings.shape[1]
     sums = np.zeros((len(rows), dim), np.float32)
     centres = np.zeros((len(rows), dim), np.float32)
     members: list[list[int]] = []
-    photos: list[set[int]] = []
+    pictures: list[set[int]] = []
+    items: list[set[int]] = []
     for row in rows:
-        embedding, item = faces.embeddings[row], int(faces.items[row])
+        embedding, picture = faces.embeddings[row], int(faces.pictures[row])
         pick = -1
         if members:
             sims = centres[: len(members)] @ embedding
             best = int(sims.argmax())
-            if sims[best] >= threshold and item not in photos[best]:
+            if sims[best] >= threshold and picture not in pictures[best]:
                 pick = best
         if pick < 0:
             pick = len(members)
             members.append([])
-            photos.append(set())
+            pictures.append(set())
+            items.append(set())
         members[pick].append(int(faces.ids[row]))
-        photos[pick].add(item)
+        pictures[pick].add(picture)
+        items[pick].add(int(faces.items[row]))
         sums[pick] += embedding
         centres[pick] = sums[pick] / max(float(np.linalg.norm(sums[pick])), 1e-12)
-    return [group for group, seen in zip(members, photos, strict=True) if len(seen) >= MIN_PHOTOS]
+    return [group for group, seen in zip(members, items, strict=True) if len(seen) >= MIN_PHOTOS]
+
+
+def _go_on() -> None:
+    """A pause point that never pauses (a read outside a job)."""
 
 
 class FacesPass:
@@ -153,7 +202,7 @@ class FacesPass:
             if not jobs:
                 break
             after = jobs[-1].item_id
-            reads = [read for read in map(self.read, jobs) if read is not None]
+            reads = [read for read in (self.read(job, should_stop, pause_point) for job in jobs) if read is not None]
             self.repository.store(reads, MODEL_VERSION)
             for read in reads:
                 stats.photos += 1
@@ -167,8 +216,13 @@ class FacesPass:
         stats.seconds = time.monotonic() - started
         return stats
 
-    def read(self, job: FaceJob) -> FaceRead | None:
-        """One photo's faces, or why it cannot be read; None when the file cannot be opened now (it waits)."""
+    def read(
+        self, job: FaceJob, should_stop: Callable[[], bool] = lambda: False, pause_point: Callable[[], None] = _go_on
+    ) -> FaceRead | None:
+        """One photo's or video's faces, or why it cannot be read; None when the file cannot be opened now, or the
+        pass stopped inside a video (it waits). A video pauses between its frames (a scan starting, by hand)."""
+        if job.kind == Kind.VIDEO:
+            return self.read_video(job, should_stop, pause_point)
         try:
             with open(job.path, "rb") as handle:
                 data = handle.read()
@@ -183,6 +237,30 @@ class FacesPass:
             log.exception("faces failed on %s", job.path)
             return FaceRead(job, [], f"faces failed: {type(exc).__name__}: {str(exc)[:200]}")
         return FaceRead(job, [NewFace(f.box, f.landmarks, f.score, f.embedding) for f in found])
+
+    def read_video(
+        self, job: FaceJob, should_stop: Callable[[], bool], pause_point: Callable[[], None] = _go_on
+    ) -> FaceRead | None:
+        """The faces of every frame the scan samples (the same sampler and interval, so the same times as the
+        frames' vectors: whichever frame is a moment's best, its faces are there), each with its frame's time."""
+        interval_ms = max(1, round(self.settings.frame_interval * 1000))
+        found: list[NewFace] = []
+        try:
+            for frame in sample_frames(job.path, interval_ms, EMBED_SIDE // 2, EMBED_SIDE):
+                pause_point()
+                if should_stop():
+                    return None
+                for face in self.reader.read_image(frame.image):
+                    found.append(NewFace(face.box, face.landmarks, face.score, face.embedding, frame.time_ms))
+        except OSError as exc:
+            log.warning("faces: cannot open %s now: %s", job.path, exc)
+            return None
+        except VideoError as exc:
+            return FaceRead(job, found, None if found else str(exc))  # the frames decoded before it keep theirs
+        except Exception as exc:  # a crash inside the decoder or OpenCV on one file costs that file only
+            log.exception("faces failed on %s", job.path)
+            return FaceRead(job, [], f"faces failed: {type(exc).__name__}: {str(exc)[:200]}")
+        return FaceRead(job, found)
 
 
 class FacesManager(BackgroundJob):
@@ -217,3 +295,23 @@ class FacesManager(BackgroundJob):
 
     def _work(self, on_progress=None) -> FacesStats:
         return self.faces_pass.run(self.progress, self._cancel.is_set, self._pause_point)
+
+    def status(self) -> FacesStatus:
+        """State of the pass, its progress, the counts and the last finished pass."""
+        now = self.snapshot()
+        progress = None
+        if now.progress is not None:
+            done, total = self._units()
+            progress = FacesProgress(done, total, now.started_at, now.trigger, now.rate)
+        last = None
+        if now.last:
+            fields = {field.name for field in dataclasses.fields(LastFacesPass)}
+            last = LastFacesPass(**{key: value for key, value in now.last.items() if key in fields})
+        return FacesStatus(
+            enabled=self.enabled,
+            state="reading" if now.state == "running" else now.state,
+            paused_reason=now.paused_reason,
+            progress=progress,
+            counts=self.faces_pass.repository.counts(MODEL_VERSION),
+            last=last,
+        )

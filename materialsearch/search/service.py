@@ -44,6 +44,8 @@ TEXT_VECTORS_KEPT = 512
 MOMENT_RELATIVE_CUT = 0.5
 # Matching frames this many samples apart still join one moment (1 = a single non-matching frame in between).
 MOMENT_MAX_GAP = 1
+# A frame without the people asked for (``person=``) scores below any cosine: it never joins a moment.
+UNSEEN_SCORE = -2.0
 
 
 class Match(enum.StrEnum):
@@ -227,7 +229,9 @@ class SearchService:
         if floor is not None or narrowing.sort.by_date:
             level = -1.0 if floor is None else floor
             found = self.vectors.within(vector, level, filters)
-            ranked, _complete = self._rank(vector, found.scores, found.ids, exclude, level, wanted=None)
+            ranked, _complete = self._rank(
+                vector, found.scores, found.ids, exclude, level, wanted=None, people=filters.people
+            )
             ranked = self._refine(ranked, exclusions, narrowing.stack)
             total = len(ranked)
         else:
@@ -360,15 +364,18 @@ class SearchService:
             exhausted = len(ids) < k or k >= limit
             cutoff = float(scores[-1]) if len(scores) and not exhausted else -1.0
             # Exclusions drop hits after ranking: rank every video in the pool, not just enough for ``wanted``.
-            ranked, complete = self._rank(vector, scores, ids, exclude, cutoff, None if refining else wanted)
+            ranked, complete = self._rank(
+                vector, scores, ids, exclude, cutoff, None if refining else wanted, filters.people
+            )
             ranked = self._refine(ranked, exclusions, stack)
             if len(ranked) >= wanted or exhausted:
                 return ranked, exhausted and complete
             k *= 2
 
-    def _rank(self, vector, scores, ids, exclude, cutoff: float, wanted: int | None):
+    def _rank(self, vector, scores, ids, exclude, cutoff: float, wanted: int | None, people=None):
         """Photos by their score and videos by their moments, best first, and whether that is all of them (it
-        stops once the first ``wanted`` hits are certain)."""
+        stops once the first ``wanted`` hits are certain). With ``people`` (``person=``), a video's moments are
+        cut from the frames where all of them were found only."""
         frames = self.store.vector_frames(ids.tolist())
         photos: dict[int, tuple[float, int]] = {}
         videos: dict[int, float] = {}
@@ -394,6 +401,11 @@ class SearchService:
             if len(times) == 0:
                 continue
             frame_scores = vectors @ vector
+            if people:
+                seen = self.store.faces.frames_with(item_id, people)
+                if not seen:
+                    continue  # none of its frames shows them all
+                frame_scores = np.where(np.isin(times, list(seen)), frame_scores, UNSEEN_SCORE)
             for moment, top in _moments(times, frame_scores, cutoff, self._duration(item_id, times)):
                 ranked.append(Candidate(item_id, _clamp(float(frame_scores[top])), moment, vectors[top]))
         ranked.sort(key=lambda hit: -hit.score)

@@ -319,7 +319,13 @@ class ItemDetail(ItemView):
 
     text: ItemText
     info: MediaInfo
-    faces: Annotated[list[FaceView], Field(description="The faces found in it, left to right.")]
+    faces: Annotated[
+        list[FaceView],
+        Field(
+            description="The faces found in it, left to right; in a video, each person once, at the sampled frame "
+            "where their face was found best (`time_ms`)."
+        ),
+    ]
 
 
 class RenditionPending(Body):

@@ -104,6 +104,7 @@ def status():
         index=IndexInfo(**dataclasses.asdict(status.index)),
         library=list(status.library),
         ocr=status.ocr,
+        faces=status.faces,
     )
 
 

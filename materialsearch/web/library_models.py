@@ -10,6 +10,7 @@ from pydantic import Field
 from materialsearch.application import (
     CITIES_LISTED,
     BackendDecision,
+    FacesStatus,
     KeeperReason,
     OcrStatus,
     Reindexing,
@@ -114,6 +115,7 @@ class Status(Body):
     index: IndexInfo
     library: list[str]
     ocr: Annotated[OcrStatus, Field(description="The OCR pass (text in photos), which follows each scan.")]
+    faces: Annotated[FacesStatus, Field(description="The faces pass (people in photos), which follows each scan.")]
 
 
 class ScanStarted(Body):

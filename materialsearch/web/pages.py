@@ -23,3 +23,9 @@ def duplicates():
     """The duplicates review page: groups side by side, the keeper marked; hide the others, export their paths."""
     settings = current_app.extensions["materialsearch"].settings
     return render_template("duplicates.html", page_size=settings.page_size)
+
+
+@pages.get("/people")
+def people():
+    """The people page: the people the faces pass found, by face; name, merge, hide them; open a person's photos."""
+    return render_template("people.html")

@@ -8,7 +8,15 @@ from flask import Response
 from materialsearch.application import BadRequest
 from materialsearch.web.api import api, use_cases
 from materialsearch.web.models import MAX_INT
-from materialsearch.web.people_models import FaceMove, FaceView, PersonChange, PersonList, PersonMerge, PersonView
+from materialsearch.web.people_models import (
+    FaceMove,
+    FaceName,
+    FaceView,
+    PersonChange,
+    PersonList,
+    PersonMerge,
+    PersonView,
+)
 from materialsearch.web.problems import Error
 from materialsearch.web.spec import TAGS, Responses, api_spec
 
@@ -72,3 +80,17 @@ def merge_people(person_id: int, json: PersonMerge):
 def move_face(face_id: int, json: FaceMove):
     """Move a face into a person, or out to nobody; the grouping never moves it again"""
     return FaceView.of(use_cases().people.move_face(face_id, _body(json).person_id))
+
+
+@api.post(f"/api/faces/{FACE}/name")
+@_route(
+    "nameFace", HTTP_200=(FaceView, "The face with its person."), HTTP_400=BAD_BODY, HTTP_404=(Error, "No such face.")
+)
+def name_face(face_id: int, json: FaceName):
+    """Say who a face is ("who is this?")
+
+    A face of an unnamed person names that person (all their faces), or joins them to the person who already has
+    that name; any other face moves alone into the person of that name (made when there is none). Names match
+    whatever their case; the face is placed by the user, so the grouping never moves it again.
+    """
+    return FaceView.of(use_cases().people.name_face(face_id, _body(json).name))

@@ -27,11 +27,16 @@ class FaceView(Body):
     ]
     person_id: Annotated[int | None, Field(description="The person it belongs to (null: nobody yet).")]
     person_name: Annotated[str | None, Field(description="That person's name (null: unnamed or nobody).")]
+    time_ms: Annotated[
+        int | None, Field(ge=0, description="In a video: the time of the sampled frame it is in (null: a photo).")
+    ] = None
 
     @classmethod
     def of(cls, face) -> FaceView:
         """From the catalog's stored face."""
-        return cls(id=face.id, box=list(face.box), person_id=face.person_id, person_name=face.person_name)
+        return cls(
+            id=face.id, box=list(face.box), person_id=face.person_id, person_name=face.person_name, time_ms=face.time_ms
+        )
 
 
 class PersonView(Body):
@@ -41,7 +46,7 @@ class PersonView(Body):
     name: Annotated[str | None, Field(description="The name the user gave (null: unnamed).")]
     hidden: Annotated[bool, Field(description="Hidden by the user from the people list.")]
     face_count: Annotated[int, Field(ge=0)]
-    item_count: Annotated[int, Field(ge=0, description="Photos they are in.")]
+    item_count: Annotated[int, Field(ge=0, description="Photos and videos they are in.")]
     cover_url: Annotated[str | None, Field(description="A square JPEG crop of their face (null: no face left).")]
 
     @classmethod
@@ -83,3 +88,11 @@ class FaceMove(BaseModel):
     """A JSON body naming where a face goes."""
 
     person_id: Annotated[PersonId | None, Field(description="The person it belongs to; null: nobody.")] = None
+
+
+class FaceName(BaseModel):
+    """A JSON body answering "who is this?" for a face."""
+
+    name: Annotated[
+        str, Field(min_length=1, max_length=100, description="The person's name, any language; matched ignoring case.")
+    ]

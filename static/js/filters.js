@@ -1,5 +1,6 @@
 /* The filters panel: its values (checked before sending) as API parameters, the "n active" badge, and re-running. */
 import { t } from "./i18n.js";
+import { appendPersonParams, setPersonFilter } from "./personfilter.js";
 import { appendTagParams } from "./tags.js";
 
 const TYPING_MS = 400; // a typed filter applies once typing pauses this long
@@ -41,6 +42,7 @@ export function filterParams(timeline) {
   if (folder) params.set("path", folder);
   if (!timeline) for (const word of excludedWords(el.exclude.value)) params.append("exclude", word);
   appendTagParams(params);
+  appendPersonParams(params); // person= narrows the timeline too
   const place = el.place.value.trim();
   if (place) params.set("place", place);
   return params;
@@ -66,6 +68,7 @@ export function filterState() {
 export function setFilters(params) {
   for (const [key, input] of Object.entries(FIELDS)) input.value = params.get(key) || (key === "kind" ? "all" : "");
   el.exclude.value = params.get("exclude") || "";
+  setPersonFilter(params);
   if ([...filterState().keys()].length) el.panel.open = true;
   renderFilterBadge();
   showProblem(null);

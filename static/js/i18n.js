@@ -2,6 +2,7 @@
 import { STRINGS } from "./strings.js";
 import { BROWSE_STRINGS } from "./strings-browse.js";
 import { CODE_STRINGS } from "./strings-codes.js";
+import { PEOPLE_STRINGS } from "./strings-people.js";
 import { PLACE_STRINGS } from "./strings-places.js";
 import { UNDERSTOOD_STRINGS } from "./strings-understood.js";
 
@@ -13,6 +14,7 @@ const TABLES = Object.fromEntries(
       ...STRINGS[language],
       ...BROWSE_STRINGS[language],
       ...CODE_STRINGS[language],
+      ...PEOPLE_STRINGS[language],
       ...PLACE_STRINGS[language],
       ...UNDERSTOOD_STRINGS[language],
     },

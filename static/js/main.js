@@ -8,6 +8,7 @@ import { loadFolders } from "./folders.js";
 import { registerServiceWorker } from "./install.js";
 import { currentLanguage, initialLanguage, setLanguage, t } from "./i18n.js";
 import { bindOptions, renderOptions } from "./options.js";
+import { bindPersonFilter, renderPersonFilter } from "./personfilter.js";
 import { bindPlaces, placesAreOpen, renderPlaces } from "./places.js";
 import { bindQuery, currentQuery, focusQuery, openStack, renderChip, restoreQuery, searchFor, startLike } from "./query.js";
 import { bindResults, renderResults } from "./results.js";
@@ -27,6 +28,7 @@ import { bindViewer, closeViewer, openViewer, renderViewer, viewerIsOpen } from 
 function renderAll() {
   renderChip();
   renderUnderstood();
+  renderPersonFilter();
   renderFilterBadge();
   renderResults(true);
   renderTimeline(true);
@@ -65,6 +67,7 @@ function bind() {
   bindQuery();
   bindUnderstood(searchFor);
   bindFilters(narrowed);
+  bindPersonFilter(narrowed);
   bindOptions(narrowed);
   bindResults({ loadMore: () => runSearch(true) });
   bindTimeline(() => runSearch(true));

@@ -1,5 +1,6 @@
 /* The status line and scan panel: polling /api/status, progress, last and next scan, the scan buttons, the footer. */
 import { apiFetch, fetchJson, readJson } from "./api.js";
+import { appendFacesStatus } from "./facestatus.js";
 import { formatDate, formatDuration, formatNumber } from "./format.js";
 import { hasString, t, tCode } from "./i18n.js";
 import { renderMessage } from "./results.js";
@@ -77,6 +78,7 @@ export function renderStatus() {
   const scan = status.scan || {};
   renderStatusLine(counts, scan);
   appendOcrStatus(el.text, status.ocr);
+  appendFacesStatus(el.text, status.faces);
   renderScanInfo(scan);
   const problems = (counts.errors || 0) + (counts.skipped || 0);
   el.errors.hidden = problems === 0;

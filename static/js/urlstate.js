@@ -1,6 +1,7 @@
 /* The address is the page's state: query, filters, sort and cut, the open item and a video's time (Back and reload). */
 import { filterState } from "./filters.js";
 import { optionState } from "./options.js";
+import { appendPersonParams } from "./personfilter.js";
 import { state } from "./state.js";
 
 const VIEW_KEYS = ["item", "t"]; // what the viewer adds to a search's address
@@ -18,6 +19,7 @@ function searchAddress() {
   }
   if (query && query.mode === "stack") params.set("stack", String(query.stack.id));
   for (const [key, value] of filterState()) params.set(key, value);
+  appendPersonParams(params);
   for (const [key, value] of optionState()) params.set(key, value);
   return params;
 }

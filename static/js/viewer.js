@@ -1,4 +1,5 @@
 /* The large view (#viewer dialog): a result's picture or video, its actions, stepping and swiping, and its address. */
+import { clearFaces, showFaces } from "./faceboxes.js";
 import { t } from "./i18n.js";
 import { formatNumber } from "./format.js";
 import { startLike } from "./query.js";
@@ -146,6 +147,7 @@ export function renderViewer(from) {
   }
   renderDetails(item);
   showItemText(item, isVideo ? null : el.image, el.details);
+  showFaces(item, isVideo ? null : el.image);
   el.original.href = item.file_url;
   el.download.href = item.file_url;
   el.download.setAttribute("download", item.name);
@@ -203,6 +205,7 @@ export function closeViewer(fromHistory) {
 // opening it added, so Back after closing returns to the previous search).
 function onViewerClosed() {
   clearItemText();
+  clearFaces();
   stopVideo();
   setView(null);
   if (pushed) {

@@ -59,8 +59,11 @@ function renderInfo(full) {
   const video = [info.codec, info.container].filter(Boolean).join(" · ");
   if (video) row(t("info_video"), video, "info-video");
   if (full.location) row(t("info_location"), placeLabel(full), "info-location");
-  // The people whose faces were found in it, left to right (a face nobody was matched to yet: "Unnamed").
-  const people = (full.faces || []).filter((face) => face.person_id !== null);
+  // The people whose faces were found in it, left to right (a face nobody was matched to yet: "Unnamed"); a
+  // video's faces are listed frame by frame: each person once.
+  const seen = new Set();
+  const people = (full.faces || []).filter((face) => face.person_id !== null && !seen.has(face.person_id)
+    && seen.add(face.person_id));
   if (people.length) {
     const names = people.map((face) => face.person_name || t("info_unnamed_person"));
     row(t("info_people"), names.join(t("info_people_separator")), "info-people");
