@@ -27,6 +27,7 @@ SCRIPTS = (
     "bench_places",
     "bench_understand",
     "bench_faces",
+    "bench_encoder_service",
 )
 PRODUCT_MODULES = {"materialsearch", "config", "app"}
 
