@@ -13,6 +13,7 @@ tag="${1:-local/python:3.11-bookworm}"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 root="$(mktemp -d)"
 trap 'rm -rf "$root"' EXIT
+trap 'exit 1' INT TERM
 
 debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$root" "$mirror" >&2
 # What debootstrap downloaded stays out of the image (apt-get update fetches fresh lists in each stage).

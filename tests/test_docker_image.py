@@ -221,6 +221,12 @@ class Container:
         _run(*args, timeout=120)
         return time.monotonic() - started
 
+    def shutdown_lines(self) -> str:
+        """What the stop waited for (the batch in hand of a scan, the OCR or the faces pass), for the report."""
+        lines = self.logs().splitlines()
+        start = next((i for i, line in enumerate(lines) if "SIGTERM: stopping" in line), len(lines))
+        return "\n".join(line[11:160] for line in lines[start:] if "INFO" in line)
+
 
 def _check_served_and_scanned(container: Container, library: Path) -> dict:
     """Healthy, the start-up scan complete, search answering with a token and refusing without."""
@@ -274,6 +280,7 @@ def test_docker_run_as_the_readme_says(docker, image, tmp_path, media_dir):
         logs = container.logs()
         assert "SIGTERM: stopping" in logs and "materialsearch.app: stopped" in logs and "Traceback" not in logs
         print(f"\ndocker run: healthy after {healthy_s:.0f} s; {last['summary']}; docker stop {stop_s:.1f} s")
+        print(container.shutdown_lines())
     finally:
         _run(docker, "rm", "-f", name, check=False)
     _check_owned_by_puid(data)
@@ -319,7 +326,7 @@ def test_docker_compose_as_the_readme_says(docker, image, tmp_path, media_dir):
         stop_s = container.stop(*command, "stop")
         assert container.inspect("{{.State.ExitCode}}") == "0", container.logs()[-4000:]
         assert stop_s < grace, f"compose stop took {stop_s:.1f} s"
-        print(f"\ndocker compose: stop {stop_s:.1f} s")
+        print(f"\ndocker compose: stop {stop_s:.1f} s\n{container.shutdown_lines()}")
     finally:
         _run(*command, "down", "--volumes", timeout=300, check=False)
     _check_owned_by_puid(project / "data")
