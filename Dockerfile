@@ -7,8 +7,9 @@
 #   docker build -t materialsearch --build-arg TORCH_INDEX_URL= .     # PyTorch's index unreachable: PyPI's torch
 #
 # Measured (2026-12-06, Intel Xeon with AMX, 2 cores, others' tests beside it): with TORCH_INDEX_URL= the image is
-# 7.28 GB (PyPI's torch brings 4.3 GB of NVIDIA libraries and Triton); the CPU index's torch makes it ~2.4 GB
-# (estimated: that index is unreachable there). Cold build 3–6 min, after a code change ~1 s.
+# 7.28 GB (PyPI's torch brings 4.3 GB of NVIDIA libraries and Triton); with a CPU torch wheel it is 2.5 GB (measured
+# with torch 2.13.0+cpu standing in: PyTorch's index was unreachable there). Cold build 3–7 min, after a code
+# change ~1 s.
 #
 # No `# syntax=` line: Docker's built-in Dockerfile frontend reads everything used here, so a build needs no image
 # but the base (which PYTHON_IMAGE may name from a local registry or `docker import`).
