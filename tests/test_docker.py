@@ -94,12 +94,15 @@ def test_dependencies_come_from_requirements_txt_only():
     assert "OPENCV_VERSION=\"$(sed -n 's/^opencv-python==//p' /tmp/requirements.txt)\"" in swap
     assert "-r /tmp/requirements.txt" in install
     words = shlex.split(install.split("pip install", 1)[1].split("&&")[0])
+    words = [w for w in words if not w.startswith("${TORCH_INDEX_URL")]  # the optional extra index, checked below
     packages = [w for w in words if not w.startswith("-") and "requirements.txt" not in w and "://" not in w]
     assert packages == [], f"packages installed besides requirements.txt: {packages}"
     assert "==" not in install
-    # CPU wheels by default: PyTorch's index for the chosen variant, as an extra index only.
-    assert '--extra-index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}"' in install
+    # CPU wheels by default: PyTorch's index for the chosen variant, as an extra index only (none when
+    # TORCH_INDEX_URL is set empty: then PyPI's torch, the CUDA build).
+    assert '${TORCH_INDEX_URL:+--extra-index-url "${TORCH_INDEX_URL}"}' in install
     assert ("ARG", "TORCH_VARIANT=cpu") in instructions()
+    assert ("ARG", "TORCH_INDEX_URL=https://download.pytorch.org/whl/${TORCH_VARIANT}") in instructions()
     copies = [rest for keyword, rest in instructions() if keyword == "COPY" and "requirements.txt" in rest]
     assert copies == ["requirements.txt /tmp/requirements.txt"]
     pins = (REPO / "requirements.txt").read_text(encoding="utf-8")
@@ -277,6 +280,22 @@ def test_image_command_serves_and_passes_its_health_check(tmp_path, tiny_model, 
             process.kill()
             process.wait()
     assert healthcheck(port).returncode == 1  # and it notices when the server is gone
+
+
+def test_onnx_runtime_telemetry_is_off_before_onnxruntime_loads():
+    # ONNX Runtime flushes telemetry to Microsoft at exit; in a container that cannot resolve names that held
+    # `docker stop` ~9 s (tests/test_docker_image.py measures the stop). The product turns it off on import.
+    code = (
+        "import os, sys; assert 'onnxruntime' not in sys.modules; import materialsearch, onnxruntime; "
+        "print(os.environ.get('ORT_DISABLE_TELEMETRY'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env=env)
+    assert result.returncode == 0 and result.stdout.strip() == "1", result.stdout + result.stderr
+    # Whoever sets it keeps their choice.
+    env["ORT_DISABLE_TELEMETRY"] = "0"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env=env)
+    assert result.stdout.strip() == "0", result.stdout + result.stderr
 
 
 def test_healthcheck_address():
