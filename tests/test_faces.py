@@ -314,3 +314,23 @@ def test_grouping_many_synthetic_faces_keeps_people_apart():
     decided = group(FaceVectors(ids, placed, items, embeddings))
     assert not decided.new_people
     assert decided.joins == {int(ids[i]): int(truth[i]) + 1000 for i in np.flatnonzero(placed < 0)}
+
+
+def test_a_stop_waits_for_one_photo_not_the_batch(scanned_app, tmp_path):
+    library = tmp_path / "library"
+    library.mkdir()
+    for row in labelled()[:4]:
+        shutil.copy2(MEDIA / row["file"], library / row["file"])
+    services = services_of(scanned_app(library, ocr=False))
+    faces_pass = services.faces.faces_pass
+    looked: list[int] = []
+    original = faces_pass.read
+
+    def read(job, *args, **kwargs):
+        looked.append(job.item_id)
+        return original(job, *args, **kwargs)
+
+    faces_pass.read = read
+    stats = faces_pass.run({}, should_stop=lambda: len(looked) >= 1, pause_point=lambda: None)
+    assert stats.cancelled and looked == looked[:1] and stats.photos == 1  # the batch held 4: one was read
+    assert services.store.faces.waiting_count(MODEL_VERSION) == 3  # the others wait for the next pass

@@ -202,13 +202,23 @@ class FacesPass:
             if not jobs:
                 break
             after = jobs[-1].item_id
-            reads = [read for read in (self.read(job, should_stop, pause_point) for job in jobs) if read is not None]
+            reads, looked_at = [], 0
+            for job in jobs:
+                if should_stop():  # a stop waits for one photo, not the batch (a container's grace period)
+                    stats.cancelled = True
+                    break
+                read = self.read(job, should_stop, pause_point)
+                looked_at += 1
+                if read is not None:
+                    reads.append(read)
             self.repository.store(reads, MODEL_VERSION)
             for read in reads:
                 stats.photos += 1
                 stats.faces += len(read.faces)
                 stats.errors += read.error is not None
-            live["done"] = live.get("done", 0) + len(jobs)
+            live["done"] = live.get("done", 0) + looked_at
+            if stats.cancelled:
+                break
         if not stats.cancelled:
             decided = group(self.repository.all_faces())
             stats.joined = len(decided.joins)
