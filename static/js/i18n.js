@@ -4,6 +4,7 @@ import { BROWSE_STRINGS } from "./strings-browse.js";
 import { CODE_STRINGS } from "./strings-codes.js";
 import { PLACE_STRINGS } from "./strings-places.js";
 import { UNDERSTOOD_STRINGS } from "./strings-understood.js";
+import { VIEW_STRINGS } from "./strings-view.js";
 
 // One table per language, from the files that hold the strings by feature.
 const TABLES = Object.fromEntries(
@@ -15,6 +16,7 @@ const TABLES = Object.fromEntries(
       ...CODE_STRINGS[language],
       ...PLACE_STRINGS[language],
       ...UNDERSTOOD_STRINGS[language],
+      ...VIEW_STRINGS[language],
     },
   ]),
 );

@@ -6,6 +6,7 @@ import { bindErrors, errorsAreOpen, renderErrors } from "./errors.js";
 import { bindFilters, renderFilterBadge } from "./filters.js";
 import { loadFolders } from "./folders.js";
 import { registerServiceWorker } from "./install.js";
+import { bindLive, followIndex } from "./live.js";
 import { currentLanguage, initialLanguage, setLanguage, t } from "./i18n.js";
 import { bindOptions, renderOptions } from "./options.js";
 import { bindPlaces, placesAreOpen, renderPlaces } from "./places.js";
@@ -47,6 +48,7 @@ function switchLanguage(lang, remember) {
 // Filters, sort or cut changed: the same query again (the timeline too), the address replaced.
 function narrowed() {
   clearSelection();
+  renderFilterBadge(); // a tag or a place picked outside the panel counts too
   state.query = currentQuery();
   runSearch(false);
   saveLocation(false);
@@ -75,7 +77,8 @@ function bind() {
   bindTags({ changed: narrowed });
   bindErrors();
   bindPlaces();
-  bindScan();
+  bindScan(followIndex);
+  bindLive(() => runSearch(false));
   bindDropAndPaste();
   document.getElementById("lang-toggle").addEventListener("click", () => {
     switchLanguage(currentLanguage() === "zh" ? "en" : "zh", true);

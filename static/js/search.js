@@ -1,5 +1,6 @@
 /* Running the current query: /api/search (pages by offset) or, with no query, the timeline (/api/items by cursor). */
 import { fetchJson } from "./api.js";
+import { timelineLoaded } from "./live.js";
 import { filterParams, filterProblem } from "./filters.js";
 import { optionParams } from "./options.js";
 import { renderResults } from "./results.js";
@@ -49,8 +50,10 @@ export async function runSearch(append) {
     } else {
       state.results = incoming;
       state.understood = data.understood || null;
+      state.scores = query ? data.scores || null : null; // what each result's score means (scores.js)
       state.total = Math.max(data.total || 0, incoming.length);
       state.viewerIndex = -1;
+      if (!query) timelineLoaded();
       render(true);
       if (typeof data.more === "number") state.moreCount = data.more; // the server's estimate
       else if (query && query.mode !== "stack") countHidden(query, current);

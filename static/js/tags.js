@@ -67,6 +67,19 @@ export function appendTagParams(params) {
   for (const key of active) params.append("tag", key);
 }
 
+/** The active tags' keys. */
+export const tagKeys = () => [...active];
+
+/** The active tags' names, in the page's language (for the title of a narrowed timeline). */
+export const activeTagNames = () => [...active].map(tagName);
+
+/** The tag filter the address asks for (a reload, Back, a shared link). */
+export function setTags(keys) {
+  active.clear();
+  for (const key of keys) if (key) active.add(key);
+  renderTagBrowser();
+}
+
 function chip(key, count) {
   const button = document.createElement("button");
   button.type = "button";
