@@ -1,5 +1,6 @@
-/* The timeline follows the scan: when the number of indexed items changes, a timeline seen from its top loads again
+/* The timeline follows the scan, and says how many items are hidden from it: when the number of indexed items changes, a timeline seen from its top loads again
  * by itself; one scrolled down (or with a selection or the viewer open) offers "n new — show" instead. */
+import { fetchJson } from "./api.js";
 import { formatNumber } from "./format.js";
 import { t } from "./i18n.js";
 import { indexedCount, state } from "./state.js";
@@ -9,8 +10,10 @@ const el = {
   button: document.getElementById("new-items"),
   selectionBar: document.getElementById("selection-bar"),
   viewer: document.getElementById("viewer"),
+  hidden: document.getElementById("hidden-link"),
 };
 let reload = () => {};
+let hiddenCount = 0;
 
 /** `again()` loads the timeline afresh (the first page). */
 export function bindLive(again) {
@@ -44,4 +47,22 @@ function renderNewItems() {
   el.button.hidden = Boolean(state.query) || added <= 0;
   el.button.textContent = added > 0 ? t("new_items", { n: formatNumber(added) }) : "";
   el.button.title = t("new_items_title");
+}
+
+/** Items hidden from results (on the duplicates page) leave the timeline and searches without a word: say how
+ * many, linking to where they can be shown again. */
+export async function showHiddenCount() {
+  try {
+    const body = await fetchJson("/api/hidden");
+    hiddenCount = body.total || 0;
+  } catch (_) {
+    hiddenCount = 0; // a hint: the page works without it
+  }
+  renderHidden();
+}
+
+export function renderHidden() {
+  el.hidden.hidden = hiddenCount === 0;
+  el.hidden.textContent = hiddenCount ? t("hidden_items", { n: formatNumber(hiddenCount) }) : "";
+  el.hidden.title = t("hidden_items_title");
 }

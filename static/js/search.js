@@ -10,12 +10,40 @@ import { renderUnderstood } from "./understood.js";
 
 let controller = null; // aborts the search in flight when a newer one starts
 let seq = 0; // only the newest search may write its answer
+let shownTimeline = false; // the results shown are the timeline's
+let keptTimeline = null; // the timeline as a search replaced it (its pages and scroll), for Back to return to
+
+// What the timeline shown depends on: its filters and order.
+const timelineKey = () => `${filterParams(true)}&${optionParams(null)}`;
+
+// A search replaces the timeline: keep it, so that Back shows it again where it was (not from its first page).
+function keepTimeline() {
+  if (!shownTimeline || !state.results.length) return;
+  const { results, nextCursor, total, timelineIndexed } = state;
+  keptTimeline = { key: timelineKey(), results, nextCursor, total, timelineIndexed, scrollY: window.scrollY };
+}
+
+// Back to the timeline a search replaced: shown again as it was, scrolled where it was; true when it was.
+function restoreTimeline() {
+  const kept = keptTimeline;
+  keptTimeline = null;
+  if (!kept || kept.key !== timelineKey()) return false;
+  seq += 1;
+  Object.assign(state, { results: kept.results, nextCursor: kept.nextCursor, total: kept.total, loading: false,
+    timelineIndexed: kept.timelineIndexed, error: null, understood: null, scores: null, viewerIndex: -1 });
+  shownTimeline = true;
+  render(true);
+  requestAnimationFrame(() => window.scrollTo({ top: kept.scrollY }));
+  return true;
+}
 
 /** Search for state.query (the timeline when there is none): a fresh first page, or (append) the next page. */
 export async function runSearch(append) {
   const query = state.query;
   if (append && !(query ? state.results.length < state.total : state.nextCursor)) return;
   if (controller) controller.abort();
+  if (!append && query) keepTimeline();
+  if (!append && !query && !shownTimeline && restoreTimeline()) return;
   if (filterProblem()) {
     // Checked here, said in the page's words: nothing is sent that the API would refuse.
     seq += 1;
@@ -37,6 +65,7 @@ export async function runSearch(append) {
     else if (query.mode === "stack") data = await fetchStack(query.stack.id, mine.signal);
     else data = await fetchPage(query, append ? state.results.length : 0, mine.signal);
     if (current !== seq) return;
+    shownTimeline = !query;
     const incoming = data.results || [];
     state.loading = false;
     state.tookMs = data.took_ms == null ? null : data.took_ms;

@@ -18,6 +18,8 @@ export const VIEW_STRINGS = {
     loading_picture: "Loading the picture…",
     api_docs: "API",
     api_docs_title: "The REST API's documentation (OpenAPI)",
+    hidden_items: "{n} hidden",
+    hidden_items_title: "Items hidden from results as duplicates: see them on the duplicates page",
   },
   zh: {
     timeline_filtered: "照片和视频：{filters}",
@@ -35,5 +37,7 @@ export const VIEW_STRINGS = {
     loading_picture: "正在加载照片…",
     api_docs: "API",
     api_docs_title: "REST API 文档（OpenAPI）",
+    hidden_items: "已隐藏 {n} 项",
+    hidden_items_title: "作为重复项从结果中隐藏的照片和视频：在重复项页面查看",
   },
 };

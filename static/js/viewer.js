@@ -53,6 +53,7 @@ export function bindViewer() {
   });
   el.similar.addEventListener("click", () => {
     const item = current();
+    pushed = false; // no going back over the viewer's entry: it would undo the search that follows (a race)
     closeViewer(false);
     if (item) startLike(item);
   });
