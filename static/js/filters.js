@@ -166,6 +166,7 @@ export function bindFilters(changed) {
   el.reset.addEventListener("click", () => {
     for (const input of [el.folder, el.path, el.name, el.exclude, el.from, el.to, el.minScore, el.place]) input.value = "";
     el.kind.value = "all";
+    setTags([]); // the tags picked in the tag browser are filters too
     apply();
   });
 }

@@ -158,7 +158,11 @@ function onDown(event) {
     gesture = { pinch: { distance: Math.hypot(a.x - b.x, a.y - b.y) || 1, s: zoom.s } };
   } else if (pointers.size === 1 && zoom.s > 1) {
     gesture = { pan: { x: event.clientX, y: event.clientY, zx: zoom.x, zy: zoom.y } };
-    el.stage.setPointerCapture(event.pointerId);
+    try {
+      el.stage.setPointerCapture(event.pointerId); // the pan follows the pointer off the stage
+    } catch (_) {
+      // a pointer already gone (or a synthetic one): the pan works inside the stage
+    }
   }
 }
 
