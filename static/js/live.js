@@ -1,5 +1,6 @@
-/* The timeline follows the scan, and says how many items are hidden from it: when the number of indexed items changes, a timeline seen from its top loads again
- * by itself; one scrolled down (or with a selection or the viewer open) offers "n new — show" instead. */
+/* The timeline follows the scan (new items shown or offered) and says how many items are hidden from it. */
+// When the number of indexed items changes, a timeline seen from its top loads again by itself; one scrolled down
+// (or with a selection or the viewer open) offers "n new — show" instead.
 import { fetchJson } from "./api.js";
 import { formatNumber } from "./format.js";
 import { t } from "./i18n.js";

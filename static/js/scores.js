@@ -1,6 +1,6 @@
-/* What a result's score means, said where it helps: in the viewer's details, with its meaning, and only when it
- * means something (a similarity, or how well a file name matched); cards carry none, and the filters alone
- * answering (newest first) have none to show. */
+/* What a result's score means, said where it helps: the viewer's details, only when it means something. */
+// A similarity, or how well a file name matched; cards carry none, and the filters alone answering (newest first)
+// have none to show.
 import { formatScore } from "./format.js";
 import { t } from "./i18n.js";
 import { state } from "./state.js";

@@ -1,5 +1,4 @@
-/* The strings of what the page says about what it shows: a narrowed timeline, items arriving during a scan, what a
- * score means, the viewer's zoom and full screen, and the API docs link; in English and Chinese. */
+/* The strings of what the page says about what it shows (narrowed timeline, new items, scores, zoom), en and zh. */
 
 export const VIEW_STRINGS = {
   en: {

@@ -1,5 +1,6 @@
-/* The viewer's picture: the thumbnail at once (with a spinner) while the screen-sized rendition loads, the original
- * only once zoomed in; zoom by double-click or double-tap, the wheel or a pinch, pan by dragging; full screen. */
+/* The viewer's picture: thumbnail then screen-sized rendition (original on zoom), zoom, pan and full screen. */
+// The thumbnail shows at once (with a spinner) while the rendition loads; zoom by double-click or double-tap, the
+// wheel or a pinch, pan by dragging.
 import { t } from "./i18n.js";
 
 const MAX_ZOOM = 8;
