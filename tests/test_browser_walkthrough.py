@@ -143,6 +143,22 @@ def test_the_timeline_shows_what_a_scan_adds_without_a_reload(open_page, scanned
     assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
     seen = page.evaluate("window.messagesSeen")
     assert not any("No matches" in text for text in seen), seen
+    # Scrolled down, the timeline stays as it is (nothing moves under the finger) and offers the new items.
+    page.set_viewport_size({"width": 390, "height": 420})
+    page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
+    assert page.evaluate("scrollY") > 240
+    more = ["tif_lzw_rgb.tif", "webp_lossless.webp"]
+    for name in more:
+        shutil.copy(MEDIA / name, library / name)
+    expect(page.locator("#scan-button")).to_be_enabled(timeout=30_000)
+    page.locator("#scan-button").dispatch_event("click")  # as a click would, without scrolling up to it
+    offer = page.locator("#new-items")
+    expect(offer).to_have_text("2 new — show", timeout=60_000)
+    expect(timeline_cards(page)).to_have_count(len(names))
+    offer.click()
+    expect(timeline_cards(page)).to_have_count(len(names) + len(more))
+    expect(offer).to_be_hidden()
+    assert page.evaluate("scrollY") == 0
 
 
 # --- #3 and #9: the viewer's picture -------------------------------------------------------------------------------
