@@ -45,7 +45,9 @@ def open_page(new_page, server):
         page = new_page(locale=LOCALES[language], **options)
         pages.append(page)
         page.goto((base or server["url"]) + path)
-        page.wait_for_function("() => document.querySelector('#status-text').textContent.length > 0")
+        page.wait_for_function(
+            "() => { const s = document.querySelector('#status-text'); return !s || s.textContent; }"
+        )
         return page
 
     yield build
@@ -372,3 +374,18 @@ def test_with_login_the_phone_header_keeps_the_name_whole(new_page, scanned_app,
     for selector in ["#logout-button", "#lang-toggle", "#places-button"]:
         assert page.locator(selector).bounding_box()["height"] >= 44
     shoot(page, "login-header-phone-zh")
+
+
+TOO_SMALL = """() => [...document.querySelectorAll('button, a[href], select')].filter((node) => {
+  const r = node.getBoundingClientRect();
+  return r.width && r.height && getComputedStyle(node).visibility !== 'hidden' && (r.width < 44 || r.height < 44);
+}).map((node) => `${node.tagName}#${node.id}.${node.className} ${Math.round(node.getBoundingClientRect().height)}`)"""
+
+
+def test_the_duplicates_page_on_a_phone_has_44_px_targets(open_page, server):
+    page = open_page("phone", "en", "/duplicates")
+    expect(page.locator("#dups-summary")).not_to_be_empty()
+    if api(server, "/api/duplicates")["groups"]:
+        expect(page.locator(".dups-toggle").first).to_be_visible()
+    assert page.evaluate(TOO_SMALL) == []  # the buttons were 30 px high
+    shoot(page, "duplicates-phone-en")
