@@ -249,6 +249,16 @@ DRAG = """(stage) => {
 }"""
 
 
+TAP = """(stage) => {
+  const image = document.querySelector('#viewer-image').getBoundingClientRect();
+  const at = {bubbles: true, pointerType: 'touch', pointerId: 9, isPrimary: true,
+    clientX: image.x + image.width / 2, clientY: image.y + image.height / 2};
+  const target = document.elementFromPoint(at.clientX, at.clientY);
+  target.dispatchEvent(new PointerEvent('pointerdown', at));
+  target.dispatchEvent(new PointerEvent('pointerup', at));
+}"""
+
+
 def test_a_pinch_zooms_the_phone_viewer_and_a_drag_then_pans_instead_of_stepping(open_page):
     page = open_page("phone", "zh")
     open_in_viewer(page, "heic_iphone12pro_orient6_irot_gps.heic")
@@ -262,6 +272,9 @@ def test_a_pinch_zooms_the_phone_viewer_and_a_drag_then_pans_instead_of_stepping
     stage.evaluate(DRAG)
     expect(page.locator("#viewer-title")).to_have_text("heic_iphone12pro_orient6_irot_gps.heic")  # no step
     assert transform(page) != before  # panned
+    for _ in range(2):  # a double tap: back to the whole picture
+        stage.evaluate(TAP)
+    assert transform(page) == ""
     shoot(page, "viewer-zoomed-phone-zh")
 
 

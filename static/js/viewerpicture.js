@@ -18,7 +18,9 @@ let zoom = { s: 1, x: 0, y: 0 };
 const pointers = new Map(); // pointerId → {x, y}
 let gesture = null; // {pinch: {distance, s, mid}} or {pan: {x, y, zx, zy}}
 let multiTouch = false; // this gesture had two fingers: it is no swipe
-let lastTap = null;
+let lastTap = null; // the last touch tap (a second one soon after, near it, is a double tap)
+let pressedAt = null; // where the finger went down (a tap does not move)
+let lastTouchUp = 0; // when a finger last left the picture: a dblclick then is the browser's echo of a double tap
 
 export function bindPicture() {
   tools.bar = document.createElement("div");
@@ -30,7 +32,7 @@ export function bindPicture() {
   el.stage.append(tools.bar);
   document.addEventListener("fullscreenchange", renderTools);
   el.image.addEventListener("dblclick", (event) => {
-    if (event.pointerType === "touch" || (lastTap && lastTap.touch)) return; // taps are counted below
+    if (Date.now() - lastTouchUp < DOUBLE_TAP_MS * 3) return; // a double tap, already counted in onUp
     event.preventDefault();
     zoomAt(zoom.s > 1 ? 1 : TAP_ZOOM, event);
   });
@@ -152,6 +154,7 @@ function onWheel(event) {
 function onDown(event) {
   if (!shown || el.image.hidden || event.target.closest(".viewer-tools")) return;
   if (pointers.size === 0) multiTouch = false;
+  pressedAt = { x: event.clientX, y: event.clientY };
   pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
   if (pointers.size === 2) {
     multiTouch = true;
@@ -183,14 +186,17 @@ function onMove(event) {
 function onUp(event) {
   if (!pointers.delete(event.pointerId)) return;
   if (pointers.size === 0) gesture = null;
-  if (event.type !== "pointerup" || event.pointerType === "mouse" || multiTouch || event.target !== el.image) return;
-  // A double tap zooms in at the finger (or back out).
+  if (event.type !== "pointerup" || event.pointerType === "mouse") return;
   const now = Date.now();
+  lastTouchUp = now;
+  const moved = !pressedAt || Math.hypot(event.clientX - pressedAt.x, event.clientY - pressedAt.y) >= DOUBLE_TAP_PX;
+  if (multiTouch || moved || event.target !== el.image) return; // a pinch, a pan or a swipe is no tap
+  // A double tap zooms in at the finger (or back out).
   const near = lastTap && Math.hypot(event.clientX - lastTap.x, event.clientY - lastTap.y) < DOUBLE_TAP_PX;
   if (lastTap && near && now - lastTap.at < DOUBLE_TAP_MS) {
     lastTap = null;
     zoomAt(zoom.s > 1 ? 1 : TAP_ZOOM, event);
-  } else lastTap = { at: now, x: event.clientX, y: event.clientY, touch: true };
+  } else lastTap = { at: now, x: event.clientX, y: event.clientY };
 }
 
 function toggleFullScreen() {
