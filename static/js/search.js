@@ -33,7 +33,10 @@ function restoreTimeline() {
     timelineIndexed: kept.timelineIndexed, error: null, understood: null, scores: null, viewerIndex: -1 });
   shownTimeline = true;
   render(true);
-  requestAnimationFrame(() => window.scrollTo({ top: kept.scrollY }));
+  // Instant, now and once laid out: it also stops a smooth scroll to the top still running from the search.
+  const back = () => window.scrollTo({ top: kept.scrollY, behavior: "instant" });
+  back();
+  requestAnimationFrame(back);
   return true;
 }
 
@@ -42,7 +45,10 @@ export async function runSearch(append) {
   const query = state.query;
   if (append && !(query ? state.results.length < state.total : state.nextCursor)) return;
   if (controller) controller.abort();
-  if (!append && query) keepTimeline();
+  if (!append && query) {
+    keepTimeline();
+    shownTimeline = false; // from now on (not once it answers: Back may come first)
+  }
   if (!append && !query && !shownTimeline && restoreTimeline()) return;
   if (filterProblem()) {
     // Checked here, said in the page's words: nothing is sent that the API would refuse.
@@ -65,7 +71,7 @@ export async function runSearch(append) {
     else if (query.mode === "stack") data = await fetchStack(query.stack.id, mine.signal);
     else data = await fetchPage(query, append ? state.results.length : 0, mine.signal);
     if (current !== seq) return;
-    shownTimeline = !query;
+    if (!query) shownTimeline = true;
     const incoming = data.results || [];
     state.loading = false;
     state.tookMs = data.took_ms == null ? null : data.took_ms;
