@@ -105,6 +105,10 @@ def test_a_tag_in_the_address_narrows_the_timeline_says_so_and_resets(open_page,
     tag_name = tag["en"] if language == "en" else tag["zh"]
     expect(page.locator("#results-heading")).to_contain_text(f"#{tag_name}")
     expect(page.locator("#filters-active")).to_be_visible()
+    chip = page.locator(f'#tag-browser .tag-chip[data-tag="{tag["key"]}"]')  # the active tag, pressed
+    expect(chip).to_have_attribute("aria-pressed", "true")
+    if device == "phone":
+        assert chip.bounding_box()["height"] >= 44  # was 25 px (#15)
     if tagged:
         expect(timeline_cards(page)).to_have_count(len(tagged))
     else:  # the filters leave nothing: said so, never "No matches, try other words" where nothing was searched
