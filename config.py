@@ -272,7 +272,8 @@ class _LibrarySettings(BaseSettings):
     )
     preview_size: Count = Field(
         2048,
-        description="Longest edge of the large rendition shown for formats browsers cannot display (HEIC, TIFF).",
+        description="Longest edge of the screen-sized rendition the viewer shows for larger photos and for formats "
+        "browsers cannot display (HEIC, TIFF); the original loads only when the picture is zoomed in.",
     )
     page_size: Count = Field(40, description="Results per page when a search does not give `limit`.")
     max_page_size: Count = Field(500, description="Largest `limit` a search accepts; larger asks get a 400.")

@@ -245,7 +245,10 @@ def test_the_rate_is_of_about_the_last_minute():
     assert meter.rate(10) is None  # nothing sampled
     meter.sample(0)
     ticks[0] = 0.5
-    assert meter.rate(5) is None  # under a second says nothing yet
+    assert meter.rate(5) is None  # the count has not moved yet
+    meter.sample(5)
+    ticks[0] = 1.0
+    assert meter.rate(6) is None  # under a second since it moved says nothing yet
     for t, done in ((30.0, 30), (70.0, 70)):
         ticks[0] = t
         meter.sample(done)
@@ -256,10 +259,25 @@ def test_the_rate_is_of_about_the_last_minute():
         RateMeter.eta(100, 160, 2.0) == 30.0 and RateMeter.eta(5, 3, 1.0) == 0.0 and RateMeter.eta(1, 9, None) is None
     )
     meter.sample(3)  # the count started over (a new phase): so does the measure
+    ticks[0] = 101.0
+    meter.sample(5)
     ticks[0] = 102.0
     assert meter.rate(7) == pytest.approx(2.0)
     meter.reset()
     assert meter.rate(7) is None
+
+
+def test_the_rate_starts_when_the_count_first_moves_not_while_the_pipeline_fills():
+    ticks = [0.0]
+    meter = RateMeter(lambda: ticks[0])
+    meter.sample(10)  # a resume: the measure starts afresh
+    ticks[0] = 7.0
+    meter.sample(11)  # the first unit after 7 s of decoding and a first batch
+    ticks[0] = 9.0
+    meter.sample(31)
+    # 20 units in the 2 s since the count moved (10/s), not 21 in 9 s (2.3/s: an ETA four times too long).
+    assert meter.rate(31) == pytest.approx(10.0)
+    assert RateMeter.eta(31, 51, meter.rate(31)) == 2.0
 
 
 def test_a_jobs_rate_and_eta_come_from_its_units_and_a_pause_starts_the_measure_afresh(job):
@@ -270,7 +288,8 @@ def test_a_jobs_rate_and_eta_come_from_its_units_and_a_pause_starts_the_measure_
     wait_for(lambda: counting.progress.done == 2, "two units")
     ticks[0] = 10.0
     now = counting.snapshot()
-    assert now.state == "running" and now.rate == 0.2 and now.eta_s == 15.0  # 3 left at 0.2/s
+    # The measure starts at the first unit: one more in the 10 s since; 3 left at 0.1/s.
+    assert now.state == "running" and now.rate == 0.1 and now.eta_s == 30.0
     assert counting.pause()
     assert counting.snapshot().rate is None and counting.snapshot().eta_s is None  # no rate while paused
     counting.step()  # the unit in hand finishes; the run then blocks in the pause
@@ -279,7 +298,8 @@ def test_a_jobs_rate_and_eta_come_from_its_units_and_a_pause_starts_the_measure_
     counting.step()
     wait_for(lambda: counting.progress.done == 4, "the fourth unit")
     ticks[0] = 12.0
-    assert counting.snapshot().rate == 0.5  # one unit in the two seconds since the pause
+    # The measure starts at the first unit after the resume (t=10): none since, so no time left is guessed.
+    assert counting.snapshot().rate == 0.0 and counting.snapshot().eta_s is None
     counting.step(UNITS - 4)
     assert counting.wait(STEP_S)
     assert counting.snapshot().rate is None

@@ -57,6 +57,7 @@ ADDED_OPERATIONS |= {  # issue 22: people
 ADDED_PARAMETERS |= {"person"}
 ADDED_FIELDS |= {"faces", "people"}
 ADDED_OPERATIONS |= {("post", "/api/faces/{face_id}/name")}  # issue 22: "who is this?" in the viewer
+ADDED_FIELDS |= {"zoom_url", "scores"}  # issue 23: what the viewer loads on zoom; what a search's scores mean
 ADDED = {"operations": ADDED_OPERATIONS, "parameters": ADDED_PARAMETERS, "fields": ADDED_FIELDS}
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}

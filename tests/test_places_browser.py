@@ -117,7 +117,8 @@ def test_places_view_lists_places_and_picking_one_filters_the_search(
     size = "phone" if viewport is PHONE else "desktop"
     _shot(page, f"places-{locale[:2]}-{size}.png")
     panel.locator(".place-country > .place-pick", has_text=uk).click()
-    expect(page.locator("#filter-place")).to_have_value("GB")
+    expect(page.locator("#filter-place")).to_have_value(uk)  # the country's name, never its code "GB"
+    expect(page.locator("#results-heading")).to_contain_text(uk)
     cards = page.locator("#timeline-groups .result")  # nothing asked: the timeline, narrowed to the place
     expect(cards).to_have_count(1)
     expect(cards.locator(".result-name")).to_have_text("MOV_iphone14pro_hevc_dolbyvision_rot90_0.1s.MOV")

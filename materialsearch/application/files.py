@@ -84,9 +84,14 @@ class ItemFiles:
         return _rendition(path, "image/jpeg")
 
     def preview(self, item_id: int) -> FileToSend:
-        """A large JPEG rendition (for HEIC/TIFF, which browsers cannot show)."""
+        """A screen-sized JPEG rendition (for large photos, and HEIC/TIFF, which browsers cannot show); keyed by
+        the file's content, so copies of one photo share it (a 200 MP HEIC is decoded once, not per copy)."""
         item = self.lookup.indexed(item_id)
-        key = rendition_key(item.path, item.size, item.mtime_ns)
+        key = (
+            rendition_key(f"content:{item.content_hash}", 0, 0)
+            if item.content_hash
+            else rendition_key(item.path, item.size, item.mtime_ns)
+        )
         source = self.lookup.source(item)
         try:
             path = self.renditions.preview(key, source)

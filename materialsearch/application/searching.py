@@ -21,6 +21,9 @@ from materialsearch.search.relevance import QueryKind
 from materialsearch.search.service import Match, Moment, Narrowing, Page, RankedResults, SearchService
 from materialsearch.search.understand import SentenceReader, Understood
 
+# What a search's scores are: a cosine similarity, a file-name match quality, or nothing (the filters answered).
+SIMILARITY, NAME, NONE = "similarity", "name", "none"
+
 
 @dataclasses.dataclass(frozen=True)
 class Ordering:
@@ -49,7 +52,8 @@ class FoundItem:
 class SearchAnswer:
     """A page of results, how many match in all, how long it took; ``more``: with good matches only, about how
     many more items every match gives; ``reindexing``: while the model change is being re-embedded;
-    ``understood``: what the sentence ``q`` was read as (None when it was not read)."""
+    ``understood``: what the sentence ``q`` was read as (None when it was not read); ``scores``: what the results'
+    scores are (``SIMILARITY``, ``NAME`` or ``NONE``: the filters alone answered and the score means nothing)."""
 
     results: tuple[FoundItem, ...]
     total: int
@@ -57,6 +61,7 @@ class SearchAnswer:
     more: int | None = None
     reindexing: Reindexing | None = None
     understood: Understood | None = None
+    scores: str = SIMILARITY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +112,7 @@ class Searching:
             if not q and text is None:
                 narrowing = self._narrowing(_newest_first(ordering), QueryKind.TEXT)
                 answer = self.search.search_names(self.companions.filters(scope), page, narrowing)
-                return self._answer(answer, understood)
+                return self._answer(answer, understood, scores=NONE)
         filters = self.companions.filters(scope)
         if like is not None:
             vector = self.search.item_vector(like, t)
@@ -116,9 +121,12 @@ class Searching:
                 self.search.search(vector, filters, page, exclude=frozenset({like}), narrowing=narrowing)
             )
         if text is not None:
-            return self._answer(self.fused.search_text(text, filters, page, q=q or None), understood)
+            answer = self.fused.search_text(text, filters, page, q=q or None)
+            return self._answer(answer, understood, scores=SIMILARITY if q else NONE)
         if q is None:
-            return self._answer(self.search.search_names(filters, page, self._narrowing(ordering, QueryKind.TEXT)))
+            named = filters.name_contains or filters.path_contains
+            answer = self.search.search_names(filters, page, self._narrowing(ordering, QueryKind.TEXT))
+            return self._answer(answer, scores=NAME if named else NONE)
         return self._answer(self.fused.search_fused(q, filters, page, self._narrowing(ordering)), understood)
 
     def find_like_picture(
@@ -225,7 +233,9 @@ class Searching:
             kind=kind,
         )
 
-    def _answer(self, result: RankedResults, understood: Understood | None = None) -> SearchAnswer:
+    def _answer(
+        self, result: RankedResults, understood: Understood | None = None, scores: str = SIMILARITY
+    ) -> SearchAnswer:
         entries = self.companions.entries([hit.item for hit in result.hits])
         found = tuple(
             FoundItem(
@@ -244,6 +254,7 @@ class Searching:
             more=result.more,
             reindexing=self.reindexing() or None,  # after a model change: results come only from what is re-embedded
             understood=understood,
+            scores=scores,
         )
 
 

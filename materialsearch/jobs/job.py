@@ -80,9 +80,11 @@ class RateMeter:
     """Units per second over about the last minute of working time: the one rate (and ETA) rule of every job.
 
     The job takes a sample (time, units done) at the start, at each pause point and whenever its work reports
-    progress; a pause starts the measure afresh (the rate is of work, not of waiting). The rate is the units done
-    since the newest sample at least ``RATE_WINDOW_S`` old (else the oldest), over the time since it; there is
-    none before ``RATE_MIN_S`` of work. The ETA is the units left at that rate.
+    progress; a pause starts the measure afresh (the rate is of work, not of waiting). The measure starts when the
+    count first moves: the time a (re)started pipeline takes to fill (a first batch decoded and encoded) is no
+    rate — measured from the resume, a scan that ended 20 s later said "about 5 min" left. The rate is the units
+    done since the newest sample at least ``RATE_WINDOW_S`` old (else that first move), over the time since it;
+    there is none before ``RATE_MIN_S`` of work. The ETA is the units left at that rate.
     """
 
     def __init__(self, ticks: Callable[[], float] = time.monotonic):
@@ -106,8 +108,10 @@ class RateMeter:
         """Units per second, ``done`` being the count now; None before there is enough to tell."""
         with self._lock:
             samples = list(self._samples)
-        if not samples:
-            return None
+        moved = next((i for i, sample in enumerate(samples) if sample[1] > samples[0][1]), None)
+        if moved is None:
+            return None  # the count has not moved since the measure started: nothing to tell yet
+        samples = samples[moved:]
         now = self.ticks()
         base = samples[0]
         for sample in samples:  # the newest sample at least a window old, so the rate covers a full window

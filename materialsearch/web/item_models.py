@@ -8,12 +8,14 @@ import datetime as dt
 import os
 from typing import Annotated, Any, Literal
 
-from flask import url_for
+from flask import current_app, url_for
 from pydantic import BaseModel, Field
 
 from materialsearch.application import FoundItem, ItemEntry, Reindexing
 from materialsearch.web.models import BROWSER_IMAGE_EXTENSIONS, Body, ItemKind, OptionalName
 from materialsearch.web.people_models import FaceView
+
+ANIMATABLE_EXTENSIONS = {"gif", "webp"}  # the viewer shows these as they are (a rendition would stop them)
 
 
 class Location(Body):
@@ -43,7 +45,19 @@ class ItemView(Body):
     thumbnail_url: Annotated[str, Field(description="JPEG thumbnail (cacheable; versioned by `v`).")]
     file_url: Annotated[str, Field(description="The original file.")]
     view_url: Annotated[
-        str, Field(description="What a browser should show large: the original, or a JPEG preview for HEIC/TIFF.")
+        str,
+        Field(
+            description="What a browser should show large: a screen-sized JPEG rendition (long side "
+            "MS_PREVIEW_SIZE, cached like thumbnails) for photos larger than that and for HEIC/TIFF, else the "
+            "original (a GIF or WebP always: it may move)."
+        ),
+    ]
+    zoom_url: Annotated[
+        str,
+        Field(
+            description="What to load once the picture is zoomed in: the original when browsers show it, else "
+            "`view_url`."
+        ),
     ]
     duration: Annotated[float | None, Field(ge=0, description="Videos: length in seconds.")] = None
     playable: Annotated[bool, Field(description="Videos: whether browsers play the original as is.")] = None
@@ -90,6 +104,8 @@ class ItemView(Body):
             if entry.raw is not None:
                 extra["raw_url"] = url_for("api.item_file", item_id=entry.raw.id)
         shown = ext in BROWSER_IMAGE_EXTENSIONS or item.kind == "video"
+        preview_url = url_for("api.item_preview", item_id=item.id, v=version)
+        view_url = file_url if shown and not _larger_than_a_screen(item, ext) else preview_url
         return {
             "id": item.id,
             "path": item.path,
@@ -101,7 +117,8 @@ class ItemView(Body):
             "size": item.size,
             "thumbnail_url": url_for("api.item_thumbnail", item_id=item.id, v=version),
             "file_url": file_url,
-            "view_url": file_url if shown else url_for("api.item_preview", item_id=item.id, v=version),
+            "view_url": view_url,
+            "zoom_url": file_url if shown else preview_url,
             **extra,
             **({"tags": list(entry.tags)} if entry.tags is not None else {}),
             **({"location": entry.location} if entry.location else {}),
@@ -111,6 +128,15 @@ class ItemView(Body):
     def of(cls, entry: ItemEntry) -> ItemView:
         """The public view of an entry's item."""
         return cls(**cls.fields_of(entry))
+
+
+def _larger_than_a_screen(item, ext: str) -> bool:
+    """A still photo whose long side exceeds MS_PREVIEW_SIZE: the viewer shows its rendition (a 12 MP JPEG is
+    ~3 MB, a 200 MP one takes seconds to decode), the original only on zoom. GIF and WebP may move: never."""
+    if item.kind == "video" or ext in ANIMATABLE_EXTENSIONS:
+        return False
+    preview_size = current_app.extensions["materialsearch"].settings.preview_size
+    return max(item.width or 0, item.height or 0) > preview_size
 
 
 class SearchHit(ItemView):
@@ -281,6 +307,14 @@ class SearchResult(Body):
     understood: Annotated[
         UnderstoodQuery, Field(description="What `q` was read as (present when `q` was given and `parse` is on).")
     ] = None
+    scores: Annotated[
+        Literal["similarity", "name", "none"],
+        Field(
+            description="What each result's `score` is: `similarity` (the cosine between the query and the item, "
+            "−1 to 1), `name` (how well the file name matches: 1 exact, 0.75 prefix, 0.5 a word, 0.25 inside) or "
+            "`none` (the filters alone answered, newest first: the score means nothing)."
+        ),
+    ] = "similarity"
 
 
 class ItemList(Body):

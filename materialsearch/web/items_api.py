@@ -162,7 +162,10 @@ def item_motion(item_id: int, query: Version):
     HTTP_304=(None, NOT_MODIFIED),
 )
 def item_preview(item_id: int, query: Version):
-    """A large JPEG rendition (for HEIC/TIFF, which browsers cannot show)"""
+    """A screen-sized JPEG rendition (long side MS_PREVIEW_SIZE): what the viewer shows of photos larger than
+    that and of HEIC/TIFF, which browsers cannot show
+
+    Made on first request and cached under the data dir, shared by copies of the same file."""
     return send(use_cases().item_files.preview(item_id))
 
 

@@ -19,7 +19,10 @@ from materialsearch.web.spec import TAGS, Responses, api_spec
 
 def _result(answer: SearchAnswer) -> SearchResult:
     body = SearchResult(
-        results=[SearchHit.of_found(found) for found in answer.results], total=answer.total, took_ms=answer.took_ms
+        results=[SearchHit.of_found(found) for found in answer.results],
+        total=answer.total,
+        took_ms=answer.took_ms,
+        scores=answer.scores,
     )
     if answer.more is not None:
         body.more = answer.more

@@ -1,5 +1,5 @@
-/* One result card (<template id="result-card">): thumbnail, score, badges, stack count, selection tick, and clicks. */
-import { formatDate, formatNumber, formatScore, formatSpan } from "./format.js";
+/* One result card (<template id="result-card">): thumbnail (no score: the viewer explains it), badges, stack count, selection tick, and clicks. */
+import { formatDate, formatNumber, formatSpan } from "./format.js";
 import { t } from "./i18n.js";
 import { isSelected } from "./selection.js";
 import { isMoment, resultKey } from "./state.js";
@@ -18,11 +18,6 @@ export function resultCard(item, index) {
   img.alt = item.name;
   img.src = item.thumbnail_url;
   img.addEventListener("error", () => card.classList.add("thumb-broken"), { once: true });
-  const score = card.querySelector(".result-score");
-  if (typeof item.score === "number") {
-    score.title = t("score_title");
-    score.textContent = formatScore(item.score);
-  } else score.remove(); // the timeline has no scores
   renderBadge(card.querySelector(".result-badge"), item, open);
   const stack = card.querySelector(".result-stack");
   if (item.stack_size > 1) {

@@ -1,7 +1,7 @@
 /* The filters panel: its values (checked before sending) as API parameters, the "n active" badge, and re-running. */
 import { t } from "./i18n.js";
 import { appendPersonParams, setPersonFilter } from "./personfilter.js";
-import { appendTagParams } from "./tags.js";
+import { activeTagNames, appendTagParams, setTags, tagKeys } from "./tags.js";
 
 const TYPING_MS = 400; // a typed filter applies once typing pauses this long
 const MIN_SCORE = -1; // cosine similarity bounds
@@ -25,6 +25,7 @@ const el = {
 const FIELDS = { folder: el.folder, path: el.path, name: el.name, date_from: el.from, date_to: el.to, kind: el.kind,
   min_score: el.minScore };
 const TIMELINE_FIELDS = ["folder", "path", "date_from", "date_to", "kind"]; // what narrows a timeline
+const WIDE_SCREEN = "(min-width: 700px)"; // the filters panel may open by itself above the results
 
 /** The filters that are set, as API parameters (for the timeline: only those that narrow it). */
 export function filterParams(timeline) {
@@ -53,7 +54,8 @@ export function excludedWords(text) {
   return text.split(/[,，\s]+/).map((word) => word.replace(/^-/, "").trim()).filter(Boolean);
 }
 
-/** The filters as they appear in the address (the exclusions typed in the panel as one value). */
+/** The filters as they appear in the address (the exclusions typed in the panel as one value; the place and
+ * the tags picked outside the panel too, so a reload keeps them). */
 export function filterState() {
   const params = new URLSearchParams();
   for (const [key, input] of Object.entries(FIELDS)) {
@@ -61,17 +63,36 @@ export function filterState() {
     if (value && !(key === "kind" && value === "all")) params.set(key, value);
   }
   if (el.exclude.value.trim()) params.set("exclude", el.exclude.value.trim());
+  if (el.place.value.trim()) params.set("place", el.place.value.trim());
+  for (const key of tagKeys()) params.append("tag", key);
   return params;
 }
 
-/** Put the values of an address's parameters into the panel (missing ones are cleared). */
+/** Put the values of an address's parameters into the panel (missing ones are cleared). The panel opens on a wide
+ * screen only: on a phone it would push every result off the screen (the badge and the title say what is set). */
 export function setFilters(params) {
   for (const [key, input] of Object.entries(FIELDS)) input.value = params.get(key) || (key === "kind" ? "all" : "");
   el.exclude.value = params.get("exclude") || "";
   setPersonFilter(params);
-  if ([...filterState().keys()].length) el.panel.open = true;
+  el.place.value = params.get("place") || "";
+  setTags(params.getAll("tag"));
+  const inPanel = [...filterState().keys()].some((key) => key !== "tag");
+  if (inPanel && window.matchMedia(WIDE_SCREEN).matches) el.panel.open = true;
   renderFilterBadge();
   showProblem(null);
+}
+
+/** What narrows the timeline, in words ("United Kingdom", a tag's name, "Videos", a date range, a folder). */
+export function describeFilters() {
+  const words = [];
+  const place = el.place.value.trim();
+  if (place) words.push(place);
+  words.push(...activeTagNames().map((name) => `#${name}`));
+  if (el.kind.value !== "all") words.push(t(`kind_${el.kind.value}`));
+  if (el.from.value || el.to.value) words.push(`${el.from.value || "…"} – ${el.to.value || "…"}`);
+  const folder = el.folder.value || el.path.value.trim();
+  if (folder) words.push(folder);
+  return words;
 }
 
 /** Why the filters cannot be sent (in words for people, never the API's parameter names), or null. */
@@ -96,7 +117,7 @@ function showProblem(problem) {
 }
 
 export function renderFilterBadge() {
-  const count = [...filterState().keys()].length;
+  const count = [...filterState().keys()].length; // each tag counts
   el.badge.hidden = count === 0;
   el.badge.textContent = count ? t("filters_active", { n: count }) : "";
 }
@@ -148,6 +169,7 @@ export function bindFilters(changed) {
   el.reset.addEventListener("click", () => {
     for (const input of [el.folder, el.path, el.name, el.exclude, el.from, el.to, el.minScore, el.place]) input.value = "";
     el.kind.value = "all";
+    setTags([]); // the tags picked in the tag browser are filters too
     apply();
   });
 }

@@ -5,6 +5,7 @@ import { CODE_STRINGS } from "./strings-codes.js";
 import { PEOPLE_STRINGS } from "./strings-people.js";
 import { PLACE_STRINGS } from "./strings-places.js";
 import { UNDERSTOOD_STRINGS } from "./strings-understood.js";
+import { VIEW_STRINGS } from "./strings-view.js";
 
 // One table per language, from the files that hold the strings by feature.
 const TABLES = Object.fromEntries(
@@ -17,6 +18,7 @@ const TABLES = Object.fromEntries(
       ...PEOPLE_STRINGS[language],
       ...PLACE_STRINGS[language],
       ...UNDERSTOOD_STRINGS[language],
+      ...VIEW_STRINGS[language],
     },
   ]),
 );

@@ -6,6 +6,7 @@ import { bindErrors, errorsAreOpen, renderErrors } from "./errors.js";
 import { bindFilters, renderFilterBadge } from "./filters.js";
 import { loadFolders } from "./folders.js";
 import { registerServiceWorker } from "./install.js";
+import { bindLive, followIndex, renderHidden, showHiddenCount } from "./live.js";
 import { currentLanguage, initialLanguage, setLanguage, t } from "./i18n.js";
 import { bindOptions, renderOptions } from "./options.js";
 import { bindPersonFilter, renderPersonFilter } from "./personfilter.js";
@@ -36,6 +37,7 @@ function renderAll() {
   renderSelection();
   renderStatus();
   renderTagBrowser();
+  renderHidden();
   if (viewerIsOpen()) renderViewer("keep");
   if (errorsAreOpen()) renderErrors();
   if (placesAreOpen()) renderPlaces();
@@ -49,6 +51,7 @@ function switchLanguage(lang, remember) {
 // Filters, sort or cut changed: the same query again (the timeline too), the address replaced.
 function narrowed() {
   clearSelection();
+  renderFilterBadge(); // a tag or a place picked outside the panel counts too
   state.query = currentQuery();
   runSearch(false);
   saveLocation(false);
@@ -78,7 +81,8 @@ function bind() {
   bindTags({ changed: narrowed });
   bindErrors();
   bindPlaces();
-  bindScan();
+  bindScan(followIndex);
+  bindLive(() => runSearch(false));
   bindDropAndPaste();
   document.getElementById("lang-toggle").addEventListener("click", () => {
     switchLanguage(currentLanguage() === "zh" ? "en" : "zh", true);
@@ -129,4 +133,5 @@ switchLanguage(initialLanguage(), false);
 noticeRefusedDownload();
 refreshStatus();
 loadFolders();
+showHiddenCount();
 takeSharedPicture().then((shared) => shared || restoreFromLocation());

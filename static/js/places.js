@@ -94,13 +94,14 @@ function countButton(label, count, place) {
 function countryRow(country) {
   const row = document.createElement("li");
   row.className = "place-country";
-  row.append(countButton(nameOf(country.name, country.name_zh), country.count, country.code));
+  const countryName = nameOf(country.name, country.name_zh);
+  row.append(countButton(countryName, country.count, countryName)); // the filter takes names: the field shows it
   const cities = document.createElement("ul");
   cities.className = "place-cities";
   for (const city of country.cities) {
     const item = document.createElement("li");
     const label = nameOf(city.city, city.city_zh);
-    item.append(countButton(city.region ? `${label} · ${city.region}` : label, city.count, city.city));
+    item.append(countButton(city.region ? `${label} · ${city.region}` : label, city.count, label));
     cities.append(item);
   }
   row.append(cities);
@@ -155,7 +156,7 @@ async function showMap(data) {
       const label = nameOf(city.city, city.city_zh);
       L.circleMarker([city.latitude, city.longitude], { radius, className: "place-marker" })
         .bindTooltip(`${label} (${formatNumber(city.count)})`)
-        .on("click", () => pickPlace(city.city))
+        .on("click", () => pickPlace(label))
         .addTo(places.markers);
       points.push([city.latitude, city.longitude]);
     }

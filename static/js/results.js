@@ -1,5 +1,6 @@
 /* The results panel: its title, count, message, "Load more" (or scrolling), and the search's grid of cards. */
 import { resultCard } from "./cards.js";
+import { describeFilters } from "./filters.js";
 import { formatNumber } from "./format.js";
 import { t } from "./i18n.js";
 import { renderOptions } from "./options.js";
@@ -37,6 +38,7 @@ export function bindResults({ loadMore }) {
 /** clear: rebuild every card; fromIndex: append the cards from there on; neither: cards stay as they are. */
 export function renderResults(clear, fromIndex) {
   el.title.textContent = resultsTitle(state.query);
+  document.body.classList.toggle("has-query", Boolean(state.query)); // a phone puts the results first (view.css)
   el.list.hidden = !state.query; // without a query the timeline shows instead
   el.list.setAttribute("aria-busy", state.loading ? "true" : "false");
   el.list.classList.toggle("is-stale", state.loading && !state.appending);
@@ -65,9 +67,14 @@ export function renderMessage() {
   if (state.error) {
     showMessage(t("search_failed"), state.error, "error");
   } else if (!state.query && state.results.length === 0 && counts && indexedCount(counts) === 0) {
-    showMessage(t("empty_index_title"), scanning ? "" : t("empty_index_text"));
+    showMessage(t("empty_index_title"), scanning ? t("empty_index_scanning") : t("empty_index_text"));
   } else if (!state.query && (state.loading || !counts || state.results.length > 0)) {
     el.message.hidden = true; // the timeline (or its placeholders) shows
+  } else if (!state.query) {
+    // An empty timeline although items are indexed: filters leave nothing, or it loads again (live.js) — never
+    // "No matches, try other words" where nothing was searched.
+    if (describeFilters().length) showMessage(t("no_filtered_items"), t("no_filtered_items_text"));
+    else el.message.hidden = true;
   } else if (state.loading && state.results.length === 0) {
     showMessage(t("searching"), "", "loading");
   } else if (!state.loading && state.results.length === 0) {
@@ -79,7 +86,10 @@ export function renderMessage() {
 }
 
 function resultsTitle(query) {
-  if (!query) return t("timeline_title");
+  if (!query) {
+    const narrowed = describeFilters(); // a place, tags or other filters narrow the timeline: the title says so
+    return narrowed.length ? t("timeline_filtered", { filters: narrowed.join(" · ") }) : t("timeline_title");
+  }
   if (query.mode === "name") return t("results_for_name", { name: query.name });
   if (query.mode === "text") return t("results_for_text", { q: query.raw || query.q }); // -words as typed
   if (query.mode === "like") return t("results_similar", { name: query.like.name });

@@ -30,8 +30,11 @@ const el = {
 let statusError = null; // why the last poll failed
 let pollTimer = null;
 let wasScanning = false; // so the end of a scan is announced once
+let polled = () => {}; // told after each status poll
 
-export function bindScan() {
+/** `answered()` runs after each status poll (the timeline follows the indexed count). */
+export function bindScan(answered) {
+  if (answered) polled = answered;
   el.scan.addEventListener("click", startScan);
   el.pause.addEventListener("click", () => controlScan("pause", el.pause, "scan_paused"));
   el.resume.addEventListener("click", () => controlScan("resume", el.resume, "scan_resumed"));
@@ -59,6 +62,7 @@ export async function refreshStatus() {
   if (!statusError) wasScanning = active;
   renderStatus();
   renderMessage();
+  polled();
   let delay = active ? POLL_SCANNING_MS : POLL_IDLE_MS;
   if (statusError) delay = POLL_FAILED_MS;
   else if (document.hidden && !active) delay = POLL_HIDDEN_MS;

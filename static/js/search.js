@@ -1,5 +1,6 @@
 /* Running the current query: /api/search (pages by offset) or, with no query, the timeline (/api/items by cursor). */
 import { fetchJson } from "./api.js";
+import { timelineLoaded } from "./live.js";
 import { filterParams, filterProblem } from "./filters.js";
 import { optionParams } from "./options.js";
 import { renderResults } from "./results.js";
@@ -9,12 +10,46 @@ import { renderUnderstood } from "./understood.js";
 
 let controller = null; // aborts the search in flight when a newer one starts
 let seq = 0; // only the newest search may write its answer
+let shownTimeline = false; // the results shown are the timeline's
+let keptTimeline = null; // the timeline as a search replaced it (its pages and scroll), for Back to return to
+
+// What the timeline shown depends on: its filters and order.
+const timelineKey = () => `${filterParams(true)}&${optionParams(null)}`;
+
+// A search replaces the timeline: keep it, so that Back shows it again where it was (not from its first page).
+function keepTimeline() {
+  if (!shownTimeline || !state.results.length) return;
+  const { results, nextCursor, total, timelineIndexed } = state;
+  keptTimeline = { key: timelineKey(), results, nextCursor, total, timelineIndexed, scrollY: window.scrollY };
+}
+
+// Back to the timeline a search replaced: shown again as it was, scrolled where it was; true when it was.
+function restoreTimeline() {
+  const kept = keptTimeline;
+  keptTimeline = null;
+  if (!kept || kept.key !== timelineKey()) return false;
+  seq += 1;
+  Object.assign(state, { results: kept.results, nextCursor: kept.nextCursor, total: kept.total, loading: false,
+    timelineIndexed: kept.timelineIndexed, error: null, understood: null, scores: null, viewerIndex: -1 });
+  shownTimeline = true;
+  render(true);
+  // Instant, now and once laid out: it also stops a smooth scroll to the top still running from the search.
+  const back = () => window.scrollTo({ top: kept.scrollY, behavior: "instant" });
+  back();
+  requestAnimationFrame(back);
+  return true;
+}
 
 /** Search for state.query (the timeline when there is none): a fresh first page, or (append) the next page. */
 export async function runSearch(append) {
   const query = state.query;
   if (append && !(query ? state.results.length < state.total : state.nextCursor)) return;
   if (controller) controller.abort();
+  if (!append && query) {
+    keepTimeline();
+    shownTimeline = false; // from now on (not once it answers: Back may come first)
+  }
+  if (!append && !query && !shownTimeline && restoreTimeline()) return;
   if (filterProblem()) {
     // Checked here, said in the page's words: nothing is sent that the API would refuse.
     seq += 1;
@@ -36,6 +71,7 @@ export async function runSearch(append) {
     else if (query.mode === "stack") data = await fetchStack(query.stack.id, mine.signal);
     else data = await fetchPage(query, append ? state.results.length : 0, mine.signal);
     if (current !== seq) return;
+    if (!query) shownTimeline = true;
     const incoming = data.results || [];
     state.loading = false;
     state.tookMs = data.took_ms == null ? null : data.took_ms;
@@ -49,8 +85,10 @@ export async function runSearch(append) {
     } else {
       state.results = incoming;
       state.understood = data.understood || null;
+      state.scores = query ? data.scores || null : null; // what each result's score means (scores.js)
       state.total = Math.max(data.total || 0, incoming.length);
       state.viewerIndex = -1;
+      if (!query) timelineLoaded();
       render(true);
       if (typeof data.more === "number") state.moreCount = data.more; // the server's estimate
       else if (query && query.mode !== "stack") countHidden(query, current);

@@ -10,8 +10,10 @@ export const state = {
   // (a file name alone) | {mode: "like", like: {id, name, thumb, t}}; null: the timeline.
   query: null,
   nextCursor: null, // the timeline's next page
+  timelineIndexed: null, // how many items were indexed when the timeline shown was loaded
   moreCount: null, // with "good matches only": how many more "all" would show
   results: [],
+  scores: null, // what the search's scores mean: "similarity", "name" or "none" (its `scores`)
   understood: null, // what the server read in the sentence (its `understood`), for the chips
   total: 0,
   tookMs: null,

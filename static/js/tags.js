@@ -9,7 +9,6 @@ const el = {
   browser: document.getElementById("tag-browser"),
   query: document.getElementById("query"),
   form: document.getElementById("search-form"),
-  reset: document.getElementById("reset-filters"),
   viewer: document.getElementById("viewer"),
 };
 const byKey = new Map(); // key → {key, zh, en, count}
@@ -25,11 +24,6 @@ const tagName = (key) => {
 /** `changed()` runs after the tag filter changed while a query is shown (without one, the tag's name is searched). */
 export function bindTags({ changed }) {
   onChange = changed;
-  el.reset.addEventListener("click", () => {
-    if (!active.size) return;
-    active.clear();
-    renderTagBrowser();
-  });
   document.addEventListener("click", (event) => {
     const chip = event.target.closest("[data-tag]");
     if (!chip) return;
@@ -65,6 +59,19 @@ function toggleTag(key, on) {
 /** The tag= parameters of the filter. */
 export function appendTagParams(params) {
   for (const key of active) params.append("tag", key);
+}
+
+/** The active tags' keys. */
+export const tagKeys = () => [...active];
+
+/** The active tags' names, in the page's language (for the title of a narrowed timeline). */
+export const activeTagNames = () => [...active].map(tagName);
+
+/** The tag filter the address asks for (a reload, Back, a shared link). */
+export function setTags(keys) {
+  active.clear();
+  for (const key of keys) if (key) active.add(key);
+  renderTagBrowser();
 }
 
 function chip(key, count) {

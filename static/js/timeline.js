@@ -5,6 +5,8 @@ import { state } from "./state.js";
 
 const PLACEHOLDER_ROWS = 1; // rows of grey cards shown where the next page will appear while it loads
 const SCROLL_AHEAD = "150%"; // the next page is asked for this far (of a screen) before the end shows
+const SCRUBBER_MARGIN_PX = 12; // the scrubber's distance from the screen's top and bottom edges
+const SCRUBBER_ROOM_PX = 180; // less room than this beside the timeline: the scrubber waits until it scrolls up
 const el = {
   panel: document.getElementById("timeline"),
   groups: document.getElementById("timeline-groups"),
@@ -29,10 +31,18 @@ export function bindTimeline(more) {
     { rootMargin: `0px 0px ${SCROLL_AHEAD} 0px` },
   );
   observer.observe(el.sentinel);
-  // The scrubber shows beside the timeline only: not over the search box and status above it.
-  const dock = () => el.scrubber.classList.toggle("is-away", el.panel.getBoundingClientRect().top > innerHeight / 2);
+  // The scrubber shows beside the timeline only, its top never above the timeline's: never over the search box,
+  // the filters or the status line ("Scan now") above it.
+  const dock = () => {
+    const top = Math.max(SCRUBBER_MARGIN_PX, el.panel.getBoundingClientRect().top);
+    const room = innerHeight - top - SCRUBBER_MARGIN_PX;
+    el.scrubber.classList.toggle("is-away", room < SCRUBBER_ROOM_PX);
+    el.scrubber.style.top = `${Math.round(top)}px`;
+    el.scrubber.style.maxHeight = `${Math.round(room)}px`;
+  };
   window.addEventListener("scroll", dock, { passive: true });
   window.addEventListener("resize", dock);
+  new ResizeObserver(dock).observe(document.body); // the filters opening moves the timeline without a scroll
   dockScrubber = dock;
   el.scrubber.addEventListener("click", (event) => {
     const button = event.target.closest("[data-month]");

@@ -11,6 +11,8 @@ import { toast } from "./toast.js";
 import { saveLocation, setView } from "./urlstate.js";
 import { playVideo, stopVideo, videoTime } from "./videoplay.js";
 import { renderDetails } from "./viewerinfo.js";
+import { besidePicture, bindPicture, clearPicture, pictureGesture, renderPictureTools, showPicture } from "./viewerpicture.js";
+import { renderScore } from "./scores.js";
 
 const SWIPE_PX = 50; // a horizontal drag this long on the picture steps to the next or previous result
 const TIME_SAVE_MS = 1000; // how often a playing video's time is written into the address
@@ -52,13 +54,14 @@ export function bindViewer() {
   });
   el.similar.addEventListener("click", () => {
     const item = current();
+    pushed = false; // no going back over the viewer's entry: it would undo the search that follows (a race)
     closeViewer(false);
     if (item) startLike(item);
   });
   el.dialog.addEventListener("close", onViewerClosed);
   el.dialog.addEventListener("click", (event) => {
     // Clicks on the backdrop land on the dialog itself; clicks beside the picture land on the stage.
-    if (event.target === el.dialog || event.target === el.stage) closeViewer(false);
+    if (event.target === el.dialog || besidePicture(event)) closeViewer(false);
   });
   el.dialog.addEventListener("keydown", (event) => {
     if (event.target === el.video) return; // arrows seek the video
@@ -78,6 +81,7 @@ export function bindViewer() {
     const dx = event.clientX - swipe.x;
     const dy = event.clientY - swipe.y;
     swipe = null;
+    if (pictureGesture()) return; // a pinch, or a pan of the zoomed picture
     if (Math.abs(dx) >= SWIPE_PX && Math.abs(dx) > 2 * Math.abs(dy)) stepViewer(dx < 0 ? 1 : -1);
   });
   el.stage.addEventListener("pointercancel", () => {
@@ -90,8 +94,7 @@ export function bindViewer() {
     rememberView();
   });
   el.video.addEventListener("pause", rememberView);
-  el.image.addEventListener("load", () => el.image.classList.remove("is-loading"));
-  el.image.addEventListener("error", () => el.image.classList.remove("is-loading"));
+  bindPicture();
 }
 
 // The address says which item is open and, for a video, where it plays.
@@ -137,18 +140,20 @@ export function renderViewer(from) {
     el.clip.setAttribute("download", "");
   }
   if (isVideo) {
+    clearPicture();
     el.image.removeAttribute("src");
     if (from !== "keep") playVideo(item, typeof from === "number" ? from : null);
   } else {
     stopVideo();
-    el.image.classList.add("is-loading");
-    el.image.alt = item.name;
-    el.image.src = item.view_url;
+    showPicture(item);
   }
+  renderPictureTools();
   renderDetails(item);
+  renderScore(el.details, item);
   showItemText(item, isVideo ? null : el.image, el.details);
   showFaces(item, isVideo ? null : el.image);
   el.original.href = item.file_url;
+  el.original.hidden = isVideo ? !item.playable : item.zoom_url !== item.file_url; // else it would only download
   el.download.href = item.file_url;
   el.download.setAttribute("download", item.name);
   const standalone = state.viewerIndex < 0;
@@ -206,6 +211,7 @@ export function closeViewer(fromHistory) {
 function onViewerClosed() {
   clearItemText();
   clearFaces();
+  clearPicture();
   stopVideo();
   setView(null);
   if (pushed) {

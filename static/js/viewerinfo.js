@@ -1,6 +1,6 @@
 /* The large view's side panel: file details, camera information (EXIF) and place, fetched from GET /api/items/ID. */
 import { fetchJson } from "./api.js";
-import { formatBytes, formatClock, formatDate, formatNumber, formatScore, formatSpan } from "./format.js";
+import { formatBytes, formatClock, formatDate, formatNumber, formatSpan } from "./format.js";
 import { t } from "./i18n.js";
 import { placeLabel } from "./places.js";
 import { isMoment } from "./state.js";
@@ -27,7 +27,6 @@ export function renderDetails(item) {
   row(t("detail_date"), formatDate(item.taken_at, true));
   row(t("detail_size"), formatBytes(item.size));
   if (item.width && item.height) row(t("detail_dimensions"), `${item.width} × ${item.height}`);
-  if (typeof item.score === "number") row(t("detail_score"), formatScore(item.score));
   if (isVideo) row(t("detail_kind"), t("detail_video")); // one video: "Video", not the filter's "Videos"
   if (isVideo && typeof item.duration === "number") row(t("detail_duration"), formatClock(item.duration));
   if (isMoment(item)) row(t("detail_moment"), formatSpan(item.start, item.end));
