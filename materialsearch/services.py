@@ -74,11 +74,11 @@ class Services:
         else:
             refusal = None if self.owner else "opened read-only: this process does not scan"
         labels = label_set(settings.tags_file, settings.tags_replace)  # a bad MS_TAGS_FILE fails before opening
-        store = Catalog.open_store(settings.data_dir)
+        store = Catalog.open_store(settings.data_dir, settings.database_url)
         try:
             self.encoder = encoder or make_encoder(settings)
             model = self.encoder.describe()  # loads it: a model that cannot load fails the start here
-            index = Catalog.vector_index(settings.data_dir, model.dim, model.identity, settings)
+            index = Catalog.vector_index(settings.data_dir, model.dim, model.identity, settings, store)
             self.catalog = Catalog(store, index, owner=self.owner)
             self.model_change = self.catalog.open()
         except BaseException:

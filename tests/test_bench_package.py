@@ -26,6 +26,7 @@ SCRIPTS = (
     "bench_browse",
     "bench_places",
     "bench_understand",
+    "bench_postgres",
 )
 PRODUCT_MODULES = {"materialsearch", "config", "app"}
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 from materialsearch.catalog.ownership import DataDirLock
+from materialsearch.catalog.pg_vectors import PgVectorIndex, PgVectorSearch
 from materialsearch.catalog.records import ItemRecord
 from materialsearch.catalog.store import DB_FILENAME, Store
 from materialsearch.catalog.vector_index import VectorIndex
@@ -38,11 +39,11 @@ class Catalog:
     loads or rebuilds in memory.
     """
 
-    def __init__(self, store: Store, index: VectorIndex, *, owner: bool = True):
+    def __init__(self, store: Store, index: VectorIndex | PgVectorIndex, *, owner: bool = True):
         self.store = store
         self.index = index
         self.owner = owner
-        self.vectors = VectorSearch(store, index)
+        self.vectors = PgVectorSearch(store, index) if isinstance(index, PgVectorIndex) else VectorSearch(store, index)
 
     @staticmethod
     def ownership(data_dir: str) -> DataDirLock:
@@ -51,13 +52,19 @@ class Catalog:
         return DataDirLock(data_dir)
 
     @staticmethod
-    def open_store(data_dir: str) -> Store:
-        """The data dir's database, brought to the current schema (a newer one is refused)."""
-        return Store(os.path.join(data_dir, DB_FILENAME))
+    def open_store(data_dir: str, database_url: str = "") -> Store:
+        """The catalog's database, brought to the current schema (a newer one is refused): the data dir's SQLite
+        file, or the PostgreSQL database ``database_url`` names (``MS_DATABASE_URL``)."""
+        return Store(database_url or os.path.join(data_dir, DB_FILENAME))
 
     @staticmethod
-    def vector_index(data_dir: str, dim: int, identity: str, settings) -> VectorIndex:
-        """The data dir's vector index for a model (``identity``, ``dim``), laid out as the settings say."""
+    def vector_index(
+        data_dir: str, dim: int, identity: str, settings, store: Store | None = None
+    ) -> VectorIndex | PgVectorIndex:
+        """The vector index for a model (``identity``, ``dim``), laid out as the settings say: the data dir's FAISS
+        file, or on a PostgreSQL ``store`` its pgvector column (HNSW above the threshold)."""
+        if store is not None and store.postgres:
+            return PgVectorIndex(store, dim, identity, kind=settings.index_kind, ann_threshold=settings.ann_threshold)
         return VectorIndex(
             os.path.join(data_dir, INDEX_FILENAME),
             dim,
@@ -119,7 +126,7 @@ class Catalog:
         previous = self.store.get_meta(MODEL_IDENTITY_KEY)
         change = None
         if previous is not None and previous != identity:
-            data_dir = os.path.dirname(os.path.abspath(self.store.path))
+            data_dir = self.store.location
             if not self.owner:
                 raise ModelError(
                     f"{data_dir} holds vectors of another model ({previous.split('|')[0]}); only the "

@@ -9,8 +9,64 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, text
+import numpy as np
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, UserDefinedType
+
+# 64-bit integers (sizes, mtimes in ns, hashes): SQLite's INTEGER is 64-bit already; PostgreSQL's is 32.
+BigInt = Integer().with_variant(BigInteger(), "postgresql")
+
+
+class PgVector(UserDefinedType):
+    """pgvector's ``vector`` type (``dim`` None: any dimension, as the column is declared; the index and the queries
+    cast to the model's dimension)."""
+
+    cache_ok = True
+
+    def __init__(self, dim: int | None = None):
+        self.dim = dim
+
+    def get_col_spec(self, **_kw) -> str:
+        return "vector" if self.dim is None else f"vector({int(self.dim)})"
+
+
+def vector_literal(vector) -> str:
+    """A float32 vector as pgvector's text form (each float32 written exactly: it reads back bit for bit)."""
+    return "[" + ",".join(map(repr, np.asarray(vector, dtype=np.float32).tolist())) + "]"
+
+
+class Embedding(TypeDecorator):
+    """A vector as float32 little-endian bytes to the catalog's code: a BLOB on SQLite, a pgvector ``vector`` on
+    PostgreSQL (converted at the driver; SQLite's path has no conversion at all)."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        return dialect.type_descriptor(PgVector() if dialect.name == "postgresql" else LargeBinary())
+
+    def bind_processor(self, dialect):
+        if dialect.name != "postgresql":
+            return super().bind_processor(dialect)
+        return lambda value: None if value is None else vector_literal(np.frombuffer(value, dtype="<f4"))
+
+    def result_processor(self, dialect, coltype):
+        if dialect.name != "postgresql":
+            return super().result_processor(dialect, coltype)
+        return lambda value: None if value is None else np.array(value[1:-1].split(","), dtype="<f4").tobytes()
 
 
 class Base(DeclarativeBase):
@@ -36,8 +92,8 @@ class Item(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     path: Mapped[str] = mapped_column(Text, unique=True)
     kind: Mapped[str] = mapped_column(String(16))
-    size: Mapped[int] = mapped_column(Integer)
-    mtime_ns: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInt)
+    mtime_ns: Mapped[int] = mapped_column(BigInt)
     status: Mapped[str] = mapped_column(String(16), index=True)
     error: Mapped[str | None] = mapped_column(Text)
     content_hash: Mapped[str | None] = mapped_column(String(64))
@@ -52,7 +108,7 @@ class Item(Base):
     # Videos: the same-name photo that was considered as its Live Photo still when the video was scanned.
     pair_path: Mapped[str | None] = mapped_column(Text, index=True)
     # Photos: byte offset of the MP4 embedded in an Android motion photo.
-    motion_offset: Mapped[int | None] = mapped_column(Integer)
+    motion_offset: Mapped[int | None] = mapped_column(BigInt)
     # The stable code of ``error`` (errors.ProblemCode), for the UI to translate and scripts to branch on.
     error_code: Mapped[str | None] = mapped_column(String(32))
     # Places: GPS position (NULL when none or ignored, with ``location_note`` saying why), whether the file's
@@ -96,7 +152,7 @@ class Vector(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
     time_ms: Mapped[int | None] = mapped_column(Integer)
-    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    embedding: Mapped[bytes] = mapped_column(Embedding)
     __table_args__ = (Index("ix_vectors_item_id", "item_id"),)
 
 
@@ -141,8 +197,8 @@ class OcrState(Base):
     __tablename__ = "ocr_state"
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
     # The item's (size, mtime_ns) when it was read: a different pair means the text is of an older file.
-    size: Mapped[int] = mapped_column(Integer)
-    mtime_ns: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInt)
+    mtime_ns: Mapped[int] = mapped_column(BigInt)
     status: Mapped[str] = mapped_column(String(16))  # OcrOutcome: done | error
     error: Mapped[str | None] = mapped_column(Text)
     line_count: Mapped[int] = mapped_column(Integer)
@@ -169,7 +225,7 @@ class PerceptualHash(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
     time_ms: Mapped[int] = mapped_column(Integer, primary_key=True)
     rendition: Mapped[str] = mapped_column(String(64))
-    phash: Mapped[int] = mapped_column(Integer)  # the unsigned 64 bits stored as a signed SQLite integer
+    phash: Mapped[int] = mapped_column(BigInt)  # the unsigned 64 bits stored as a signed SQLite integer
 
 
 class Person(Base):
@@ -210,8 +266,8 @@ class FaceState(Base):
 
     __tablename__ = "face_state"
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
-    size: Mapped[int] = mapped_column(Integer)
-    mtime_ns: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInt)
+    mtime_ns: Mapped[int] = mapped_column(BigInt)
     model: Mapped[str] = mapped_column(String(96))
     face_count: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
