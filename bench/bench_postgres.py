@@ -24,11 +24,15 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+if not __package__:  # run as a file (python bench/bench_postgres.py): import from the repository root, as -m does
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import product
 from bench.common import cpu_model, log, percentiles
