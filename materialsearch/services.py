@@ -54,7 +54,7 @@ class Services:
         self.settings = settings
         configure_pillow()
         os.makedirs(settings.data_dir, exist_ok=True)
-        self.lock = Catalog.ownership(settings.data_dir)
+        self.lock = Catalog.ownership(settings.data_dir, settings.database_url)
         self.owner = claim and self.lock.acquire()
         self._closed = False
         self._pending_cache: tuple[float, int, tuple[bool, int]] | None = None
@@ -67,7 +67,8 @@ class Services:
     def _open(self, settings, encoder: Encoder | None, claim: bool) -> None:
         if claim and not self.owner:
             refusal = (
-                f"{self.lock.holder()} owns {settings.data_dir} and does its scanning (one scanner per data dir): "
+                f"{self.lock.holder()} owns {'the PostgreSQL catalog' if settings.database_url else settings.data_dir}"
+                " and does its scanning (one scanner per catalog): "
                 "scan through its web page or API, or stop it first"
             )
             log.warning("%s; this process only searches", refusal)

@@ -9,6 +9,7 @@ order, scores within 1e-4. The server is a real PostgreSQL 18 with pgvector 0.8.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from materialsearch.ocr.engine import OcrLine
@@ -177,3 +178,157 @@ def test_duplicates_and_hidden_items_agree(engines):
         params = {"q": sentence, "parse": "false"}
         _same(_ask(lite, "/api/search", params), _ask(pg, "/api/search", params), params)
     assert _ask(pg, "/api/status", {})["index"]["vectors"] == _ask(lite, "/api/status", {})["index"]["vectors"]
+
+
+def _clustered(n: int, dim: int, seed: int, draw: int = 0) -> np.ndarray:
+    """Unit vectors in 50 clusters inside a shared cone, like CLIP embeddings of a library (``bench.run.clustered``);
+    ``draw`` gives other points around the same centres (queries)."""
+    rng = np.random.default_rng(seed)
+    common = rng.normal(size=dim)
+    centres = common * 0.8 / np.linalg.norm(common) + rng.normal(size=(50, dim)) / np.sqrt(dim)
+    rng = np.random.default_rng([seed, draw])
+    points = centres[rng.integers(0, 50, n)] + rng.normal(size=(n, dim)) * (0.5 / np.sqrt(dim))
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_an_hnsw_index_answers_filtered_searches_in_one_statement(postgres):
+    """Past the threshold the catalog builds an HNSW index and the planner uses it; every filtered search gets its k
+    results whichever plan the planner picks for it (the HNSW scan with the filters checked as it goes, iterative
+    past ef_search, or filtering first and ranking the rest exactly), best first, near the exact answer (recall@10
+    ≥ 0.9; the bench measures it at 100k)."""
+    import datetime as dt
+
+    from sqlalchemy import event
+
+    from materialsearch.catalog.core import Catalog
+    from materialsearch.catalog.filters import Filters
+    from materialsearch.catalog.records import ItemRecord, ItemStatus, Kind
+    from materialsearch.catalog.store import Store
+
+    dim, n = 64, 3000
+    vectors = _clustered(n, dim, seed=1)
+    store = Store(postgres())
+    try:
+        records = [
+            ItemRecord(
+                path=f"/library/{i:05d}.jpg",
+                kind=Kind.IMAGE,
+                size=3_000_000_000 + i,  # past 32 bits: sizes and mtimes are 64-bit on PostgreSQL too
+                mtime_ns=1_700_000_000_000_000_000 + i,
+                status=ItemStatus.OK,
+                taken_at=dt.datetime(2020, 1, 1) + dt.timedelta(hours=i),
+                place_country="FR" if i % 20 == 0 else "GB",
+                vectors=[(None, vectors[i])],
+            )
+            for i in range(n)
+        ]
+        catalog = Catalog(store, Catalog.vector_index("", dim, "test|model", _Layout(ann_threshold=2000), store))
+        catalog.open()
+        assert catalog.index.layout == {"type": "flat"}  # nothing yet: exact
+        for start in range(0, n, 500):
+            catalog.apply(records[start : start + 500])
+        assert catalog.index.wait_for_build(120) and catalog.index.layout == {"type": "hnsw"}, catalog.index.build_error
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+        # At 3000 small vectors a sequential scan is cheaper and the planner takes it; at library scale it takes
+        # the index by itself (bench/bench_postgres.py). Told to prefer indexes, these connections show the HNSW
+        # path: the index scan with the filters, iterative past ef_search.
+        event.listen(store.engine, "connect", _prefer_indexes)
+        store.engine.dispose()
+        by_id = dict(zip(*_ids_and_rows(store), strict=True))
+        queries = _clustered(30, dim, seed=1, draw=1)
+        plans = {}
+        for filters, passing in (
+            (Filters(), lambda i: True),
+            (Filters(place="France"), lambda i: i % 20 == 0),
+            (Filters(date_from=dt.datetime(2020, 2, 1), date_to=dt.datetime(2020, 3, 1)), lambda i: 744 <= i <= 1440),
+            (Filters(date_from=dt.datetime(2020, 1, 1) + dt.timedelta(hours=1500)), lambda i: i >= 1500),
+        ):
+            rows = np.array([i for i in range(n) if passing(i)])
+            # The planner weighs the HNSW scan (filters checked as it goes) against filtering first and ranking
+            # the few rows left exactly; either way it is one statement.
+            plans[filters] = catalog.index.index_name in _plan(store, catalog, queries[0], filters)
+            hits = 0
+            for query in queries:
+                found = catalog.vectors.knn(query, 10, filters)
+                assert len(found) == 10, filters  # a filter keeping 5% does not starve the index scan
+                assert all(passing(by_id[int(v)]) for v in found.ids), filters
+                exact = rows[np.argsort(-(vectors[rows] @ query))[:10]]
+                hits += len({by_id[int(v)] for v in found.ids} & set(exact.tolist()))
+                assert np.all(np.diff(found.scores) <= 1e-6)  # best first
+            assert hits / (10 * len(queries)) >= 0.9, (filters, hits)
+        assert plans[Filters()] and sum(plans.values()) >= 2, plans  # the index answers, with a filter too
+    finally:
+        store.close()
+
+
+class _Layout:
+    """The index settings ``Catalog.vector_index`` reads."""
+
+    def __init__(self, ann_threshold: int):
+        self.index_kind, self.ann_threshold, self.ivf_nprobe, self.index_sq8 = "auto", ann_threshold, 32, False
+
+
+def _ids_and_rows(store) -> tuple[list[int], list[int]]:
+    """Vector ids and the row each came from (the item's path number)."""
+    with store.engine.connect() as conn:
+        pairs = conn.exec_driver_sql("SELECT v.id, i.path FROM vectors v JOIN items i ON i.id = v.item_id").all()
+    return [p[0] for p in pairs], [int(p[1].rsplit("/", 1)[1][:5]) for p in pairs]
+
+
+def _prefer_indexes(dbapi_connection, _record) -> None:
+    dbapi_connection.execute("SET enable_seqscan = off")
+    dbapi_connection.commit()
+
+
+def _plan(store, catalog, query, filters) -> str:
+    """The plan PostgreSQL makes for the catalog's nearest-neighbour statement."""
+    statement = catalog.vectors.knn_statement(query, 10, filters)
+    with store.engine.connect() as conn:
+        compiled = statement.compile(conn, compile_kwargs={"literal_binds": True})
+        return "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {compiled}"))
+
+
+def test_one_owner_per_catalog_across_instances(postgres, tiny_model, tmp_path):
+    """Two instances on one PostgreSQL catalog (each with its own data dir, as on two hosts): the first owns it
+    (scans, schedules), the second only searches and names the owner; when the first closes, the next one owns."""
+    from materialsearch.services import Services
+
+    url = postgres()
+    first = Services(settings_on(tmp_path / "a", tiny_model, database_url=url))
+    try:
+        second = Services(settings_on(tmp_path / "b", tiny_model, database_url=url))
+        try:
+            assert first.owner and not second.owner
+            assert "materialsearch" in second.scans.refusal and "pid" in second.scans.refusal, second.scans.refusal
+        finally:
+            second.close()
+    finally:
+        first.close()
+    third = Services(settings_on(tmp_path / "c", tiny_model, database_url=url))
+    try:
+        assert third.owner
+    finally:
+        third.close()
+
+
+def test_schema_versions_and_an_unreachable_server(postgres, tiny_model, tmp_path):
+    from sqlalchemy import text
+
+    from materialsearch.catalog import postgres as pg
+    from materialsearch.catalog.migrations import SchemaError
+    from materialsearch.catalog.store import Store
+
+    url = postgres()
+    Store(url).close()
+    store = Store(url)  # opened again: nothing to do
+    try:
+        with store.engine.begin() as conn:
+            assert conn.execute(text("SELECT version FROM schema_version")).scalar() == pg.VERSION
+            conn.execute(text("UPDATE schema_version SET version = :v"), {"v": pg.VERSION + 1})
+    finally:
+        store.close()
+    with pytest.raises(SchemaError, match="newer release"):
+        Store(url)
+    with pytest.raises(SchemaError, match="cannot use the catalog's database"):
+        Store("postgresql://postgres@127.0.0.1:1/nowhere")

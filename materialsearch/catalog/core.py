@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 
-from materialsearch.catalog.ownership import DataDirLock
+from materialsearch.catalog.ownership import DatabaseLock, DataDirLock
 from materialsearch.catalog.pg_vectors import PgVectorIndex, PgVectorSearch
 from materialsearch.catalog.records import ItemRecord
 from materialsearch.catalog.store import DB_FILENAME, Store
@@ -46,10 +46,10 @@ class Catalog:
         self.vectors = PgVectorSearch(store, index) if isinstance(index, PgVectorIndex) else VectorSearch(store, index)
 
     @staticmethod
-    def ownership(data_dir: str) -> DataDirLock:
-        """Who owns the data dir (scans, schedules, writes the index file): ask ``acquire()``. On SQLite a file lock
-        answers; a database server would answer with an advisory lock."""
-        return DataDirLock(data_dir)
+    def ownership(data_dir: str, database_url: str = "") -> DataDirLock:
+        """Who owns the catalog (scans, schedules, writes the index file): ask ``acquire()``. On SQLite the data
+        dir's file lock answers; on PostgreSQL that and an advisory lock in the database (one owner across hosts)."""
+        return DatabaseLock(data_dir, database_url) if database_url else DataDirLock(data_dir)
 
     @staticmethod
     def open_store(data_dir: str, database_url: str = "") -> Store:

@@ -174,12 +174,15 @@ class PgVectorSearch:
         """The ``k`` vectors most similar to ``vector`` among those passing ``filters``, best first."""
         if k <= 0:
             return Neighbours(np.empty(0, np.float32), np.empty(0, np.int64))
+        return self._neighbours(self.knn_statement(vector, k, filters))
+
+    def knn_statement(self, vector: np.ndarray, k: int, filters: Filters):
+        """The one statement ``knn`` runs: the inner query is what an HNSW index answers (ORDER BY the distance,
+        LIMIT, the filters checked on each candidate as the scan goes); the outer one orders the candidates
+        exactly, equal scores by id."""
         distance = self._distance(vector).label("distance")
-        # The inner query is what an HNSW index answers (ORDER BY the distance, LIMIT); the outer one orders the
-        # candidates exactly, equal scores by id.
         nearest = self._over(select(Vector.id.label("id"), distance), filters).order_by(distance).limit(k).subquery()
-        query = select(nearest.c.id, nearest.c.distance).order_by(nearest.c.distance, nearest.c.id)
-        return self._neighbours(query)
+        return select(nearest.c.id, nearest.c.distance).order_by(nearest.c.distance, nearest.c.id)
 
     def within(self, vector: np.ndarray, min_score: float, filters: Filters):
         """Every vector passing ``filters`` whose cosine with ``vector`` is at least ``min_score``, best first."""

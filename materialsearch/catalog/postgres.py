@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.schema import MetaData
 
 from materialsearch.catalog.migrations import SchemaError
@@ -155,6 +156,13 @@ VERSION = len(STEPS)
 def upgrade(engine: Engine, metadata: MetaData) -> int:
     """Bring the database to ``VERSION`` (creating the catalog in an empty one); returns the version it was at.
     SchemaError for a database written by a newer release."""
+    try:
+        return _upgrade(engine, metadata)
+    except OperationalError as error:
+        raise SchemaError(f"cannot use the catalog's database {redacted(str(engine.url))}: {error.orig}") from None
+
+
+def _upgrade(engine: Engine, metadata: MetaData) -> int:
     with engine.begin() as conn:
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
