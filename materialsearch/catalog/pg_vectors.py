@@ -24,7 +24,7 @@ import numpy as np
 from sqlalchemy import Float, cast, func, literal, select
 
 from materialsearch.catalog.filters import Filters, apply_filters
-from materialsearch.catalog.schema import Item, PgVector, Vector, vector_literal
+from materialsearch.catalog.schema import Item, PgVector, Vector
 from materialsearch.catalog.sql import stack_blobs
 from materialsearch.catalog.store import Store
 from materialsearch.catalog.vectors import Neighbours
@@ -157,7 +157,7 @@ class PgVectorSearch:
     def _distance(self, vector: np.ndarray):
         """pgvector's negative inner product of each stored vector with ``vector`` (the HNSW index's expression)."""
         dim = self._index.dim
-        query = cast(literal(vector_literal(np.asarray(vector).reshape(-1))), PgVector(dim))
+        query = cast(literal(np.asarray(vector, dtype="<f4").reshape(-1).tobytes(), PgVector()), PgVector(dim))
         return cast(Vector.embedding, PgVector(dim)).op("<#>", return_type=Float)(query)
 
     def _over(self, query, filters: Filters):

@@ -25,6 +25,7 @@ from sqlalchemy.schema import MetaData
 
 from materialsearch.catalog.migrations import SchemaError
 from materialsearch.catalog.records import ItemStatus
+from materialsearch.catalog.schema import VectorBinary
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,20 @@ def _session_settings(dbapi_connection, _record) -> None:
     with dbapi_connection.cursor() as cursor:
         cursor.execute("SET hnsw.iterative_scan = relaxed_order")
         cursor.execute(f"SET hnsw.ef_search = {HNSW_EF_SEARCH}")
+        oid = cursor.execute("SELECT to_regtype('vector')::oid").fetchone()[0]
     dbapi_connection.commit()
+    if oid is not None:  # None in a database the catalog has not created yet (``upgrade`` reconnects after)
+        from psycopg.adapt import Dumper
+        from psycopg.pq import Format
+
+        class VectorDumper(Dumper):
+            format = Format.BINARY
+
+            def dump(self, obj):
+                return bytes(obj)
+
+        VectorDumper.oid = oid
+        dbapi_connection.adapters.register_dumper(VectorBinary, VectorDumper)
 
 
 def engine_for(url: str) -> Engine:
@@ -157,9 +171,12 @@ def upgrade(engine: Engine, metadata: MetaData) -> int:
     """Bring the database to ``VERSION`` (creating the catalog in an empty one); returns the version it was at.
     SchemaError for a database written by a newer release."""
     try:
-        return _upgrade(engine, metadata)
+        found = _upgrade(engine, metadata)
     except OperationalError as error:
         raise SchemaError(f"cannot use the catalog's database {redacted(str(engine.url))}: {error.orig}") from None
+    if found == 0:
+        engine.dispose()  # connections made before the extension existed lack its binary form
+    return found
 
 
 def _upgrade(engine: Engine, metadata: MetaData) -> int:

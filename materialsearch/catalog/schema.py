@@ -8,6 +8,7 @@ upgraded database and a new one have the same schema).
 from __future__ import annotations
 
 import datetime as dt
+import struct
 
 import numpy as np
 from sqlalchemy import (
@@ -21,6 +22,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    func,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -30,9 +32,20 @@ from sqlalchemy.types import TypeDecorator, UserDefinedType
 BigInt = Integer().with_variant(BigInteger(), "postgresql")
 
 
+class VectorBinary(bytes):
+    """A vector in pgvector's binary form (dimension and a reserved word as big-endian uint16, then big-endian
+    float32s): psycopg sends it as a ``vector`` parameter (``postgres`` registers the dumper on each connection)."""
+
+    @classmethod
+    def of(cls, vector) -> VectorBinary:
+        values = np.asarray(vector, dtype="<f4").reshape(-1)
+        return cls(struct.pack(">HH", len(values), 0) + values.astype(">f4").tobytes())
+
+
 class PgVector(UserDefinedType):
     """pgvector's ``vector`` type (``dim`` None: any dimension, as the column is declared; the index and the queries
-    cast to the model's dimension)."""
+    cast to the model's dimension), holding float32 little-endian bytes on the Python side. Both ways in binary:
+    written as ``VectorBinary``, read through ``vector_send``; each float32 is kept bit for bit."""
 
     cache_ok = True
 
@@ -42,31 +55,25 @@ class PgVector(UserDefinedType):
     def get_col_spec(self, **_kw) -> str:
         return "vector" if self.dim is None else f"vector({int(self.dim)})"
 
+    def column_expression(self, column):
+        return func.vector_send(column, type_=self)
 
-def vector_literal(vector) -> str:
-    """A float32 vector as pgvector's text form (each float32 written exactly: it reads back bit for bit)."""
-    return "[" + ",".join(map(repr, np.asarray(vector, dtype=np.float32).tolist())) + "]"
+    def bind_processor(self, dialect):
+        return lambda value: None if value is None else VectorBinary.of(np.frombuffer(value, dtype="<f4"))
+
+    def result_processor(self, dialect, coltype):
+        return lambda value: None if value is None else np.frombuffer(value, ">f4", offset=4).astype("<f4").tobytes()
 
 
 class Embedding(TypeDecorator):
     """A vector as float32 little-endian bytes to the catalog's code: a BLOB on SQLite, a pgvector ``vector`` on
-    PostgreSQL (converted at the driver; SQLite's path has no conversion at all)."""
+    PostgreSQL (``PgVector`` converts; SQLite's path has no conversion at all)."""
 
     impl = LargeBinary
     cache_ok = True
 
     def load_dialect_impl(self, dialect):
         return dialect.type_descriptor(PgVector() if dialect.name == "postgresql" else LargeBinary())
-
-    def bind_processor(self, dialect):
-        if dialect.name != "postgresql":
-            return super().bind_processor(dialect)
-        return lambda value: None if value is None else vector_literal(np.frombuffer(value, dtype="<f4"))
-
-    def result_processor(self, dialect, coltype):
-        if dialect.name != "postgresql":
-            return super().result_processor(dialect, coltype)
-        return lambda value: None if value is None else np.array(value[1:-1].split(","), dtype="<f4").tobytes()
 
 
 class Base(DeclarativeBase):
