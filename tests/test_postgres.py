@@ -353,3 +353,42 @@ def test_schema_versions_and_an_unreachable_server(postgres, tiny_model, tmp_pat
         Store(url)
     with pytest.raises(SchemaError, match="cannot use the catalog's database"):
         Store("postgresql://postgres@127.0.0.1:1/nowhere")
+
+
+def test_a_scan_outlives_a_database_restart(postgres, tiny_model, tmp_path, media_dir, caplog):
+    """The server goes away mid-scan (stopped after the first batches are committed, back 3 s later): the batch in
+    flight is written again once it answers, the scan finishes, every file is embedded once, none marked failed."""
+    import logging
+    import shutil
+    import threading
+
+    from materialsearch.services import Services
+
+    library = tmp_path / "library"
+    library.mkdir()
+    names = sorted(p.name for p in media_dir.glob("jpg_orient*.jpg")) + sorted(
+        p.name for p in media_dir.glob("faces_obama_*.jpg")
+    )
+    for name in names:
+        shutil.copy(media_dir / name, library / name)
+    url = postgres()
+    settings = settings_on(tmp_path / "data", tiny_model, library=str(library), database_url=url, batch_size=2)
+    services = Services(settings)
+    stopped = []
+
+    def on_progress(_progress) -> None:
+        if not stopped and services.store.counts().images >= 2:
+            postgres.stop()
+            stopped.append(True)
+            threading.Timer(3.0, postgres.start).start()
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="materialsearch.catalog.postgres"):
+            services.scans.run(on_progress)
+        assert stopped, "the server was stopped mid-scan"
+        assert any("lost the catalog's database" in record.getMessage() for record in caplog.records)
+        counts = services.store.counts()
+        assert (counts.images, counts.errors, counts.pending) == (len(names), 0, 0)
+        assert services.store.vector_checksum()[0] == len(names)  # each file embedded once
+    finally:
+        services.close()

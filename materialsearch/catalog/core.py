@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 
 from materialsearch.catalog.ownership import DatabaseLock, DataDirLock
 from materialsearch.catalog.pg_vectors import PgVectorIndex, PgVectorSearch
+from materialsearch.catalog.postgres import retrying
 from materialsearch.catalog.records import ItemRecord
 from materialsearch.catalog.store import DB_FILENAME, Store
 from materialsearch.catalog.vector_index import VectorIndex
@@ -159,8 +160,12 @@ class Catalog:
 
     # --- changes ----------------------------------------------------------------------------------------------
     def apply(self, records: Sequence[ItemRecord]) -> None:
-        """Write one batch of scanned files (insert or replace by path) in one transaction; the index follows."""
-        new_ids, new_vectors, replaced = self.store.write_batch(records)
+        """Write one batch of scanned files (insert or replace by path) in one transaction; the index follows. On
+        PostgreSQL a batch whose connection was lost (a server restart) is written again once it is back."""
+        if self.store.postgres:
+            new_ids, new_vectors, replaced = retrying(lambda: self.store.write_batch(records))
+        else:
+            new_ids, new_vectors, replaced = self.store.write_batch(records)
         self.index.remove(replaced)
         self.index.add(new_ids, new_vectors)
 

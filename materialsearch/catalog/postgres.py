@@ -13,14 +13,17 @@ migrations; two processes opening one database migrate one at a time (an advisor
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.schema import MetaData
 
 from materialsearch.catalog.migrations import SchemaError
@@ -28,6 +31,7 @@ from materialsearch.catalog.records import ItemStatus
 from materialsearch.catalog.schema import VectorBinary
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CHANNEL = "materialsearch_catalog"  # NOTIFY channel: some catalog table changed (sent at commit)
 MIGRATION_LOCK = 0x6D73_0001  # pg_advisory_xact_lock key: one process migrates at a time
@@ -196,6 +200,29 @@ def _upgrade(engine: Engine, metadata: MetaData) -> int:
             conn.exec_driver_sql("DELETE FROM schema_version")
             conn.exec_driver_sql(f"INSERT INTO schema_version VALUES ({VERSION})")
     return found
+
+
+# A write that loses its server (restarted, failed over, the network away) is retried this long: the transaction
+# was rolled back whole, and a scan batch is written by path (insert or replace), so writing it again is safe.
+RECONNECT_FOR_S = 600.0
+RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+def retrying(write: Callable[[], T], give_up_after_s: float = RECONNECT_FOR_S) -> T:
+    """``write()``, again after a lost connection or a server that does not answer (waiting 0.5 s, 1 s, 2 s, 5 s,
+    then every 10 s) until it succeeds or ``give_up_after_s`` has passed; any other error at once."""
+    started = time.monotonic()
+    for attempt in itertools.count():
+        try:
+            return write()
+        except DBAPIError as error:
+            lost = error.connection_invalidated or isinstance(error, OperationalError)
+            if not lost or time.monotonic() - started > give_up_after_s:
+                raise
+            delay = RECONNECT_DELAYS_S[min(attempt, len(RECONNECT_DELAYS_S) - 1)]
+            log.warning("lost the catalog's database (%s); writing again in %.1f s", error.orig, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 class PgChangeWatch:
