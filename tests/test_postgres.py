@@ -310,18 +310,35 @@ def _plan(store, catalog, query, filters) -> str:
         return "\n".join(row[0] for row in rows)
 
 
-def test_one_owner_per_catalog_across_instances(postgres, tiny_model, tmp_path):
+def test_one_owner_per_catalog_across_instances(postgres, tiny_model, tmp_path, media_dir):
     """Two instances on one PostgreSQL catalog (each with its own data dir, as on two hosts): the first owns it
-    (scans, schedules), the second only searches and names the owner; when the first closes, the next one owns."""
+    (scans, schedules), the second only searches — everything the first commits, at once — and names the owner;
+    when the first closes, the next one owns."""
+    import shutil
+
+    from materialsearch.catalog.filters import Filters
     from materialsearch.services import Services
 
+    library = tmp_path / "library"
+    library.mkdir()
+    for path in sorted(media_dir.glob("jpg_orient*.jpg")):
+        shutil.copy(path, library / path.name)
     url = postgres()
-    first = Services(settings_on(tmp_path / "a", tiny_model, database_url=url))
+    first = Services(settings_on(tmp_path / "a", tiny_model, database_url=url, library=str(library)))
     try:
-        second = Services(settings_on(tmp_path / "b", tiny_model, database_url=url))
+        second = Services(settings_on(tmp_path / "b", tiny_model, database_url=url, library=str(library)))
         try:
             assert first.owner and not second.owner
             assert "materialsearch" in second.scans.refusal and "pid" in second.scans.refusal, second.scans.refusal
+            before = second.catalog.version()
+            assert second.catalog.vectors.count(Filters()) == 0
+            first.scans.run()
+            scanned = first.store.counts().images
+            assert scanned >= 5
+            assert second.catalog.version() != before  # its caches see the other instance's commit
+            assert second.catalog.vectors.count(Filters()) == scanned
+            query = second.search.text_vector("a photo")
+            assert len(second.catalog.vectors.knn(query, 50, Filters(kind="image"))) == scanned
         finally:
             second.close()
     finally:
