@@ -272,6 +272,9 @@ def test_an_hnsw_index_answers_filtered_searches_in_one_statement(postgres):
                 assert np.all(np.diff(found.scores) <= 1e-6)  # best first
             assert hits / (10 * len(queries)) >= 0.9, (filters, hits)
         assert plans[Filters()] and sum(plans.values()) >= 2, plans  # the index answers, with a filter too
+        # Opened again (a restart, another instance): the index is found, not built again.
+        again = Catalog.vector_index("", dim, "test|model", _Layout(ann_threshold=2000), store)
+        assert again.load(store.vector_checksum()) and again.layout == {"type": "hnsw"} and not again.building
     finally:
         store.close()
 

@@ -81,18 +81,21 @@ class PgVectorIndex:
 
     # --- the catalog's calls --------------------------------------------------------------------------------------
     def load(self, expected: tuple[int, int]) -> bool:
-        """Nothing to load (the database holds the vectors): drop an index made for another dimension, note
-        whether this one exists, and build it when the policy wants it. Always True."""
+        """Nothing to load (the database holds the vectors): drop an index made for another dimension or left
+        invalid by an interrupted build, note whether this one exists, and build it when the policy wants it.
+        Always True."""
         with self.store.engine.begin() as conn:
-            names = conn.exec_driver_sql(
-                "SELECT indexname FROM pg_indexes WHERE tablename = 'vectors' AND indexname LIKE %s",
+            indexes = conn.exec_driver_sql(
+                "SELECT c.relname, i.indisvalid, EXISTS (SELECT 1 FROM pg_stat_progress_create_index AS p"
+                " WHERE p.index_relid = i.indexrelid) FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid"
+                " WHERE i.indrelid = 'vectors'::regclass AND c.relname LIKE %s",
                 (INDEX_PREFIX + "%",),
-            ).scalars()
-            for name in names:
-                if name != self.index_name:
-                    conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
-                else:
+            ).all()
+            for name, valid, building in indexes:
+                if name == self.index_name and valid:
                     self._has_index = True
+                elif not building:  # another process's build in progress is left to finish
+                    conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
         self._follow_policy(expected[0])
         return True
 
