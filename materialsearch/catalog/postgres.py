@@ -69,8 +69,8 @@ def _libpq_url(url: str) -> str:
 
 
 def redacted(url: str) -> str:
-    """The URL without its password (for messages and logs)."""
-    parts = urlsplit(url)
+    """The URL as the user writes it (``postgresql://``), without its password (for messages and logs)."""
+    parts = urlsplit(_libpq_url(url))
     if parts.password is None:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
