@@ -119,6 +119,19 @@ def _parse_window(raw: str) -> tuple[int, int] | None:
     return minutes[0], minutes[1]
 
 
+def _parse_database_url(raw: str) -> str:
+    url = raw.strip()
+    if not url:
+        return url
+    scheme = url.partition("://")[0]
+    if scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+        raise ValueError(
+            "must be a PostgreSQL URL, e.g. postgresql://USER:PASSWORD@HOST:5432/DATABASE "
+            "(empty: SQLite in MS_DATA_DIR)"
+        )
+    return url
+
+
 def _lower(raw: str) -> str:
     return raw.strip().lower()
 
@@ -190,6 +203,14 @@ class _LibrarySettings(BaseSettings):
     data_dir: Folder = Field(
         "./data",
         description="Where everything we write lives: SQLite database, FAISS index, thumbnails, `models/`.",
+    )
+    database_url: Annotated[str, _from_text(_parse_database_url)] = Field(
+        "",
+        repr=False,  # may carry a password
+        description="Where the catalog lives. Empty (default): SQLite + FAISS in MS_DATA_DIR. "
+        "`postgresql://USER:PASSWORD@HOST:5432/DATABASE`: the whole catalog (items, vectors, text, tags, places, "
+        "duplicates, faces, tokens) in PostgreSQL with the pgvector extension (created if missing; pg_trgm too); "
+        "thumbnails and models stay in MS_DATA_DIR.",
     )
     model: Text = Field(
         "ViT-B-16",

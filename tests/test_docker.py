@@ -314,7 +314,7 @@ def test_healthcheck_address():
 def test_compose_example():
     yaml = pytest.importorskip("yaml")
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
-    (service,) = compose["services"].values()
+    (service,) = [s for s in compose["services"].values() if not s.get("profiles")]  # the default services
     assert service["build"] == "." and service["restart"] == "unless-stopped"
     assert "5000:5000" in service["ports"]
     volumes = service["volumes"]
@@ -327,3 +327,17 @@ def test_compose_example():
     assert env["MS_PASSWORD"].startswith("${MS_PASSWORD:?"), "compose must refuse to start without a password"
     limits = service["deploy"]["resources"]["limits"]
     assert limits["cpus"] and limits["memory"]
+
+
+def test_compose_postgres_profile():
+    """``--profile postgres`` adds PostgreSQL with pgvector; the app uses it when .env sets MS_DATABASE_URL, waits
+    for it to be healthy, and runs without it (SQLite) otherwise."""
+    yaml = pytest.importorskip("yaml")
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
+    app, database = compose["services"]["materialsearch"], compose["services"]["postgres"]
+    assert database["profiles"] == ["postgres"] and database["image"].startswith("pgvector/pgvector:pg")
+    assert database["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    assert any(v.endswith(":/var/lib/postgresql") for v in database["volumes"]), "the database must outlive it"
+    assert "pg_isready" in " ".join(database["healthcheck"]["test"])
+    assert app["environment"]["MS_DATABASE_URL"] == "${MS_DATABASE_URL:-}"  # empty: SQLite, as before
+    assert app["depends_on"]["postgres"] == {"condition": "service_healthy", "required": False}

@@ -18,7 +18,9 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 
-from materialsearch.catalog.ownership import DataDirLock
+from materialsearch.catalog.ownership import DatabaseLock, DataDirLock
+from materialsearch.catalog.pg_vectors import PgVectorIndex, PgVectorSearch
+from materialsearch.catalog.postgres import retrying
 from materialsearch.catalog.records import ItemRecord
 from materialsearch.catalog.store import DB_FILENAME, Store
 from materialsearch.catalog.vector_index import VectorIndex
@@ -38,26 +40,32 @@ class Catalog:
     loads or rebuilds in memory.
     """
 
-    def __init__(self, store: Store, index: VectorIndex, *, owner: bool = True):
+    def __init__(self, store: Store, index: VectorIndex | PgVectorIndex, *, owner: bool = True):
         self.store = store
         self.index = index
         self.owner = owner
-        self.vectors = VectorSearch(store, index)
+        self.vectors = PgVectorSearch(store, index) if isinstance(index, PgVectorIndex) else VectorSearch(store, index)
 
     @staticmethod
-    def ownership(data_dir: str) -> DataDirLock:
-        """Who owns the data dir (scans, schedules, writes the index file): ask ``acquire()``. On SQLite a file lock
-        answers; a database server would answer with an advisory lock."""
-        return DataDirLock(data_dir)
+    def ownership(data_dir: str, database_url: str = "") -> DataDirLock:
+        """Who owns the catalog (scans, schedules, writes the index file): ask ``acquire()``. On SQLite the data
+        dir's file lock answers; on PostgreSQL that and an advisory lock in the database (one owner across hosts)."""
+        return DatabaseLock(data_dir, database_url) if database_url else DataDirLock(data_dir)
 
     @staticmethod
-    def open_store(data_dir: str) -> Store:
-        """The data dir's database, brought to the current schema (a newer one is refused)."""
-        return Store(os.path.join(data_dir, DB_FILENAME))
+    def open_store(data_dir: str, database_url: str = "") -> Store:
+        """The catalog's database, brought to the current schema (a newer one is refused): the data dir's SQLite
+        file, or the PostgreSQL database ``database_url`` names (``MS_DATABASE_URL``)."""
+        return Store(database_url or os.path.join(data_dir, DB_FILENAME))
 
     @staticmethod
-    def vector_index(data_dir: str, dim: int, identity: str, settings) -> VectorIndex:
-        """The data dir's vector index for a model (``identity``, ``dim``), laid out as the settings say."""
+    def vector_index(
+        data_dir: str, dim: int, identity: str, settings, store: Store | None = None
+    ) -> VectorIndex | PgVectorIndex:
+        """The vector index for a model (``identity``, ``dim``), laid out as the settings say: the data dir's FAISS
+        file, or on a PostgreSQL ``store`` its pgvector column (HNSW above the threshold)."""
+        if store is not None and store.postgres:
+            return PgVectorIndex(store, dim, identity, kind=settings.index_kind, ann_threshold=settings.ann_threshold)
         return VectorIndex(
             os.path.join(data_dir, INDEX_FILENAME),
             dim,
@@ -119,7 +127,7 @@ class Catalog:
         previous = self.store.get_meta(MODEL_IDENTITY_KEY)
         change = None
         if previous is not None and previous != identity:
-            data_dir = os.path.dirname(os.path.abspath(self.store.path))
+            data_dir = self.store.location
             if not self.owner:
                 raise ModelError(
                     f"{data_dir} holds vectors of another model ({previous.split('|')[0]}); only the "
@@ -152,8 +160,12 @@ class Catalog:
 
     # --- changes ----------------------------------------------------------------------------------------------
     def apply(self, records: Sequence[ItemRecord]) -> None:
-        """Write one batch of scanned files (insert or replace by path) in one transaction; the index follows."""
-        new_ids, new_vectors, replaced = self.store.write_batch(records)
+        """Write one batch of scanned files (insert or replace by path) in one transaction; the index follows. On
+        PostgreSQL a batch whose connection was lost (a server restart) is written again once it is back."""
+        if self.store.postgres:
+            new_ids, new_vectors, replaced = retrying(lambda: self.store.write_batch(records))
+        else:
+            new_ids, new_vectors, replaced = self.store.write_batch(records)
         self.index.remove(replaced)
         self.index.add(new_ids, new_vectors)
 

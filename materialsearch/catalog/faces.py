@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import sqlite3
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -24,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from materialsearch.catalog.records import ItemStatus, Kind
 from materialsearch.catalog.schema import Face, FaceState, Person
-from materialsearch.catalog.sql import chunked
+from materialsearch.catalog.sql import Qmark, chunked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +151,7 @@ class FaceRepository:
 
     def _read(self, sql: str, params: Sequence = ()) -> list[tuple]:
         with self.engine.connect() as conn:
-            return conn.connection.driver_connection.execute(sql, tuple(params)).fetchall()
+            return Qmark(conn).execute(sql, tuple(params)).fetchall()
 
     # --- the faces job ------------------------------------------------------------------------------------------
     def waiting(self, model: str, after_id: int, limit: int) -> list[FaceJob]:
@@ -184,7 +183,7 @@ class FaceRepository:
         if not reads:
             return 0
         with self.engine.begin() as conn:
-            raw = conn.connection.driver_connection
+            raw = Qmark(conn)
             marks = ",".join("?" * len(reads))
             current = {
                 row[0]: (row[1], row[2])
@@ -217,7 +216,7 @@ class FaceRepository:
         many people were made."""
         made = 0
         with self.engine.begin() as conn:
-            raw = conn.connection.driver_connection
+            raw = Qmark(conn)
             existing = {row[0] for row in raw.execute("SELECT id FROM people")}
             raw.executemany(
                 "UPDATE faces SET person_id = ? WHERE id = ? AND person_id IS NULL AND NOT manual",
@@ -228,9 +227,10 @@ class FaceRepository:
                 if len(free) < 2:
                     continue
                 person = raw.execute(
-                    "INSERT INTO people (name, hidden, cover_face_id, created_at) VALUES (NULL, 0, NULL, ?)",
-                    (_now(),),
-                ).lastrowid
+                    "INSERT INTO people (name, hidden, cover_face_id, created_at) VALUES (NULL, ?, NULL, ?)"
+                    " RETURNING id",
+                    (False, _now()),
+                ).fetchone()[0]
                 raw.executemany("UPDATE faces SET person_id = ? WHERE id = ?", [(person, face) for face in free])
                 made += 1
         return made
@@ -238,7 +238,7 @@ class FaceRepository:
     def delete_all(self) -> None:
         """Forget every face, person and face state (the photos are read again by the next faces pass)."""
         with self.engine.begin() as conn:
-            raw = conn.connection.driver_connection
+            raw = Qmark(conn)
             raw.execute("DELETE FROM faces")
             raw.execute("DELETE FROM people")
             raw.execute("DELETE FROM face_state")
@@ -298,24 +298,24 @@ class FaceRepository:
     def update_person(self, person_id: int, *, name: str | None = None, hidden: bool | None = None) -> bool:
         """Rename (an empty name: unnamed) and/or hide a person; False when there is no such person."""
         with self.engine.begin() as conn:
-            raw = conn.connection.driver_connection
+            raw = Qmark(conn)
             if raw.execute("SELECT 1 FROM people WHERE id = ?", (person_id,)).fetchone() is None:
                 return False
             if name is not None:
                 raw.execute("UPDATE people SET name = ? WHERE id = ?", (name or None, person_id))
             if hidden is not None:
-                raw.execute("UPDATE people SET hidden = ? WHERE id = ?", (int(hidden), person_id))
+                raw.execute("UPDATE people SET hidden = ? WHERE id = ?", (bool(hidden), person_id))
         return True
 
     def merge(self, into: int, other: int) -> bool:
         """Every face of ``other`` becomes ``into``'s (as placed by the user) and ``other`` is deleted; ``into``
         takes ``other``'s name when it has none. False when either person does not exist."""
         with self.engine.begin() as conn:
-            raw = conn.connection.driver_connection
+            raw = Qmark(conn)
             names = dict(raw.execute("SELECT id, name FROM people WHERE id IN (?, ?)", (into, other)).fetchall())
             if into not in names or other not in names:
                 return False
-            raw.execute("UPDATE faces SET person_id = ?, manual = 1 WHERE person_id = ?", (into, other))
+            raw.execute("UPDATE faces SET person_id = ?, manual = ? WHERE person_id = ?", (into, True, other))
             if names[into] is None and names[other] is not None:
                 raw.execute("UPDATE people SET name = ? WHERE id = ?", (names[other], into))
             raw.execute("DELETE FROM people WHERE id = ?", (other,))
@@ -337,7 +337,7 @@ class FaceRepository:
         """Put a face into a person, or into nobody (``None``), as placed by the user: the grouping never moves
         it again. False when the face or the person does not exist."""
         with self.engine.begin() as conn:
-            raw = conn.connection.driver_connection
+            raw = Qmark(conn)
             if raw.execute("SELECT 1 FROM faces WHERE id = ?", (face_id,)).fetchone() is None:
                 return False
             if (
@@ -345,11 +345,11 @@ class FaceRepository:
                 and raw.execute("SELECT 1 FROM people WHERE id = ?", (person_id,)).fetchone() is None
             ):
                 return False
-            raw.execute("UPDATE faces SET person_id = ?, manual = 1 WHERE id = ?", (person_id, face_id))
+            raw.execute("UPDATE faces SET person_id = ?, manual = ? WHERE id = ?", (person_id, True, face_id))
         return True
 
 
-def _free_faces(raw: sqlite3.Connection, face_ids: Sequence[int]) -> list[int]:
+def _free_faces(raw: Qmark, face_ids: Sequence[int]) -> list[int]:
     """Those of ``face_ids`` that still belong to nobody and were not placed by the user."""
     found: list[int] = []
     for chunk in chunked(face_ids):
@@ -375,7 +375,7 @@ def _overlap(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _replace_faces(raw: sqlite3.Connection, read: FaceRead, model: str) -> None:
+def _replace_faces(raw: Qmark, read: FaceRead, model: str) -> None:
     """One photo's faces and state replace what was stored (inside the caller's transaction). A face read again
     (the file changed, or a new model) keeps the person, and whether the user placed it there, of the old face in
     the same place, so names and moves outlive re-reading."""
@@ -390,7 +390,9 @@ def _replace_faces(raw: sqlite3.Connection, read: FaceRead, model: str) -> None:
     for face in read.faces:
         same_frame = [row for row in old if row[6] == face.time_ms]
         best = max(same_frame, key=lambda row: _overlap(face.box, row[:4]), default=None)
-        person, manual = (best[4], best[5]) if best and _overlap(face.box, best[:4]) >= KEEP_PERSON_IOU else (None, 0)
+        person, manual = (
+            (best[4], bool(best[5])) if best and _overlap(face.box, best[:4]) >= KEEP_PERSON_IOU else (None, False)
+        )
         if person is not None or manual:
             old.remove(best)  # one new face per old one
         rows.append(
@@ -412,7 +414,8 @@ def _replace_faces(raw: sqlite3.Connection, read: FaceRead, model: str) -> None:
         rows,
     )
     raw.execute(
-        "INSERT OR REPLACE INTO face_state (item_id, size, mtime_ns, model, face_count, error)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO face_state (item_id, size, mtime_ns, model, face_count, error) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (item_id) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
+        " model = excluded.model, face_count = excluded.face_count, error = excluded.error",
         (item_id, read.job.size, read.job.mtime_ns, model, len(read.faces), read.error),
     )

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 
 class SchemaError(RuntimeError):
-    """The database cannot be used by this release (it comes from a newer one)."""
+    """The database cannot be used by this release (it comes from a newer one, or a database server cannot be
+    reached)."""
 
 
 def _add_api_tokens(cursor: sqlite3.Cursor) -> None:

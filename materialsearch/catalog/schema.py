@@ -8,9 +8,72 @@ upgraded database and a new one have the same schema).
 from __future__ import annotations
 
 import datetime as dt
+import struct
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, text
+import numpy as np
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, UserDefinedType
+
+# 64-bit integers (sizes, mtimes in ns, hashes): SQLite's INTEGER is 64-bit already; PostgreSQL's is 32.
+BigInt = Integer().with_variant(BigInteger(), "postgresql")
+
+
+class VectorBinary(bytes):
+    """A vector in pgvector's binary form (dimension and a reserved word as big-endian uint16, then big-endian
+    float32s): psycopg sends it as a ``vector`` parameter (``postgres`` registers the dumper on each connection)."""
+
+    @classmethod
+    def of(cls, vector) -> VectorBinary:
+        values = np.asarray(vector, dtype="<f4").reshape(-1)
+        return cls(struct.pack(">HH", len(values), 0) + values.astype(">f4").tobytes())
+
+
+class PgVector(UserDefinedType):
+    """pgvector's ``vector`` type (``dim`` None: any dimension, as the column is declared; the index and the queries
+    cast to the model's dimension), holding float32 little-endian bytes on the Python side. Both ways in binary:
+    written as ``VectorBinary``, read through ``vector_send``; each float32 is kept bit for bit."""
+
+    cache_ok = True
+
+    def __init__(self, dim: int | None = None):
+        self.dim = dim
+
+    def get_col_spec(self, **_kw) -> str:
+        return "vector" if self.dim is None else f"vector({int(self.dim)})"
+
+    def column_expression(self, column):
+        return func.vector_send(column, type_=self)
+
+    def bind_processor(self, dialect):
+        return lambda value: None if value is None else VectorBinary.of(np.frombuffer(value, dtype="<f4"))
+
+    def result_processor(self, dialect, coltype):
+        return lambda value: None if value is None else np.frombuffer(value, ">f4", offset=4).astype("<f4").tobytes()
+
+
+class Embedding(TypeDecorator):
+    """A vector as float32 little-endian bytes to the catalog's code: a BLOB on SQLite, a pgvector ``vector`` on
+    PostgreSQL (``PgVector`` converts; SQLite's path has no conversion at all)."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        return dialect.type_descriptor(PgVector() if dialect.name == "postgresql" else LargeBinary())
 
 
 class Base(DeclarativeBase):
@@ -36,8 +99,8 @@ class Item(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     path: Mapped[str] = mapped_column(Text, unique=True)
     kind: Mapped[str] = mapped_column(String(16))
-    size: Mapped[int] = mapped_column(Integer)
-    mtime_ns: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInt)
+    mtime_ns: Mapped[int] = mapped_column(BigInt)
     status: Mapped[str] = mapped_column(String(16), index=True)
     error: Mapped[str | None] = mapped_column(Text)
     content_hash: Mapped[str | None] = mapped_column(String(64))
@@ -52,7 +115,7 @@ class Item(Base):
     # Videos: the same-name photo that was considered as its Live Photo still when the video was scanned.
     pair_path: Mapped[str | None] = mapped_column(Text, index=True)
     # Photos: byte offset of the MP4 embedded in an Android motion photo.
-    motion_offset: Mapped[int | None] = mapped_column(Integer)
+    motion_offset: Mapped[int | None] = mapped_column(BigInt)
     # The stable code of ``error`` (errors.ProblemCode), for the UI to translate and scripts to branch on.
     error_code: Mapped[str | None] = mapped_column(String(32))
     # Places: GPS position (NULL when none or ignored, with ``location_note`` saying why), whether the file's
@@ -96,7 +159,7 @@ class Vector(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
     time_ms: Mapped[int | None] = mapped_column(Integer)
-    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    embedding: Mapped[bytes] = mapped_column(Embedding)
     __table_args__ = (Index("ix_vectors_item_id", "item_id"),)
 
 
@@ -141,8 +204,8 @@ class OcrState(Base):
     __tablename__ = "ocr_state"
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
     # The item's (size, mtime_ns) when it was read: a different pair means the text is of an older file.
-    size: Mapped[int] = mapped_column(Integer)
-    mtime_ns: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInt)
+    mtime_ns: Mapped[int] = mapped_column(BigInt)
     status: Mapped[str] = mapped_column(String(16))  # OcrOutcome: done | error
     error: Mapped[str | None] = mapped_column(Text)
     line_count: Mapped[int] = mapped_column(Integer)
@@ -169,7 +232,7 @@ class PerceptualHash(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
     time_ms: Mapped[int] = mapped_column(Integer, primary_key=True)
     rendition: Mapped[str] = mapped_column(String(64))
-    phash: Mapped[int] = mapped_column(Integer)  # the unsigned 64 bits stored as a signed SQLite integer
+    phash: Mapped[int] = mapped_column(BigInt)  # the unsigned 64 bits stored as a signed SQLite integer
 
 
 class Person(Base):
@@ -211,8 +274,8 @@ class FaceState(Base):
 
     __tablename__ = "face_state"
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
-    size: Mapped[int] = mapped_column(Integer)
-    mtime_ns: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInt)
+    mtime_ns: Mapped[int] = mapped_column(BigInt)
     model: Mapped[str] = mapped_column(String(96))
     face_count: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)

@@ -26,6 +26,30 @@ def pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+class Qmark:
+    """The DBAPI connection under a SQLAlchemy ``Connection`` (its transaction), taking SQL with ``?`` marks: SQLite's
+    own connection as it is (no cost), psycopg's with ``?`` written as ``%s``. For the catalog's hand-written SQL,
+    which keeps to what both engines read alike (upserts with ON CONFLICT, RETURNING, booleans as parameters)."""
+
+    def __init__(self, conn):
+        self.raw = conn.connection.driver_connection
+        self.postgres = conn.dialect.name == "postgresql"
+
+    def execute(self, sql: str, params: Sequence = ()):
+        """A cursor over the statement's rows."""
+        if not self.postgres:
+            return self.raw.execute(sql, params)
+        return self.raw.execute(sql.replace("?", "%s"), tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence]) -> None:
+        """The statement once per row of parameters."""
+        if not self.postgres:
+            self.raw.executemany(sql, rows)
+        elif rows:
+            with self.raw.cursor() as cursor:
+                cursor.executemany(sql.replace("?", "%s"), [tuple(row) for row in rows])
+
+
 def vector_to_blob(vector: np.ndarray) -> bytes:
     """float32 little-endian bytes."""
     return np.asarray(vector, dtype="<f4").tobytes()

@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import bindparam, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Engine
 
-from materialsearch.catalog import migrations
+from materialsearch.catalog import migrations, postgres
 from materialsearch.catalog.duplicates import DuplicateData, replace_hashes
 from materialsearch.catalog.faces import FaceRepository
 from materialsearch.catalog.filters import Filters, apply_filters
@@ -66,23 +66,34 @@ class Store:
     """All reads and writes of the items, vectors and meta tables."""
 
     def __init__(self, path: str):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        """``path``: the SQLite file, or a PostgreSQL URL (``postgres``: the same tables, pgvector vectors)."""
         self.path = path
-        self.engine: Engine = create_engine(
-            f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30}
-        )
-        event.listen(self.engine, "connect", pragmas)
+        self.postgres = postgres.is_database_url(path)
+        if self.postgres:
+            self.engine: Engine = postgres.engine_for(path)
+            watch = postgres.PgChangeWatch(path)
+            upgrade = postgres.upgrade
+        else:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            self.engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30})
+            event.listen(self.engine, "connect", pragmas)
+            watch, upgrade = ChangeWatch(path), migrations.upgrade
         self.duplicates = DuplicateData(self.engine)
         self.tags = TagRepository(self.engine)
         self.faces = FaceRepository(self.engine)  # faces found in photos and the people they make
         self.text = OcrStore(self.engine)  # the OCR state and the text found in photos
         self.tokens = TokenStore(self.engine)
-        self.places = PlaceData(self.engine, ChangeWatch(path))
+        self.places = PlaceData(self.engine, watch)
         try:
-            migrations.upgrade(self.engine, Base.metadata)
+            upgrade(self.engine, Base.metadata)
         except BaseException:
             self.engine.dispose()
             raise
+
+    @property
+    def location(self) -> str:
+        """Where the catalog is, for messages: the data dir, or the database URL without its password."""
+        return postgres.redacted(self.path) if self.postgres else os.path.dirname(os.path.abspath(self.path))
 
     def close(self) -> None:
         """Release connections."""

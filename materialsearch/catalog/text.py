@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import sqlite3
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated
@@ -25,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from materialsearch.catalog.fts import TextHit, TextIndex
 from materialsearch.catalog.records import ItemStatus, Kind
+from materialsearch.catalog.sql import Qmark
 from materialsearch.ocr.engine import OcrLine
 
 TEXT_INDEX_NAME = "ocr_text"  # the text index's tables: ocr_text (trigram), ocr_text_lines, ocr_text_short
@@ -47,7 +47,7 @@ class OcrOutcome(StrEnum):
     ERROR = "error"  # OCR could not read it (``ocr_state.error`` says why)
 
 
-def create_text_tables(cursor: sqlite3.Cursor | sqlite3.Connection) -> None:
+def create_text_tables(cursor) -> None:
     """The text index's tables and the triggers that keep them (and ``ocr_state``) in step with ``items``.
 
     Idempotent; runs inside the caller's transaction (a new database's creation or a migration step).
@@ -128,11 +128,15 @@ class OcrStore:
     def waiting(self, after_id: int, limit: int) -> list[OcrJob]:
         """Photos still to read, by item id after ``after_id`` (the pass walks them in id order)."""
         with self.engine.connect() as conn:
-            rows = conn.exec_driver_sql(
-                f"SELECT i.id, i.path, i.size, i.mtime_ns, i.has_text, {_TEXT_TAGGED} {_WAITING} AND i.id > ?"
-                " ORDER BY i.id LIMIT ?",
-                (after_id, limit),
-            ).all()
+            rows = (
+                Qmark(conn)
+                .execute(
+                    f"SELECT i.id, i.path, i.size, i.mtime_ns, i.has_text, {_TEXT_TAGGED} {_WAITING} AND i.id > ?"
+                    " ORDER BY i.id LIMIT ?",
+                    (after_id, limit),
+                )
+                .fetchall()
+            )
         return [OcrJob(*row[:4], None if row[4] is None else bool(row[4]), bool(row[5])) for row in rows]
 
     def settle_text_free(self, limit: int) -> int:
@@ -140,28 +144,30 @@ class OcrStore:
         this version of the file) and no tag says they show text, in one transaction, without opening them;
         returns how many."""
         with self.engine.begin() as conn:
-            raw = conn.connection.driver_connection
+            raw = Qmark(conn)
             rows = raw.execute(
-                f"SELECT i.id, i.path, i.size, i.mtime_ns {_WAITING} AND i.has_text = 0 AND NOT {_TEXT_TAGGED}"
+                f"SELECT i.id, i.path, i.size, i.mtime_ns {_WAITING} AND i.has_text = ? AND NOT {_TEXT_TAGGED}"
                 " ORDER BY i.id LIMIT ?",
-                (limit,),
+                (False, limit),
             ).fetchall()
-            _store(raw, [OcrRead(OcrJob(*row, has_text=False), []) for row in rows])
+            _store(conn, [OcrRead(OcrJob(*row, has_text=False), []) for row in rows])
         return len(rows)
 
     def waiting_count(self) -> int:
         """How many photos still wait for OCR."""
         with self.engine.connect() as conn:
-            return int(conn.exec_driver_sql(f"SELECT count(*) {_WAITING}").scalar() or 0)
+            return int(Qmark(conn).execute(f"SELECT count(*) {_WAITING}").fetchone()[0] or 0)
 
     def counts(self) -> OcrCounts:
         """Photos read, of those with text, OCR errors, and still waiting."""
         with self.engine.connect() as conn:
-            read, with_text, errors = conn.exec_driver_sql(
-                f"SELECT count(*), coalesce(sum(status = '{OcrOutcome.DONE}' AND line_count > 0), 0),"
-                f" coalesce(sum(status = '{OcrOutcome.ERROR}'), 0) FROM ocr_state"
-            ).one()
-            waiting = conn.exec_driver_sql(f"SELECT count(*) {_WAITING}").scalar()
+            raw = Qmark(conn)
+            read, with_text, errors = raw.execute(
+                f"SELECT count(*), coalesce(sum(CASE WHEN status = '{OcrOutcome.DONE}' AND line_count > 0 THEN 1"
+                f" ELSE 0 END), 0), coalesce(sum(CASE WHEN status = '{OcrOutcome.ERROR}' THEN 1 ELSE 0 END), 0)"
+                " FROM ocr_state"
+            ).fetchone()
+            waiting = raw.execute(f"SELECT count(*) {_WAITING}").fetchone()[0]
         return OcrCounts(read=int(read), with_text=int(with_text), errors=int(errors), waiting=int(waiting or 0))
 
     def write(self, reads: Sequence[OcrRead]) -> int:
@@ -173,7 +179,7 @@ class OcrStore:
         if not reads:
             return 0
         with self.engine.begin() as conn:
-            raw = conn.connection.driver_connection
+            raw = Qmark(conn)
             marks = ",".join("?" * len(reads))
             current = {
                 row[0]: (row[1], row[2])
@@ -183,15 +189,14 @@ class OcrStore:
                 )
             }
             kept = [read for read in reads if current.get(read.job.item_id) == (read.job.size, read.job.mtime_ns)]
-            _store(raw, kept)
+            _store(conn, kept)
         return len(kept)
 
     def text_of(self, item_id: int) -> StoredText:
         """The item's stored text (or OCR error)."""
         with self.engine.connect() as conn:
-            raw = conn.connection.driver_connection
-            state = raw.execute("SELECT status, error FROM ocr_state WHERE item_id = ?", (item_id,)).fetchone()
-            lines = TextIndex(raw, TEXT_INDEX_NAME).lines(item_id)
+            state = Qmark(conn).execute("SELECT status, error FROM ocr_state WHERE item_id = ?", (item_id,)).fetchone()
+            lines = _text_index(conn).lines(item_id)
         if state is None:
             return StoredText(None, lines)
         return StoredText(OcrOutcome(state[0]), lines, state[1])
@@ -199,16 +204,27 @@ class OcrStore:
     def search(self, words: str, limit: int) -> list[TextHit]:
         """Items whose text contains every word, best first (``TextIndex.search``)."""
         with self.engine.connect() as conn:
-            return TextIndex(conn.connection.driver_connection, TEXT_INDEX_NAME).search(words, limit)
+            return _text_index(conn).search(words, limit)
 
 
-def _store(raw: sqlite3.Connection, reads: Sequence[OcrRead]) -> None:
+def _text_index(conn):
+    """The text index on the connection's engine: FTS5 on SQLite, pg_trgm on PostgreSQL (``pg_text``)."""
+    if conn.dialect.name == "postgresql":
+        from materialsearch.catalog.pg_text import PgTextIndex
+
+        return PgTextIndex(Qmark(conn), TEXT_INDEX_NAME)
+    return TextIndex(conn.connection.driver_connection, TEXT_INDEX_NAME)
+
+
+def _store(conn, reads: Sequence[OcrRead]) -> None:
     """Each read's lines replace its item's, and its state row says so (inside the caller's transaction)."""
     now = dt.datetime.now().replace(microsecond=0).isoformat(sep=" ")
-    TextIndex(raw, TEXT_INDEX_NAME).replace_many((read.job.item_id, read.lines) for read in reads)
-    raw.executemany(
-        "INSERT OR REPLACE INTO ocr_state (item_id, size, mtime_ns, status, error, line_count, read_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+    _text_index(conn).replace_many((read.job.item_id, read.lines) for read in reads)
+    Qmark(conn).executemany(
+        "INSERT INTO ocr_state (item_id, size, mtime_ns, status, error, line_count, read_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (item_id) DO UPDATE SET size = excluded.size,"
+        " mtime_ns = excluded.mtime_ns, status = excluded.status, error = excluded.error,"
+        " line_count = excluded.line_count, read_at = excluded.read_at",
         [
             (
                 read.job.item_id,

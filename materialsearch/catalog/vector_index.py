@@ -297,7 +297,7 @@ class VectorIndex:
                 return scores[top], ids[top]
             scores, ids = self._index.search(query, k, params=self._params(allowed, k))
         keep = ids[0] >= 0
-        return scores[0][keep], ids[0][keep]
+        return _best_first(scores[0][keep], ids[0][keep])
 
     def range_search(
         self, query: np.ndarray, min_score: float, allowed: np.ndarray | None = None
@@ -315,8 +315,7 @@ class VectorIndex:
                 # FAISS keeps results strictly above the radius for inner product; nudge so ≥ holds.
                 radius = float(np.nextafter(np.float32(min_score), np.float32(-np.inf)))
                 _lims, scores, ids = self._index.range_search(query, radius, params=self._params(allowed))
-        order = np.argsort(-scores, kind="stable")
-        return scores[order], ids[order]
+        return _best_first(scores, ids)
 
     def sample(self, size: int, allowed: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
         """Up to ``size`` of the held vectors, drawn uniformly and reproducibly (``seed``), from ``allowed`` ids
@@ -360,6 +359,12 @@ class VectorIndex:
         if selector is None:
             return None
         return faiss.SearchParameters(sel=selector)
+
+
+def _best_first(scores: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Best score first, equal scores by id (as the PostgreSQL catalog orders them too)."""
+    order = np.lexsort((ids, -scores))
+    return scores[order], ids[order]
 
 
 def _build_flat(dim: int, ids: np.ndarray | None = None, vectors: np.ndarray | None = None):

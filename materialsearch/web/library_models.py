@@ -101,7 +101,9 @@ class IndexInfo(Body):
     """The vector index."""
 
     vectors: Count
-    layout: Annotated[str, Field(description="`flat` (exact) or `ivf`.")]
+    layout: Annotated[
+        str, Field(description="`flat` (exact), `ivf` (FAISS) or `hnsw` (pgvector, with MS_DATABASE_URL).")
+    ]
     building: Annotated[bool, Field(description="An IVF being (re)built in the background.")]
 
 
