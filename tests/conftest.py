@@ -292,6 +292,10 @@ def new_page(browser):
     contexts = []
 
     def build(viewport=DESKTOP, locale="en-US", **options):
+        # The app's service worker, once it controls the page, takes its requests past Playwright's page.route
+        # (held or answered requests then slip through, as the worker claims the page mid-test): blocked unless a
+        # test asks for it (test_install drives the worker in a context of its own).
+        options.setdefault("service_workers", "block")
         context = browser.new_context(viewport=viewport, locale=locale, **options)
         contexts.append(context)
         page = context.new_page()
