@@ -371,8 +371,26 @@ def test_schema_versions_and_an_unreachable_server(postgres, tiny_model, tmp_pat
         store.close()
     with pytest.raises(SchemaError, match="newer release"):
         Store(url)
-    with pytest.raises(SchemaError, match="cannot use the catalog's database"):
-        Store("postgresql://postgres@127.0.0.1:1/nowhere")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pg, "START_WAIT_S", 1.0)  # waited for (2 min by default), then refused with the reason
+        with pytest.raises(SchemaError, match="cannot use the catalog's database"):
+            Store("postgresql://postgres@127.0.0.1:1/nowhere")
+
+
+def test_a_start_waits_for_a_database_that_is_still_starting(postgres):
+    """compose starts the database and the app together: the catalog opens once the server answers."""
+    import threading
+
+    from materialsearch.catalog.store import Store
+
+    url = postgres()
+    postgres.stop()
+    threading.Timer(3.0, postgres.start).start()
+    store = Store(url)  # waits: 0.5 s, 1 s, 2 s, … until the server is back
+    try:
+        assert store.counts().images == 0
+    finally:
+        store.close()
 
 
 def test_a_scan_outlives_a_database_restart(postgres, tiny_model, tmp_path, media_dir, caplog):

@@ -171,11 +171,17 @@ STEPS: tuple[Callable[[Connection, MetaData], None], ...] = (_create,)
 VERSION = len(STEPS)
 
 
+# A server that does not answer at start is waited for this long (compose starts the database and the app together;
+# a NAS boots them in any order), saying so, before the start fails.
+START_WAIT_S = 120.0
+
+
 def upgrade(engine: Engine, metadata: MetaData) -> int:
     """Bring the database to ``VERSION`` (creating the catalog in an empty one); returns the version it was at.
-    SchemaError for a database written by a newer release."""
+    A server that does not answer yet is waited for up to ``START_WAIT_S``; SchemaError after that, or at once for a
+    database written by a newer release."""
     try:
-        found = _upgrade(engine, metadata)
+        found = retrying(lambda: _upgrade(engine, metadata), give_up_after_s=START_WAIT_S)
     except OperationalError as error:
         raise SchemaError(f"cannot use the catalog's database {redacted(str(engine.url))}: {error.orig}") from None
     if found == 0:
