@@ -6,6 +6,7 @@ import { formatNumber } from "./format.js";
 import { t } from "./i18n.js";
 import { toast } from "./toast.js";
 import { renderDetails } from "./viewerinfo.js";
+import { coverPicture } from "./viewerpicture.js";
 
 const SHOW_KEY = "materialsearch.faces"; // the toggle is remembered: "1" shows the boxes
 const CROP_PX = 96; // the face drawn in the dialog
@@ -106,21 +107,9 @@ function faceBox(face) {
   return box;
 }
 
-// The overlay covers the picture itself, not the <img> box around it (object-fit: contain letterboxes it).
 function place() {
   if (!shown || !shown.overlay || !shown.image.naturalWidth) return;
-  const { image, overlay } = shown;
-  const frame = image.getBoundingClientRect();
-  const stage = image.parentElement.getBoundingClientRect();
-  const scale = Math.min(frame.width / image.naturalWidth, frame.height / image.naturalHeight);
-  const width = image.naturalWidth * scale;
-  const height = image.naturalHeight * scale;
-  Object.assign(overlay.style, {
-    left: `${frame.left - stage.left + (frame.width - width) / 2}px`,
-    top: `${frame.top - stage.top + (frame.height - height) / 2}px`,
-    width: `${width}px`,
-    height: `${height}px`,
-  });
+  coverPicture(shown.image, shown.overlay);
 }
 
 // --- "who is this?" ----------------------------------------------------------------------------------------------

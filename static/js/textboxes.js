@@ -4,6 +4,7 @@ import { formatNumber } from "./format.js";
 import { t } from "./i18n.js";
 import { state } from "./state.js";
 import { toast } from "./toast.js";
+import { coverPicture } from "./viewerpicture.js";
 
 let shown = null; // {item, lines, overlay, section} of the photo in the large view
 let request = 0; // bumped per photo, so a slow answer for the previous photo is dropped
@@ -87,21 +88,9 @@ function drawBoxes(image, lines, matched) {
   return overlay;
 }
 
-// The overlay covers the picture itself, not the <img> box around it (object-fit: contain letterboxes it).
 function placeOverlay() {
   if (!shown || !shown.image.naturalWidth) return;
-  const { image, overlay } = shown;
-  const frame = image.getBoundingClientRect();
-  const stage = image.parentElement.getBoundingClientRect();
-  const scale = Math.min(frame.width / image.naturalWidth, frame.height / image.naturalHeight);
-  const width = image.naturalWidth * scale;
-  const height = image.naturalHeight * scale;
-  Object.assign(overlay.style, {
-    left: `${frame.left - stage.left + (frame.width - width) / 2}px`,
-    top: `${frame.top - stage.top + (frame.height - height) / 2}px`,
-    width: `${width}px`,
-    height: `${height}px`,
-  });
+  coverPicture(shown.image, shown.overlay);
 }
 
 function textSection(lines, details) {

@@ -218,3 +218,19 @@ function renderTools() {
 
 /** Words again after a language switch. */
 export const renderPictureTools = renderTools;
+
+/** Lay `overlay` (boxes drawn over the picture: its text, its faces) over the picture itself, not the <img> box
+ * around it (object-fit: contain letterboxes it). */
+export function coverPicture(image, overlay) {
+  const frame = image.getBoundingClientRect();
+  const stage = image.parentElement.getBoundingClientRect();
+  const scale = Math.min(frame.width / image.naturalWidth, frame.height / image.naturalHeight);
+  const width = image.naturalWidth * scale;
+  const height = image.naturalHeight * scale;
+  Object.assign(overlay.style, {
+    left: `${frame.left - stage.left + (frame.width - width) / 2}px`,
+    top: `${frame.top - stage.top + (frame.height - height) / 2}px`,
+    width: `${width}px`,
+    height: `${height}px`,
+  });
+}
