@@ -85,10 +85,10 @@ def _facts_path(folder: str, fingerprint: str) -> str:
     return os.path.join(folder, f"{fingerprint}-v{EXPORT_VERSION}-facts.json")
 
 
-def _exported_facts(settings: Settings, folder: str) -> tuple[WeightsSpec, float] | None:
-    """The weights' spec and logit scale from the facts file written at export, where the weights file is here,
-    both fp32 towers are exported and the facts were written for the same MS_MODEL and MS_MODEL_ARCH; else None
-    (the checkpoint is read)."""
+def _exported_facts(settings: Settings, folder: str) -> tuple[WeightsSpec, float, str] | None:
+    """The weights' spec, logit scale and fingerprint from the facts file written at export, where the weights
+    file is here, both fp32 towers are exported and the facts were written for the same MS_MODEL and
+    MS_MODEL_ARCH; else None (the checkpoint is read)."""
     path = weights_path(settings)
     try:
         fingerprint = weights_fingerprint(path)
@@ -101,7 +101,7 @@ def _exported_facts(settings: Settings, folder: str) -> tuple[WeightsSpec, float
         spec = WeightsSpec(
             settings.model, os.path.abspath(path), facts["model_info"], int(facts["input_resolution"]), facts["arch"]
         )
-        return spec, float(facts["logit_scale"])
+        return spec, float(facts["logit_scale"]), fingerprint
     except (OSError, StopIteration, ValueError, KeyError, TypeError):
         return None
 
@@ -244,8 +244,7 @@ class OnnxEncoder(LoadedWeights):
         folder = onnx_dir(settings)
         exported = _exported_facts(settings, folder)
         if exported is not None:
-            spec, logit_scale = exported
-            fingerprint = weights_fingerprint(spec.path)
+            spec, logit_scale, fingerprint = exported
         else:
             spec, logit_scale, fingerprint = self._export(folder)
         paths = {
