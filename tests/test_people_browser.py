@@ -128,6 +128,8 @@ def test_a_person_opens_their_timeline_and_combines_with_the_search_box(new_page
     cards = page.locator("#timeline-groups .result")
     expect(cards).to_have_count(3)
     assert set(cards.evaluate_all("(cards) => cards.map((c) => c.dataset.name)")) == obama_photos
+    titled = "Photos and videos: Barack Obama" if locale == "en-US" else "照片和视频：Barack Obama"
+    expect(page.locator("#results-heading")).to_have_text(titled)  # the title says what narrows the timeline
     shot(page, f"person-timeline-{tag(locale, viewport)}")
     # Words in the box search within that person's photos (all matches: the tiny test model's scores are low).
     page.goto(f"{site.url}/?person={site.obama}&match=all")

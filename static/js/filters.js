@@ -1,6 +1,6 @@
 /* The filters panel: its values (checked before sending) as API parameters, the "n active" badge, and re-running. */
 import { t } from "./i18n.js";
-import { appendPersonParams, setPersonFilter } from "./personfilter.js";
+import { activePersonNames, appendPersonParams, setPersonFilter } from "./personfilter.js";
 import { activeTagNames, appendTagParams, setTags, tagKeys } from "./tags.js";
 
 const TYPING_MS = 400; // a typed filter applies once typing pauses this long
@@ -82,9 +82,10 @@ export function setFilters(params) {
   showProblem(null);
 }
 
-/** What narrows the timeline, in words ("United Kingdom", a tag's name, "Videos", a date range, a folder). */
+/** What narrows the timeline, in words (people's names, "United Kingdom", a tag's name, "Videos", a date range, a
+ * folder). */
 export function describeFilters() {
-  const words = [];
+  const words = [...activePersonNames()];
   const place = el.place.value.trim();
   if (place) words.push(place);
   words.push(...activeTagNames().map((name) => `#${name}`));

@@ -70,7 +70,7 @@ function bind() {
   bindQuery();
   bindUnderstood(searchFor);
   bindFilters(narrowed);
-  bindPersonFilter(narrowed);
+  bindPersonFilter(narrowed, () => renderResults(false)); // the title names the people once known
   bindOptions(narrowed);
   bindResults({ loadMore: () => runSearch(true) });
   bindTimeline(() => runSearch(true));

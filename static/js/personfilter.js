@@ -6,10 +6,13 @@ const el = { list: document.getElementById("person-filter") };
 let people = []; // the ids in the filter, in the address's order
 const known = new Map(); // id → the person from /api/people
 let onChange = () => {};
+let onNamed = () => {};
 
-/** `changed()` runs after a person was dropped from the filter. */
-export function bindPersonFilter(changed) {
+/** `changed()` runs after a person was dropped from the filter; `named()` once the people's names have arrived
+ * (the title names them). */
+export function bindPersonFilter(changed, named = () => {}) {
   onChange = changed;
+  onNamed = named;
   el.list.addEventListener("click", (event) => {
     const button = event.target.closest("button[data-person]");
     if (!button) return;
@@ -40,7 +43,11 @@ async function loadPeople() {
     return; // the chips keep saying "Person 3"
   }
   renderPersonFilter();
+  onNamed();
 }
+
+/** The names of the people in the filter, for the title ("Person 3" until the names have arrived). */
+export const activePersonNames = () => people.map(personName);
 
 function personName(id) {
   const person = known.get(id);
