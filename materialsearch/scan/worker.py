@@ -202,7 +202,7 @@ class QueueWorker:
                     embedding = make_embedding(WorkClaim(self.queue, self.name), report)
                     self._round(embedding, controls.should_stop)
                     if controls.should_stop():
-                        self.queue.cancel()
+                        self.queue.drop_unclaimed()
                         break
                     counts = self.queue.counts(run)
                     embedding.progress.done = counts.done
