@@ -88,7 +88,7 @@ def test_claims_never_overlap_and_a_lapsed_claim_moves_on(postgres):
     store = Store(postgres())
     try:
         queue = WorkQueue(store.engine, lease_s=60)
-        files = [(f"/library/{n:03}.jpg", 1000 + n, n, Kind.IMAGE, None) for n in range(40)]
+        files = [FileEntry(f"/library/{n:03}.jpg", 1000 + n, n, Kind.IMAGE) for n in range(40)]
         run = queue.plan(files, known=["/library/000.jpg"])
         taken: list[list[str]] = []
         start = threading.Barrier(8)
@@ -228,7 +228,7 @@ def test_a_worker_killed_mid_batch_loses_nothing(postgres, tiny_model, tmp_path,
         Services(settings_on(tmp_path / "owner", tiny_model, database_url=url, **SAME_MODEL)).close()
         queue = WorkQueue(store.engine, lease_s=2)
         entries = list(walk_library([str(library)], (".jpg",)))
-        run = queue.plan(((e.path, e.size, e.mtime_ns, e.kind, e.still) for e in entries), known=())
+        run = queue.plan(entries, known=())
 
         a = _worker(tiny_model, tmp_path / "a", url, library, lease=2, batch=1)
         victim: list = []
@@ -310,13 +310,14 @@ def test_a_worker_that_cannot_see_the_library_leaves_its_files_to_others(postgre
     """Files planned in a folder this host does not have (the library mounted elsewhere) are handed back untouched,
     never recorded as unreadable; the worker says what to mount (``--once``: and exits non-zero)."""
     from materialsearch.catalog.records import Kind
+    from materialsearch.scan.walk import FileEntry
     from materialsearch.services import Services
 
     url = postgres()
     owner = Services(settings_on(tmp_path / "owner", tiny_model, database_url=url, **SAME_MODEL))
     try:
         missing = tmp_path / "mounted-on-the-nas-only"
-        files = [(str(missing / f"IMG_{n}.jpg"), 1000, n, Kind.IMAGE, None) for n in range(3)]
+        files = [FileEntry(str(missing / f"IMG_{n}.jpg"), 1000, n, Kind.IMAGE) for n in range(3)]
         run = owner.work_queue.plan(files, known=())
         worker = _worker(tiny_model, tmp_path / "w", url, tmp_path, once=True)
         out, _ = worker.communicate(timeout=300)

@@ -23,7 +23,7 @@ import dataclasses
 import datetime as dt
 import functools
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
@@ -32,7 +32,18 @@ from materialsearch.catalog.postgres import retrying
 from materialsearch.catalog.records import ItemRecord, ItemStatus
 
 GIVE_UP_AFTER = 3  # leases that ran out on one file before it is recorded as failed instead of read again
-FORGET_WORKERS_AFTER = dt.timedelta(days=7)  # the roll call forgets workers not seen for this long
+FORGET_WORKERS_AFTER = dt.timedelta(days=7)
+PLAN_CHUNK = 5000  # planned files inserted per statement  # the roll call forgets workers not seen for this long
+
+
+class PlannedFile(Protocol):
+    """What the planner queues of a file (the walk's ``FileEntry`` is one)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    kind: str
+    still: str | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,29 +128,41 @@ class WorkQueue:
 
     # --- the planner --------------------------------------------------------------------------------------------
     @_outlives_restarts
-    def plan(self, files: Iterable[tuple[str, int, int, str, str | None]], known: Iterable[str]) -> int:
-        """Queue a scan's files to embed (path, size, mtime_ns, kind, still); returns the run's number. What an
-        earlier run left is dropped unless a live lease holds it (a worker still at it: its file joins this run)."""
+    def plan(self, files: Sequence[PlannedFile], known: Iterable[str]) -> int:
+        """Queue a scan's files to embed (anything with path, size, mtime_ns, kind, still: the walk's entries);
+        returns the run's number. What an
+        earlier run left is dropped unless a live lease holds it (a worker still at it: its file joins this run).
+        One transaction, inserted in chunks (a first scan of a million files is not a million-row list here)."""
         known = set(known)
-        rows = [
-            {"path": p, "size": s, "mtime_ns": m, "kind": str(k), "still": st, "known": p in known}
-            for p, s, m, k, st in files
-        ]
+        insert = text(
+            "INSERT INTO scan_queue (run, path, size, mtime_ns, kind, still, known)"
+            " VALUES (:run, :path, :size, :mtime_ns, :kind, :still, :known)"
+            " ON CONFLICT (path) DO UPDATE SET run = EXCLUDED.run"
+        )
         with self.engine.begin() as conn:
             conn.execute(
                 text("DELETE FROM scan_queue WHERE done_by IS NOT NULL OR claimed_by IS NULL OR claimed_until < now()")
             )
             run = conn.execute(text("SELECT coalesce(max(run), 0) + 1 FROM scan_queue")).scalar_one()
             run = max(run, int(dt.datetime.now().timestamp()))  # runs stay increasing after the table emptied
-            if rows:
-                conn.execute(
-                    text(
-                        "INSERT INTO scan_queue (run, path, size, mtime_ns, kind, still, known)"
-                        " VALUES (:run, :path, :size, :mtime_ns, :kind, :still, :known)"
-                        " ON CONFLICT (path) DO UPDATE SET run = EXCLUDED.run"
-                    ),
-                    [{"run": run, **row} for row in rows],
+            chunk: list[dict] = []
+            for file in files:
+                chunk.append(
+                    {
+                        "run": run,
+                        "path": file.path,
+                        "size": file.size,
+                        "mtime_ns": file.mtime_ns,
+                        "kind": str(file.kind),
+                        "still": file.still,
+                        "known": file.path in known,
+                    }
                 )
+                if len(chunk) == PLAN_CHUNK:
+                    conn.execute(insert, chunk)
+                    chunk = []
+            if chunk:
+                conn.execute(insert, chunk)
         return run
 
     @_outlives_restarts

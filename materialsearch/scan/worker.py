@@ -185,7 +185,7 @@ class QueueWorker:
     def scan_planned(self, entries: list[FileEntry], known, make_embedding, controls) -> QueueCounts:
         """Queue the scan's files, embed them with whoever else works the queue, and return once every one of them
         is written (or the scan was stopped: the files nobody holds are taken off the queue)."""
-        run = self.queue.plan(((e.path, e.size, e.mtime_ns, e.kind, e.still) for e in entries), known)
+        run = self.queue.plan(entries, known)
         self.queue.register(self.name, socket.gethostname(), os.getpid(), "scan")
         counted = [0.0]
 
