@@ -212,6 +212,12 @@ class _LibrarySettings(BaseSettings):
         "duplicates, faces, tokens) in PostgreSQL with the pgvector extension (created if missing; pg_trgm too); "
         "thumbnails and models stay in MS_DATA_DIR.",
     )
+    worker_lease: Seconds = Field(
+        120,
+        description="With MS_DATABASE_URL: seconds a scan worker's claim on a batch of files lasts without its "
+        "heartbeat (renewed every third of it while it works). A worker that dies (killed, its host lost) loses "
+        "its files to the next worker after this long; nothing is written twice.",
+    )
     model: Text = Field(
         "ViT-B-16",
         description="A cn_clip model name (RN50, ViT-B-16, ViT-L-14, ViT-L-14-336, ViT-H-14), whose weights are "

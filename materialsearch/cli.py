@@ -1,4 +1,4 @@
-"""Command line: ``python -m materialsearch scan | serve | search | token | hash-password | download-model |
+"""Command line: ``python -m materialsearch scan | serve | worker | search | token | hash-password | download-model |
 make-test-model | settings-doc``."""
 
 from __future__ import annotations
@@ -83,6 +83,36 @@ def cmd_scan(settings: Settings, _args) -> int:
         print("interrupted; work committed so far is kept", file=sys.stderr)
         return 130
     return 0
+
+
+def cmd_worker(settings: Settings, args) -> int:
+    """A scan worker: embed the files scans plan into the PostgreSQL catalog's work queue, on this host, until
+    stopped (or, with ``--once``, until the queue is empty). SIGINT/SIGTERM stop it after the batch in hand."""
+    import functools
+    import threading
+
+    from materialsearch.scan.worker import QueueWorker
+
+    if not settings.database_url:
+        print(
+            "error: a scan worker takes its work from a PostgreSQL catalog: set MS_DATABASE_URL (with the embedded "
+            "SQLite catalog the app's own scan embeds everything)",
+            file=sys.stderr,
+        )
+        return 2
+    services = _services(settings, claim=False)
+    queue = services.catalog.work_queue(settings.worker_lease)
+    worker = QueueWorker(services.scanner, queue, "worker")
+    stop = threading.Event()
+    print(f"scan worker {worker.name}: taking files from {services.store.location}", file=sys.stderr)
+    try:
+        with graceful_stop(lambda _signum: stop.set()):
+            embedding = functools.partial(services.scanner.queue_embedding, should_stop=stop.is_set)
+            written = worker.serve(embedding, stop, once=args.once)
+    finally:
+        services.close()
+    print(f"scan worker {worker.name}: {written} files written")
+    return 0  # a signal is how a worker is stopped (docker stop): not a failure
 
 
 def _run_pass(services, job, label: str) -> int:
@@ -272,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("scan", help="scan the library once (MS_LIBRARY) and exit with a summary")
     sub.add_parser("serve", help="run the web app and REST API")
+    worker = sub.add_parser(
+        "worker", help="with MS_DATABASE_URL: embed the files scans plan, on this host, beside the app's own scan"
+    )
+    worker.add_argument("--once", action="store_true", help="exit when no planned file is left instead of waiting")
     sub.add_parser("serve-encoder", help="run the model as an encoder service for MS_ENCODER_URLS on other hosts")
     sub.add_parser(
         "ocr",
@@ -303,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         "scan": cmd_scan,
         "serve": cmd_serve,
         "serve-encoder": cmd_serve_encoder,
+        "worker": cmd_worker,
         "ocr": cmd_ocr,
         "faces": cmd_faces,
         "search": cmd_search,

@@ -35,6 +35,7 @@ from materialsearch.scan.manager import ScanManager
 from materialsearch.scan.pipeline import limit_malloc_arenas
 from materialsearch.scan.reports import Reindexing
 from materialsearch.scan.scanner import Scanner
+from materialsearch.scan.worker import roll_call
 from materialsearch.search.fusion import FusedSearch
 from materialsearch.search.service import SearchService
 from materialsearch.search.understand import SentenceReader
@@ -115,6 +116,7 @@ class Services:
         self.scanner = Scanner(
             settings, self.catalog, self.encoder, self.renditions, self.ocr_engine if settings.ocr else None
         )
+        self.work_queue = self.catalog.work_queue(settings.worker_lease)  # None on SQLite
         self.scans = ScanManager(
             self.scanner, self.catalog, owner=self.owner, refusal=refusal, window=window_of(settings)
         )
@@ -167,6 +169,7 @@ class Services:
             self.tagger,
             self.reindexing,
             self.faces,
+            lambda: roll_call(self.work_queue),
         )
         self.job_control = JobControl(settings, self.scans, self.ocr)
         covers = os.path.join(settings.data_dir, "covers")

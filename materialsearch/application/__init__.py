@@ -34,7 +34,7 @@ from materialsearch.ocr.job import OcrStatus
 from materialsearch.organise.duplicates import KeeperReason
 from materialsearch.organise.people import FacesStatus
 from materialsearch.organise.places import CITIES_LISTED
-from materialsearch.scan.reports import BackendDecision, Reindexing, ScanStatus, ScanWarning
+from materialsearch.scan.reports import BackendDecision, Reindexing, ScanStatus, ScanWarning, ScanWorkerStatus
 from materialsearch.search.service import Match, NotFound, Page, SearchError
 
 __all__ = [
@@ -76,6 +76,7 @@ __all__ = [
     "Reindexing",
     "ScanStatus",
     "ScanWarning",
+    "ScanWorkerStatus",
     "Scope",
     "SearchAnswer",
     "SearchError",

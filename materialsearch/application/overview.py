@@ -17,7 +17,14 @@ from materialsearch.organise.people import FacesManager, FacesStatus
 from materialsearch.organise.places import group_places
 from materialsearch.organise.tags import TagCount, Tagger
 from materialsearch.scan.manager import ScanManager
-from materialsearch.scan.reports import BackendDecision, LastScan, Reindexing, ScanStatus, ScanWarning
+from materialsearch.scan.reports import (
+    BackendDecision,
+    LastScan,
+    Reindexing,
+    ScanStatus,
+    ScanWarning,
+    ScanWorkerStatus,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +63,7 @@ class LibraryStatus:
     library: tuple[str, ...]
     ocr: OcrStatus
     faces: FacesStatus
+    workers: list[ScanWorkerStatus]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,10 +123,11 @@ class LibraryOverview:
         tagger: Tagger,
         reindexing: Callable[[int | None], Reindexing | None],
         faces: FacesManager,
+        workers: Callable[[], list[ScanWorkerStatus]],
     ):
         self.settings, self.store, self.index, self.encoder = settings, store, index, encoder
         self.scans, self.ocr, self.tagger, self.reindexing = scans, ocr, tagger, reindexing
-        self.faces = faces
+        self.faces, self.workers = faces, workers
 
     def status(self) -> LibraryStatus:
         """Counts, scan state and progress, last scan, model and index size, the OCR and faces passes."""
@@ -137,6 +146,7 @@ class LibraryOverview:
             library=tuple(self.settings.library),
             ocr=self.ocr.status(),
             faces=self.faces.status(),
+            workers=self.workers(),
         )
 
     def _model(self, reindexing: Reindexing | None) -> ModelFacts:

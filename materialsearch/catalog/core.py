@@ -25,6 +25,7 @@ from materialsearch.catalog.records import ItemRecord
 from materialsearch.catalog.store import DB_FILENAME, Store
 from materialsearch.catalog.vector_index import VectorIndex
 from materialsearch.catalog.vectors import VectorSearch
+from materialsearch.catalog.work_queue import WorkClaim, WorkQueue
 from materialsearch.encoders import ModelError
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,11 @@ class Catalog:
         """API tokens (hashes only; ``TokenStore``)."""
         return self.store.tokens
 
+    def work_queue(self, lease_s: float) -> WorkQueue | None:
+        """The scan's work queue, which workers on several hosts share (``lease_s``: how long a claim lasts
+        unrenewed); None on SQLite, where the owner's scan embeds everything itself."""
+        return WorkQueue(self.store.engine, lease_s) if self.store.postgres else None
+
     def version(self):
         """The vectors' change token (``VectorSearch.version``): caches of anything computed from them key on it."""
         return self.vectors.version()
@@ -144,6 +150,20 @@ class Catalog:
             self.store.set_meta(MODEL_IDENTITY_KEY, identity)
         return change
 
+    def writes_refused(self, identity: str) -> str | None:
+        """For a process that writes vectors without owning the catalog (a scan worker): why it may not write now —
+        the owner has not opened the catalog yet (it sets the model), or the catalog holds another model's vectors
+        (ModelError) — or None."""
+        stored = self.store.get_meta(MODEL_IDENTITY_KEY)
+        if stored is None:
+            return "the catalog has no model yet: waiting for the app (its owner) to open it"
+        if stored != identity:
+            raise ModelError(
+                f"the catalog holds vectors of another model ({stored.split('|')[0]}) than this worker's "
+                f"({identity.split('|')[0]}): run the worker with the app's MS_MODEL, MS_BACKEND and MS_PRECISION"
+            )
+        return None
+
     def _load_index(self) -> None:
         # An index whose stamp disagrees with the database (crash, copy, model change) or that cannot be read is
         # rebuilt from it.
@@ -159,13 +179,14 @@ class Catalog:
         )
 
     # --- changes ----------------------------------------------------------------------------------------------
-    def apply(self, records: Sequence[ItemRecord]) -> None:
+    def apply(self, records: Sequence[ItemRecord], claim: WorkClaim | None = None) -> None:
         """Write one batch of scanned files (insert or replace by path) in one transaction; the index follows. On
-        PostgreSQL a batch whose connection was lost (a server restart) is written again once it is back."""
+        PostgreSQL a batch whose connection was lost (a server restart) is written again once it is back; files
+        taken from the work queue (``claim``) are written only while the writer still holds them."""
         if self.store.postgres:
-            new_ids, new_vectors, replaced = retrying(lambda: self.store.write_batch(records))
+            new_ids, new_vectors, replaced = retrying(lambda: self.store.write_batch(records, claim))
         else:
-            new_ids, new_vectors, replaced = self.store.write_batch(records)
+            new_ids, new_vectors, replaced = self.store.write_batch(records, claim)
         self.index.remove(replaced)
         self.index.add(new_ids, new_vectors)
 

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.schema import MetaData
 
+from materialsearch.catalog import pg_schema
 from materialsearch.catalog.migrations import SchemaError
 from materialsearch.catalog.records import ItemStatus
 from materialsearch.catalog.schema import VectorBinary
@@ -157,17 +158,24 @@ def _change_notices(conn: Connection) -> None:
         )
 
 
-def _create(conn: Connection, metadata: MetaData) -> None:
-    """Version 1: the extensions, every declared table, the text index and the change notices."""
+def _create(conn: Connection) -> None:
+    """Version 1: the extensions, the tables (frozen as first released: ``pg_schema``), the text index and the
+    change notices."""
     conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS vector")
     conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    metadata.create_all(conn)
+    conn.exec_driver_sql(pg_schema.TABLES_1)
     _text_tables(conn)
     _change_notices(conn)
 
 
-# Each step brings the schema from its position (1-based) to the next; the first creates it. Append, never edit.
-STEPS: tuple[Callable[[Connection, MetaData], None], ...] = (_create,)
+def _work_queue(conn: Connection) -> None:
+    """Version 2: the scan's work queue, which scan workers on several hosts take batches from."""
+    conn.exec_driver_sql(pg_schema.WORK_QUEUE_2)
+
+
+# Each step brings the schema from its position (1-based) to the next; the first creates it. Append, never edit:
+# a step's SQL is frozen as released, whatever the declarations in ``schema`` say later.
+STEPS: tuple[Callable[[Connection], None], ...] = (_create, _work_queue)
 VERSION = len(STEPS)
 
 
@@ -176,12 +184,12 @@ VERSION = len(STEPS)
 START_WAIT_S = 120.0
 
 
-def upgrade(engine: Engine, metadata: MetaData) -> int:
+def upgrade(engine: Engine, _metadata: MetaData | None = None) -> int:
     """Bring the database to ``VERSION`` (creating the catalog in an empty one); returns the version it was at.
     A server that does not answer yet is waited for up to ``START_WAIT_S``; SchemaError after that, or at once for a
     database written by a newer release."""
     try:
-        found = retrying(lambda: _upgrade(engine, metadata), give_up_after_s=START_WAIT_S)
+        found = retrying(lambda: _upgrade(engine), give_up_after_s=START_WAIT_S)
     except OperationalError as error:
         raise SchemaError(f"cannot use the catalog's database {redacted(str(engine.url))}: {error.orig}") from None
     if found == 0:
@@ -189,7 +197,7 @@ def upgrade(engine: Engine, metadata: MetaData) -> int:
     return found
 
 
-def _upgrade(engine: Engine, metadata: MetaData) -> int:
+def _upgrade(engine: Engine) -> int:
     with engine.begin() as conn:
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -201,7 +209,7 @@ def _upgrade(engine: Engine, metadata: MetaData) -> int:
             )
         for number, step in enumerate(STEPS[found:], start=found + 1):
             log.info("PostgreSQL catalog: schema step %d (%s)", number, (step.__doc__ or "").split(":")[0])
-            step(conn, metadata)
+            step(conn)
         if found != VERSION:
             conn.exec_driver_sql("DELETE FROM schema_version")
             conn.exec_driver_sql(f"INSERT INTO schema_version VALUES ({VERSION})")

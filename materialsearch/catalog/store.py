@@ -34,6 +34,7 @@ from materialsearch.catalog.sql import (
 from materialsearch.catalog.tags import TagRepository
 from materialsearch.catalog.text import OcrStore
 from materialsearch.catalog.tokens import TokenStore
+from materialsearch.catalog.work_queue import WorkClaim
 
 DB_FILENAME = "materialsearch.db"  # inside MS_DATA_DIR
 
@@ -123,10 +124,14 @@ class Store:
         with self.engine.connect() as conn:
             return {row[0]: FileState(*row[1:]) for row in conn.execute(select(Item.path, *_FILE_STATE_COLUMNS))}
 
-    def write_batch(self, records: Sequence[ItemRecord]) -> tuple[list[int], np.ndarray, list[int]]:
+    def write_batch(
+        self, records: Sequence[ItemRecord], claim: WorkClaim | None = None
+    ) -> tuple[list[int], np.ndarray, list[int]]:
         """Insert or replace items (by path) and their vectors in one transaction.
 
-        Returns (new vector ids, their vectors, vector ids that were replaced) so the index can follow.
+        With a ``claim`` (files taken from the work queue), only the files the writer still holds are written, and
+        their queue rows are marked done in the same transaction. Returns (new vector ids, their vectors, vector ids
+        that were replaced) so the index can follow.
         """
         if not records:
             return [], np.empty((0, 0), np.float32), []
@@ -135,6 +140,10 @@ class Store:
         new_vectors: list[np.ndarray] = []
         replaced: list[int] = []
         with self.engine.begin() as conn:
+            if claim is not None:
+                held = claim.keep(conn, [r.path for r in records])
+                records = [r for r in records if r.path in held]
+                claim.done(conn, records)
             existing: dict[str, int] = {}
             for paths in chunked(r.path for r in records):
                 existing.update(conn.execute(select(Item.path, Item.id).where(Item.path.in_(paths))).all())

@@ -107,7 +107,9 @@ class ScanManager(BackgroundJob):
         return ScanStatus(
             state="scanning" if now.state == "running" else now.state,
             paused_reason=now.paused_reason,
-            waiting=getattr(self.scanner.encoder, "waiting", None) if now.state == "running" else None,
+            waiting=(getattr(self.scanner.encoder, "waiting", None) or self.scanner.waiting)
+            if now.state == "running"
+            else None,
             progress=current,
             last=LastScan.from_record(now.last) if now.last else None,
             next_run=next_run.isoformat() if next_run else None,

@@ -101,14 +101,30 @@ class ScanStatus:
     waiting: Annotated[
         str | None,
         Field(
-            description="Why the running scan waits (no encoder service in MS_ENCODER_URLS answers); it goes on "
-            "by itself when one does."
+            description="Why the running scan waits (no encoder service in MS_ENCODER_URLS answers, or scan "
+            "workers are still embedding its files); it goes on by itself."
         ),
     ]
     next_run: Annotated[str | None, Field(description="Next scheduled scan (ISO 8601).")]
     schedule: ScanSchedule
     can_scan: Annotated[bool, Field(description="False in a process that does not own the data dir.")]
     refusal: Annotated[str | None, Field(description="Why this process cannot scan.")]
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanWorkerStatus:
+    """A process that embeds scans' files, in the roll call (with MS_DATABASE_URL): the owner's scan and each
+    ``python -m materialsearch worker``."""
+
+    name: Annotated[str, Field(description="Host, pid and role: unique while it runs.")]
+    host: str
+    pid: int
+    role: Annotated[Literal["scan", "worker"], Field(description="The owner's scan, or a worker process.")]
+    state: Annotated[str, Field(description="What it does now (embedding, idle, waiting, stopped).")]
+    files: Annotated[int, Field(ge=0, description="Files it has written since it started.")]
+    started_at: Annotated[str, Field(description="ISO 8601, the database server's clock.")]
+    last_seen: Annotated[str, Field(description="Its last heartbeat (ISO 8601, the database server's clock).")]
+    alive: Annotated[bool, Field(description="Seen within MS_WORKER_LEASE and not stopped.")]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,13 +12,14 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 
 import numpy as np
 
 from materialsearch.catalog.core import Catalog
 from materialsearch.catalog.records import ItemRecord, ItemStatus, Kind
+from materialsearch.catalog.work_queue import WorkClaim
 from materialsearch.encoders import Encoder
 from materialsearch.errors import Problem, ProblemCode
 from materialsearch.media.thumbnails import Renditions
@@ -28,6 +29,7 @@ from materialsearch.scan.plan import FAILED_STILL, Plan, diff, match_moves
 from materialsearch.scan.prepare import Preparer, entry_hash
 from materialsearch.scan.reports import ScanWarning
 from materialsearch.scan.walk import FileEntry, walk_library
+from materialsearch.scan.worker import QueueWorker
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +116,7 @@ class Scanner:
         self.catalog = catalog
         self.encoder = encoder
         self.preparer = Preparer(settings, encoder, renditions, ocr)
+        self.queue_worker: QueueWorker | None = None  # while a scan works the queue (PostgreSQL)
 
     @property
     def decode_sizes(self) -> dict[str, int]:
@@ -166,7 +169,7 @@ class Scanner:
             self._carry_out(plan, stats, progress)
             progress.phase, progress.total, progress.done = Phase.EMBEDDING, len(plan.to_prepare), 0
             controls.report(progress)
-            self._embed(plan.to_prepare, _Embedding(self.catalog, self.encoder, known, stats, progress, controls))
+            self._embed_planned(plan.to_prepare, known, stats, progress, controls)
             if not stats.cancelled:
                 self._index_raws_of_failed_stills(plan.to_prepare, known, stats, progress, controls)
             progress.phase = Phase.SAVING
@@ -233,14 +236,57 @@ class Scanner:
             log.info("indexing %s on its own: its same-name photo cannot be read", entry.path)
         stats.decoded -= len(orphans)
         progress.total += len(orphans)
-        self._embed(orphans, _Embedding(self.catalog, self.encoder, known, stats, progress, controls))
+        self.embed(orphans, _Embedding(self.catalog, self.encoder, known, stats, progress, controls))
 
-    def _embed(self, jobs: list[FileEntry], embedding: _Embedding) -> None:
-        """Prepare ``jobs`` ahead of the model, as far ahead as memory allows, and embed and write them."""
+    def _embed_planned(
+        self, jobs: list[FileEntry], known, stats: ScanStats, progress: Progress, controls: _Controls
+    ) -> None:
+        """Embed the plan's files: here, or with the catalog in PostgreSQL through the work queue, which scan
+        workers on other hosts work too (the counts are then everyone's)."""
+        queue = self.catalog.work_queue(self.settings.worker_lease)
+        if queue is None:
+            self.embed(jobs, _Embedding(self.catalog, self.encoder, known, stats, progress, controls))
+            return
+        self.queue_worker = QueueWorker(self, queue, "scan")
+
+        def make_embedding(claim: WorkClaim, report) -> _Embedding:
+            steering = dataclasses.replace(controls, on_progress=report)
+            return _Embedding(self.catalog, self.encoder, set(), stats, progress, steering, claim)
+
+        try:
+            counts = self.queue_worker.scan_planned(jobs, known, make_embedding, controls)
+        finally:
+            self.queue_worker = None
+        stats.added, stats.updated = counts.outcomes.get("added", 0), counts.outcomes.get("updated", 0)
+        stats.errors = progress.errors = counts.outcomes.get("error", 0)
+        stats.skipped = counts.outcomes.get("skipped", 0)
+        if stats.cancelled or controls.should_stop():
+            stats.cancelled = True
+        else:
+            progress.done = counts.done
+
+    def queue_embedding(
+        self, claim: WorkClaim, report: Callable[[Progress], None] | None, should_stop: Callable[[], bool]
+    ) -> _Embedding:
+        """A worker process's model stage for one round of claims: its own counts, no pause (the owner's scan
+        window is the owner's)."""
+        controls = _Controls(should_stop, lambda: None, report)
+        progress = Progress(phase=Phase.EMBEDDING)
+        return _Embedding(self.catalog, self.encoder, set(), ScanStats(), progress, controls, claim)
+
+    @property
+    def waiting(self) -> str | None:
+        """Why the running scan waits for others (scan workers still embedding its files), or None."""
+        worker = self.queue_worker
+        return worker.waiting if worker is not None else None
+
+    def embed(self, jobs: Iterable[FileEntry], embedding: _Embedding, produce=None) -> None:
+        """Prepare ``jobs`` ahead of the model, as far ahead as memory allows, and embed and write them
+        (``produce``: how a file is prepared, the preparer's ``prepare`` unless given)."""
         settings = self.settings
         with ReadAhead(
             jobs,
-            self.preparer.prepare,
+            produce or self.preparer.prepare,
             threads=settings.decode_threads,
             look_ahead=settings.batch_size * 2 + settings.decode_threads,
             frame_buffer=settings.batch_size * 2,
@@ -284,8 +330,17 @@ class _Embedding:
     """One scan's model stage: takes prepared files in order, embeds their frames in batches, and writes each file
     (through the catalog, a batch per commit) once all of it is embedded."""
 
-    def __init__(self, catalog: Catalog, encoder: Encoder, known, stats: ScanStats, progress, controls: _Controls):
-        self.catalog, self.encoder, self.known = catalog, encoder, known
+    def __init__(
+        self,
+        catalog: Catalog,
+        encoder: Encoder,
+        known,
+        stats: ScanStats,
+        progress,
+        controls: _Controls,
+        claim: WorkClaim | None = None,
+    ):
+        self.catalog, self.encoder, self.known, self.claim = catalog, encoder, known, claim
         self.stats, self.progress, self.controls = stats, progress, controls
         self.frames: list[tuple[_File, FrameMessage]] = []  # waiting for the model
         self.waiting: list[_File] = []  # read to their end, vectors still in the batch or not yet written
@@ -351,7 +406,10 @@ class _Embedding:
             return
         self.waiting = [file for file in self.waiting if not file.complete]
         records = [file.finished_record() for file in done]
-        self.catalog.apply(records)
+        self.catalog.apply(records, self.claim)
+        if self.claim is not None and self.claim.dropped:  # taken over by another worker: not written here
+            dropped = set(self.claim.dropped)
+            records = [record for record in records if record.path not in dropped]
         for record in records:
             if record.status == ItemStatus.ERROR:
                 self.stats.errors += 1

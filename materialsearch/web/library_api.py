@@ -105,6 +105,7 @@ def status():
         library=list(status.library),
         ocr=status.ocr,
         faces=status.faces,
+        workers=status.workers,
     )
 
 

@@ -16,6 +16,7 @@ from materialsearch.application import (
     Reindexing,
     ScanStatus,
     ScanWarning,
+    ScanWorkerStatus,
 )
 from materialsearch.errors import ProblemCode
 from materialsearch.web.item_models import ItemView
@@ -118,6 +119,13 @@ class Status(Body):
     library: list[str]
     ocr: Annotated[OcrStatus, Field(description="The OCR pass (text in photos), which follows each scan.")]
     faces: Annotated[FacesStatus, Field(description="The faces pass (people in photos), which follows each scan.")]
+    workers: Annotated[
+        list[ScanWorkerStatus],
+        Field(
+            description="With MS_DATABASE_URL: the processes that embed scans' files (the owner's scan and each "
+            "`python -m materialsearch worker`), most recently seen first; empty on the embedded SQLite catalog."
+        ),
+    ]
 
 
 class ScanStarted(Body):
