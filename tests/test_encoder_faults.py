@@ -1,14 +1,14 @@
 """Encoder services failing under a running scan (issue 20, item 5): a service SIGKILLed while a batch is in
-flight, one slower than the client's timeout, and one slow but within it.
+flight, one slower than the client's timeout, and one slow but within it; and batches shared among two services.
 
 Everything is real: ``python -m materialsearch serve-encoder`` processes with the tiny model (stopped with SIGSTOP,
 killed with SIGKILL), the product's scan into SQLite + FAISS, the ``RemoteEncoder`` over loopback HTTP. The faults
 are placed by state, not by timing: the scan's own progress callback stops the service once a batch has been
 answered and written, and the test waits until the scan's thread has sent the next batch and reads its answer
 (its stack is inside ``http.client``'s ``getresponse`` under ``RemoteEncoder._request``) before it kills. A spy
-around ``RemoteEncoder._request`` (it calls the real one) records which batch went where and how it ended, so
-"nothing retried twice" is checked, and every scan ends with each file embedded once with the vectors a local
-scan gives (cosine ≥ 0.9999).
+around ``RemoteEncoder._request`` (it calls the real one) records which pictures went where and how it ended, so
+"nothing sent twice" is checked, and every scan ends with each file embedded once with the vectors a local scan
+gives (cosine ≥ 0.9999).
 """
 
 from __future__ import annotations
@@ -26,16 +26,24 @@ import urllib.request
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from materialsearch.encoders import remote
+from materialsearch.encoders import make_encoder, remote
 from materialsearch.encoders.remote import RemoteEncoder, ServiceRefused
 from materialsearch.encoders.service import ENCODE_PATH
 from materialsearch.services import Services
 from tests.conftest import MEDIA, settings_on
 from tests.test_remote_encoder import LOCAL, TOKEN, _free_port, _vectors, encoder_process, encoder_service
 
-# Six photos, two per batch: the fault lands on the second of three batches.
-PHOTOS = [f"jpg_orient{n}.jpg" for n in (1, 2, 3, 4, 6, 8)]
+# Six small, different pictures (each is known by its digest), two per batch: a fault lands on the second of three.
+PHOTOS = [
+    "jpg_orient6.jpg",
+    "png_palette_trns.png",
+    "jpg_cmyk.jpg",
+    "faces_obama_240p.jpg",
+    "jpg_grayscale_concert.jpg",
+    "bmp_24bit.bmp",
+]
 BATCH = 2
 BATCHES = len(PHOTOS) // BATCH
 WAIT_S = 120  # a deadline for states that come in seconds (generous: the machine may be loaded)
@@ -61,40 +69,47 @@ def local_vectors(library, tiny_model, tmp_path_factory) -> dict[str, np.ndarray
 
 
 class Requests:
-    """Every request the client sends to an encoder service, recorded by a spy around the real
-    ``RemoteEncoder._request``: (url, the batch's digest (None for a health check or the empty probe), outcome)."""
+    """Every request of pictures the client sends to an encoder service, recorded by a spy around the real
+    ``RemoteEncoder._request``: (url, the pictures' digests, outcome: "answered" or why not), in the order they
+    ended. Health checks and the empty probe are left out."""
 
     def __init__(self, monkeypatch):
-        self.log: list[tuple[str, str | None, str]] = []
+        self.log: list[tuple[str, tuple[str, ...], str]] = []
         lock = threading.Lock()
         real = RemoteEncoder._request
 
         def spy(encoder, url, path, payload, timeout):
-            batch = None
-            if path == ENCODE_PATH and payload:
-                batch = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+            pictures = tuple(
+                hashlib.sha256(image.encode()).hexdigest()[:16]
+                for image in ((payload or {}).get("images") or [] if path == ENCODE_PATH else [])
+            )
+
+            def record(outcome: str) -> None:
+                if pictures:
+                    with lock:
+                        self.log.append((url, pictures, outcome))
+
             try:
                 answer = real(encoder, url, path, payload, timeout)
             except ServiceRefused as exc:
-                with lock:
-                    self.log.append((url, batch, str(exc)))
+                record(str(exc))
                 raise
-            with lock:
-                self.log.append((url, batch, "answered"))
+            record("answered")
             return answer
 
         monkeypatch.setattr(RemoteEncoder, "_request", spy)
 
-    def batches(self, outcome: str | None = None, url: str | None = None) -> list[str]:
-        """Digests of the batches sent (answered with ``outcome="answered"``; else any outcome), in order."""
+    def pictures(self, outcome: str | None = "answered", url: str | None = None) -> list[str]:
+        """The pictures sent (only those answered, by default), in order; from ``url`` only if given."""
         return [
-            batch
-            for where, batch, how in list(self.log)
-            if batch is not None and (outcome is None or how == outcome) and (url is None or where == url)
+            picture
+            for where, pictures, how in list(self.log)
+            if (outcome is None or how == outcome) and (url is None or where == url)
+            for picture in pictures
         ]
 
-    def failures(self) -> list[tuple[str, str | None, str]]:
-        return [entry for entry in list(self.log) if entry[1] is not None and entry[2] != "answered"]
+    def failures(self) -> list[tuple[str, tuple[str, ...], str]]:
+        return [entry for entry in list(self.log) if entry[2] != "answered"]
 
 
 def _wait_for(condition, what: str, scan: Scan | None = None, timeout: float = WAIT_S) -> None:
@@ -214,9 +229,9 @@ def test_an_encoder_killed_mid_batch_is_waited_for_and_nothing_is_lost(
         stats = scan.result()
         assert services.scans.status().waiting is None
         _scanned(services, stats, local_vectors)
-    answered = requests.batches("answered")
-    assert len(answered) == len(set(answered)) == BATCHES  # each batch answered once
-    assert {batch for _url, batch, _why in lost} <= set(answered)  # the one in flight was sent again, not dropped
+    answered = requests.pictures()
+    assert len(answered) == len(set(answered)) == len(PHOTOS)  # each picture answered once
+    assert {picture for _url, pictures, _why in lost for picture in pictures} <= set(answered)  # sent again
 
 
 @contextlib.contextmanager
@@ -254,12 +269,13 @@ def test_a_service_slower_than_the_timeout_is_passed_over_and_its_late_answer_un
         assert services.scans.status().waiting is None
         # It was only slow: it answers health checks again, with nothing left in flight.
         _wait_for(lambda: _health(slow)["in_flight"] == 0, "the slow service to be done with the late batch")
-    (late,) = requests.failures()  # one request timed out: the second batch, at the slow service
+    (late,) = requests.failures()  # one request timed out: (its part of) the second batch, at the slow service
     assert late[0] == slow and "timed out" in late[2]
-    assert requests.batches("answered", slow) == requests.batches("answered")[:1]  # only the first, before it slowed
-    answered = requests.batches("answered")
-    assert len(answered) == len(set(answered)) == BATCHES and late[1] in answered  # answered once, by the live one
-    assert requests.batches("answered", live)[0] == late[1]
+    answered = requests.pictures()
+    assert len(answered) == len(set(answered)) == len(PHOTOS)  # each picture answered once
+    assert set(late[1]) <= set(requests.pictures(url=live))  # the late ones by the live service
+    before = requests.log.index(late)
+    assert all(where != slow for where, _pictures, _how in requests.log[before + 1 :])  # the slow one is passed over
 
 
 @pytest.mark.slow
@@ -287,10 +303,67 @@ def test_a_slow_service_within_the_timeout_is_waited_for_and_nothing_is_sent_twi
         stats = scan.result()
         _scanned(services, stats, local_vectors)
     assert requests.failures() == []
-    sent = requests.batches()
-    assert len(sent) == len(set(sent)) == BATCHES  # each batch sent once
+    sent = requests.pictures(outcome=None)
+    assert len(sent) == len(set(sent)) == len(PHOTOS)  # each picture sent once
+    assert [len(pictures) for _url, pictures, _how in requests.log] == [BATCH] * BATCHES  # whole batches, in turn
 
 
 def _health(url: str) -> dict:
     with urllib.request.urlopen(url + "/healthz", timeout=10) as response:
         return json.loads(response.read())
+
+
+@pytest.mark.slow
+def test_batches_are_shared_among_the_services_that_answer(tiny_model, library, local_vectors, tmp_path, monkeypatch):
+    """Two services in MS_ENCODER_URLS, the second started after the app: it joins once it answers (the client asks
+    again every ``RECHECK_S``), then each batch is split between the two, sent at once; both embed, each picture is
+    embedded once, with the vectors a local scan gives."""
+    monkeypatch.setattr(remote, "RECHECK_S", 0.2)
+    requests = Requests(monkeypatch)
+    later_port = _free_port()
+    later = f"http://127.0.0.1:{later_port}"
+    with contextlib.ExitStack() as stack:
+        first = stack.enter_context(encoder_service(tiny_model, tmp_path / "first"))
+        services = Services(_settings(tmp_path, tiny_model, library, [first, later]))
+        stack.callback(services.close)
+        assert services.encoder.answering == (first,)  # nothing listens at the second address yet
+        stack.enter_context(encoder_service(tiny_model, tmp_path / "later", port=later_port))
+        _wait_for(lambda: services.encoder.answering == (first, later), "the second service to join")
+        stats = services.scans.run()
+        _scanned(services, stats, local_vectors)
+        answered = {url: _health(url)["answered"] for url in (first, later)}
+    assert all(counts["pictures"] >= 1 for counts in answered.values()), answered  # both embedded
+    assert sum(counts["pictures"] for counts in answered.values()) == len(PHOTOS), answered  # each picture once
+    assert requests.failures() == []
+    sent = requests.pictures()
+    assert len(sent) == len(set(sent)) == len(PHOTOS)
+    assert set(requests.pictures(url=first)) and set(requests.pictures(url=later))
+
+
+def test_shares_follow_each_services_speed(tiny_model, tmp_path):
+    """A batch is split in proportion to the services' pictures per second: evenly between equals, none to one
+    a hundred times slower (a CPU host beside a GPU host), and whole to the only one left answering."""
+    with encoder_service(tiny_model, tmp_path / "a") as a, encoder_service(tiny_model, tmp_path / "b") as b:
+        encoder = make_encoder(
+            settings_on(tmp_path / "client", tiny_model, encoder_urls=(a, b), encoder_token=TOKEN, **LOCAL)
+        )
+        encoder.load()
+        _wait_for(lambda: encoder.answering == (a, b), "both services to answer")
+        assert encoder._shares(16) == [(a, 0, 8), (b, 8, 16)]  # neither measured yet: alike
+        encoder._answering.update({a: 600.0, b: 200.0})
+        assert encoder._shares(16) == [(a, 0, 12), (b, 12, 16)]
+        encoder._answering.update({a: 600.0, b: 6.0})
+        assert encoder._shares(16) == [(a, 0, 16)]  # all to the fast one
+        encoder._answering.update({a: 6.0, b: 600.0})
+        assert encoder._shares(16) == [(b, 0, 16)]
+        assert encoder._shares(1) == []  # one picture: not shared
+        pictures = [encoder.prepare(Image.new("RGB", (64, 48), colour)) for colour in ("red", "blue", "green")]
+        before = {url: _health(url)["answered"]["pictures"] for url in (a, b)}
+        encoder.encode_prepared(pictures)
+        assert {url: _health(url)["answered"]["pictures"] - before[url] for url in (a, b)} == {a: 0, b: 3}
+        encoder._answering.update({a: 0.001, b: 0.001})
+        shared = encoder.encode_prepared(pictures)  # split 2 + 1 (or 1 + 2), sent at once
+        assert encoder._answering[a] != 0.001 and encoder._answering[b] != 0.001  # both answered, and were measured
+        encoder.close()
+    local = make_encoder(settings_on(tmp_path / "local", tiny_model, **LOCAL))
+    assert np.allclose(shared, remote._local_images(local, pictures), atol=1e-5)  # in the batch's order
