@@ -32,6 +32,7 @@ from materialsearch.encoders import make_encoder, remote
 from materialsearch.encoders.remote import RemoteEncoder, ServiceRefused
 from materialsearch.encoders.service import ENCODE_PATH
 from materialsearch.services import Services
+from materialsearch.web import create_app
 from tests.conftest import MEDIA, settings_on
 from tests.test_remote_encoder import LOCAL, TOKEN, _free_port, _vectors, encoder_process, encoder_service
 
@@ -220,6 +221,8 @@ def test_an_encoder_killed_mid_batch_is_waited_for_and_nothing_is_lost(
         _wait_for(lambda: services.scans.status().waiting is not None, "the scan to say that it waits", scan)
         status = services.scans.status()
         assert status.state == "scanning" and "waiting for an encoder service" in status.waiting, status
+        shown = create_app(services.settings, services=services).test_client().get("/api/status").get_json()["scan"]
+        assert shown["state"] == "scanning" and "Connection" in shown["waiting"], shown  # the API says why
         assert status.progress.errors == 0 and services.store.counts().errors == 0  # nothing failed meanwhile
         assert services.store.counts().images == in_flight == BATCH  # and nothing written without its vectors
         lost = requests.failures()
