@@ -33,7 +33,10 @@ def _instance(name: str, overrides: dict, barrier, pipe) -> None:
     settings = settings_on(overrides.pop("data_dir"), overrides.pop("model"), **overrides)
     services = None
     while True:
-        order = pipe.recv()
+        try:
+            order = pipe.recv()
+        except (EOFError, OSError):  # the test is gone
+            order = "quit"
         if order == "quit":
             return
         if order == "close":
@@ -103,6 +106,7 @@ def test_two_instances_starting_at_once_one_owns_and_the_other_takes_over_when_i
             }
             process = context.Process(target=_instance, args=(name, overrides, barrier, theirs), daemon=True)
             process.start()
+            theirs.close()  # the child's end is the child's: should this process die, the child reads the end
             instances[name] = (process, ours)
 
         def ask(name: str, order: str):
