@@ -218,6 +218,13 @@ class _LibrarySettings(BaseSettings):
         "heartbeat (renewed every third of it while it works). A worker that dies (killed, its host lost) loses "
         "its files to the next worker after this long; nothing is written twice.",
     )
+    pg_index_memory_mb: Count = Field(
+        512,
+        description="With MS_DATABASE_URL: the memory PostgreSQL may use to build the HNSW vector index "
+        "(`maintenance_work_mem`, in MB, for that one statement). A build whose graph outgrows it slows several "
+        "times over: give it about 3 KB per vector (ViT-B-16's 512-d), ~3000 for a million photos, if the database "
+        "host has that much free memory.",
+    )
     model: Text = Field(
         "ViT-B-16",
         description="A cn_clip model name (RN50, ViT-B-16, ViT-L-14, ViT-L-14-336, ViT-H-14), whose weights are "

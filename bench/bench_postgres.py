@@ -184,11 +184,53 @@ def measure_ivfflat(pg, hnsw, queries, vectors, filters_sets) -> dict:
     return out
 
 
+def measure_sqlite(result: dict, lite, root: Path, queries, vectors, filters_sets) -> None:
+    """SQLite + FAISS, as ``MS_INDEX=auto`` runs it: fill, build, measure."""
+    result["sqlite_fill_s"] = round(fill(lite, vectors, np.random.default_rng(1)), 1)
+    index = product.VectorIndex(str(root / "index.faiss"), DIM, "bench", kind="auto", background=False)
+    t0 = time.perf_counter()
+    index.rebuild(lite.iter_vectors())
+    index.save()
+    result["faiss"] = {
+        "layout": index.layout,
+        "build_s": round(time.perf_counter() - t0, 1),
+        "index_file_mb": round(os.path.getsize(root / "index.faiss") / 2**20, 1),
+        "db_file_mb": round(os.path.getsize(root / "materialsearch.db") / 2**20, 1),
+    }
+    log(f"faiss: {result['faiss']}")
+    result["faiss"]["queries"] = measure(
+        "sqlite+faiss", product.VectorSearch(lite, index), lite, queries, vectors, filters_sets
+    )
+
+
+def measure_postgres_exact(result: dict, pg, queries, vectors, filters_sets) -> None:
+    """PostgreSQL without an index: every vector ranked (a tenth of the queries: it is slow)."""
+    exact_index = product.PgVectorIndex(pg, DIM, "bench", kind="flat")
+    exact_index.load(pg.vector_checksum())
+    exact = product.PgVectorSearch(pg, exact_index)
+    result["postgres_exact"] = {
+        "queries": measure(
+            "postgres exact",
+            exact,
+            pg,
+            queries[: max(20, len(queries) // 10)],
+            vectors,
+            {"none": filters_sets["none"], "tag (beach, 3%)": filters_sets["tag (beach, 3%)"]},
+        )
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here too")
+    parser.add_argument(
+        "--postgres-only", action="store_true", help="only PostgreSQL's HNSW build and queries (no SQLite, no IVFFlat)"
+    )
+    parser.add_argument(
+        "--build-memory-mb", type=int, default=512, help="MS_PG_INDEX_MEMORY_MB for the HNSW build (default 512)"
+    )
     args = parser.parse_args()
     facts = {
         "cpu": cpu_model(),
@@ -198,6 +240,7 @@ def main() -> None:
         "items": args.items,
         "dim": DIM,
         "k": K,
+        "build_memory_mb": args.build_memory_mb,
     }
     clusters = max(50, args.items // 200)
     vectors = clustered(args.items, DIM, clusters)
@@ -208,42 +251,17 @@ def main() -> None:
     pg_root = Path(tempfile.mkdtemp(prefix="ms-bench-pgdata-"))  # its own: the server runs as nobody
     url, stop = start_postgres(pg_root)
     try:
-        # SQLite + FAISS, as MS_INDEX=auto runs it.
-        lite = product.Store(str(root / "materialsearch.db"))
-        result["sqlite_fill_s"] = round(fill(lite, vectors, np.random.default_rng(1)), 1)
-        index = product.VectorIndex(str(root / "index.faiss"), DIM, "bench", kind="auto", background=False)
-        t0 = time.perf_counter()
-        index.rebuild(lite.iter_vectors())
-        index.save()
-        result["faiss"] = {
-            "layout": index.layout,
-            "build_s": round(time.perf_counter() - t0, 1),
-            "index_file_mb": round(os.path.getsize(root / "index.faiss") / 2**20, 1),
-            "db_file_mb": round(os.path.getsize(root / "materialsearch.db") / 2**20, 1),
-        }
-        log(f"faiss: {result['faiss']}")
-        result["faiss"]["queries"] = measure(
-            "sqlite+faiss", product.VectorSearch(lite, index), lite, queries, vectors, filters_sets
-        )
+        lite = None if args.postgres_only else product.Store(str(root / "materialsearch.db"))
+        if lite is not None:
+            measure_sqlite(result, lite, root, queries, vectors, filters_sets)
         # PostgreSQL + pgvector, as MS_DATABASE_URL runs it.
         pg = product.Store(url)
         result["postgres_fill_s"] = round(fill(pg, vectors, np.random.default_rng(1)), 1)
         with pg.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
-        exact_index = product.PgVectorIndex(pg, DIM, "bench", kind="flat")
-        exact_index.load(pg.vector_checksum())
-        exact = product.PgVectorSearch(pg, exact_index)
-        result["postgres_exact"] = {
-            "queries": measure(
-                "postgres exact",
-                exact,
-                pg,
-                queries[: max(20, len(queries) // 10)],
-                vectors,
-                {"none": filters_sets["none"], "tag (beach, 3%)": filters_sets["tag (beach, 3%)"]},
-            )
-        }
-        hnsw = product.PgVectorIndex(pg, DIM, "bench", kind="ivf")
+        if not args.postgres_only:
+            measure_postgres_exact(result, pg, queries, vectors, filters_sets)
+        hnsw = product.PgVectorIndex(pg, DIM, "bench", kind="ivf", build_memory_mb=args.build_memory_mb)
         t0 = time.perf_counter()
         hnsw.load(pg.vector_checksum())
         hnsw.wait_for_build()
@@ -266,9 +284,11 @@ def main() -> None:
         result["pgvector_hnsw"]["queries"] = measure(
             "postgres hnsw", product.PgVectorSearch(pg, hnsw), pg, queries, vectors, filters_sets
         )
-        result["pgvector_ivfflat"] = measure_ivfflat(pg, hnsw, queries, vectors, filters_sets)
+        if not args.postgres_only:
+            result["pgvector_ivfflat"] = measure_ivfflat(pg, hnsw, queries, vectors, filters_sets)
         pg.close()
-        lite.close()
+        if lite is not None:
+            lite.close()
     finally:
         stop()
         facts["load_after"] = os.getloadavg()

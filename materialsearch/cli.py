@@ -112,6 +112,9 @@ def cmd_worker(settings: Settings, args) -> int:
     finally:
         services.close()
     print(f"scan worker {worker.name}: {written} files written")
+    if worker.blind:
+        print(f"error: this host cannot see {worker.blind}: mount the library at the app's path", file=sys.stderr)
+        return 1
     return 0  # a signal is how a worker is stopped (docker stop): not a failure
 
 

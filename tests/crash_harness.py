@@ -111,10 +111,10 @@ def install(phase: str, n: int) -> None:
         inside = threading.local()
         original_write = store.Store.write_batch
 
-        def write_batch(self, records):
+        def write_batch(self, records, claim=None):
             inside.on = True
             try:
-                return original_write(self, records)
+                return original_write(self, records, claim)
             finally:
                 inside.on = False
 

@@ -107,7 +107,9 @@ def test_sigkill_at_every_phase_repeatedly_then_rescan_indexes_everything_once(t
     assert landed >= set(PHASES) - {"random"}, f"seed {seed}: kills landed only in {sorted(landed)}"
 
     # And the test process, a restarted process of its own, sees the same: everything once, index == database.
-    services = open_services(library=str(tmp_path / "library"))
+    # With the harness's batch size: the backend decision it measured and stored is keyed by it (another size would
+    # measure again, and under load another backend could win: another identity, everything pending).
+    services = open_services(library=str(tmp_path / "library"), batch_size=4)
     files = {str(p) for p in (tmp_path / "library").glob("*.jpg")}
     states = services.store.file_states()
     assert set(states) == files and len(files) == report["files"]

@@ -75,8 +75,18 @@ def engines(media_app, postgres, tiny_model, tmp_path_factory, media_dir):
     from materialsearch.web import create_app, services_of
 
     sqlite_app = media_app()
+    # The backend the SQLite side measured and chose, forced here: measuring again under load could pick another,
+    # whose vectors differ in the last bits and reorder near-ties.
+    model = services_of(sqlite_app).encoder.describe()
     pg_app = create_app(
-        settings_on(tmp_path_factory.mktemp("pg") / "data", tiny_model, library=str(media_dir), database_url=postgres())
+        settings_on(
+            tmp_path_factory.mktemp("pg") / "data",
+            tiny_model,
+            library=str(media_dir),
+            database_url=postgres(),
+            backend=model.backend,
+            precision=model.precision,
+        )
     )
     try:
         assert services_of(pg_app).store.postgres and not services_of(sqlite_app).store.postgres
@@ -284,6 +294,7 @@ class _Layout:
 
     def __init__(self, ann_threshold: int):
         self.index_kind, self.ann_threshold, self.ivf_nprobe, self.index_sq8 = "auto", ann_threshold, 32, False
+        self.pg_index_memory_mb = 512
 
 
 def _ids_and_rows(store) -> tuple[list[int], list[int]]:

@@ -304,3 +304,27 @@ def test_the_frozen_schema_steps_make_what_the_declarations_say(postgres):
         assert {"scan_queue", "scan_workers", "ocr_text_lines", "schema_version"} <= set(found.get_table_names())
     finally:
         store.close()
+
+
+def test_a_worker_that_cannot_see_the_library_leaves_its_files_to_others(postgres, tiny_model, tmp_path):
+    """Files planned in a folder this host does not have (the library mounted elsewhere) are handed back untouched,
+    never recorded as unreadable; the worker says what to mount (``--once``: and exits non-zero)."""
+    from materialsearch.catalog.records import Kind
+    from materialsearch.services import Services
+
+    url = postgres()
+    owner = Services(settings_on(tmp_path / "owner", tiny_model, database_url=url, **SAME_MODEL))
+    try:
+        missing = tmp_path / "mounted-on-the-nas-only"
+        files = [(str(missing / f"IMG_{n}.jpg"), 1000, n, Kind.IMAGE, None) for n in range(3)]
+        run = owner.work_queue.plan(files, known=())
+        worker = _worker(tiny_model, tmp_path / "w", url, tmp_path, once=True)
+        out, _ = worker.communicate(timeout=300)
+        assert worker.returncode == 1 and f"cannot see {missing}" in out, out
+        rows = _rows(owner.store.engine, "SELECT claimed_by, attempts, done_by FROM scan_queue ORDER BY id")
+        assert rows == [(None, 0, None)] * 3  # back on the queue as they were, for a host that sees them
+        assert owner.work_queue.counts(run).open == 3 and owner.store.counts().errors == 0
+        (seen,) = owner.work_queue.workers()
+        assert (seen.state, seen.files, seen.alive) == ("stopped", 0, False)
+    finally:
+        owner.close()

@@ -66,7 +66,14 @@ class Catalog:
         """The vector index for a model (``identity``, ``dim``), laid out as the settings say: the data dir's FAISS
         file, or on a PostgreSQL ``store`` its pgvector column (HNSW above the threshold)."""
         if store is not None and store.postgres:
-            return PgVectorIndex(store, dim, identity, kind=settings.index_kind, ann_threshold=settings.ann_threshold)
+            return PgVectorIndex(
+                store,
+                dim,
+                identity,
+                kind=settings.index_kind,
+                ann_threshold=settings.ann_threshold,
+                build_memory_mb=settings.pg_index_memory_mb,
+            )
         return VectorIndex(
             os.path.join(data_dir, INDEX_FILENAME),
             dim,
@@ -188,7 +195,8 @@ class Catalog:
         else:
             new_ids, new_vectors, replaced = self.store.write_batch(records, claim)
         self.index.remove(replaced)
-        self.index.add(new_ids, new_vectors)
+        if self.owner or not self.store.postgres:  # PostgreSQL's index is built by the owner alone (not workers)
+            self.index.add(new_ids, new_vectors)
 
     def remove(self, item_ids: Iterable[int]) -> None:
         """Delete items and their vectors."""

@@ -39,8 +39,17 @@ INDEX_PREFIX = "ix_vectors_hnsw_"
 class PgVectorIndex:
     """The catalog's vectors in PostgreSQL as the catalog's index: counts, the change token and the HNSW policy."""
 
-    def __init__(self, store: Store, dim: int, identity: str, kind: str = "auto", ann_threshold: int = 50000):
+    def __init__(
+        self,
+        store: Store,
+        dim: int,
+        identity: str,
+        kind: str = "auto",
+        ann_threshold: int = 50000,
+        build_memory_mb: int = 512,
+    ):
         self.store = store
+        self.build_memory_mb = build_memory_mb
         self.dim = dim
         self.identity = identity
         self.kind = kind
@@ -133,7 +142,7 @@ class PgVectorIndex:
         try:
             with self.store.engine.connect() as conn:
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                conn.exec_driver_sql("SET maintenance_work_mem = '512MB'")
+                conn.exec_driver_sql(f"SET maintenance_work_mem = '{int(self.build_memory_mb)}MB'")
                 conn.exec_driver_sql(
                     f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {self.index_name} ON vectors USING hnsw"
                     f" ((embedding::vector({int(self.dim)})) vector_ip_ops)"

@@ -143,7 +143,7 @@ class WorkQueue:
         return run
 
     @_outlives_restarts
-    def cancel(self) -> int:
+    def drop_unclaimed(self) -> int:
         """Drop the planned files nobody holds (the scan was stopped); claimed ones are finished by their holders.
         Returns how many were dropped."""
         with self.engine.begin() as conn:

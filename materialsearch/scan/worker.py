@@ -38,6 +38,8 @@ CLAIM_BATCHES = 2
 # While the queue has no free file but others still hold some (the owner waiting for them to finish), or a worker
 # waiting for the next scan: how often to look again.
 IDLE_POLL_S = 2.0
+# A worker that could not see a planned file's folder waits this long before it claims again (its files go to others).
+BLIND_WAIT_S = 30.0
 # The owner's progress counts everyone's files: re-read from the queue at most this often.
 COUNT_EVERY_S = 1.0
 
@@ -120,6 +122,7 @@ class QueueWorker:
         self.name = worker_name(role)
         self.claim_size = scanner.settings.batch_size * CLAIM_BATCHES
         self.waiting: str | None = None  # why the owner's scan waits (other workers' files), for the status
+        self.blind: str | None = None  # a planned file's folder this host does not see (in the last round)
 
     # --- one round: claim, prepare, embed, write, until nothing is free --------------------------------------
     def _round(self, embedding, should_stop: Callable[[], bool]) -> int:
@@ -134,6 +137,20 @@ class QueueWorker:
                 files = self.queue.claim(self.name, self.claim_size)
                 if not files:
                     return
+                # A file whose folder this host cannot see (the library mounted elsewhere, or not at all) goes back
+                # at once: reading it here would record it as unreadable, which it is not.
+                # (The owner walked them: a folder gone since is the scan's ordinary vanished file.)
+                unseen = [
+                    file.path
+                    for file in files
+                    if self.role == "worker" and not os.path.isdir(os.path.dirname(file.path))
+                ]
+                if unseen:
+                    self.queue.release(self.name, unseen)
+                    self.blind = os.path.dirname(unseen[0])
+                    files = [file for file in files if file.path not in set(unseen)]
+                    if not files:
+                        return
                 claimed += len(files)
                 for file in files:
                     if file.known:
@@ -185,7 +202,7 @@ class QueueWorker:
                     embedding = make_embedding(WorkClaim(self.queue, self.name), report)
                     self._round(embedding, controls.should_stop)
                     if controls.should_stop():
-                        self.queue.cancel()
+                        self.queue.drop_unclaimed()
                         break
                     counts = self.queue.counts(run)
                     embedding.progress.done = counts.done
@@ -211,6 +228,8 @@ class QueueWorker:
         with Heartbeat(self.queue, self.name) as heartbeat:
             try:
                 while not stop.is_set():
+                    if once and not self.queue.unfinished():
+                        break
                     # Checked before each round: the owner may change the model while this worker runs.
                     refused = self.scanner.catalog.writes_refused(self.scanner.encoder.describe().identity)
                     if refused:
@@ -219,14 +238,23 @@ class QueueWorker:
                         continue
                     embedding = make_embedding(WorkClaim(self.queue, self.name), None)
                     heartbeat.set("embedding")
+                    self.blind = None
                     if self._round(embedding, stop.is_set):
                         written += embedding.progress.done
                         log.info("wrote %d files so far", written)
-                        continue
-                    if once and not self.queue.unfinished():
-                        break
-                    heartbeat.set("idle: waiting for a scan's files")
-                    stop.wait(IDLE_POLL_S)
+                    if self.blind:
+                        blind = (
+                            f"cannot see {self.blind}, which the app's scan planned: mount the library at the same "
+                            "path as the app"
+                        )
+                        log.warning("%s; its files are left to others", blind)
+                        heartbeat.set(blind)
+                        if once:
+                            break
+                        stop.wait(BLIND_WAIT_S)
+                    elif not embedding.progress.done:
+                        heartbeat.set("idle: waiting for a scan's files")
+                        stop.wait(IDLE_POLL_S)
             finally:
                 heartbeat.set("stopped")
         return written
