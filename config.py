@@ -434,7 +434,8 @@ class Settings(_LibrarySettings):
         (),
         description="Encoder services on other hosts (`python -m materialsearch serve-encoder` there, e.g. on a "
         "machine with a GPU), comma-separated, tried in order: pictures (small JPEGs at the model's input size) and "
-        "sentences are embedded there instead of here. Empty (default): this machine embeds.",
+        "sentences are embedded there instead of here; each batch of pictures is shared among those that answer, "
+        "in proportion to their speed. Empty (default): this machine embeds.",
     )
     encoder_token: str = Field(
         "",

@@ -113,7 +113,9 @@ class DatabaseLock(DataDirLock):
             with psycopg.connect(self.url, autocommit=True) as connection:
                 row = connection.execute(
                     "SELECT a.application_name, a.pid FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid"
-                    " WHERE l.locktype = 'advisory' AND l.granted AND l.objid = %s",
+                    " WHERE l.locktype = 'advisory' AND l.granted AND l.objid = %s"
+                    # Advisory locks are per database: another catalog on the same server has an owner of its own.
+                    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
                     (OWNER_LOCK,),
                 ).fetchone()
         except psycopg.Error:

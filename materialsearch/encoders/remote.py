@@ -6,6 +6,13 @@
 - The addresses are tried in order; the one that answered is asked first next time. An answer is checked: the
   identity the client pinned at ``load`` (an encoder with other weights or another precision would put foreign
   vectors in the index: refused, with a one-line reason), the dimension, finite values.
+- With several addresses, a batch of pictures is shared among those that answer with the pinned identity, sent to
+  them at once, each a part in proportion to its pictures per second so far (per second of the model's time, which
+  each answer carries: a GPU host gets nearly all of a batch, a CPU one beside it little or none): two hosts or two
+  service processes embed one scan together. A part whose address fails goes the way a whole batch goes (the next
+  address, waiting, the fallback), so nothing is lost or sent to two addresses that both answer. A thread asks the
+  addresses that do not answer, every ``RECHECK_S``, whether they do again (with the pinned identity) before they
+  get parts again. Sentences are few: one address answers them.
 - When none answers, ``MS_ENCODER_FALLBACK`` decides: ``wait`` (the caller — a scan — blocks, retrying with a
   growing pause, ``waiting`` says why, until one answers or ``close`` is called) or ``local`` (this machine's model
   embeds meanwhile, only if its identity is the same). A file is never failed because an encoder is away.
@@ -20,6 +27,7 @@ import io
 import json
 import logging
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -38,6 +46,8 @@ JPEG_QUALITY = 95
 RETRY_FIRST_S = 1.0  # pause before asking again when no service answers; doubles up to RETRY_MAX_S
 RETRY_MAX_S = 30.0
 HEALTH_TIMEOUT_S = 5.0
+RECHECK_S = 30.0  # how often addresses that do not answer are asked again whether they do (with several addresses)
+RATE_WEIGHT = 0.3  # the weight of the last batch in an address's pictures/s (an exponential moving average)
 
 
 class EncoderUnavailable(ModelError):
@@ -66,6 +76,11 @@ class RemoteEncoder:
         self._sentences: Encoder | None = None  # this machine's model for sentences, where it has the same weights
         self._facts: EncoderDescription | None = None
         self._first = 0  # the address that answered last: asked first
+        # The addresses that answered last time they were asked, with the pinned identity → their pictures per second
+        # (None until measured): a batch of pictures is shared among them.
+        self._answering: dict[str, float | None] = {}
+        self._answering_lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self.waiting: str | None = None  # why encoding waits (None while a service answers)
@@ -79,13 +94,13 @@ class RemoteEncoder:
             reasons = []
             for position, url in enumerate(self.urls):
                 try:
-                    facts = _description(self._request(url, HEALTH_PATH, None, HEALTH_TIMEOUT_S), url)
-                    # An empty batch: proves the token (encoding needs it) and the identity the service encodes with.
-                    self._checked(self._request(url, ENCODE_PATH, {}, HEALTH_TIMEOUT_S), None, 0, facts)
+                    facts = self._probe(url)
                     self._facts = facts
                     self._first = position
+                    self._answering[url] = None
                     log.info("encoding on %s (%s)", url, self._facts.identity.split("|")[0])
                     self._sentences = self._local_for_sentences(facts)
+                    self._watch()
                     return
                 except ServiceRefused as exc:
                     reasons.append(f"{url}: {exc}")
@@ -93,11 +108,56 @@ class RemoteEncoder:
                 self._local_fallback = self._sentences = self._make_local()
                 self._facts = self._local_fallback.describe()
                 log.warning("no encoder service answers (%s): encoding on this machine", "; ".join(reasons))
+                self._watch()
                 return
             raise EncoderUnavailable(
                 f"no encoder service answers ({'; '.join(reasons)}): start `python -m materialsearch serve-encoder` "
                 "there, check MS_ENCODER_URLS and MS_ENCODER_TOKEN, or set MS_ENCODER_FALLBACK=local"
             )
+
+    def _probe(self, url: str) -> EncoderDescription:
+        """``url``'s health answer, once an empty batch proved the token (encoding needs it) and the identity the
+        service encodes with; ServiceRefused when it does not answer or refuses."""
+        facts = _description(self._request(url, HEALTH_PATH, None, HEALTH_TIMEOUT_S), url)
+        self._checked(self._request(url, ENCODE_PATH, {}, HEALTH_TIMEOUT_S), None, 0, facts)
+        return facts
+
+    def _watch(self) -> None:
+        """With several addresses: a thread that asks those that do not answer, now and every ``RECHECK_S``."""
+        if len(self.urls) > 1 and self._watcher is None:
+            self._watcher = threading.Thread(target=self._recheck, name="encoder services", daemon=True)
+            self._watcher.start()
+
+    def _recheck(self) -> None:
+        refused: dict[str, str] = {}  # the reason last logged per address (each change is logged once)
+        while True:
+            for url in self.urls:
+                if url in self._answering:
+                    continue
+                try:
+                    identity = self._probe(url).identity
+                    if identity != self._facts.identity:
+                        raise ServiceRefused(
+                            f"it runs another model ({identity.split('|')[0]}, not "
+                            f"{self._facts.identity.split('|')[0]}): its vectors would not match the index"
+                        )
+                except ServiceRefused as exc:
+                    if refused.get(url) != str(exc):
+                        log.warning("encoder service %s gets no batches: %s", url, exc)
+                        refused[url] = str(exc)
+                    continue
+                refused.pop(url, None)
+                with self._answering_lock:
+                    self._answering.setdefault(url, None)
+                log.info("encoder service %s answers: batches of pictures are shared with it", url)
+            if self._closed.wait(RECHECK_S):
+                return
+
+    @property
+    def answering(self) -> tuple[str, ...]:
+        """The addresses that batches of pictures are shared among now (in MS_ENCODER_URLS' order)."""
+        with self._answering_lock:
+            return tuple(url for url in self.urls if url in self._answering)
 
     def _local_for_sentences(self, facts: EncoderDescription) -> Encoder | None:
         """This machine's model when its weights are here and its vectors are the services' kind; else None."""
@@ -145,7 +205,88 @@ class RemoteEncoder:
         if not batch:
             return np.empty((0, self.describe().dim), np.float32)
         images = [base64.b64encode(picture).decode("ascii") for picture in batch]
-        return self._encode({"images": images}, "images", len(batch), lambda local: _local_images(local, batch))
+        parts = self._shares(len(images))
+        if len(parts) < 2:
+            if parts:  # all of it to one of several (much the fastest): asked first
+                self._first = self.urls.index(parts[0][0])
+            return self._encode({"images": images}, "images", len(batch), lambda local: _local_images(local, batch))
+        # Each part to its address at once (the first in this thread); a part whose address failed goes the usual
+        # way afterwards, so the others' answers are kept.
+        answers: list[np.ndarray | None] = [None] * len(parts)
+
+        def ask(number: int) -> None:
+            url, start, stop = parts[number]
+            answers[number] = self._try(url, {"images": images[start:stop]}, "images", stop - start)[0]
+
+        helpers = [
+            threading.Thread(target=ask, args=(n,), name="encoder request", daemon=True) for n in range(1, len(parts))
+        ]
+        for helper in helpers:
+            helper.start()
+        ask(0)
+        for helper in helpers:
+            helper.join()
+        out = []
+        for (_url, start, stop), vectors in zip(parts, answers, strict=True):
+            if vectors is None:
+                part = batch[start:stop]
+                vectors = self._encode(
+                    {"images": images[start:stop]},
+                    "images",
+                    len(part),
+                    lambda local, part=part: _local_images(local, part),
+                )
+            out.append(vectors)
+        return np.concatenate(out)
+
+    def _shares(self, count: int) -> list[tuple[str, int, int]]:
+        """How ``count`` pictures are shared: (address, start, stop) for each address with a part, in proportion to
+        its pictures per second (an address not measured yet counts as the mean of those that are); a share that
+        rounds to no picture is none. No parts with fewer than two addresses answering, or one picture."""
+        with self._answering_lock:
+            rates = {url: self._answering[url] for url in self.urls if url in self._answering}
+        if len(rates) < 2 or count < 2:
+            return []
+        measured = [rate for rate in rates.values() if rate]
+        guess = sum(measured) / len(measured) if measured else 1.0
+        speeds = {url: rate or guess for url, rate in rates.items()}
+        total = sum(speeds.values())
+        exact = {url: count * speed / total for url, speed in speeds.items()}
+        sizes = {url: int(share) for url, share in exact.items()}
+        # The pictures left by rounding down go to the largest remainders (the fastest first among equals).
+        by_remainder = sorted(exact, key=lambda u: (exact[u] - sizes[u], speeds[u]), reverse=True)
+        for url in by_remainder[: count - sum(sizes.values())]:
+            sizes[url] += 1
+        parts, start = [], 0
+        for url, size in sizes.items():
+            if size:
+                parts.append((url, start, start + size))
+                start += size
+        return parts
+
+    def _try(self, url: str, payload: dict, field: str, count: int) -> tuple[np.ndarray | None, str]:
+        """Ask ``url`` for ``count`` vectors: (its checked vectors, "") or (None, why not). Whether and how fast it
+        answered decides its share of later batches."""
+        started = time.monotonic()
+        try:
+            answer = self._request(url, ENCODE_PATH, payload, self.timeout)
+            vectors = self._checked(answer, field, count, self.describe())
+            seconds = answer.get("seconds")  # the model's time (the round trip's is about the same for any part)
+            if not isinstance(seconds, int | float) or not 0 < seconds < float("inf"):
+                seconds = time.monotonic() - started  # an older service: the round trip's
+        except ServiceRefused as exc:
+            with self._answering_lock:
+                if self._answering.pop(url, False) is not False and len(self.urls) > 1:
+                    log.warning("encoder service %s stopped answering (%s): its share goes to the others", url, exc)
+            return None, str(exc)
+        rate = count / max(seconds, 1e-6)
+        with self._answering_lock:
+            if field == "images":  # sentences are quick: their rate says little of a batch of pictures'
+                last = self._answering.get(url)
+                self._answering[url] = rate if last is None else (1 - RATE_WEIGHT) * last + RATE_WEIGHT * rate
+            else:
+                self._answering.setdefault(url, None)
+        return vectors, ""
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return self.encode_prepared([self.prepare(image) for image in images])
@@ -164,14 +305,14 @@ class RemoteEncoder:
         pause = RETRY_FIRST_S
         while True:
             reasons = []
-            order = [*range(self._first, len(self.urls)), *range(self._first)]
+            ring = [*range(self._first, len(self.urls)), *range(self._first)]
+            # Those that answered last time first: one that stopped answering is asked after them, not before.
+            order = sorted(ring, key=lambda position: self.urls[position] not in self._answering)
             for position in order:
                 url = self.urls[position]
-                try:
-                    answer = self._request(url, ENCODE_PATH, payload, self.timeout)
-                    vectors = self._checked(answer, field, count, facts)
-                except ServiceRefused as exc:
-                    reasons.append(f"{url}: {exc}")
+                vectors, reason = self._try(url, payload, field, count)
+                if vectors is None:
+                    reasons.append(f"{url}: {reason}")
                     continue
                 if self.waiting is not None:
                     log.warning("encoder service %s answers again", url)

@@ -1,11 +1,14 @@
 """The encoder as a service on another host (``python -m materialsearch serve-encoder``): the same package and
 weights, loaded once, answering over HTTP what a ``RemoteEncoder`` asks.
 
-- ``GET /healthz``: what this encoder is (``describe()``'s identity, dimension, input size, backend, precision…)
-  and its load (batches in flight);
+- ``GET /healthz``: what this encoder is (``describe()``'s identity, dimension, input size, backend, precision…),
+  its load (batches in flight) and what it has answered since it started (``answered``: batches, pictures,
+  sentences);
 - ``POST /v1/encode``: ``{"images": [base64 JPEG…], "texts": [sentence…]}`` → ``{"identity", "dim", "images":
-  base64 float32 (n × dim, little-endian), "texts": …}``. Pictures arrive already at the model's input size (the
-  client prepares them), so a batch is a few hundred KB, not megabytes of originals or floats.
+  base64 float32 (n × dim, little-endian), "texts": …, "seconds": the model's time for them}``. Pictures arrive
+  already at the model's input size (the client prepares them), so a batch is a few hundred KB, not megabytes of
+  originals or floats. A client sharing batches among several services gives each a part in proportion to its
+  pictures per model-second (not per wall-second, which the HTTP round trip would make grow with the part).
 
 Encoding needs ``Authorization: Bearer $MS_ENCODER_TOKEN`` when a token is set; the health check is open (Docker's
 HEALTHCHECK and load balancers ask it without secrets; it says what the model is, never anything of a library).
@@ -17,6 +20,7 @@ import base64
 import hmac
 import io
 import threading
+import time
 
 import numpy as np
 from flask import Flask, jsonify, request
@@ -61,6 +65,7 @@ def create_encoder_app(encoder: Encoder, token: str) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     facts = describe_json(encoder)
     in_flight = [0]
+    answered = {"batches": 0, "pictures": 0, "sentences": 0}
     lock = threading.Lock()
 
     def problem(status: int, message: str):
@@ -77,7 +82,8 @@ def create_encoder_app(encoder: Encoder, token: str) -> Flask:
 
     @app.get(HEALTH_PATH)
     def health():
-        return jsonify({"ok": True, **facts, "in_flight": in_flight[0]})
+        with lock:
+            return jsonify({"ok": True, **facts, "in_flight": in_flight[0], "answered": dict(answered)})
 
     @app.post(ENCODE_PATH)
     def encode():
@@ -99,10 +105,17 @@ def create_encoder_app(encoder: Encoder, token: str) -> Flask:
             in_flight[0] += 1
         try:
             answer = {"identity": facts["identity"], "dim": facts["dim"]}
+            started = time.perf_counter()
             if pictures:
                 answer["images"] = vectors_to_text(encoder.encode_images(pictures))
             if texts:
                 answer["texts"] = vectors_to_text(encoder.encode_texts(texts))
+            answer["seconds"] = time.perf_counter() - started
+            if pictures or texts:  # (not the empty batch a client sends to check its token)
+                with lock:
+                    answered["batches"] += 1
+                    answered["pictures"] += len(pictures)
+                    answered["sentences"] += len(texts)
             return jsonify(answer)
         finally:
             with lock:
