@@ -240,29 +240,10 @@ class RemoteEncoder:
         return np.concatenate(out)
 
     def _shares(self, count: int) -> list[tuple[str, int, int]]:
-        """How ``count`` pictures are shared: (address, start, stop) for each address with a part, in proportion to
-        its pictures per second (an address not measured yet counts as the mean of those that are); a share that
-        rounds to no picture is none. No parts with fewer than two addresses answering, or one picture."""
+        """How ``count`` pictures are shared among the answering addresses (``share_out``)."""
         with self._answering_lock:
             rates = {url: self._answering[url] for url in self.urls if url in self._answering}
-        if len(rates) < 2 or count < 2:
-            return []
-        measured = [rate for rate in rates.values() if rate]
-        guess = sum(measured) / len(measured) if measured else 1.0
-        speeds = {url: rate or guess for url, rate in rates.items()}
-        total = sum(speeds.values())
-        exact = {url: count * speed / total for url, speed in speeds.items()}
-        sizes = {url: int(share) for url, share in exact.items()}
-        # The pictures left by rounding down go to the largest remainders (the fastest first among equals).
-        by_remainder = sorted(exact, key=lambda u: (exact[u] - sizes[u], speeds[u]), reverse=True)
-        for url in by_remainder[: count - sum(sizes.values())]:
-            sizes[url] += 1
-        parts, start = [], 0
-        for url, size in sizes.items():
-            if size:
-                parts.append((url, start, start + size))
-                start += size
-        return parts
+        return share_out(count, rates)
 
     def _try(self, url: str, payload: dict, field: str, count: int) -> tuple[np.ndarray | None, str]:
         """Ask ``url`` for ``count`` vectors: (its checked vectors, "") or (None, why not). Whether and how fast it
@@ -385,6 +366,30 @@ class RemoteEncoder:
             raise ServiceRefused(f"HTTP {exc.code}: {message}") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:  # refused, unreachable, timed out, not JSON
             raise ServiceRefused(str(getattr(exc, "reason", exc))) from None
+
+
+def share_out(count: int, rates: dict[str, float | None]) -> list[tuple[str, int, int]]:
+    """How ``count`` pictures are shared: (address, start, stop) for each address with a part, in proportion to its
+    pictures per second (``rates``, in the addresses' order; one not measured yet counts as the mean of those that
+    are); a share that rounds to no picture is none. No parts with fewer than two addresses, or one picture."""
+    if len(rates) < 2 or count < 2:
+        return []
+    measured = [rate for rate in rates.values() if rate]
+    guess = sum(measured) / len(measured) if measured else 1.0
+    speeds = {url: rate or guess for url, rate in rates.items()}
+    total = sum(speeds.values())
+    exact = {url: count * speed / total for url, speed in speeds.items()}
+    sizes = {url: int(share) for url, share in exact.items()}
+    # The pictures left by rounding down go to the largest remainders (the fastest first among equals).
+    by_remainder = sorted(exact, key=lambda u: (exact[u] - sizes[u], speeds[u]), reverse=True)
+    for url in by_remainder[: count - sum(sizes.values())]:
+        sizes[url] += 1
+    parts, start = [], 0
+    for url, size in sizes.items():
+        if size:
+            parts.append((url, start, start + size))
+            start += size
+    return parts
 
 
 def _local_images(local: Encoder, batch: Sequence[PreparedPicture]) -> np.ndarray:
