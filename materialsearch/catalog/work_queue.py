@@ -268,9 +268,9 @@ class WorkQueue:
                 {"name": name, "host": host, "pid": pid, "role": role},
             )
 
-    @_outlives_restarts
     def workers(self) -> list[WorkerRow]:
-        """Everyone who worked on scans lately, the most recently seen first."""
+        """Everyone who worked on scans lately, the most recently seen first. (Asked by the status page: not retried
+        while the database is away, the page says so at once.)"""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 text(
