@@ -12,7 +12,8 @@ The same candidates are also timed at batch 1, as queries run (``Use``: one sear
 picture), and each query use gets its own fastest backend/precision, stored in the same decision: on an AMX Xeon
 torch bf16 wins the scan's batches while ONNX int8's text tower answers a sentence several times faster. A query
 backend other than the scan's is taken only when it is at least ``QUERY_SWITCH_GAIN`` times faster for that use
-(it costs a second copy of a tower in memory).
+(it costs a second copy of a tower in memory). A candidate stopped as hopeless after its one-picture warm-up is
+not timed for queries either: that warm-up was already a query picture's cost, several times the fastest's.
 
 How the identity rule applies to queries: stored vectors carry the scan encoder's identity, and a query backend
 never changes it (nothing stored is ever encoded by it, so nothing is re-embedded when it changes). Query vectors
