@@ -233,11 +233,9 @@ def make_query_encoders(settings: Settings, scan: Encoder) -> QueryEncoders:
     for use, query in queries.items():
         towers.setdefault((query.backend, query.precision), set()).add(QUERY_TOWERS[use])
     built: dict[tuple[str, str], Encoder] = {}
-    for query in queries.values():
-        key = (query.backend, query.precision)
-        if key in built:
-            continue
-        encoder = backend_factory(query.backend)(settings, dataclasses.replace(query, towers=frozenset(towers[key])))
+    for key, needed in towers.items():
+        query = next(q for q in queries.values() if (q.backend, q.precision) == key)
+        encoder = backend_factory(query.backend)(settings, dataclasses.replace(query, towers=frozenset(needed)))
         try:
             encoder.load()
         except ModelError as exc:
