@@ -199,3 +199,27 @@ def test_the_gate_refuses_a_query_backend_whose_vectors_disagree(make_settings, 
     probe = measure.make_probe(encoder.describe().input_size, 2)
     timings = measure.time_queries(encoder, probe, image_only, 0.0, Stopwatch({TORCH_FP32: 0.01}))
     assert {t.use: t.passed for t in timings} == {Use.SENTENCES: False, Use.QUERY_PICTURES: True}
+
+
+def test_a_query_sentence_opens_no_session_and_reads_no_vocabulary(make_settings, monkeypatch):
+    """The work of a query sentence is tokenizing and running the text tower: the sessions are opened at load and
+    the tokenizer's vocabulary is read once per process."""
+    import onnxruntime
+
+    from materialsearch.encoders import cn_clip_tables
+
+    settings = make_settings(backend="onnx", precision="int8")
+    encoder = make_query_encoders(settings, make_encoder(settings)).sentences
+    encoder.encode_texts(["海边的日落"])
+    opened = []
+    real_session = onnxruntime.InferenceSession
+
+    def counting(*args, **kwargs):
+        opened.append(args)
+        return real_session(*args, **kwargs)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", counting)
+    vocabulary_reads = cn_clip_tables._tokenizer.cache_info().misses
+    for sentence in ("a dog running on the beach", "雨中撑伞行走的人们", "a cup of coffee on a wooden table"):
+        assert encoder.encode_texts([sentence]).shape == (1, encoder.describe().dim)
+    assert opened == [] and cn_clip_tables._tokenizer.cache_info().misses == vocabulary_reads
