@@ -13,9 +13,9 @@ and the OCR pass are over, and then, one request at a time over a keep-alive con
   12 MP iPhone HEIC of the media set (decode + encode + search + lookup; the server keeps nothing of a picture).
 
 It reports p50 / p99 / max ms per kind, what ran each use (the status's reason: for ``auto`` the scan's backend
-and each query use's own), the load average before and after each config (the machine may be shared), and the
-server's first-start cost (ONNX export and ``auto``'s measuring). Prints a table, writes
-``<out>/bench_queries.json``.
+and each query use's own, with every candidate's batch-1 timings from the stored decision), the load average
+before and after each config (the machine may be shared), and the server's first-start cost (ONNX export and
+``auto``'s measuring). Prints a table, writes ``<out>/bench_queries.json``.
 
     .venv/bin/python bench/bench_queries.py                         # ViT-B-16 (random weights), 4 configs
     .venv/bin/python bench/bench_queries.py --configs auto --wait-quiet 120
@@ -150,6 +150,7 @@ def measure_config(config: str, args, model: Path, library: Path, pictures: dict
             finally:
                 client.close()
             result["load_after"] = os.getloadavg()
+            result["query_timings"] = _query_timings(data_dir)
             server.send_signal(signal.SIGTERM)
             result["server_exit_code"] = server.wait(120)
         finally:
@@ -197,6 +198,16 @@ def _backend_facts(status: dict) -> dict:
         "reason": choice["reason"],
         "measure_cost_s": choice["measure_cost_s"],
     }
+
+
+def _query_timings(data_dir: Path) -> list[dict]:
+    """``auto``'s batch-1 timings of every candidate per query use, from the decision its first start stored
+    (none where the backend was forced)."""
+    try:
+        record = json.loads((data_dir / "backend-choice.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    return record.get("query_timings", [])
 
 
 def _text_queries(client: Client, args) -> tuple[dict, list[str]]:
@@ -253,6 +264,13 @@ def render(report: dict) -> str:
     lines.append("load average before the server started / after the queries")
     for row in report["rows"]:
         lines.append(f"{row['config']}: scan {row['scan_backend']}; {row['reason']}")
+        for timing in row["query_timings"]:
+            ms = "-" if timing["ms"] is None else f"{timing['ms']:.1f} ms"
+            cosine = "-" if timing["cosine"] is None else f"{timing['cosine']:.5f}"
+            lines.append(
+                f"  {timing['use']:<15} {timing['backend']:>5} {timing['precision']:<4} {ms:>10} at batch 1, "
+                f"cosine {cosine} {timing['note']}"
+            )
     return "\n".join(lines)
 
 

@@ -33,6 +33,8 @@ def test_bench_queries_smoke(tmp_path):
     assert report["smoke"] is True and [row["config"] for row in report["rows"]] == ["auto", "onnx:int8"]
     auto, forced = report["rows"]
     assert auto["measure_cost_s"] is not None and forced["measure_cost_s"] is None  # only auto measured
+    assert {t["use"] for t in auto["query_timings"]} == {"query sentences", "query pictures"}
+    assert forced["query_timings"] == []
     assert forced["scan_backend"] == "onnx int8"
     for row in report["rows"]:
         assert row["server_exit_code"] == 0 and row["indexed"] == 2
