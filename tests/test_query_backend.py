@@ -223,3 +223,17 @@ def test_a_query_sentence_opens_no_session_and_reads_no_vocabulary(make_settings
     for sentence in ("a dog running on the beach", "雨中撑伞行走的人们", "a cup of coffee on a wooden table"):
         assert encoder.encode_texts([sentence]).shape == (1, encoder.describe().dim)
     assert opened == [] and cn_clip_tables._tokenizer.cache_info().misses == vocabulary_reads
+
+
+def test_an_encoder_for_query_pictures_alone_holds_no_text_tower(make_settings):
+    import dataclasses
+
+    settings = make_settings(backend="torch", precision="fp32")
+    full = make_encoder(settings)
+    full.load()
+    pictures_only = TorchEncoder(settings, dataclasses.replace(full.choice, towers=frozenset({Tower.IMAGE})))
+    pictures_only.load()
+    assert pictures_only._model.bert is None and full._model.bert is not None
+    probe = measure.make_probe(full.describe().input_size, 2)
+    assert np.array_equal(pictures_only.encode_prepared(probe.pixels), full.encode_prepared(probe.pixels))
+    assert pictures_only.describe().identity == full.describe().identity
