@@ -23,6 +23,7 @@ WHERE = {
     "choose_backend": "materialsearch.encoders",
     "choose_device": "materialsearch.encoders.choose",
     "make_encoder": "materialsearch.encoders",
+    "make_query_encoders": "materialsearch.encoders",
     "normalise": "materialsearch.encoders.clip",
     "OcrConfig": "materialsearch.ocr.engine",
     "OcrEngine": "materialsearch.ocr.engine",

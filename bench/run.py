@@ -401,7 +401,9 @@ def measure_size(bench: Bench, encoder, n: int, queries: int, threshold: int) ->
 
     # text queries end to end through the product's search service
     sizes = product.decode_sizes(bench.query_settings, model_facts.input_size)
-    service = product.SearchService(store, product.VectorSearch(store, auto_index), encoder, 10**9, sizes)
+    service = product.SearchService(
+        store, product.VectorSearch(store, auto_index), encoder, 10**9, sizes, queries=bench.query_encoders
+    )
     with bench.phase(f"q{n}:text_queries"):
         times = common.time_text_queries(service, queries)
     if set(times["hits"]) != {20}:
@@ -708,10 +710,15 @@ def main(argv=None) -> int:
         if not args.skip_queries:
             bench.query_settings = bench.settings()
             encoder = product.make_encoder(bench.query_settings)  # the default backend for this machine
-            model_facts = encoder.describe()  # loads it
+            encoder.describe()  # loads it
+            # As the server runs queries: on the backend ``auto`` chose for each query use, where it chose one.
+            bench.query_encoders = product.make_query_encoders(bench.query_settings, encoder)
+            sentences = bench.query_encoders.sentences.describe()
+            pictures = bench.query_encoders.pictures.describe()
             report["config"]["query_backend"] = (
-                f"{model_facts.backend} {model_facts.precision} "
-                f"text tower {model_facts.tower_precision[product.Tower.TEXT]}"
+                f"sentences {sentences.backend} {sentences.precision} "
+                f"text tower {sentences.tower_precision[product.Tower.TEXT]}; "
+                f"pictures {pictures.backend} {pictures.precision}"
             )
             for n in args.sizes:
                 report["queries"].append(measure_size(bench, encoder, n, args.queries, threshold))

@@ -16,7 +16,7 @@ from materialsearch.application.people import PeopleDirectory
 from materialsearch.application.review import DuplicateReview
 from materialsearch.application.searching import Searching
 from materialsearch.catalog.core import Catalog
-from materialsearch.encoders import Encoder, make_encoder
+from materialsearch.encoders import Encoder, make_encoder, make_query_encoders
 from materialsearch.jobs.job import BackgroundJob
 from materialsearch.jobs.schedule import ScanScheduler, window_of
 from materialsearch.media.capture_time import fallback_zone
@@ -105,6 +105,7 @@ class Services:
             settings.max_image_pixels,
             decode_sizes(settings, self.encoder.describe().input_size),
             settings.stack_cosine,
+            make_query_encoders(settings, self.encoder),  # loaded here: the first query does not wait for them
         )
         self.transcoder = Transcoder(
             os.path.join(settings.data_dir, "transcodes"),

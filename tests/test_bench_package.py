@@ -29,6 +29,7 @@ SCRIPTS = (
     "bench_faces",
     "bench_encoder_service",
     "bench_postgres",
+    "bench_queries",
 )
 PRODUCT_MODULES = {"materialsearch", "config", "app"}
 

@@ -12,7 +12,7 @@ import math
 
 import pytest
 
-from materialsearch.encoders import Backend, Machine, ModelError, Precision, base, make_encoder, measure
+from materialsearch.encoders import Backend, Machine, ModelError, Precision, Use, base, make_encoder, measure
 from materialsearch.encoders.clip import cosines
 
 AVX2 = Machine(frozenset({"avx", "avx2", "fma"}), cuda=False, onnx_runtime=True, cpu_model="AMD EPYC")
@@ -22,16 +22,23 @@ ALL.append((Backend.TORCH, Precision.BF16))
 
 
 class Stopwatch:
-    """A timer whose seconds per picture are given per candidate (it runs the tiny model, and counts its calls)."""
+    """A timer whose seconds per picture are given per candidate (it runs the tiny model, and counts its calls);
+    ``per_use`` gives other seconds per picture or sentence for a query use."""
 
-    def __init__(self, per_picture: dict[tuple[str, str], float]):
+    def __init__(self, per_picture: dict[tuple[str, str], float], per_use: dict | None = None):
         self.per_picture = per_picture
-        self.calls: list[tuple[str, str, int]] = []
+        self.per_use = per_use or {}
+        self.calls: list[tuple[str, str, int]] = []  # the scan's runs
+        self.query_calls: list[tuple[str, str, int, Use]] = []
 
-    def __call__(self, choice, pictures, run) -> float:
-        self.calls.append((choice.backend, choice.precision, pictures))
+    def __call__(self, choice, count, run, use=Use.SCAN) -> float:
+        key = (choice.backend, choice.precision)
+        if use == Use.SCAN:
+            self.calls.append((*key, count))
+        else:
+            self.query_calls.append((*key, count, use))
         run()  # the tiny model: its vectors are what the fidelity gate checks
-        return self.per_picture[(choice.backend, choice.precision)] * pictures
+        return self.per_use.get(use, self.per_picture)[key] * count
 
 
 @pytest.fixture(scope="module")

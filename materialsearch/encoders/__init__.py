@@ -9,7 +9,9 @@
 - ``torch_encoder`` / ``onnx_encoder``: one module per local backend;
 - ``measure``: ``auto`` on a CPU: every candidate timed on a probe batch, the fastest within the fidelity gate
   chosen, and the decision stored in the data dir;
-- ``choose``: the factory, ``make_encoder``, which decides from the settings and the machine's facts (or measures);
+- ``choose``: the factory, ``make_encoder``, which decides from the settings and the machine's facts (or measures),
+  and ``make_query_encoders``, the encoders a query sentence and a query picture run on (``auto`` may pick other
+  backends for them, measured at batch 1 within the same fidelity gate);
 - ``tiny``: the tiny random checkpoint for tests.
 
 The modules import in that order (none imports a later one), and torch, cn_clip and ONNX Runtime only when used.
@@ -25,8 +27,9 @@ from materialsearch.encoders.base import (
     Precision,
     PreparedPicture,
     Tower,
+    Use,
 )
-from materialsearch.encoders.choose import Machine, choose_backend, make_encoder
+from materialsearch.encoders.choose import Machine, QueryEncoders, choose_backend, make_encoder, make_query_encoders
 from materialsearch.encoders.registry import register_backend, registered_backends, unregister_backend
 
 __all__ = [
@@ -39,9 +42,12 @@ __all__ = [
     "ModelError",
     "Precision",
     "PreparedPicture",
+    "QueryEncoders",
     "Tower",
+    "Use",
     "choose_backend",
     "make_encoder",
+    "make_query_encoders",
     "register_backend",
     "registered_backends",
     "unregister_backend",

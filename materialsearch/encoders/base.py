@@ -53,6 +53,15 @@ class Tower(StrEnum):
     TEXT = "text"
 
 
+class Use(StrEnum):
+    """What the model is run for: each use may run on its own backend/precision when ``auto`` measured them
+    (``measure``). Only the scan's pictures are stored; query vectors are compared with them and thrown away."""
+
+    SCAN = "scan pictures"  # batches of the scan's size; stored, so they carry the encoder's identity
+    SENTENCES = "query sentences"  # one search sentence at a time
+    QUERY_PICTURES = "query pictures"  # one uploaded picture at a time
+
+
 BACKEND_SETTINGS = (AUTO, *Backend)  # the values MS_BACKEND accepts
 PRECISION_SETTINGS = (AUTO, *Precision)  # the values MS_PRECISION accepts
 
@@ -91,6 +100,25 @@ class Measurement:
         return self.runs > 0 and self.min_cosine is not None and passes_gate(self.min_cosine)
 
 
+@dataclasses.dataclass(frozen=True)
+class QueryTiming:
+    """One backend/precision timed at batch 1 for a query use (``measure``): what ``Use.SENTENCES`` and
+    ``Use.QUERY_PICTURES`` are chosen from."""
+
+    backend: Backend
+    precision: Precision
+    use: Use
+    ms: float | None  # best timed run, per sentence or picture (None: not timed, see ``note``)
+    cosine: float | None  # worst cosine of that tower's probe vectors to torch fp32's (the fidelity gate)
+    runs: int
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """Whether it was timed and that tower's vectors passed the fidelity gate."""
+        return self.ms is not None and self.runs > 0 and self.cosine is not None and passes_gate(self.cosine)
+
+
 FIDELITY_MIN_COSINE = 0.999  # the fidelity bar for any path that is not fp32 (worst cosine to fp32)
 
 
@@ -109,6 +137,12 @@ class BackendChoice:
     reason: str
     measurements: tuple[Measurement, ...] = ()  # when ``auto`` chose by measuring: every candidate's numbers
     measure_cost_s: float | None = None  # what measuring cost at the start it happened (None: not measured)
+    # When ``auto`` measured: the backend/precision chosen for each query use (absent: the scan's own), and every
+    # candidate's batch-1 timings they were chosen from. Stored vectors never come from these (see ``measure``).
+    queries: Mapping[Use, BackendChoice] = dataclasses.field(default_factory=dict)
+    query_timings: tuple[QueryTiming, ...] = ()
+    # The towers the encoder built for this choice opens (a query-only encoder needs one; the scan's both).
+    towers: frozenset[Tower] = frozenset(Tower)
 
 
 PreparedPicture = object  # what an encoder's ``prepare`` made of a picture: opaque to everyone but its encoder

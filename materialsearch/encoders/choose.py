@@ -3,13 +3,17 @@ this machine (``Machine``), and the encoder its registered backend (``registry``
 
 The decision (``choose_backend``) takes the machine's facts as an argument, so every CPU it knows (AVX2 only,
 AVX512-BF16 without AMX, AMX, with or without CUDA) is tested on any machine; ``Machine.probe`` reads them. With
-everything ``auto`` on a CPU the facts cannot decide, and ``measure`` times the candidates instead.
+everything ``auto`` on a CPU the facts cannot decide, and ``measure`` times the candidates instead, for the scan's
+pictures and for each query use (one sentence, one picture); ``make_query_encoders`` builds the encoders the
+queries then run on. Anything set explicitly (MS_BACKEND, MS_PRECISION, a CUDA device) is not measured and runs
+every use: a user who forces torch gets torch everywhere.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import os
 from typing import TYPE_CHECKING
 
@@ -26,12 +30,16 @@ from materialsearch.encoders.base import (
     LoadedWeights,
     ModelError,
     Precision,
+    Tower,
+    Use,
 )
-from materialsearch.encoders.measure import TimeRun, measure_and_choose, time_run
+from materialsearch.encoders.measure import QUERY_TOWERS, TimeRun, measure_and_choose, time_run
 from materialsearch.encoders.registry import backend_factory
 
 if TYPE_CHECKING:
     from config import Settings
+
+log = logging.getLogger(__name__)
 
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # /proc/cpuinfo flags of CPUs that compute bf16
 
@@ -202,3 +210,37 @@ def make_encoder(settings: Settings, machine: Machine | None = None, timer: Time
 def _loaded(encoder: Encoder) -> Encoder:
     encoder.load()
     return encoder
+
+
+@dataclasses.dataclass(frozen=True)
+class QueryEncoders:
+    """The encoders queries run on: ``sentences`` for search sentences, ``pictures`` for uploaded pictures. Each
+    is the scan's own encoder unless ``auto`` measured another backend faster for that use (``measure``); the
+    vectors a scan stores only ever come from the scan's encoder, whose identity they carry."""
+
+    sentences: Encoder
+    pictures: Encoder
+
+
+def make_query_encoders(settings: Settings, scan: Encoder) -> QueryEncoders:
+    """The query encoders for ``scan`` (the encoder ``make_encoder`` made for ``settings``), loaded now so that
+    the first query does not pay for it. Uses that ``scan``'s choice gives no backend of their own (explicit
+    settings, CUDA, a remote or registered backend, or the scan's backend was fastest) run on ``scan``; two uses
+    with the same backend/precision share one encoder, which opens only the towers they need. A query encoder
+    that cannot load leaves its use on ``scan`` (logged): queries answer as before."""
+    queries = getattr(getattr(scan, "choice", None), "queries", None) or {}
+    towers: dict[tuple[str, str], set[Tower]] = {}
+    for use, query in queries.items():
+        towers.setdefault((query.backend, query.precision), set()).add(QUERY_TOWERS[use])
+    built: dict[tuple[str, str], Encoder] = {}
+    for key, needed in towers.items():
+        query = next(q for q in queries.values() if (q.backend, q.precision) == key)
+        encoder = backend_factory(query.backend)(settings, dataclasses.replace(query, towers=frozenset(needed)))
+        try:
+            encoder.load()
+        except ModelError as exc:
+            log.warning("queries stay on the scan's encoder: %s %s cannot load (%s)", *key, exc)
+            continue
+        built[key] = encoder
+    chosen = {use: built.get((query.backend, query.precision), scan) for use, query in queries.items()}
+    return QueryEncoders(chosen.get(Use.SENTENCES, scan), chosen.get(Use.QUERY_PICTURES, scan))

@@ -267,8 +267,11 @@ class OnnxEncoder(LoadedWeights):
                         fidelity[tower],
                         INT8_MIN_COSINE,
                     )
-        # Only the sessions that run are opened: each holds its weights (ViT-B-16 fp32: ~750 MB for both).
-        self._sessions = {tower: self._session(paths[(tower, chosen[tower])]) for tower in Tower}
+        # Only the sessions that run are opened: each holds its weights (ViT-B-16 fp32: ~750 MB for both); an
+        # encoder for one query use opens its tower alone.
+        self._sessions = {
+            tower: self._session(paths[(tower, chosen[tower])]) for tower in Tower if tower in self.choice.towers
+        }
         log.info(
             "model %s: ONNX Runtime, image tower %s, text tower %s (%s)",
             spec.arch,

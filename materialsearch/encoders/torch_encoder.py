@@ -60,7 +60,13 @@ class TorchEncoder(LoadedWeights):
         spec, checkpoint = resolve_weights(
             settings.model, settings.models_dir, settings.model_arch, settings.offline, settings.model_source
         )
-        self._model = to_precision(build_clip(spec, checkpoint, self.device), choice.precision, self.device)
+        model = build_clip(spec, checkpoint, self.device)
+        # An encoder for query pictures alone drops the text tower (cn_clip's encode_image uses ``visual`` only),
+        # so its weights are not held twice. The image tower stays even for sentences alone: cn_clip's ``dtype``,
+        # which encode_text casts with, is read from ``visual``'s first convolution.
+        if Tower.TEXT not in choice.towers:
+            model.bert = None
+        self._model = to_precision(model, choice.precision, self.device)
         logit_scale = logit_scale_of(checkpoint, spec)
         del checkpoint
         log.info("model %s: torch %s on %s (%s)", spec.arch, choice.precision, self.device, choice.reason)

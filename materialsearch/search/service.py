@@ -31,7 +31,7 @@ from materialsearch.catalog.rows import ItemRow
 from materialsearch.catalog.store import Filters, Store
 from materialsearch.catalog.timeline import Sort, listed
 from materialsearch.catalog.vectors import VectorSearch
-from materialsearch.encoders import Encoder
+from materialsearch.encoders import Encoder, QueryEncoders
 from materialsearch.encoders.clip import normalise
 from materialsearch.media.decode import decode_image
 from materialsearch.search import names, relevance, stacks
@@ -149,10 +149,14 @@ class SearchService:
         max_image_pixels: int,
         decode_sizes: dict[str, int],
         stack_cosine: float = 0.95,
+        queries: QueryEncoders | None = None,
     ):
         self.store = store
         self.vectors = vectors  # nearest neighbours with filters, one call each
         self.encoder = encoder
+        # What query sentences and query pictures run on (``make_query_encoders``): ``encoder`` unless ``auto``
+        # measured another backend faster at batch 1 within the fidelity gate. Their vectors are never stored.
+        self.queries = queries or QueryEncoders(encoder, encoder)
         self.max_image_pixels = max_image_pixels
         # Decode query pictures exactly as the scanner decodes library pictures, so a photo finds itself.
         self.decode_sizes = decode_sizes
@@ -177,7 +181,7 @@ class SearchService:
             if kept is not None:
                 self._text_vectors.move_to_end(text)
                 return kept.copy()  # callers may change theirs
-        vector = self.encoder.encode_texts([text])[0]
+        vector = self.queries.sentences.encode_texts([text])[0]
         with self._text_vectors_lock:
             self._text_vectors[text] = vector.copy()
             while len(self._text_vectors) > TEXT_VECTORS_KEPT:
@@ -187,7 +191,7 @@ class SearchService:
     def image_vector(self, data: bytes) -> np.ndarray:
         """The normalised vector of an uploaded picture, decoded exactly as indexing decodes. Raises DecodeError."""
         decoded = decode_image(data, max_pixels=self.max_image_pixels, **self.decode_sizes)
-        return self.encoder.encode_images([decoded.image])[0]
+        return self.queries.pictures.encode_images([decoded.image])[0]
 
     def item_vector(self, item_id: int, time_ms: int | None = None) -> np.ndarray:
         """The vector of an indexed item: a photo's, a video's mean, or one video frame's (``time_ms``)."""
