@@ -335,9 +335,22 @@ def _large_still_webp(image: Image.Image) -> bool:
 
 
 def _decode_large_webp(image: Image.Image, data: bytes, min_side: int, min_long_side: int) -> Image.Image:
-    """A large still WebP decoded by OpenCV (alpha kept) and shrunk by area averaging to what is needed."""
+    """A large still WebP decoded straight to the size needed by libwebp's scaler (area averaging), else by OpenCV
+    and shrunk the same way (alpha kept)."""
     import cv2
 
+    from materialsearch.media.webp import decode_scaled
+
+    width, height = image.size
+    factor = _reduced_factor(width, height, min_side, min_long_side)
+    alpha = image.mode == "RGBA"
+    scaled = decode_scaled(data, -(-width // factor), -(-height // factor), alpha)
+    if scaled is not None:
+        decoded = Image.fromarray(scaled, "RGBA" if alpha else "RGB")
+        decoded.info = dict(image.info)
+        decoded.format = image.format
+        image.close()
+        return decoded
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.ndim not in (2, 3):
         return image  # OpenCV cannot read it: Pillow decodes it (and says why when it cannot either)
