@@ -44,18 +44,23 @@ def test_the_sampler_applies_the_bound_to_the_real_decoder(media_dir, monkeypatc
 
 
 # Scans the library given on the command line in this fresh process, claiming 64 cores (so the decoder's thread
-# bound is what decides), and prints the peak RSS after loading the model and at the end, in MB.
+# bound is what decides), and prints the peak RSS after loading the model and at the end, in MB. VmHWM, not
+# ru_maxrss: Linux carries the peak of the memory a process replaces at exec into its ru_maxrss, so a process
+# started from pytest reads pytest's own peak there whenever that was higher (and the difference reads 0).
 _SCAN_AND_MEASURE = """
-import os, resource, sys
+import os, sys
 os.cpu_count = lambda: 64
 from config import Settings
 from materialsearch.services import Services
+def peak_mb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
 library, data_dir, model = sys.argv[1:4]
 services = Services(Settings.from_env(environ={}, library=library, data_dir=data_dir, model=model, ocr=False))
 services.encoder.load()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+before = peak_mb()
 stats = services.scans.run()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = peak_mb()
 services.close()
 print(before, peak, stats.added, stats.errors)
 """

@@ -71,6 +71,19 @@ def configure_pillow() -> None:
         _registered = True
 
 
+def full_size_pixels(path: str) -> int:
+    """The pixels a still file is held at while it is decoded, from its header: its declared size, but 0 for a
+    baseline JPEG (draft decodes it small) and for what Pillow cannot open (decoding it will say why)."""
+    configure_pillow()
+    try:
+        with Image.open(path) as image:
+            if image.format == "JPEG" and not image.info.get("progressive"):
+                return 0  # a progressive JPEG holds all its coefficients whatever the draft size: 2 bytes each
+            return image.width * image.height
+    except Exception:  # noqa: BLE001 - unreadable, unsupported, a bomb: none of it is decoded at full size
+        return 0
+
+
 def _parse_exif_datetime(value: object) -> dt.datetime | None:
     if isinstance(value, bytes):
         value = value.decode("ascii", "ignore")
@@ -112,16 +125,30 @@ def orientation_of(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode → 8-bit RGB; transparency is composited on ``ALPHA_BACKGROUND``."""
+GREY_WIDE_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
+def grey_peak(image: Image.Image) -> float:
+    """The value a 16-bit / integer / float grey picture's white is scaled from: 65535 for 16-bit (and for 32-bit
+    integers above 255), 255 for integers within 8 bits, the brightest value for floats."""
+    if image.mode.startswith("I;16"):
+        return 65535.0
+    brightest = float(image.getextrema()[1])
+    if image.mode == "F":
+        return max(brightest, 1.0)
+    return 65535.0 if brightest > 255 else 255.0
+
+
+def to_rgb(image: Image.Image, peak: float | None = None) -> Image.Image:
+    """Any Pillow mode → 8-bit RGB; transparency is composited on ``ALPHA_BACKGROUND``. A 16-bit / float grey
+    picture is scaled from ``peak`` (``grey_peak`` of the picture when None: a band passes its whole picture's)."""
     if image.mode == "RGB":
         return image
-    if image.mode in {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}:
+    if image.mode in GREY_WIDE_MODES:
         # 16-bit / float grey: scale the real range down to 8 bits instead of clipping at 255.
         array = np.asarray(image, dtype=np.float32)
-        peak = 65535.0 if image.mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
-        if image.mode == "F":
-            peak = max(float(array.max(initial=1.0)), 1.0)
+        if peak is None:
+            peak = grey_peak(image)
         grey = np.clip(array * (255.0 / peak), 0, 255).astype(np.uint8)
         return Image.fromarray(grey, "L").convert("RGB")
     if image.mode == "CMYK" and image.info.get("icc_profile"):
@@ -230,8 +257,13 @@ def decode_image(
     return DecodedImage(rgb, width, height, taken_at, location)
 
 
-# Modes Image.reduce handles (8-bit bands, 32-bit int/float); a palette picture keeps its size until to_rgb.
-REDUCIBLE_MODES = frozenset({"L", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "I", "F"})
+# Modes reduced as they are: Image.reduce makes no full-size copy of these, and their picture is 1 or 4 bytes a
+# pixel. Every other mode is converted to RGB and reduced a band at a time (below), because converting it whole
+# costs 4–12 bytes a pixel more: a 240 MP palette or 16-bit grey PNG took a scan to +3.1 GB over the model, an
+# RGBA one to +1.8 GB (Image.reduce premultiplies alpha at full size), against +0.9 GB for RGB.
+REDUCED_WHOLE_MODES = frozenset({"L", "RGB", "RGBX", "CMYK", "I", "F"})
+# Pixels of the original converted at once by a banded reduction: a few MB of band beside the decoded picture.
+BAND_PIXELS = 4_000_000
 # EXIF orientation → the transpose that makes the picture upright (what ImageOps.exif_transpose does, without
 # reading the EXIF again from a picture that has been reduced).
 UPRIGHT = {
@@ -243,8 +275,9 @@ UPRIGHT = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-# Above this many pixels a still WebP is decoded by OpenCV: Pillow's decoder goes through an RGBA canvas and two
-# copies (a 144 MP WebP: 5 s and +2.2 GB at its peak, 1.65 GB held until closed; OpenCV: 2.8 s, +0.83 GB).
+# Above this many pixels a still WebP is decoded by OpenCV: Pillow decodes every WebP with libwebp's animation
+# decoder (two RGBA canvases), then copies the frame to bytes and into the image, 16 bytes a pixel at the peak in
+# a fresh process (a 144 MP WebP: 5 s and +2.2 GB, 1.65 GB held until closed; OpenCV: 2.8 s, +0.86 GB, 6.3 B/px).
 LARGE_WEBP_PIXELS = 16_000_000
 
 
@@ -260,13 +293,29 @@ def _reduced_factor(width: int, height: int, min_side: int, min_long_side: int) 
 def _reduced(image: Image.Image, min_side: int, min_long_side: int) -> Image.Image:
     """``image`` box-averaged down by an integer factor to what the model and the thumbnail need (as JPEG draft
     decoding does), so a 200 MP picture is held at a few MB through the thumbnail, the OCR look and the model's
-    preprocessing instead of at 600 MB; the original is closed."""
+    preprocessing instead of at 600 MB; the original is closed. Modes other than ``REDUCED_WHOLE_MODES`` come back
+    in RGB, converted band by band on the way."""
     factor = _reduced_factor(*image.size, min_side, min_long_side)
-    if factor < 2 or image.mode not in REDUCIBLE_MODES:
+    if factor < 2:
         return image
-    smaller = image.reduce(factor)
+    smaller = image.reduce(factor) if image.mode in REDUCED_WHOLE_MODES else _reduced_in_bands(image, factor)
     smaller.info = dict(image.info)  # the ICC profile a CMYK picture is converted with
     image.close()
+    return smaller
+
+
+def _reduced_in_bands(image: Image.Image, factor: int) -> Image.Image:
+    """``to_rgb(image).reduce(factor)`` without the full-size RGB copy: bands of whole ``factor``-row blocks, so
+    every output pixel averages the same block it would in one reduction."""
+    width, height = image.size
+    peak = grey_peak(image) if image.mode in GREY_WIDE_MODES else None
+    band = factor * max(1, BAND_PIXELS // (width * factor))
+    smaller = Image.new("RGB", (-(-width // factor), -(-height // factor)))
+    for top in range(0, height, band):
+        with image.crop((0, top, width, min(top + band, height))) as piece:
+            rgb = to_rgb(piece, peak)
+            smaller.paste(rgb.reduce(factor), (0, top // factor))
+            rgb.close()
     return smaller
 
 
@@ -286,9 +335,22 @@ def _large_still_webp(image: Image.Image) -> bool:
 
 
 def _decode_large_webp(image: Image.Image, data: bytes, min_side: int, min_long_side: int) -> Image.Image:
-    """A large still WebP decoded by OpenCV (alpha kept) and shrunk by area averaging to what is needed."""
+    """A large still WebP decoded straight to the size needed by libwebp's scaler (area averaging), else by OpenCV
+    and shrunk the same way (alpha kept)."""
     import cv2
 
+    from materialsearch.media.webp import decode_scaled
+
+    width, height = image.size
+    factor = _reduced_factor(width, height, min_side, min_long_side)
+    alpha = image.mode == "RGBA"
+    scaled = decode_scaled(data, -(-width // factor), -(-height // factor), alpha)
+    if scaled is not None:
+        decoded = Image.fromarray(scaled, "RGBA" if alpha else "RGB")
+        decoded.info = dict(image.info)
+        decoded.format = image.format
+        image.close()
+        return decoded
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.ndim not in (2, 3):
         return image  # OpenCV cannot read it: Pillow decodes it (and says why when it cannot either)

@@ -11,7 +11,8 @@ decoder stuck inside a C library, a read from a share that never answers) is giv
 thread stuck in C cannot be stopped; it is a daemon thread, so it holds neither the scan nor the process's exit.
 
 Files take permits before they are prepared: a worker thread, and for a heavy file (a video, whose decoder holds
-frame pools of hundreds of MB) also one of ``heavy_decodes`` heavy permits, both at once. Because the consumer
+frame pools of hundreds of MB, or a still decoded at a large size) also one of ``heavy_decodes`` heavy permits,
+both at once. Because the consumer
 takes files in order, a plain semaphore could deadlock: later files hold every permit while they wait for the
 consumer to take their frames, and the consumer waits for the oldest file, which waits for a permit. So the last
 free permit of each kind is kept for the oldest unfinished file (head of line) unless it already holds one of that
@@ -156,7 +157,7 @@ class ReadAhead(Generic[Entry]):
         self._stop = threading.Event()
         self._changed = threading.Condition()  # guards the permits and the head of ``_in_flight``
         self._workers = _Permits(threads)  # one per worker thread at work
-        self._heavy = _Permits(heavy_decodes)  # for files ``heavy`` says are (videos): at most this many at once
+        self._heavy = _Permits(heavy_decodes)  # for files ``heavy`` says are (videos, large stills): this many at once
         self._is_heavy = heavy or (lambda entry: False)
 
     def __enter__(self) -> ReadAhead[Entry]:
@@ -230,10 +231,15 @@ class ReadAhead(Generic[Entry]):
                 self._release(work)
 
     def _acquire(self, work: _InFlight[Entry]) -> bool:
-        """Wait until ``work`` may take its permits (all at once, head of line) and take them; False once closed."""
-        pools = [self._workers, self._heavy] if self._is_heavy(work.entry) else [self._workers]
+        """Wait until ``work`` may take its permits (all at once, head of line) and take them; False once closed
+        or given up."""
+        # Deciding may read the file (a still's declared size): a read that never returns is a stall like any.
+        work.active_since = time.monotonic()
+        heavy = self._is_heavy(work.entry)
+        work.active_since = None  # waiting for permits is the other files' pace, never a stall
+        pools = [self._workers, self._heavy] if heavy else [self._workers]
         with self._changed:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and not work.abandoned:
                 head = self._in_flight[0] if self._in_flight else None
                 if all(pool.can_take(head is work, head is not None and pool in head.permits) for pool in pools):
                     for pool in pools:

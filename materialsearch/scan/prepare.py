@@ -13,11 +13,12 @@ import logging
 import os
 from collections.abc import Callable
 
+from config import RAW_EXTENSIONS
 from materialsearch.catalog.records import ItemRecord, ItemStatus, Kind
 from materialsearch.encoders import Encoder, PreparedPicture
 from materialsearch.errors import ProblemCode
 from materialsearch.media.capture_time import fallback_zone
-from materialsearch.media.decode import DecodedImage, DecodeError, decode_image, decode_sizes
+from materialsearch.media.decode import DecodedImage, DecodeError, decode_image, decode_sizes, full_size_pixels
 from materialsearch.media.motion import (
     LIVE_PHOTO_MAX_TIME_GAP_S,
     LIVE_PHOTO_MAX_UNVERIFIED_MS,
@@ -44,6 +45,24 @@ POSTER_MIN_BRIGHTNESS = 24
 MOTION_PROBE_INTERVAL_MS = 10_000
 # How much of an unexpected exception's message goes into the file's recorded reason.
 UNEXPECTED_DETAIL_CHARS = 200
+
+
+# A still held at more pixels than this while it is decoded (any format but a baseline JPEG, which draft decodes
+# small) takes one of the scan's heavy permits, as a video does, so two are never decoded at once: they cost 1–6
+# bytes a pixel (measured in a scan: a 240 MP RGB PNG +0.9 GB, RGBA +0.9, 16-bit grey +0.5, a 144 MP WebP +0.8, a
+# 240 MP progressive 4:4:4 JPEG +1.3 GB), and two 240 MP PNGs side by side took a scan to +1.85 GB over the model.
+# Above 48 MP, so that 24/48 MP phone HEICs (decoded from their thumbnail) keep their parallel decode.
+HEAVY_STILL_PIXELS = 50_000_000
+
+
+def is_heavy(entry: FileEntry) -> bool:
+    """Whether preparing ``entry`` takes a heavy permit (see ``ReadAhead``): a video, or a still held at more than
+    ``HEAVY_STILL_PIXELS`` while it is decoded (only its header is read here)."""
+    if entry.kind == Kind.VIDEO:
+        return True
+    if entry.still is not None or entry.path.rsplit(".", 1)[-1].lower() in RAW_EXTENSIONS:
+        return False  # a RAW is decoded from its embedded preview, or not at all when its still is the photo
+    return full_size_pixels(entry.path) > HEAVY_STILL_PIXELS
 
 
 def file_hash(path: str, kind: Kind = Kind.IMAGE) -> str:

@@ -26,7 +26,7 @@ from materialsearch.media.thumbnails import Renditions
 from materialsearch.ocr.engine import OcrEngine
 from materialsearch.scan.pipeline import EndMessage, FrameMessage, ReadAhead
 from materialsearch.scan.plan import FAILED_STILL, Plan, diff, match_moves
-from materialsearch.scan.prepare import Preparer, entry_hash
+from materialsearch.scan.prepare import Preparer, entry_hash, is_heavy
 from materialsearch.scan.reports import ScanWarning
 from materialsearch.scan.walk import FileEntry, walk_library
 from materialsearch.scan.worker import QueueWorker
@@ -292,7 +292,7 @@ class Scanner:
             frame_buffer=settings.batch_size * 2,
             stall_timeout=settings.decode_timeout,
             on_stall=self.preparer.stalled,
-            heavy=lambda entry: entry.kind == Kind.VIDEO,
+            heavy=is_heavy,
             heavy_decodes=settings.max_video_decodes,
         ) as ahead:
             embedding.run(ahead, settings.batch_size)
