@@ -15,7 +15,7 @@ from materialsearch.application.overview import LibraryOverview
 from materialsearch.application.people import PeopleDirectory
 from materialsearch.application.review import DuplicateReview
 from materialsearch.application.searching import Searching
-from materialsearch.catalog.core import Catalog
+from materialsearch.catalog.core import MODEL_IDENTITY_KEY, Catalog
 from materialsearch.encoders import Encoder, make_encoder, make_query_encoders
 from materialsearch.jobs.job import BackgroundJob
 from materialsearch.jobs.schedule import ScanScheduler, window_of
@@ -80,7 +80,8 @@ class Services:
         labels = label_set(settings.tags_file, settings.tags_replace)  # a bad MS_TAGS_FILE fails before opening
         store = Catalog.open_store(settings.data_dir, settings.database_url)
         try:
-            self.encoder = encoder or make_encoder(settings)
+            # A measured backend keeps the kind of vectors the catalog holds unless another is much faster.
+            self.encoder = encoder or make_encoder(settings, catalog_identity=store.get_meta(MODEL_IDENTITY_KEY))
             model = self.encoder.describe()  # loads it: a model that cannot load fails the start here
             index = Catalog.vector_index(settings.data_dir, model.dim, model.identity, settings, store)
             self.catalog = Catalog(store, index, owner=self.owner)

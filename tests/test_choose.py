@@ -247,3 +247,33 @@ def test_the_status_says_what_was_chosen_and_why(make_app):
     timed = [m for m in choice["measurements"] if m["backend"] == model["backend"]]
     assert any(m["precision"] == model["precision"] and m["runs"] >= 1 for m in timed)
     assert choice["measure_cost_s"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("catalog", "int8_speed", "expected"),
+    [
+        pytest.param("fp32", 1 / 30.0, ALL[3], id="full-precision-catalog-keeps-bf16-when-int8-is-a-little-faster"),
+        pytest.param("fp32", 1 / 40.0, ALL[1], id="full-precision-catalog-moves-when-int8-is-much-faster"),
+        pytest.param("int8", 1 / 20.0, ALL[1], id="int8-catalog-keeps-int8-when-bf16-is-a-little-faster"),
+        pytest.param("other-weights", 1 / 30.0, ALL[1], id="another-models-catalog-changes-nothing"),
+        pytest.param(None, 1 / 30.0, ALL[1], id="an-empty-catalog-takes-the-fastest"),
+    ],
+)
+def test_a_measurement_keeps_the_kind_of_vectors_the_catalog_holds(make_settings, catalog, int8_speed, expected):
+    """Measured again (a library upgraded, another batch size), a close call must not flip the catalog between int8
+    and full-precision vectors — each carries its own identity, so a flip re-embeds the library — unless the other
+    kind is SWITCH_FOR times faster."""
+    settings = make_settings()
+    # The identities these weights' vectors carry at each kind of precision, as the catalog stores them.
+    identity = {
+        kind: make_encoder(settings.model_copy(update={"backend": backend, "precision": precision})).describe().identity
+        for kind, (backend, precision) in (("fp32", ALL[0]), ("int8", ALL[1]))
+    }
+    identity["other-weights"] = identity["fp32"].replace("|", "|x", 3)
+    timings = {**AMX_CPU, ALL[1]: int8_speed}  # bf16 25 img/s; int8 20 or 30 (close calls) or 40
+    encoder = make_encoder(settings, AVX2, timer=Stopwatch(timings), catalog_identity=identity.get(catalog))
+    assert ran(encoder) == expected
+    kept = expected != max(timings, key=lambda path: 1 / timings[path])
+    assert ("kept for the catalog's vectors" in encoder.choice.reason) == kept, encoder.choice.reason
+    decision = json.dumps(stored(settings))  # stored: the next start runs the same
+    assert f'"backend": "{expected[0]}", "precision": "{expected[1]}"' in decision, decision[:300]

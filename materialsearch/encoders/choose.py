@@ -176,12 +176,18 @@ def _onnx_choice(precision: str, device: str, machine: Machine) -> BackendChoice
     return BackendChoice(Backend.ONNX, Precision(precision), device, f"MS_PRECISION={precision}")
 
 
-def make_encoder(settings: Settings, machine: Machine | None = None, timer: TimeRun = time_run) -> Encoder:
+def make_encoder(
+    settings: Settings,
+    machine: Machine | None = None,
+    timer: TimeRun = time_run,
+    catalog_identity: str | None = None,
+) -> Encoder:
     """The encoder the settings ask for on ``machine`` (default: this one), not yet loaded, built by its
     registered backend. With MS_BACKEND and MS_PRECISION both ``auto`` on a CPU the choice is measured (``timer``
-    times one run) or read back from the data dir, where the first start stored it. A backend other than the
-    local ones (``Backend``) is given the settings as they are: it decides how it runs, and this machine's facts
-    are not read."""
+    times one run) or read back from the data dir, where the first start stored it; a measurement keeps the kind of
+    path the catalog's vectors were made with (``catalog_identity``, the identity stored with them) unless the other
+    kind is much faster (``measure.kept_for_catalog``). A backend other than the local ones (``Backend``) is given
+    the settings as they are: it decides how it runs, and this machine's facts are not read."""
     if settings.encoder_urls:  # services on other hosts; this machine's model for sentences and the fallback
         from materialsearch.encoders.remote import RemoteEncoder
         from materialsearch.encoders.weights import weights_identity
@@ -203,8 +209,25 @@ def make_encoder(settings: Settings, machine: Machine | None = None, timer: Time
         def build(candidate: BackendChoice) -> LoadedWeights:
             return backend_factory(candidate.backend)(settings, candidate)
 
-        choice = measure_and_choose(settings, machine, build, choose_device(settings.device, machine), timer=timer)
+        device = choose_device(settings.device, machine)
+        catalog_int8 = _catalog_int8(settings, catalog_identity)
+        choice = measure_and_choose(settings, machine, build, device, timer=timer, catalog_int8=catalog_int8)
     return backend_factory(choice.backend)(settings, choice)
+
+
+def _catalog_int8(settings: Settings, catalog_identity: str | None) -> bool | None:
+    """Whether the catalog's vectors of these very weights were made at int8 (None: it holds none of theirs).
+    An identity is ``arch|resolution|dim|weights fingerprint`` with ``|int8`` after it for int8 vectors."""
+    from materialsearch.encoders.weights import weights_fingerprint, weights_path
+
+    parts = (catalog_identity or "").split("|")
+    if len(parts) < 4:
+        return None
+    try:
+        same_weights = parts[3] == weights_fingerprint(weights_path(settings))
+    except (OSError, StopIteration):  # weights not here yet: loading will say why
+        return None
+    return parts[-1] == "int8" if same_weights else None
 
 
 def _loaded(encoder: Encoder) -> Encoder:

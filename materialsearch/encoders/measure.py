@@ -309,6 +309,35 @@ def measure_one(
     return measured, ours, time_queries(encoder, probe, tower_cosine, query_seconds, timer)
 
 
+# A catalog's vectors are re-embedded when the precision's identity changes (int8 vectors carry their own, see
+# ``weights.identity_for``): a measurement made again (a library upgraded, other threads, another batch size) keeps
+# the catalog's kind of path unless the other kind is at least this much faster. Re-embedding a 500k-photo library
+# takes days on a NAS; a close call measured under load (bf16 23.8 against int8 19.4 img/s on an AMX Xeon) must not
+# flip it back and forth.
+SWITCH_FOR = 1.5
+
+
+def kept_for_catalog(
+    winner: Measurement, measurements: list[Measurement], catalog_int8: bool | None
+) -> tuple[Measurement, str]:
+    """The candidate to run, and why when it is not the fastest: the fastest of the catalog's kind (int8 or full
+    precision) unless ``winner``, of the other kind, is SWITCH_FOR times faster."""
+    if catalog_int8 is None or (winner.precision == Precision.INT8) == catalog_int8:
+        return winner, ""
+    same_kind = [m for m in measurements if m.passed and (m.precision == Precision.INT8) == catalog_int8]
+    if not same_kind:
+        return winner, ""
+    kept = max(same_kind, key=lambda m: m.images_per_s)
+    ratio = winner.images_per_s / max(kept.images_per_s, 1e-9)
+    if ratio >= SWITCH_FOR:
+        return winner, ""
+    made = "at int8" if catalog_int8 else "at full precision"
+    return kept, (
+        f"kept for the catalog's vectors, made {made}: {winner.backend} {winner.precision} measured only "
+        f"{ratio:.2f}x faster (< {SWITCH_FOR}x), and switching would re-embed the library"
+    )
+
+
 QUERY_TOWERS = {Use.SENTENCES: Tower.TEXT, Use.QUERY_PICTURES: Tower.IMAGE}  # the tower each query use runs
 
 
@@ -377,10 +406,13 @@ def measure_and_choose(
     seconds: float = MEASURE_SECONDS,
     timer: TimeRun = time_run,
     query_seconds: float = QUERY_SECONDS,
+    catalog_int8: bool | None = None,
 ) -> BackendChoice:
     """The stored decision if it still holds for this machine and these weights, else measure every candidate
     (``build`` makes its encoder), store and return the fastest that passes the fidelity gate, with each query
-    use's own choice (``choose_queries``) in ``queries``."""
+    use's own choice (``choose_queries``) in ``queries``. ``catalog_int8``: whether the catalog already holds these
+    weights' vectors made at int8 (True) or at full precision (False), or holds none (None): see
+    ``kept_for_catalog``."""
     from materialsearch.encoders.weights import weights_identity
 
     path = decision_path(settings)
@@ -425,6 +457,7 @@ def measure_and_choose(
             fastest_batch_s = batch_s if fastest_batch_s is None else min(fastest_batch_s, batch_s)
         del encoder  # one candidate's weights in memory at a time
     winner = max((m for m in measurements if m.passed), key=lambda m: m.images_per_s)
+    winner, kept_note = kept_for_catalog(winner, measurements, catalog_int8)
     cost_s = round(time.perf_counter() - started, 1)
     others = ", ".join(
         f"{m.backend} {m.precision} {m.images_per_s:.2f}" + ("" if m.passed else f" ({m.note})")
@@ -432,7 +465,7 @@ def measure_and_choose(
         if m is not winner
     )
     reason = (
-        f"measured fastest on this CPU: {winner.images_per_s:.2f} images/s on the probe batch "
+        f"{kept_note or 'measured fastest on this CPU'}: {winner.images_per_s:.2f} images/s on the probe batch "
         f"(cosine {winner.min_cosine:.4f} to fp32; others: {others}); measuring took {cost_s:.0f} s"
     )
     choice = BackendChoice(winner.backend, winner.precision, device, reason, tuple(measurements), cost_s)
