@@ -30,6 +30,7 @@ SCRIPTS = (
     "bench_encoder_service",
     "bench_postgres",
     "bench_queries",
+    "bench_workers",
 )
 PRODUCT_MODULES = {"materialsearch", "config", "app"}
 
