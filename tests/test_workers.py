@@ -127,7 +127,7 @@ def test_claims_never_overlap_and_a_lapsed_claim_moves_on(postgres):
 
         late = WorkClaim(short, "slow")
         store.write_batch(records(first), late)
-        assert late.dropped == [f.path for f in first] and store.counts().errors == 0
+        assert late.dropped == [f.path for f in first] and late.dropped_count == 2 and store.counts().errors == 0
         on_time = WorkClaim(short, "fast")
         store.write_batch(records(second), on_time)
         assert on_time.dropped == [] and store.counts().errors == 2

@@ -289,7 +289,8 @@ class WorkClaim:
 
     def __init__(self, queue: WorkQueue, worker: str):
         self.queue, self.worker = queue, worker
-        self.dropped: list[str] = []  # paths whose results were dropped: their lease had passed to someone else
+        self.dropped: list[str] = []  # the last batch's paths whose lease had passed to someone else: not written
+        self.dropped_count = 0  # all batches' together
 
     def keep(self, conn: Connection, paths: Sequence[str]) -> set[str]:
         """Lock the batch's queue rows and return the paths this writer still holds (the others were taken over
@@ -304,6 +305,7 @@ class WorkClaim:
             ).scalars()
         )
         self.dropped = [path for path in paths if path not in held]
+        self.dropped_count += len(self.dropped)
         return held
 
     def done(self, conn: Connection, records: Sequence[ItemRecord]) -> None:

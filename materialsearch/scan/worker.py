@@ -173,11 +173,11 @@ class QueueWorker:
             self.scanner.embed(entries(), embedding, produce)
         finally:
             self.queue.release(self.name)  # what a stop cut off goes back at once, not when the lease runs out
-            if embedding.claim.dropped:
+            if embedding.claim.dropped_count:
                 log.warning(
                     "%d files were taken over by another worker after this one's claim ran out (MS_WORKER_LEASE); "
                     "their results here were dropped",
-                    len(embedding.claim.dropped),
+                    embedding.claim.dropped_count,
                 )
         return claimed
 
