@@ -20,7 +20,7 @@ from materialsearch.encoders import Encoder, make_encoder, make_query_encoders
 from materialsearch.jobs.job import BackgroundJob
 from materialsearch.jobs.schedule import ScanScheduler, window_of
 from materialsearch.media.capture_time import fallback_zone
-from materialsearch.media.decode import configure_pillow, decode_sizes
+from materialsearch.media.decode import configure_pillow, decode_sizes, import_before_threads
 from materialsearch.media.thumbnails import Renditions
 from materialsearch.media.transcode import Transcoder
 from materialsearch.ocr.engine import OcrConfig, OcrEngine
@@ -56,6 +56,7 @@ class Services:
         self.settings = settings
         configure_pillow()
         limit_malloc_arenas()  # before any decode thread allocates
+        import_before_threads()
         os.makedirs(settings.data_dir, exist_ok=True)
         self.lock = Catalog.ownership(settings.data_dir, settings.database_url)
         self.owner = claim and self.lock.acquire()

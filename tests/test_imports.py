@@ -69,3 +69,32 @@ def test_the_encoder_types_import_without_a_framework():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_what_threads_import_lazily_from_scipy_is_imported_before_they_start(tiny_model, tmp_path):
+    """Two threads importing scipy's submodules for the first time at once can see one half-initialised ("cannot
+    import name 'PytestTester' from partially initialized module": a photo recorded as failed in a scan), so
+    ``Services`` imports what the decode threads (pHash) and the geocoder import lazily before any thread starts —
+    checked in a fresh process, where nothing imported them yet; every lazy scipy import in the package is listed."""
+    lazy = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("scipy"):
+                lazy.add(node.module)
+            elif isinstance(node, ast.Import):
+                lazy.update(alias.name for alias in node.names if alias.name.startswith("scipy"))
+    lazy.add("scipy.fftpack")  # imagehash's phash imports it inside the function
+    script = (
+        "import sys\n"
+        "from config import Settings\n"
+        "from materialsearch.services import Services\n"
+        f"assert not [m for m in sys.modules if m.startswith('scipy')], 'scipy imported before the test'\n"
+        f"services = Services(Settings.from_env(environ={{}}, data_dir={str(tmp_path)!r}, model={tiny_model!r}))\n"
+        "try:\n"
+        f"    missing = sorted(m for m in {sorted(lazy)!r} if m not in sys.modules)\n"
+        "    assert not missing, missing\n"
+        "finally:\n"
+        "    services.close()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]

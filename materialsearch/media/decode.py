@@ -50,6 +50,16 @@ class DecodedImage:
     location: LocationReading = NO_LOCATION  # EXIF GPS, or why it was ignored
 
 
+def import_before_threads() -> None:
+    """Import, in the calling thread, what the decode threads and background jobs import lazily from scipy (the
+    thumbnail's pHash: ``scipy.fftpack``; the geocoder: ``scipy.spatial``). scipy's submodules import each other in
+    cycles: two threads importing them for the first time at once can hand one of them a half-initialised module
+    ("cannot import name 'PytestTester' from partially initialized module"), and that photo was recorded as failed.
+    Call once at start-up, before any thread starts."""
+    import scipy.fftpack
+    import scipy.spatial  # noqa: F401
+
+
 def configure_pillow() -> None:
     """Register HEIF/AVIF/JPEG XL openers and hand the pixel limit to our own check (call once at start-up)."""
     global _registered
