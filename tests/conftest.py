@@ -129,6 +129,22 @@ def make_settings(tiny_model, tmp_path):
     return build
 
 
+@pytest.fixture(scope="module")
+def module_models(tmp_path_factory):
+    """One models folder for a test module, so each tiny model's ONNX export is made once per module."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture
+def settings_sharing_models(make_settings, module_models, tmp_path):
+    """``make_settings`` whose data dir's models folder is the module's (``module_models``): modules that build
+    many encoders of the same weights override their ``make_settings`` with it."""
+    (tmp_path / "data").mkdir(exist_ok=True)
+    if not (tmp_path / "data" / "models").exists():
+        (tmp_path / "data" / "models").symlink_to(module_models, target_is_directory=True)
+    return make_settings
+
+
 @contextlib.contextmanager
 def _closing_apps():
     """A list to put apps in; each one's Services are closed when the block ends."""

@@ -41,19 +41,10 @@ class Stopwatch:
         return self.per_use.get(use, self.per_picture)[key] * count
 
 
-@pytest.fixture(scope="module")
-def shared_models(tmp_path_factory):
-    """One models folder for the module, so the tiny model's ONNX export is made once."""
-    return tmp_path_factory.mktemp("models")
-
-
 @pytest.fixture
-def make_settings(make_settings, shared_models, tmp_path):
-    """conftest's settings, with the data dir's models folder linked to the module's."""
-    (tmp_path / "data").mkdir(exist_ok=True)
-    if not (tmp_path / "data" / "models").exists():
-        (tmp_path / "data" / "models").symlink_to(shared_models, target_is_directory=True)
-    return make_settings
+def make_settings(settings_sharing_models):
+    """conftest's settings, sharing the module's models folder (one ONNX export of the tiny model)."""
+    return settings_sharing_models
 
 
 def stored(settings) -> dict:

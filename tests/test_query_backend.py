@@ -41,19 +41,10 @@ INT8_SENTENCES = {TORCH_FP32: 0.040, ONNX_INT8: 0.010, ONNX_FP32: 0.030, TORCH_B
 FP32_PICTURES = {TORCH_FP32: 0.100, ONNX_INT8: 0.110, ONNX_FP32: 0.140, TORCH_BF16: 1.0}
 
 
-@pytest.fixture(scope="module")
-def shared_models(tmp_path_factory):
-    """One models folder for the module, so each tiny model's ONNX export is made once."""
-    return tmp_path_factory.mktemp("models")
-
-
 @pytest.fixture
-def make_settings(make_settings, shared_models, tmp_path):
-    """conftest's settings, with the data dir's models folder linked to the module's."""
-    (tmp_path / "data").mkdir(exist_ok=True)
-    if not (tmp_path / "data" / "models").exists():
-        (tmp_path / "data" / "models").symlink_to(shared_models, target_is_directory=True)
-    return make_settings
+def make_settings(settings_sharing_models):
+    """conftest's settings, sharing the module's models folder (one ONNX export of the tiny model)."""
+    return settings_sharing_models
 
 
 def stored(settings) -> dict:
