@@ -32,7 +32,7 @@ from materialsearch.organise.people import FacesManager, FacesPass
 from materialsearch.organise.places import LocationBackfill
 from materialsearch.organise.tags import Tagger, label_set
 from materialsearch.scan.manager import ScanManager
-from materialsearch.scan.pipeline import limit_malloc_arenas
+from materialsearch.scan.pipeline import bound_malloc
 from materialsearch.scan.reports import Reindexing
 from materialsearch.scan.scanner import Scanner
 from materialsearch.scan.worker import roll_call
@@ -55,7 +55,7 @@ class Services:
     def __init__(self, settings, encoder: Encoder | None = None, claim: bool = True):
         self.settings = settings
         configure_pillow()
-        limit_malloc_arenas()  # before any decode thread allocates
+        bound_malloc()  # before any decode thread allocates
         import_before_threads()
         os.makedirs(settings.data_dir, exist_ok=True)
         self.lock = Catalog.ownership(settings.data_dir, settings.database_url)

@@ -257,17 +257,21 @@ def test_a_file_waiting_for_a_permit_is_not_stalled():
     assert [m for _n, m in messages] == [0, 1, 2, 3, 4, 5, "end"] * 2
 
 
-def test_malloc_arenas_are_limited_unless_the_environment_chose(monkeypatch):
+def test_malloc_is_bounded_unless_the_environment_chose(monkeypatch):
     import ctypes
     import platform
 
-    from materialsearch.scan.pipeline import limit_malloc_arenas
+    from materialsearch.scan.pipeline import bound_malloc
 
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    assert limit_malloc_arenas() is False  # the user's number stands
-    monkeypatch.delenv("MALLOC_ARENA_MAX")
     try:
-        glibc = bool(ctypes.CDLL("libc.so.6").gnu_get_libc_version)
+        glibc = bool(ctypes.CDLL("libc.so.6").gnu_get_libc_version) and platform.system() == "Linux"
     except (OSError, AttributeError):
         glibc = False
-    assert limit_malloc_arenas() is (glibc and platform.system() == "Linux")
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    assert bound_malloc() == {"arenas": False, "mmap_threshold": glibc}  # the user's number stands
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "1048576")
+    assert bound_malloc() == {"arenas": glibc, "mmap_threshold": False}
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    assert bound_malloc() == {"arenas": glibc, "mmap_threshold": glibc}

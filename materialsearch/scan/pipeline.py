@@ -41,26 +41,44 @@ PUT_POLL_S = 0.2
 # How often the consumer, waiting for a file, looks whether that file's producer has stalled.
 STALL_POLL_S = 0.5
 
-# glibc's mallopt parameter for the number of malloc arenas (M_ARENA_MAX in malloc.h).
+# glibc's mallopt parameters (malloc.h): the number of malloc arenas, and the size from which an allocation is
+# its own mapping, given back to the system when freed.
 M_ARENA_MAX = -8
+M_MMAP_THRESHOLD = -3
 MALLOC_ARENAS = 2
+MALLOC_MMAP_THRESHOLD = 8 * 1024 * 1024
 
 
-def limit_malloc_arenas() -> bool:
-    """Keep glibc to ``MALLOC_ARENAS`` malloc arenas (what ``MALLOC_ARENA_MAX=2`` sets), unless the environment
-    chose a number; call before the threads start. Whether it was set.
+def bound_malloc() -> dict[str, bool]:
+    """Keep glibc from holding on to what the decoders freed; call before the threads start. Each of the two
+    settings is left alone where the environment chose it (``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_``);
+    returns which were set here.
 
-    glibc gives each thread that allocates an arena of its own (up to 8 per core) and keeps what was freed there:
-    the decode threads' frames and pictures then stay resident. Scanning androidx/media's test assets (247 files:
-    odd and long videos, a 144 MP WebP; tiny model, 2 cores) held 1.7 GB after the scan with glibc's default and
-    1.2 GB with two arenas, peaking at 2.5 against 2.0 GB; the scan's speed was the same within the load's noise.
+    Arenas: glibc gives each thread that allocates an arena of its own (up to 8 per core) and keeps what was freed
+    there: the decode threads' frames and pictures then stay resident. Scanning androidx/media's test assets (247
+    files: odd and long videos, a 144 MP WebP; tiny model, 2 cores) held 1.7 GB after the scan with glibc's default
+    and 1.2 GB with two arenas, peaking at 2.5 against 2.0 GB; the scan's speed was the same within the load's noise.
+
+    Mapping threshold: glibc maps an allocation of its own only above a threshold that it raises, up to 32 MB, to
+    the size of each mapped block freed. After the first large picture, Pillow's 16 MB image blocks therefore come
+    from an arena's heap, and a freed heap is kept: a 200 MP still decoded in one arena stayed resident while the
+    next was decoded in the other. The test library of tests/test_memory_bound.py peaked at +0.67 to +0.89 GB over
+    the loaded model in five runs here and +1.28 GB once in CI; with the threshold fixed at 8 MB, +0.71 to +0.74
+    in seven (AMD EPYC, 2 cores). The cost is a fresh mapping for each picture above 8 MB (a 12 MP HEIC's
+    36 MB): measured in bench/run.py's scan throughput, see the README's Performance section.
     """
-    if os.environ.get("MALLOC_ARENA_MAX"):
-        return False
+    chosen = {
+        "arenas": (M_ARENA_MAX, MALLOC_ARENAS, "MALLOC_ARENA_MAX"),
+        "mmap_threshold": (M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_"),
+    }
     try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, MALLOC_ARENAS))
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):  # not glibc (musl, macOS): its allocator is not this one
-        return False
+        return dict.fromkeys(chosen, False)
+    return {
+        name: not os.environ.get(variable) and bool(mallopt(parameter, value))
+        for name, (parameter, value, variable) in chosen.items()
+    }
 
 
 @dataclasses.dataclass(frozen=True)
