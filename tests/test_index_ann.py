@@ -162,3 +162,42 @@ def test_services_build_the_index_from_the_settings(open_services):
     assert (index.kind, index.ann_threshold, index.nprobe, index.sq8) == ("ivf", 1234, 7, True)
     assert index.layout == {"type": "flat"}  # an empty collection cannot train an IVF: exact until it can
     assert open_services(data_dir=services.settings.data_dir + "2").index.kind == "auto"  # the default
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_a_one_vector_query_runs_on_one_openmp_thread_and_leaves_the_callers_count(tmp_path, data, kind):
+    """A query's FAISS call runs on one OpenMP thread (two lost badly on busy cores: ``_query_threads``); the
+    calling thread's own count is given back, so a build or a batch search after it keeps every core."""
+    import faiss
+
+    vectors, ids, queries = data
+    index = VectorIndex(str(tmp_path / "i.faiss"), 128, "m", kind=kind, background=False)
+    index.add(ids, vectors)
+    seen = []
+
+    class Watching:  # the index as it is, noting the thread count FAISS would use inside each query call
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            found = getattr(self.inner, name)
+            if name in ("search", "range_search"):
+
+                def call(*args, **kwargs):
+                    seen.append((name, faiss.omp_get_max_threads()))
+                    return found(*args, **kwargs)
+
+                return call
+            return found
+
+    index._index = Watching(index._index)
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        _scores, found = index.search(queries[0], 10)
+        assert found.tolist() == exact_top(vectors, ids, queries[0], 10).tolist() or kind == "ivf"
+        assert len(index.range_search(queries[0], 0.9)[1]) > 0
+        assert seen == [("search", 1), ("range_search", 1)]
+        assert faiss.omp_get_max_threads() == 2
+    finally:
+        faiss.omp_set_num_threads(before)

@@ -33,6 +33,26 @@ IVF_MIN_VECTORS = 1000  # below this an IVF is pointless (and cannot be trained 
 TRAIN_POINTS_PER_LIST = 40  # k-means sample per list; FAISS warns below 39
 KMEANS_ITERATIONS = 10  # enough for IVF centroids; FAISS's default 25 costs 2.5x the training time
 EXACT_SUBSET_MAX = 65536  # a filter allowing at most this many ids is searched exactly over those ids
+# OpenMP threads a one-vector query runs on (see ``_query_threads``).
+QUERY_THREADS = 1
+
+
+@contextlib.contextmanager
+def _query_threads():
+    """Run the FAISS calls inside on ``QUERY_THREADS`` OpenMP threads, in the calling thread only (OpenMP keeps
+    the thread count per thread: a build in another thread keeps every core).
+
+    A one-vector query gains little from a second thread and loses much when the cores are busy: each query wakes
+    a sleeping OpenMP team and waits for it at the end. On 2 cores of an AMD EPYC (AVX2) with a test suite running
+    beside it, a flat search of 100k 512-d vectors took p50 52 ms on two threads against 14 ms on one, and text
+    searches through the app over 100 vectors p50 40 against 18 ms (tiny model; the FAISS calls alone ~4 ms each
+    on two threads). bench/run.py's query table measures it on a quiet machine."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(QUERY_THREADS)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def ivf_nlist(count: int) -> int:
@@ -295,7 +315,8 @@ class VectorIndex:
                 scores, ids = self._subset_scores(query, allowed)
                 top = np.argsort(-scores, kind="stable")[:k]
                 return scores[top], ids[top]
-            scores, ids = self._index.search(query, k, params=self._params(allowed, k))
+            with _query_threads():
+                scores, ids = self._index.search(query, k, params=self._params(allowed, k))
         keep = ids[0] >= 0
         return _best_first(scores[0][keep], ids[0][keep])
 
@@ -314,7 +335,8 @@ class VectorIndex:
             else:
                 # FAISS keeps results strictly above the radius for inner product; nudge so ≥ holds.
                 radius = float(np.nextafter(np.float32(min_score), np.float32(-np.inf)))
-                _lims, scores, ids = self._index.range_search(query, radius, params=self._params(allowed))
+                with _query_threads():
+                    _lims, scores, ids = self._index.range_search(query, radius, params=self._params(allowed))
         return _best_first(scores, ids)
 
     def sample(self, size: int, allowed: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
