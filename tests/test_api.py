@@ -258,3 +258,29 @@ def test_photos_and_videos_have_only_their_own_fields(client):
     assert {"live", "motion_photo", "motion_url"} <= set(photo) and not {"duration", "playable"} & set(photo)
     assert {"duration", "playable", "play_url", "start", "end", "clip_url"} <= set(video)
     assert not {"live", "motion_url"} & set(video) and "reindexing" not in search(client, q="x")
+
+
+@pytest.mark.parametrize("script_root", ["", "/photos"])
+def test_item_urls_are_what_url_for_gives_behind_a_prefix_too(client, script_root):
+    """Result pages build item URLs from a per-request template (``item_url``): the same strings as ``url_for``,
+    including an app mounted under a path by a reverse proxy (``SCRIPT_NAME``)."""
+    from flask import url_for
+
+    from materialsearch.web.item_models import item_url
+
+    calls = [
+        ("api.item_file", 7, {}),
+        ("api.item_thumbnail", 123, {"v": "0123abcdef45"}),
+        ("api.item_thumbnail", 9, {"t": 2000, "v": "0123abcdef45"}),
+        ("api.item_preview", 55, {"v": "ffffffffffff"}),
+        ("api.item_motion", 3, {"v": "a1"}),
+        ("api.item_stream", 3, {"v": "a1"}),
+        ("api.item_stack", 42, {}),
+        ("api.item_clip", 5, {"start": "1.5", "end": "12"}),
+    ]
+    base_url = f"http://localhost{script_root}"
+    with client.application.test_request_context("/api/search", base_url=base_url):
+        for endpoint, item_id, query in calls * 2:  # the second round from the request's templates
+            expected = url_for(endpoint, item_id=item_id, **query)
+            assert item_url(endpoint, item_id, **query) == expected
+            assert expected.startswith(f"{script_root}/")
