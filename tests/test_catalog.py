@@ -178,6 +178,24 @@ def test_long_id_lists_are_chunked(open_catalog, monkeypatch):
     assert catalog.store.file_states() == {} and catalog.index.ntotal == 0 and agree(catalog)
 
 
+def test_whether_videos_or_hidden_items_exist_follows_every_commit_by_anyone(open_catalog):
+    """Every search asks both; the answers are kept until the next commit, including another process's."""
+    searching, scanning = open_catalog(), open_catalog(owner=False)  # two connections to one file, as two processes
+    searching.open()
+    scanning.open()
+    assert not searching.store.has_videos() and not searching.store.duplicates.has_hidden()
+    scanning.apply(
+        [ItemRecord("/l/v.mov", Kind.VIDEO, 5, 5, ItemStatus.OK, vectors=[(0, unit(5))]), photo("/l/a.jpg", 1)]
+    )
+    assert searching.store.has_videos()
+    photo_id = next(state.id for path, state in scanning.store.file_states().items() if path == "/l/a.jpg")
+    scanning.store.duplicates.hide([photo_id])
+    assert searching.store.duplicates.has_hidden() and searching.store.has_videos()
+    scanning.store.duplicates.unhide([photo_id])
+    scanning.remove([state.id for path, state in scanning.store.file_states().items() if path == "/l/v.mov"])
+    assert not searching.store.has_videos() and not searching.store.duplicates.has_hidden()
+
+
 def test_records_rows_and_states_share_the_declared_columns(open_catalog):
     columns = {column.key for column in Item.__table__.columns}
     record_fields = {field.name for field in dataclasses.fields(ItemRecord)}

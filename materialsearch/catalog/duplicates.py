@@ -36,8 +36,10 @@ def replace_hashes(conn, rows: Sequence[tuple[int, int, str, int]]) -> None:
 class DuplicateData:
     """What the duplicates feature keeps: items hidden from results, perceptual hashes, vectors by kind."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, watch):
         self.engine = engine
+        self.watch = watch  # the catalog's change watch (``ChangeWatch``/``PgChangeWatch``): any commit changes it
+        self._has_hidden: tuple[int, bool] | None = None  # (the watch's version, the answer)
 
     def hide(self, item_ids: Iterable[int]) -> None:
         """Hide items from results (already hidden ones stay as they are)."""
@@ -61,9 +63,13 @@ class DuplicateData:
             return set(conn.execute(select(HiddenItem.item_id)).scalars())
 
     def has_hidden(self) -> bool:
-        """Whether any item is hidden (searches then leave them out)."""
-        with self.engine.connect() as conn:
-            return conn.execute(select(HiddenItem.item_id).limit(1)).scalar() is not None
+        """Whether any item is hidden (searches then leave them out; asked by every search, so known until the
+        next commit, by anyone)."""
+        version = self.watch.version()  # before reading: a commit meanwhile makes the next call ask again
+        if self._has_hidden is None or self._has_hidden[0] != version:
+            with self.engine.connect() as conn:
+                self._has_hidden = (version, conn.execute(select(HiddenItem.item_id).limit(1)).scalar() is not None)
+        return self._has_hidden[1]
 
     def kind_vectors(self, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(item ids, frame times or -1, vectors) of every indexed item of ``kind``, by item then time."""

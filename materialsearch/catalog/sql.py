@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import numpy as np
+from sqlalchemy import bindparam
 
 PAGE_SIZE_BYTES = 16384  # 4 KiB pages waste about half the file on 2 KB vector blobs
 # Ids per ``IN (...)``: SQLite before 3.32 allows at most 999 bound parameters in one statement.
@@ -62,6 +63,12 @@ def blob_to_vector(blob: bytes) -> np.ndarray:
 
 def stack_blobs(blobs: Sequence[bytes]) -> np.ndarray:
     return np.vstack([blob_to_vector(b) for b in blobs]) if blobs else np.empty((0, 0), np.float32)
+
+
+def any_of(column):
+    """``column IN (…)`` of the list passed as ``values`` when the statement runs, so that a statement run for every
+    page of results is built once (building one cost more than running it: see ``store``)."""
+    return column.in_(bindparam("values", expanding=True))
 
 
 def chunked(values: Iterable[T], size: int | None = None) -> Iterator[list[T]]:

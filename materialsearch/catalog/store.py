@@ -25,6 +25,7 @@ from materialsearch.catalog.records import FileState, ItemRecord, ItemStatus, Ki
 from materialsearch.catalog.rows import ItemRow, item_rows, select_item_rows
 from materialsearch.catalog.schema import STILL_HASH_TIME, Base, Item, Meta, Vector
 from materialsearch.catalog.sql import (
+    any_of,
     blob_to_vector,
     chunked,
     pragmas,
@@ -45,6 +46,16 @@ _RECORD_COLUMNS = tuple(
     if column.key in {field.name for field in dataclasses.fields(ItemRecord)}
 )
 _FILE_STATE_COLUMNS = tuple(getattr(Item, field.name) for field in dataclasses.fields(FileState))
+
+
+# What every page of results looks up, built once: building a statement cost more than running it (an item lookup
+# of 20 ids: 655 µs built per call, 349 µs prebuilt, the SQL itself ~45 µs; AMD EPYC, 2 cores, quiet).
+_ITEMS_BY_ID = select_item_rows().where(any_of(Item.id))
+_PAIRED_WITH = select_item_rows().where(any_of(Item.pair_path), Item.status == bindparam("status"))
+_VECTOR_FRAMES = select(Vector.id, Vector.item_id, Vector.time_ms).where(any_of(Vector.id))
+_VECTORS_BY_ID = select(Vector.id, Vector.embedding).where(any_of(Vector.id))
+_FIRST_VECTORS = select(Vector.item_id, func.min(Vector.id)).where(any_of(Vector.item_id)).group_by(Vector.item_id)
+_A_VIDEO = select(Item.id).where(Item.status == ItemStatus.OK, Item.kind == Kind.VIDEO).limit(1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,12 +90,13 @@ class Store:
             self.engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30})
             event.listen(self.engine, "connect", pragmas)
             watch, upgrade = ChangeWatch(path), migrations.upgrade
-        self.duplicates = DuplicateData(self.engine)
+        self.duplicates = DuplicateData(self.engine, watch)
         self.tags = TagRepository(self.engine)
         self.faces = FaceRepository(self.engine)  # faces found in photos and the people they make
         self.text = OcrStore(self.engine)  # the OCR state and the text found in photos
         self.tokens = TokenStore(self.engine)
         self.places = PlaceData(self.engine, watch)
+        self._has_videos: tuple[int, bool] | None = None  # (the watch's version, the answer)
         try:
             upgrade(self.engine, Base.metadata)
         except BaseException:
@@ -234,7 +246,7 @@ class Store:
         found: dict[int, tuple[int, int | None]] = {}
         with self.engine.connect() as conn:
             for chunk in chunked(int(v) for v in vector_ids):
-                rows = conn.execute(select(Vector.id, Vector.item_id, Vector.time_ms).where(Vector.id.in_(chunk)))
+                rows = conn.execute(_VECTOR_FRAMES, {"values": chunk})
                 found.update((vector_id, (item_id, time_ms)) for vector_id, item_id, time_ms in rows)
         return found
 
@@ -256,12 +268,12 @@ class Store:
         return blob_to_vector(blob) if blob is not None else None
 
     def has_videos(self) -> bool:
-        """Whether any video is indexed."""
-        with self.engine.connect() as conn:
-            found = conn.execute(
-                select(Item.id).where(Item.status == ItemStatus.OK, Item.kind == Kind.VIDEO).limit(1)
-            ).scalar()
-        return found is not None
+        """Whether any video is indexed (asked by every search: known until the next commit, by anyone)."""
+        version = self.places.watch.version()  # before reading: a commit meanwhile makes the next call ask again
+        if self._has_videos is None or self._has_videos[0] != version:
+            with self.engine.connect() as conn:
+                self._has_videos = (version, conn.execute(_A_VIDEO).scalar() is not None)
+        return self._has_videos[1]
 
     def filtered_vector_ids(self, filters: Filters) -> np.ndarray:
         """Ids of the vectors whose items pass ``filters``."""
@@ -297,7 +309,7 @@ class Store:
         found: dict[int, bytes] = {}
         with self.engine.connect() as conn:
             for chunk in chunked(int(v) for v in vector_ids):
-                found.update(conn.execute(select(Vector.id, Vector.embedding).where(Vector.id.in_(chunk))).all())
+                found.update(conn.execute(_VECTORS_BY_ID, {"values": chunk}).all())
         return stack_blobs([found[int(v)] for v in vector_ids])
 
     def first_vector_ids(self, item_ids: Iterable[int]) -> dict[int, int]:
@@ -305,11 +317,7 @@ class Store:
         found: dict[int, int] = {}
         with self.engine.connect() as conn:
             for chunk in chunked(int(i) for i in item_ids):
-                rows = conn.execute(
-                    select(Vector.item_id, func.min(Vector.id))
-                    .where(Vector.item_id.in_(chunk))
-                    .group_by(Vector.item_id)
-                )
+                rows = conn.execute(_FIRST_VECTORS, {"values": chunk})
                 found.update((item_id, vector_id) for item_id, vector_id in rows)
         return found
 
@@ -320,9 +328,12 @@ class Store:
 
     def get_items(self, item_ids: Iterable[int]) -> dict[int, ItemRow]:
         """Item rows by id (missing ids are left out)."""
-        return {
-            item.id: item for chunk in chunked(int(i) for i in item_ids) for item in self._items(Item.id.in_(chunk))
-        }
+        with self.engine.connect() as conn:
+            return {
+                item.id: item
+                for chunk in chunked(int(i) for i in item_ids)
+                for item in item_rows(conn.execute(_ITEMS_BY_ID, {"values": chunk}))
+            }
 
     def motions_for(self, still_paths: Iterable[str]) -> dict[str, ItemRow]:
         """Live Photo movies by the path of their still."""
@@ -333,11 +344,12 @@ class Store:
         return self._paired_with(still_paths, ItemStatus.RAW)
 
     def _paired_with(self, still_paths: Iterable[str], status: ItemStatus) -> dict[str, ItemRow]:
-        return {
-            item.pair_path: item
-            for chunk in chunked(still_paths)
-            for item in self._items(Item.pair_path.in_(chunk), Item.status == status)
-        }
+        with self.engine.connect() as conn:
+            return {
+                item.pair_path: item
+                for chunk in chunked(still_paths)
+                for item in item_rows(conn.execute(_PAIRED_WITH, {"values": chunk, "status": status}))
+            }
 
     def problems(self, limit: int, offset: int) -> tuple[list[ItemRow], int]:
         """Files that failed or were skipped, newest first, with the total."""

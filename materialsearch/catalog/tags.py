@@ -13,7 +13,12 @@ from sqlalchemy.engine import Engine
 
 from materialsearch.catalog.records import ItemStatus
 from materialsearch.catalog.schema import Item, ItemTag, Meta, Vector
-from materialsearch.catalog.sql import chunked
+from materialsearch.catalog.sql import any_of, chunked
+
+# Asked for every page of results: built once (``sql.any_of``).
+_TAGS_OF = (
+    select(ItemTag.item_id, ItemTag.tag).where(any_of(ItemTag.item_id)).order_by(ItemTag.item_id, ItemTag.score.desc())
+)
 
 
 class TagRepository:
@@ -65,11 +70,6 @@ class TagRepository:
         found: dict[int, list[str]] = {}
         with self.engine.connect() as conn:
             for chunk in chunked(int(i) for i in item_ids):
-                query = (
-                    select(ItemTag.item_id, ItemTag.tag)
-                    .where(ItemTag.item_id.in_(chunk))
-                    .order_by(ItemTag.item_id, ItemTag.score.desc())
-                )
-                for item_id, tag in conn.execute(query):
+                for item_id, tag in conn.execute(_TAGS_OF, {"values": chunk}):
                     found.setdefault(item_id, []).append(tag)
         return found
