@@ -60,6 +60,16 @@ def ivf_nlist(count: int) -> int:
     return int(max(1, min(2 * math.sqrt(max(count, 1)), count // TRAIN_POINTS_PER_LIST, 65536)))
 
 
+def ivf_probes(nprobe: int, nlist: int, ntotal: int, candidates: int, k: int) -> int:
+    """IVF lists to visit for ``k`` hits among ``candidates`` of the ``ntotal`` vectors (``nprobe``: the setting)."""
+    if not candidates:
+        return min(nprobe, nlist)
+    # A filter leaves fewer candidates per list: probe proportionally more lists. A deep page (large k) needs lists
+    # holding at least twice k candidates, or it would come back short.
+    wanted = max(min(nprobe, nlist) * ntotal / candidates, 2 * k / (candidates / nlist))
+    return int(min(nlist, max(1, math.ceil(wanted))))
+
+
 class VectorIndex:
     """Thread-safe inner-product index with add/remove by id; exact or IVF (chosen by size with ``auto``)."""
 
@@ -368,15 +378,8 @@ class VectorIndex:
         if allowed is not None:
             selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
         if self._layout["type"] == "ivf":
-            nlist = self._layout["nlist"]
-            nprobe = min(self.nprobe, nlist)
             candidates = self.ntotal if allowed is None else min(self.ntotal, len(allowed))
-            if candidates:
-                # A filter leaves fewer candidates per list: probe proportionally more lists. A deep page (large
-                # k) needs lists holding at least twice k candidates, or it would come back short.
-                per_list = candidates / nlist
-                nprobe = max(nprobe * self.ntotal / candidates, 2 * k / per_list)
-                nprobe = int(min(nlist, max(1, math.ceil(nprobe))))
+            nprobe = ivf_probes(self.nprobe, self._layout["nlist"], self.ntotal, candidates, k)
             return faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
         if selector is None:
             return None
