@@ -441,3 +441,26 @@ def test_a_scan_outlives_a_database_restart(postgres, tiny_model, tmp_path, medi
         assert services.store.vector_checksum()[0] == len(names)  # each file embedded once
     finally:
         services.close()
+
+
+def test_whether_videos_or_hidden_items_exist_follows_every_commit_on_postgresql_too(postgres):
+    """Every search asks both and keeps the answer until the next commit (the LISTEN watch): another process's
+    commit must reach it."""
+    from materialsearch.catalog.records import ItemRecord, ItemStatus, Kind
+    from materialsearch.catalog.store import Store
+
+    url = postgres()
+    searching, writing = Store(url), Store(url)  # two engines and watches, as two processes
+    try:
+        assert not searching.has_videos() and not searching.duplicates.has_hidden()
+        writing.write_batch([ItemRecord("/l/v.mov", Kind.VIDEO, 5, 5, ItemStatus.OK)])
+        assert searching.has_videos()
+        video_id = writing.file_states()["/l/v.mov"].id
+        writing.duplicates.hide([video_id])
+        assert searching.duplicates.has_hidden()
+        writing.duplicates.unhide([video_id])
+        writing.delete_items([video_id])
+        assert not searching.has_videos() and not searching.duplicates.has_hidden()
+    finally:
+        searching.close()
+        writing.close()
