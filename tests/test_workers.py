@@ -17,6 +17,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 from sqlalchemy import text
 
 from tests.conftest import settings_on
@@ -329,3 +330,42 @@ def test_a_worker_that_cannot_see_the_library_leaves_its_files_to_others(postgre
         assert (seen.state, seen.files, seen.alive) == ("stopped", 0, False)
     finally:
         owner.close()
+
+
+@pytest.mark.browser
+def test_the_page_names_the_live_workers_by_host(postgres, tiny_model, tmp_path, media_dir, new_page):
+    """The status area lists the worker processes in the roll call that are alive, by host (two on one host: ×2),
+    in English and Chinese; a stopped worker leaves the list. Real PostgreSQL, real worker processes, real server."""
+    from playwright.sync_api import expect
+
+    from materialsearch.web import create_app, services_of
+    from tests.conftest import PHONE, served
+
+    library = _library(tmp_path, media_dir, patterns=("jpg_orient1*.jpg",))
+    url = postgres()
+    app = create_app(settings_on(tmp_path / "owner", tiny_model, library=str(library), database_url=url, **SAME_MODEL))
+    owner = services_of(app)
+    workers = [_worker(tiny_model, tmp_path / f"worker{n}", url, library) for n in range(2)]
+    try:
+
+        def live() -> list:
+            return [w for w in owner.work_queue.workers() if w.role == "worker" and w.alive]
+
+        _wait_for(lambda: len(live()) == 2, what="both workers in the roll call")
+        host = live()[0].host
+        with served(app) as server:
+            base = f"http://127.0.0.1:{server.effective_port}/"
+            english, chinese = new_page(), new_page(PHONE, locale="zh-CN")
+            for page in (english, chinese):
+                page.goto(base)
+            expect(english.locator("#scan-info")).to_contain_text(f"Workers: {host} ×2 (0 files written)")
+            expect(chinese.locator("#scan-info")).to_contain_text(f"工作进程：{host} ×2（已写入 0 个文件）")
+            _stop(workers[0])
+            _wait_for(lambda: len(live()) == 1, what="the stopped worker to leave the roll call's live ones")
+            english.reload()
+            expect(english.locator("#scan-info")).to_contain_text(f"Workers: {host} (0 files written)")
+            assert english.problems == [] and chinese.problems == []
+    finally:
+        outputs = [_stop(worker) for worker in workers]
+        owner.close()
+    assert [worker.returncode for worker in workers] == [0, 0], outputs

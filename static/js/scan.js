@@ -83,7 +83,7 @@ export function renderStatus() {
   renderStatusLine(counts, scan);
   appendOcrStatus(el.text, status.ocr);
   appendFacesStatus(el.text, status.faces);
-  renderScanInfo(scan);
+  renderScanInfo(scan, status.workers);
   const problems = (counts.errors || 0) + (counts.skipped || 0);
   el.errors.hidden = problems === 0;
   el.errors.textContent = t("errors_link", { n: formatNumber(problems) });
@@ -149,14 +149,32 @@ function pausedReason(reason) {
   return window ? t("paused_window", { window: window[1] }) : reason; // a reason this page does not know yet
 }
 
-// The line under the status: the last scan's changes, when the next one runs, who scans if not this process.
-function renderScanInfo(scan) {
+// The line under the status: the last scan's changes, when the next one runs, who scans if not this process, and
+// the worker processes that embed its files (with MS_DATABASE_URL).
+function renderScanInfo(scan, workers) {
   const info = [];
   if (scan.last && scan.last.finished_at) info.push(lastScanText(scan.last));
   if (scan.next_run) info.push(t("next_scan", { when: formatDate(scan.next_run, true) }));
   if (scan.can_scan === false && scan.refusal) info.push(t("scan_elsewhere", { message: scan.refusal }));
+  const working = workersText(workers);
+  if (working) info.push(working);
   el.info.textContent = info.join(" · ");
   el.info.hidden = info.length === 0;
+}
+
+// "Workers: gpu-box ×2 (1,204 files written), desktop (98 files written)": the live worker processes by host.
+function workersText(workers) {
+  const hosts = new Map();
+  for (const worker of workers || []) {
+    if (worker.role !== "worker" || !worker.alive) continue; // the owner's own scan is the status line's
+    const seen = hosts.get(worker.host) || { processes: 0, files: 0 };
+    hosts.set(worker.host, { processes: seen.processes + 1, files: seen.files + worker.files });
+  }
+  const listed = [...hosts].map(([host, seen]) => {
+    const key = seen.processes > 1 ? "scan_worker_host_many" : "scan_worker_host";
+    return t(key, { host, n: seen.processes, files: formatNumber(seen.files) });
+  });
+  return listed.length ? t("scan_workers", { hosts: listed.join(t("scan_worker_separator")) }) : "";
 }
 
 // What a scan changed, in the page's words (the server's summary only from a server without stats).
