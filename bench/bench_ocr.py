@@ -134,7 +134,13 @@ def measure_indexing(args, cache: Path, free: list[Path], media: Path) -> dict:
         common.link_or_copy(source, library / f"text_{number:03}{source.suffix}")
     checkpoint, model_desc = common.ensure_model(cache, args.model)
     data_dirs = common.DataDirs("ms-bench-ocr-", shared_models=cache / "data-models")
-    values = {"library": str(library), "model": str(checkpoint), "backend": args.backend, "precision": args.precision}
+    values = {
+        "library": str(library),
+        "model": str(checkpoint),
+        "backend": args.backend,
+        "precision": args.precision,
+        "ocr_prelook": args.prelook,
+    }
     if not args.shipped_tags:
         # Random weights tag photos at random, and a text tag sends a photo to the full OCR pass: one label that
         # names no text keeps the measurement to what the pre-pass decides (see --shipped-tags).
@@ -163,6 +169,7 @@ def measure_indexing(args, cache: Path, free: list[Path], media: Path) -> dict:
         "photos": len(free) + with_text,
         "with_text": with_text,
         "model": f"{model_desc}, {args.backend} {args.precision}",
+        "ocr_prelook": args.prelook,
         "runs": runs,
         "medians": {
             "scan, MS_OCR=off": {key: median(False, "scan", key) for key in ("wall_s", "own_cpu_s")},
@@ -215,6 +222,9 @@ def main() -> None:
     parser.add_argument("--model", default="vit-b-16", help="model of the indexing part (default vit-b-16, random)")
     parser.add_argument("--backend", default="onnx", help="MS_BACKEND of the indexing part (default onnx)")
     parser.add_argument("--precision", default="int8", help="MS_PRECISION of the indexing part (default int8)")
+    parser.add_argument(
+        "--prelook", default="auto", choices=("auto", "scan", "pass"), help="MS_OCR_PRELOOK (default auto)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="scans per MS_OCR setting, alternating (default 3)")
     parser.add_argument(
         "--shipped-tags",
@@ -319,7 +329,10 @@ def main() -> None:
         share = indexing["with_text"] / indexing["photos"]
         lines += ["", f"OCR's share of indexing: {indexing['photos']} photos, {indexing['with_text']} with text"]
         lines[-1] += f" ({share:.0%}),"
-        lines += [f"model {indexing['model']}; medians of {args.repeat} alternating runs"]
+        lines += [
+            f"model {indexing['model']}; MS_OCR_PRELOOK={indexing['ocr_prelook']}; "
+            f"medians of {args.repeat} alternating runs"
+        ]
         lines += common.text_table(
             ["step", "wall s", "CPU s"],
             [[name, ph[name]["wall_s"], ph[name]["own_cpu_s"]] for name in ph],

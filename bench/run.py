@@ -186,17 +186,18 @@ def measure_config(bench: Bench, key: str, sets: dict[str, Path], reference: dic
         }
     del pixels
     scans = {}
-    runs = [(name, folder, True) for name, folder in sets.items()]
+    runs = [(name, folder, {}) for name, folder in sets.items()]
     if model["images_per_s"] < bench.args.min_scan_rate:
         # e.g. bf16 on a CPU without native bf16: its scans would take many minutes and say nothing new
         log(f"{key}: model alone {model['images_per_s']:.2f} img/s < --min-scan-rate: scans skipped")
         runs = []
     if key == bench.args.default_config and not bench.args.smoke:
-        runs.append(("heic_full_decode", sets["heic"], False))
-    for name, folder, thumbnails in runs:
-        scan_settings = bench.settings(
-            backend=backend, precision=precision, library=str(folder), heic_thumbnail=thumbnails
-        )
+        runs.append(("heic_full_decode", sets["heic"], {"heic_thumbnail": False}))
+    if runs and bench.args.compare_prelook:
+        # The mixed set again with the OCR pre-look forced to each place (the plain run above is ``auto``'s).
+        runs += [(f"mixed_prelook_{mode}", sets["mixed"], {"ocr_prelook": mode}) for mode in ("scan", "pass")]
+    for name, folder, overrides in runs:
+        scan_settings = bench.settings(backend=backend, precision=precision, library=str(folder), **overrides)
         services = product.Services(scan_settings, encoder=encoder)
         try:
             with (
@@ -205,6 +206,7 @@ def measure_config(bench: Bench, key: str, sets: dict[str, Path], reference: dic
                 common.PrepareTimer(services.scanner.preparer) as decode,
             ):
                 stats = services.scans.run()
+            prelook = services.scans.status().ocr_prelook  # where the OCR pre-look ran, and why
         finally:
             services.close()
         if stats.added != len(list(folder.iterdir())) or stats.errors:
@@ -227,7 +229,8 @@ def measure_config(bench: Bench, key: str, sets: dict[str, Path], reference: dic
             "model_and_rest_cpu_s_per_photo": round((scan_cpu["own_cpu_s"] - decode.cpu_s) / stats.added, 4),
             "model_idle_share": round(max(0.0, 1 - timer.seconds / stats.seconds), 3),
             "hours_for_100k": round(100_000 / photos_per_s / 3600, 2),
-            "heic_thumbnail": thumbnails,
+            "heic_thumbnail": scan_settings.heic_thumbnail,
+            "ocr_prelook": prelook,
         }
         log(f"{key} {name}: {photos_per_s:.2f} photos/s ({photos_per_s / model['images_per_s']:.2f}x model)")
     result["scans"] = scans
@@ -498,6 +501,14 @@ def render(report: dict) -> str:
                 f"{'  HEIC, full decode (MS_HEIC_THUMBNAIL=false)':<46} {full['photos_per_s']:6.2f} "
                 f"({full['ratio_to_model_alone']:.2f})"
             )
+        for mode in ("scan", "pass"):
+            if f"mixed_prelook_{mode}" in scans:
+                forced = scans[f"mixed_prelook_{mode}"]
+                label = f"  mixed, MS_OCR_PRELOOK={mode}"
+                lines.append(
+                    f"{label:<46} {forced['photos_per_s']:6.2f} ({forced['ratio_to_model_alone']:.2f}), decode "
+                    f"threads {forced['decode_cpu_s_per_photo'] * 1000:.0f} CPU-ms a photo"
+                )
     lines.append("cos img / cos txt: worst cosine to torch fp32 on the mixed set's pictures / 16 sentences")
     cores = machine["nproc"]
     lines.append("")
@@ -533,6 +544,8 @@ def render(report: dict) -> str:
                     f"{scan['model_and_rest_cpu_s_per_photo'] * 1000:6.0f} ms, model idle "
                     f"{scan['model_idle_share'] * 100:3.0f} %"
                 )
+                if scan.get("ocr_prelook"):
+                    lines.append(f"  {'':<11} {'':<17} OCR pre-look {scan['ocr_prelook']}")
     fid = report.get("heic_thumbnail_fidelity") or {}
     for name, f in fid.items():
         lines.append(
@@ -614,6 +627,11 @@ def parse_args(argv=None):
         type=float,
         default=1.0,
         help="skip the scans of a config whose model alone is slower than this many images/s (default 1)",
+    )
+    parser.add_argument(
+        "--compare-prelook",
+        action="store_true",
+        help="scan the mixed set twice more, with the OCR pre-look in the scan and in the OCR pass",
     )
     parser.add_argument("--skip-indexing", action="store_true")
     parser.add_argument("--skip-queries", action="store_true")

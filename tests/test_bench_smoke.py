@@ -70,7 +70,10 @@ def test_bench_run_smoke(tmp_path):
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MS_")}
     proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "run.py"), "--smoke", "--out", str(out), "--cache", str(tmp_path / "c")],
+        [
+            *(sys.executable, str(REPO / "bench" / "run.py"), "--smoke", "--compare-prelook"),
+            *("--out", str(out), "--cache", str(tmp_path / "c")),
+        ],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -88,6 +91,10 @@ def test_bench_run_smoke(tmp_path):
         assert row["model_alone_images_per_s"] > 0
         for name in ("jpeg", "heic", "mixed"):
             assert row["scans"][name]["photos"] == 4 and row["scans"][name]["photos_per_s"] > 0
+        for mode, where in (("scan", "in the scan"), ("pass", "in the OCR pass")):
+            forced = row["scans"][f"mixed_prelook_{mode}"]
+            assert forced["photos"] == 4 and forced["ocr_prelook"] == f"{where} (MS_OCR_PRELOOK={mode})"
+    assert "mixed, MS_OCR_PRELOOK=pass" in proc.stdout
     assert rows["torch:fp32"]["fidelity"] == {"image_min_cos": 1.0, "text_min_cos": 1.0}
     assert 0.99 < rows["onnx:int8"]["fidelity"]["image_min_cos"] <= 1.0
     assert all(f["cosine"] > 0.99 for f in report["heic_thumbnail_fidelity"].values())

@@ -41,7 +41,7 @@ def app(scanned_app, tmp_path_factory):
     for name in [*PHRASES, *TEXT_FREE, *BAD, *OTHER]:
         target = library / "docs" if name.startswith("ocr_document") else library
         shutil.copy2(MEDIA / name, target / name)
-    app = scanned_app(library, decode_threads=1)
+    app = scanned_app(library, decode_threads=1, ocr_prelook="scan")  # the tests below follow the scan's look
     stats = services_of(app).ocr.run()
     assert stats.read == len(PHRASES) + len(TEXT_FREE) + len(BAD) + len(OTHER)
     return app
@@ -166,7 +166,7 @@ def test_a_prepass_failure_in_the_scan_costs_the_verdict_not_the_photo(make_app,
     library = tmp_path / "library"
     library.mkdir()
     shutil.copy2(MEDIA / "ocr_gym_sign_phone_numbers.jpg", library)
-    services = services_of(make_app(library=str(library), decode_threads=1))
+    services = services_of(make_app(library=str(library), decode_threads=1, ocr_prelook="scan"))
 
     def broken(*_args):
         raise RuntimeError("the detector fell over")

@@ -59,6 +59,7 @@ ADDED_FIELDS |= {"faces", "people"}
 ADDED_OPERATIONS |= {("post", "/api/faces/{face_id}/name")}  # issue 22: "who is this?" in the viewer
 ADDED_FIELDS |= {"zoom_url", "scores"}  # issue 23: what the viewer loads on zoom; what a search's scores mean
 ADDED_FIELDS |= {"workers"}  # issue 20: the scan workers on several hosts (the roll call)
+ADDED_FIELDS |= {"ocr_prelook"}  # issue 24: where the scan's quick look for text runs, and why
 ADDED = {"operations": ADDED_OPERATIONS, "parameters": ADDED_PARAMETERS, "fields": ADDED_FIELDS}
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}

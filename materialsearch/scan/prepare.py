@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Callable
 
 from config import RAW_EXTENSIONS
@@ -31,6 +32,7 @@ from materialsearch.media.video import NotAVideo, VideoError, VideoInfo, probe, 
 from materialsearch.ocr.engine import OcrEngine
 from materialsearch.organise.places import locate
 from materialsearch.scan.pipeline import EndMessage, FrameMessage
+from materialsearch.scan.prelook import PrelookGate
 from materialsearch.scan.walk import FileEntry
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,7 @@ class Preparer:
         self.encoder = encoder
         self.renditions = renditions
         self.ocr = ocr  # takes the OCR pre-pass's verdict on the decode made here (None: MS_OCR off)
+        self.prelook = PrelookGate(settings.ocr_prelook)  # whether it does, photo by photo
         self.fallback_zone = fallback_zone(settings.timezone)  # for video times with no offset or place
 
     @property
@@ -167,15 +170,21 @@ class Preparer:
         return record, self.encoder.prepare(decoded.image)
 
     def _text_verdict(self, entry: FileEntry, data: bytes, decoded: DecodedImage) -> bool | None:
-        """The OCR pre-pass on this decode (≈ 35 ms of one core against ≈ 80 ms for the OCR pass to decode the file
-        again); None leaves the file to the OCR pass. A failure here costs the verdict, never the photo."""
-        if self.ocr is None:
+        """The OCR pre-pass on this decode, where the gate keeps it in the scan (``scan.prelook``); None leaves the
+        file to the OCR pass. A failure here costs the verdict, never the photo."""
+        if self.ocr is None or not self.prelook.wanted():
             return None
+        self.ocr.load()  # built once per process: its second of start-up is not a pre-look's cost
+        started = time.thread_time()
         try:
-            return self.ocr.scan_verdict(data, decoded.image, max(decoded.width, decoded.height))
+            verdict = self.ocr.scan_verdict(data, decoded.image, max(decoded.width, decoded.height))
         except Exception:
             log.exception("OCR pre-pass failed on %s; the OCR pass will read it", entry.path)
             return None
+        if verdict is not None:  # the detector ran (a None is a cheap refusal: too small, an animation)
+            # With MS_OCR_THREADS above 1 the runtime's own threads work beside this one, about as much.
+            self.prelook.prelook_ran((time.thread_time() - started) * self.ocr.config.threads)
+        return verdict
 
     def _video(self, entry: FileEntry, emit: Callable[[FrameMessage], None]) -> ItemRecord:
         """Probe a video, decide whether it is a Live Photo's motion, else sample, poster and emit its frames."""

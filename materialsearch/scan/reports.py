@@ -107,6 +107,13 @@ class ScanStatus:
     ]
     next_run: Annotated[str | None, Field(description="Next scheduled scan (ISO 8601).")]
     schedule: ScanSchedule
+    ocr_prelook: Annotated[
+        str | None,
+        Field(
+            description="Where the quick look for text runs (in the scan, or in the OCR pass after it) and why "
+            "(MS_OCR_PRELOOK); null while OCR is off or before `auto` has measured."
+        ),
+    ]
     can_scan: Annotated[bool, Field(description="False in a process that does not own the data dir.")]
     refusal: Annotated[str | None, Field(description="Why this process cannot scan.")]
 

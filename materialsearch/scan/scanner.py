@@ -295,6 +295,7 @@ class Scanner:
             heavy=is_heavy,
             heavy_decodes=settings.max_video_decodes,
         ) as ahead:
+            embedding.on_encoded = self.preparer.prelook.model_ran  # the model's pace decides where the OCR looks
             embedding.run(ahead, settings.batch_size)
         # Work already decoded is kept, also when cancelled; a video cut off mid-way is rescanned next time.
         embedding.finish()
@@ -345,6 +346,7 @@ class _Embedding:
         self.frames: list[tuple[_File, FrameMessage]] = []  # waiting for the model
         self.waiting: list[_File] = []  # read to their end, vectors still in the batch or not yet written
         self.current: _File | None = None
+        self.on_encoded: Callable[[float, int], None] | None = None  # hears each batch's wall seconds, size
 
     def run(self, ahead: ReadAhead, batch_size: int) -> None:
         """Take every file's messages until the pipeline is exhausted or the scan is stopped."""
@@ -393,7 +395,10 @@ class _Embedding:
     def _encode(self) -> None:
         if not self.frames:
             return
+        started = time.perf_counter()
         vectors = self.encoder.encode_prepared([frame.prepared for _file, frame in self.frames])
+        if self.on_encoded is not None:
+            self.on_encoded(time.perf_counter() - started, len(self.frames))
         for (file, frame), vector in zip(self.frames, vectors, strict=True):
             file.vectors.append((frame.time_ms, vector))
             file.in_batch -= 1
