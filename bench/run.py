@@ -184,7 +184,6 @@ def measure_config(bench: Bench, key: str, sets: dict[str, Path], reference: dic
             "image_min_cos": round(float(np.min(np.sum(image_vectors * ref_images, axis=1))), 6),
             "text_min_cos": round(float(np.min(np.sum(text_vectors * ref_texts, axis=1))), 6),
         }
-    del pixels
     scans = {}
     runs = [(name, folder, {}) for name, folder in sets.items()]
     if model["images_per_s"] < bench.args.min_scan_rate:
@@ -233,6 +232,23 @@ def measure_config(bench: Bench, key: str, sets: dict[str, Path], reference: dic
             "ocr_prelook": prelook,
         }
         log(f"{key} {name}: {photos_per_s:.2f} photos/s ({photos_per_s / model['images_per_s']:.2f}x model)")
+    if scans:
+        # The model alone once more after the scans: on a shared or throttled machine its speed drifts over the
+        # minutes the scans take, and the ratios are then against the mean of both (both are reported).
+        with bench.phase(f"{key}:model_alone_after"):
+            after = common.measure_model_alone(encoder, pixels, settings.batch_size)
+        cpu_s = model_cpu["own_cpu_s"] + bench.phases[f"{key}:model_alone_after"]["own_cpu_s"]
+        rate = (model["images"] + after["images"]) / (model["seconds"] + after["seconds"])
+        model_per_cpu = (model["images"] + after["images"]) / cpu_s if cpu_s else 0.0
+        result["model_alone_runs_images_per_s"] = [round(model["images_per_s"], 3), round(after["images_per_s"], 3)]
+        result["model_alone_images_per_s"] = round(rate, 3)
+        result["model_alone_images_per_cpu_s"] = round(model_per_cpu, 3)
+        for scan in scans.values():
+            scan["ratio_to_model_alone"] = round(scan["photos_per_s"] / rate, 3)
+            scan["cpu_ratio_to_model_alone"] = (
+                round(scan["photos_per_cpu_s"] / model_per_cpu, 3) if model_per_cpu else None
+            )
+    del pixels
     result["scans"] = scans
     return result
 
@@ -510,6 +526,13 @@ def render(report: dict) -> str:
                     f"threads {forced['decode_cpu_s_per_photo'] * 1000:.0f} CPU-ms a photo"
                 )
     lines.append("cos img / cos txt: worst cosine to torch fp32 on the mixed set's pictures / 16 sentences")
+    for row in report["indexing"]:
+        if "model_alone_runs_images_per_s" in row:
+            before, after = row["model_alone_runs_images_per_s"]
+            name = CONFIG_NAMES.get(row["config"], row["config"])
+            lines.append(
+                f"model alone, {name}: {before:.2f} img/s before the scans, {after:.2f} after (the mean above)"
+            )
     cores = machine["nproc"]
     lines.append("")
     head = f"{'backend':<11} {'model':>7} {'JPEG':>13} {'HEIC':>13} {'mixed':>13} {'100k mixed':>10}"

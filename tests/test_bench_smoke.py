@@ -89,6 +89,7 @@ def test_bench_run_smoke(tmp_path):
     assert set(rows) == {"torch:fp32", "onnx:int8"}
     for row in rows.values():
         assert row["model_alone_images_per_s"] > 0
+        assert len(row["model_alone_runs_images_per_s"]) == 2  # before and after the scans
         for name in ("jpeg", "heic", "mixed"):
             assert row["scans"][name]["photos"] == 4 and row["scans"][name]["photos_per_s"] > 0
         for mode, where in (("scan", "in the scan"), ("pass", "in the OCR pass")):
