@@ -298,6 +298,27 @@ def test_onnx_runtime_telemetry_is_off_before_onnxruntime_loads():
     assert result.stdout.strip() == "0", result.stdout + result.stderr
 
 
+def test_openmp_threads_sleep_when_idle_unless_the_environment_says_otherwise():
+    # torch's OpenMP threads spinning between the model's parallel regions took the decode threads' CPU during a
+    # scan. The product makes them passive on import, before torch loads libgomp; a user's own setting is kept and
+    # reaches libgomp (ACTIVE threads spin on while the main thread sleeps: CPU time without work).
+    code = (
+        "import os, sys, time; assert 'torch' not in sys.modules; import materialsearch, torch; "
+        "torch.set_num_threads(2); a = torch.rand(512, 512); [a @ a for _ in range(20)]; "
+        "t = time.process_time(); time.sleep(0.5); "
+        "print(os.environ.get('OMP_WAIT_POLICY'), round(time.process_time() - t, 3))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env=env)
+    policy, idle_cpu_s = result.stdout.split()
+    assert result.returncode == 0 and policy == "PASSIVE", result.stdout + result.stderr
+    assert float(idle_cpu_s) < 0.1
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env=env)
+    policy, idle_cpu_s = result.stdout.split()
+    assert policy == "ACTIVE" and float(idle_cpu_s) > 0.2, result.stdout + result.stderr
+
+
 def test_healthcheck_address():
     sys.path.insert(0, str(HEALTHCHECK.parent))
     try:
