@@ -154,3 +154,16 @@ def test_auto_places_the_look_as_it_measured_and_the_text_is_found_either_way(ma
     else:
         assert explained.startswith("in the OCR pass: ") and len(looked) < len(names)
     _finds_the_text_after_the_pass(app)
+
+
+def test_an_ocr_engine_that_cannot_load_costs_the_scan_its_verdicts_not_its_photos(make_app, tmp_path, monkeypatch):
+    app = make_app(library=_library(tmp_path / "library", list(TEXT_PHOTOS)), decode_threads=1, ocr_prelook="scan")
+    services = services_of(app)
+
+    def broken():
+        raise RuntimeError("the OCR models are missing")
+
+    monkeypatch.setattr(services.ocr_engine, "load", broken)
+    stats = services.scans.run()
+    assert (stats.added, stats.errors) == (len(TEXT_PHOTOS), 0)
+    assert set(_verdicts(services).values()) == {None}  # left to the OCR pass, which reports its own failure

@@ -174,9 +174,9 @@ class Preparer:
         file to the OCR pass. A failure here costs the verdict, never the photo."""
         if self.ocr is None or not self.prelook.wanted():
             return None
-        self.ocr.load()  # built once per process: its second of start-up is not a pre-look's cost
-        started = time.thread_time()
         try:
+            self.ocr.load()  # built once per process: its second of start-up is not a pre-look's cost
+            started = time.thread_time()
             verdict = self.ocr.scan_verdict(data, decoded.image, max(decoded.width, decoded.height))
         except Exception:
             log.exception("OCR pre-pass failed on %s; the OCR pass will read it", entry.path)
