@@ -28,6 +28,7 @@ from materialsearch.encoders.base import (
     PreparedPicture,
     Tower,
     Use,
+    usable_cores,
 )
 from materialsearch.encoders.choose import Machine, QueryEncoders, choose_backend, make_encoder, make_query_encoders
 from materialsearch.encoders.registry import register_backend, registered_backends, unregister_backend
@@ -51,4 +52,5 @@ __all__ = [
     "register_backend",
     "registered_backends",
     "unregister_backend",
+    "usable_cores",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
@@ -120,6 +121,11 @@ class QueryTiming:
 
 
 FIDELITY_MIN_COSINE = 0.999  # the fidelity bar for any path that is not fp32 (worst cosine to fp32)
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity, e.g. a container's cpuset), at least 1."""
+    return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()) or 1
 
 
 def passes_gate(cosine: float) -> bool:

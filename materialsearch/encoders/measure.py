@@ -53,6 +53,7 @@ from materialsearch.encoders.base import (
     Tower,
     Use,
     passes_gate,
+    usable_cores,
 )
 from materialsearch.encoders.clip import cosines
 
@@ -139,12 +140,11 @@ def library_versions() -> dict[str, str]:
 def fingerprint(settings: Settings, machine: MachineFacts, weights: str | None) -> dict[str, Any]:
     """What a measured decision depends on; ``weights`` is the weights' identity (None: not known yet)."""
     flags = hashlib.blake2b(" ".join(sorted(machine.cpu_flags)).encode(), digest_size=8).hexdigest()
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "version": DECISION_VERSION,
         "cpu": machine.cpu_model,
         "cpu_flags": flags,
-        "threads": settings.torch_threads or usable,
+        "threads": settings.torch_threads or usable_cores(),
         "libraries": library_versions(),
         "weights": weights,
         "probe_batch": probe_batch_size(settings),

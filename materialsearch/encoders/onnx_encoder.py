@@ -34,6 +34,7 @@ from materialsearch.encoders.base import (
     Precision,
     Tower,
     WeightsSpec,
+    usable_cores,
 )
 from materialsearch.encoders.clip import CONTEXT_LENGTH, clip_preprocess, cosines, normalise, tokenize_trimmed
 from materialsearch.encoders.registry import register_backend
@@ -323,8 +324,7 @@ class OnnxEncoder(LoadedWeights):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        threads = self._settings.torch_threads or usable or 1
+        threads = self._settings.torch_threads or usable_cores()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         # Idle model threads must not spin: on a small CPU they would take the cores the decode threads need.

@@ -119,7 +119,7 @@ class ScanManager(BackgroundJob):
                 interval_s=self.scanner.settings.scan_interval or None,
                 window=str(self.window) if self.window else None,
             ),
-            ocr_prelook=self.scanner.preparer.prelook.explain() if self.scanner.preparer.ocr is not None else None,
+            ocr_prelook=self.scanner.ocr_prelook,
             can_scan=self.owner,
             refusal=None if self.owner else self.refusal,
         )

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
+
+from materialsearch.encoders import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class PrelookGate:
         if mode not in ("auto", "scan", "pass"):
             raise ValueError(f"unknown pre-look mode {mode!r}")
         self.mode = mode
-        self.cores = cores or _usable_cores()
+        self.cores = cores or usable_cores()
         self._lock = threading.Lock()
         self._prelook_s = self._model_s = 0.0
         self._prelooks = self._pictures = 0
@@ -74,7 +75,7 @@ class PrelookGate:
         if self.mode != "auto":
             return self.mode == "scan"
         share = self.costs().share
-        verdict = share is None or share <= SHARE_MAX
+        verdict = share is None or _in_scan(share)
         if share is not None and verdict != self._verdict:
             self._verdict = verdict
             log.info("OCR pre-look: %s", self.explain())
@@ -110,7 +111,7 @@ class PrelookGate:
         share = costs.share
         if share is None:
             return None
-        where = "in the scan" if share <= SHARE_MAX else "in the OCR pass"
+        where = "in the scan" if _in_scan(share) else "in the OCR pass"
         return (
             f"{where}: {costs.prelook_s * 1000:.0f} ms of one core a photo against the model's "
             f"{costs.model_s * 1000:.0f} ms of {self.cores} cores a picture ({share:.0%}; the scan keeps it up to "
@@ -118,12 +119,12 @@ class PrelookGate:
         )
 
 
+def _in_scan(share: float) -> bool:
+    return share <= SHARE_MAX
+
+
 def _mean(current: float, sample: float, seen: int, warmup: int) -> float:
     """The plain mean over the warm-up, then an exponential one (recent costs count most)."""
     if seen < warmup:
         return (current * seen + sample) / (seen + 1)
     return current + SMOOTHING * (sample - current)
-
-
-def _usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -275,6 +275,11 @@ class Scanner:
         return _Embedding(self.catalog, self.encoder, set(), ScanStats(), progress, controls, claim)
 
     @property
+    def ocr_prelook(self) -> str | None:
+        """Where the OCR pre-look runs and why (None while OCR is off or before ``auto`` has measured)."""
+        return self.preparer.prelook.explain() if self.preparer.ocr is not None else None
+
+    @property
     def waiting(self) -> str | None:
         """Why the running scan waits for others (scan workers still embedding its files), or None."""
         worker = self.queue_worker
