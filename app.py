@@ -8,7 +8,6 @@ crash-safe anyway).
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 
@@ -104,15 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     return serve()
 
 
-def exit_now(code: int) -> None:
-    """Leave without the interpreter's teardown: by now the index is saved, the database closed and every job has
-    ended, and tearing down torch, ONNX Runtime and OpenCV costs ~1.5 CPU-s — seconds of `docker stop`'s grace on
-    a busy NAS (measured: 4 s of a 10 s grace at load 15 on 2 cores)."""
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 if __name__ == "__main__":
+    from materialsearch.jobs.shutdown import exit_now
+
     exit_now(main())

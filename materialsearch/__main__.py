@@ -1,7 +1,6 @@
 """``python -m materialsearch``."""
 
-import sys
-
 from materialsearch.cli import main
+from materialsearch.jobs.shutdown import exit_now
 
-sys.exit(main())
+exit_now(main())
